@@ -1,0 +1,1 @@
+"""layercake: build Docker images and run them as Linux containers, daemonless."""
