@@ -1,0 +1,313 @@
+"""StoreDirectory: an OCI image layout plus unpacked layers, cache and temp."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, BinaryIO, TypeVar
+
+from layercake.errors import DigestMismatch, StoreCorrupted
+
+from ._atomic import replace_file
+from ._blobs import Blobs, BlobWriter
+from ._cache import BuildCache
+from ._digest import Digest
+from ._index import Tags
+from ._media import MediaType
+from ._models import Descriptor, Index, from_json, to_json
+from ._pack import pack_directory
+from ._unpack import HashingReader, decompressed, extract_stream
+
+__all__ = ["StoreDirectory"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+_LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
+
+
+class StoreDirectory:
+    """One store directory: an OCI image layout that layercake also works in.
+
+    Opening a directory creates whatever part of the layout is missing and
+    never rewrites what exists. Blobs become visible only complete and
+    verified; tag updates are locked and atomic; layers unpack into a temp
+    directory and appear by rename.
+    """
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self._root = Path(root).absolute()
+        self._create_layout()
+        tmp = self._root / "tmp"
+        self._blobs = Blobs(self._root / "blobs", tmp)
+        self._tags = Tags(self._root, tmp)
+        self._cache = BuildCache(self._root / "cache", tmp)
+
+    def _create_layout(self) -> None:
+        root = self._root
+        for folder in ("blobs/sha256", "layers", "cache", "containers"):
+            (root / folder).mkdir(parents=True, exist_ok=True)
+        (root / "tmp").mkdir(mode=0o700, exist_ok=True)
+        self._create_file("oci-layout", _LAYOUT_VERSION)
+        self._create_file("index.json", to_json(Index(manifests=())))
+        self._check_layout()
+
+    def _create_file(self, name: str, data: bytes) -> None:
+        path = self._root / name
+        if not path.exists():
+            # Another process may create it at the same moment; both write
+            # the same bytes and the rename is atomic.
+            replace_file(path, data, temp_dir=self._root / "tmp")
+
+    def _check_layout(self) -> None:
+        path = self._root / "oci-layout"
+        try:
+            version = json.loads(path.read_bytes())["imageLayoutVersion"]
+        except (ValueError, KeyError, TypeError):
+            raise StoreCorrupted(
+                f"not an OCI image layout: {path} is malformed", path=str(path)
+            ) from None
+        if not isinstance(version, str) or not version.startswith("1."):
+            raise StoreCorrupted(
+                f"unsupported OCI layout version {version!r} in {path}",
+                path=str(path),
+            )
+
+    @property
+    def root(self) -> Path:
+        """The store's directory."""
+        return self._root
+
+    @property
+    def layers_dir(self) -> Path:
+        """Where unpacked layers live, one ``layers/<diff id hex>`` each."""
+        return self._root / "layers"
+
+    @property
+    def containers_dir(self) -> Path:
+        """Where containers keep their writable layers and state."""
+        return self._root / "containers"
+
+    # blobs
+
+    def has_blob(self, digest: Digest) -> bool:
+        """Return whether the blob ``digest`` is in the store."""
+        return self._blobs.has(digest)
+
+    def blob_path(self, digest: Digest) -> Path:
+        """Return ``blobs/sha256/<hex>`` for ``digest`` (it may not exist)."""
+        return self._blobs.path(digest)
+
+    def write_blob(self, data: bytes, *, expected: Digest | None = None) -> Digest:
+        """Store ``data`` as a blob and return its digest.
+
+        Raises:
+            DigestMismatch: ``data`` does not hash to ``expected``.
+        """
+        return self._blobs.write(data, expected=expected)
+
+    def blob_writer(
+        self, *, expected: Digest | None = None
+    ) -> contextlib.AbstractContextManager[BlobWriter]:
+        """Stream a blob in: ``with store.blob_writer() as w: w.write(...)``.
+
+        After the block, ``w.digest`` and ``w.size`` describe the blob. If the
+        block raises, nothing is left behind.
+
+        Raises:
+            DigestMismatch: the bytes written do not hash to ``expected``.
+        """
+        return self._blobs.writer(expected=expected)
+
+    def read_blob(self, digest: Digest) -> bytes:
+        """Return a blob's bytes, verified against ``digest``.
+
+        Raises:
+            BlobNotFound: the blob is missing.
+            DigestMismatch: the blob's content does not match its digest.
+        """
+        return self._blobs.read(digest)
+
+    def open_blob(self, digest: Digest) -> BinaryIO:
+        """Open a blob for streaming reads (not verified while reading).
+
+        Raises:
+            BlobNotFound: the blob is missing.
+        """
+        return self._blobs.open(digest)
+
+    def write_json(self, obj: Any, media_type: str) -> Descriptor:
+        """Store a model as canonical JSON; return its descriptor."""
+        data = to_json(obj)
+        digest = self._blobs.write(data)
+        return Descriptor(media_type=media_type, digest=digest, size=len(data))
+
+    def read_json(self, cls: type[T], digest: Digest) -> T:
+        """Read and verify a JSON blob and parse it as ``cls``.
+
+        Raises:
+            BlobNotFound: the blob is missing.
+            DigestMismatch: the blob's content does not match its digest.
+            StoreCorrupted: the blob is not valid JSON for ``cls``.
+        """
+        return from_json(cls, self._blobs.read(digest), digest=digest)
+
+    # tags
+
+    def set_tag(self, name: str, manifest: Descriptor) -> None:
+        """Tag ``manifest`` as ``name`` in ``index.json``, replacing that tag.
+
+        Raises:
+            StoreCorrupted: ``index.json`` cannot be read.
+        """
+        self._tags.set(name, manifest)
+        logger.info("tagged %s as %s", manifest.digest, name)
+
+    def resolve_tag(self, name: str) -> Descriptor | None:
+        """Return the descriptor tagged ``name``, or ``None``.
+
+        The returned descriptor carries no ref.name annotation, so it equals
+        what was given to :meth:`set_tag`.
+
+        Raises:
+            StoreCorrupted: ``index.json`` cannot be read.
+        """
+        return self._tags.resolve(name)
+
+    def remove_tag(self, name: str) -> bool:
+        """Remove the tag ``name``; return whether it existed (blobs stay).
+
+        Raises:
+            StoreCorrupted: ``index.json`` cannot be read.
+        """
+        return self._tags.remove(name)
+
+    def tags(self) -> list[tuple[str, Descriptor]]:
+        """Return all (name, descriptor) pairs sorted by name.
+
+        Raises:
+            StoreCorrupted: ``index.json`` cannot be read.
+        """
+        return self._tags.all()
+
+    # layers
+
+    def write_layer(self, directory: Path) -> Descriptor:
+        """Pack ``directory`` into an uncompressed OCI layer blob.
+
+        The digest of the returned descriptor is also the layer's diff id.
+        See :func:`pack_directory` for what the tar holds.
+        """
+        with self._blobs.writer() as writer:
+            pack_directory(directory, writer)
+        logger.info("packed %s into layer %s", directory, writer.digest)
+        return Descriptor(
+            media_type=MediaType.OCI_LAYER, digest=writer.digest, size=writer.size
+        )
+
+    def adopt_unpacked(self, directory: Path, diff_id: Digest) -> Path:
+        """Move ``directory`` (a tree in overlay form) to ``layers/<hex>``.
+
+        ``directory`` must be on the store's file system (stage it under
+        :meth:`tmp_dir`). If the layer is already unpacked, ``directory`` is
+        removed instead. Returns the unpacked layer's path.
+        """
+        target = self.layers_dir / diff_id.hex
+        if target.is_dir():
+            shutil.rmtree(directory)
+            return target
+        os.chmod(directory, 0o755)
+        self._publish(directory, target)
+        return target
+
+    def unpacked_layer(self, layer: Descriptor, diff_id: Digest) -> Path:
+        """Return ``layers/<diff id hex>``, extracting the layer blob if needed.
+
+        The blob (plain, gzip or zstd tar) is verified against the
+        descriptor's digest and its uncompressed stream against ``diff_id``;
+        the tree is extracted into a temp directory, whiteouts turned into
+        overlay form, and renamed into place only when complete.
+
+        Raises:
+            BlobNotFound: the layer blob is missing.
+            DigestMismatch: the blob or its uncompressed stream has the
+                wrong digest.
+            UnsafeArchiveEntry: an entry would escape the layer directory.
+            StoreCorrupted: the blob is not a readable tar archive.
+        """
+        target = self.layers_dir / diff_id.hex
+        if target.is_dir():
+            return target
+
+        staging = self.tmp_dir("layer-")
+        try:
+            self._extract_verified(layer, diff_id, staging)
+            os.chmod(staging, 0o755)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        self._publish(staging, target)
+        logger.info("unpacked layer %s into %s", diff_id, target)
+        return target
+
+    def _extract_verified(self, layer: Descriptor, diff_id: Digest, into: Path) -> None:
+        path = str(self.blob_path(layer.digest))
+        with self._blobs.open(layer.digest) as blob:
+            raw = HashingReader(blob)
+            with decompressed(raw) as plain:  # type: ignore[arg-type]
+                diff = HashingReader(plain)
+                extract_stream(diff, into, whiteouts="overlay")  # type: ignore[arg-type]
+                actual_diff = diff.drain()
+            actual = raw.drain()
+        if actual != layer.digest:
+            raise DigestMismatch(str(layer.digest), str(actual), path=path)
+        if actual_diff != diff_id:
+            raise DigestMismatch(str(diff_id), str(actual_diff), path=path)
+
+    def _publish(self, staging: Path, target: Path) -> None:
+        try:
+            os.rename(staging, target)
+        except OSError as exc:
+            # Another process unpacked the same layer first: keep theirs.
+            if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
+                raise
+            shutil.rmtree(staging)
+
+    def tmp_dir(self, prefix: str = "") -> Path:
+        """Create and return a fresh directory under ``root/tmp``.
+
+        It is on the same file system as ``layers/``, so it can be renamed
+        into place; the caller removes it when done.
+        """
+        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self._root / "tmp"))
+        os.chmod(path, 0o755)
+        return path
+
+    # build cache
+
+    def cache_get(self, key: str) -> Digest | None:
+        """Return the manifest digest cached under ``key``, or ``None``.
+
+        Raises:
+            StoreError: ``key`` is not lowercase hex.
+            StoreCorrupted: the entry does not hold a digest.
+        """
+        return self._cache.get(key)
+
+    def cache_put(self, key: str, manifest: Digest) -> None:
+        """Cache ``manifest`` under ``key`` (atomic replace).
+
+        Raises:
+            StoreError: ``key`` is not lowercase hex.
+        """
+        self._cache.put(key, manifest)
+
+    def __repr__(self) -> str:
+        return f"StoreDirectory({str(self._root)!r})"

@@ -1,0 +1,416 @@
+"""OCI image models and their canonical JSON form.
+
+The classes are frozen attrs values with snake_case names; one cattrs
+converter maps them to the exact field names of the OCI image spec (and
+Docker's capitalised container config names). :func:`to_json` writes keys in
+a fixed order, compact, so equal values always serialise to equal bytes and
+therefore to equal digests.
+"""
+
+from __future__ import annotations
+
+import json
+import platform as _platform
+from collections.abc import Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, TypeVar
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+from cattrs.v import format_exception
+
+from layercake.errors import StoreCorrupted, StoreError
+
+from ._digest import Digest
+from ._media import MediaType
+
+__all__ = [
+    "ContainerConfig",
+    "Descriptor",
+    "Healthcheck",
+    "History",
+    "ImageConfig",
+    "Index",
+    "Manifest",
+    "Platform",
+    "RootFS",
+    "from_json",
+    "host_platform",
+    "to_json",
+]
+
+T = TypeVar("T")
+
+
+def _frozen_map(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    # A read-only view over a private copy: the value cannot change under
+    # the frozen object that holds it.
+    return MappingProxyType(dict(value))
+
+
+def _frozen_nested(value: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any]:
+    return MappingProxyType({k: MappingProxyType(dict(v)) for k, v in value.items()})
+
+
+def _strs(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+def _descriptors(value: Iterable[Descriptor]) -> tuple[Descriptor, ...]:
+    return tuple(value)
+
+
+def _digests(value: Iterable[Digest]) -> tuple[Digest, ...]:
+    return tuple(value)
+
+
+def _histories(value: Iterable[History]) -> tuple[History, ...]:
+    return tuple(value)
+
+
+def _tuple_or_none(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def _empty_map() -> Mapping[str, Any]:
+    return MappingProxyType({})
+
+
+@attrs.frozen
+class Platform:
+    """The platform an image or manifest is for (``architecture``/``os``)."""
+
+    architecture: str
+    os: str
+    variant: str | None = None
+    os_version: str | None = None
+    os_features: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+
+
+@attrs.frozen
+class Descriptor:
+    """A reference to a blob: its media type, digest and size."""
+
+    media_type: str
+    digest: Digest
+    size: int
+    annotations: Mapping[str, str] = attrs.field(
+        factory=_empty_map, converter=_frozen_map
+    )
+    platform: Platform | None = None
+    urls: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+
+
+@attrs.frozen
+class Manifest:
+    """An image manifest: one config blob and an ordered list of layers."""
+
+    config: Descriptor
+    layers: tuple[Descriptor, ...] = attrs.field(converter=_descriptors)
+    media_type: str = MediaType.OCI_MANIFEST
+    annotations: Mapping[str, str] = attrs.field(
+        factory=_empty_map, converter=_frozen_map
+    )
+    schema_version: int = 2
+
+
+@attrs.frozen
+class Index:
+    """An image index (or Docker manifest list): manifests per platform."""
+
+    manifests: tuple[Descriptor, ...] = attrs.field(converter=_descriptors)
+    media_type: str = MediaType.OCI_INDEX
+    annotations: Mapping[str, str] = attrs.field(
+        factory=_empty_map, converter=_frozen_map
+    )
+    schema_version: int = 2
+
+
+@attrs.frozen
+class Healthcheck:
+    """Docker's HEALTHCHECK settings; durations are in nanoseconds."""
+
+    test: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+    interval: int = 0
+    timeout: int = 0
+    start_period: int = 0
+    start_interval: int = 0
+    retries: int = 0
+
+
+@attrs.frozen
+class ContainerConfig:
+    """The run defaults of an image (the ``config`` object of its config)."""
+
+    user: str = ""
+    env: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+    entrypoint: tuple[str, ...] | None = attrs.field(
+        default=None, converter=_tuple_or_none
+    )
+    cmd: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    working_dir: str = ""
+    labels: Mapping[str, str] = attrs.field(factory=_empty_map, converter=_frozen_map)
+    exposed_ports: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=_empty_map, converter=_frozen_nested
+    )
+    volumes: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=_empty_map, converter=_frozen_nested
+    )
+    stop_signal: str = ""
+    shell: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
+    on_build: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+    healthcheck: Healthcheck | None = None
+
+
+@attrs.frozen
+class RootFS:
+    """The uncompressed digests (diff ids) of an image's layers, in order."""
+
+    diff_ids: tuple[Digest, ...] = attrs.field(converter=_digests)
+    type: str = "layers"
+
+
+@attrs.frozen
+class History:
+    """One step of an image's history; ``empty_layer`` if it added no layer."""
+
+    created: str | None = None
+    created_by: str | None = None
+    author: str | None = None
+    comment: str | None = None
+    empty_layer: bool = False
+
+
+@attrs.frozen
+class ImageConfig:
+    """An image configuration: platform, run defaults, layers and history."""
+
+    architecture: str
+    os: str
+    config: ContainerConfig
+    rootfs: RootFS
+    history: tuple[History, ...] = attrs.field(default=(), converter=_histories)
+    created: str | None = None
+    author: str | None = None
+    variant: str | None = None
+    os_version: str | None = None
+    os_features: tuple[str, ...] = attrs.field(default=(), converter=_strs)
+
+
+# For each class: (python name, JSON name, always written) in the order the
+# keys appear in JSON. Fields not always written are left out when they hold
+# their default (None, empty, zero or False).
+_JSON_FIELDS: dict[type, tuple[tuple[str, str, bool], ...]] = {
+    Platform: (
+        ("architecture", "architecture", True),
+        ("os", "os", True),
+        ("os_version", "os.version", False),
+        ("os_features", "os.features", False),
+        ("variant", "variant", False),
+    ),
+    Descriptor: (
+        ("media_type", "mediaType", True),
+        ("digest", "digest", True),
+        ("size", "size", True),
+        ("urls", "urls", False),
+        ("annotations", "annotations", False),
+        ("platform", "platform", False),
+    ),
+    Manifest: (
+        ("schema_version", "schemaVersion", True),
+        ("media_type", "mediaType", True),
+        ("config", "config", True),
+        ("layers", "layers", True),
+        ("annotations", "annotations", False),
+    ),
+    Index: (
+        ("schema_version", "schemaVersion", True),
+        ("media_type", "mediaType", True),
+        ("manifests", "manifests", True),
+        ("annotations", "annotations", False),
+    ),
+    Healthcheck: (
+        ("test", "Test", False),
+        ("interval", "Interval", False),
+        ("timeout", "Timeout", False),
+        ("start_period", "StartPeriod", False),
+        ("start_interval", "StartInterval", False),
+        ("retries", "Retries", False),
+    ),
+    ContainerConfig: (
+        ("user", "User", False),
+        ("exposed_ports", "ExposedPorts", False),
+        ("env", "Env", False),
+        ("entrypoint", "Entrypoint", False),
+        ("cmd", "Cmd", False),
+        ("volumes", "Volumes", False),
+        ("working_dir", "WorkingDir", False),
+        ("labels", "Labels", False),
+        ("stop_signal", "StopSignal", False),
+        ("shell", "Shell", False),
+        ("on_build", "OnBuild", False),
+        ("healthcheck", "Healthcheck", False),
+    ),
+    RootFS: (
+        ("type", "type", True),
+        ("diff_ids", "diff_ids", True),
+    ),
+    History: (
+        ("created", "created", False),
+        ("created_by", "created_by", False),
+        ("author", "author", False),
+        ("comment", "comment", False),
+        ("empty_layer", "empty_layer", False),
+    ),
+    ImageConfig: (
+        ("created", "created", False),
+        ("author", "author", False),
+        ("architecture", "architecture", True),
+        ("os", "os", True),
+        ("os_version", "os.version", False),
+        ("os_features", "os.features", False),
+        ("variant", "variant", False),
+        ("config", "config", True),
+        ("rootfs", "rootfs", True),
+        ("history", "history", False),
+    ),
+}
+
+
+def _structure_digest(value: Any, _: type) -> Digest:
+    if not isinstance(value, str):
+        raise StoreError(f"invalid digest {value!r}: not a string")
+    return Digest.parse(value)
+
+
+def _build_converter() -> cattrs.Converter:
+    converter = cattrs.Converter()
+    converter.register_unstructure_hook(Digest, str)
+    converter.register_structure_hook(Digest, _structure_digest)
+    converter.register_unstructure_hook(MappingProxyType, dict)
+
+    for cls, fields in _JSON_FIELDS.items():
+        renames: dict[str, Any] = {
+            name: override(rename=key) for name, key, _ in fields
+        }
+        converter.register_structure_hook(
+            cls, _dropping_nulls(make_dict_structure_fn(cls, converter, **renames))
+        )
+        unstructure: Any = make_dict_unstructure_fn(cls, converter, **renames)
+        converter.register_unstructure_hook(
+            cls, _ordered(unstructure, fields, attrs.fields(cls))
+        )
+    return converter
+
+
+def _dropping_nulls(structure: Any) -> Any:
+    # Docker writes null for absent lists and maps ("Env": null); treat a
+    # null exactly like a missing key so the field takes its default.
+    def hook(value: Any, cls: type) -> Any:
+        if not isinstance(value, dict):
+            raise StoreError(f"expected a JSON object, got {type(value).__name__}")
+        return structure({k: v for k, v in value.items() if v is not None}, cls)
+
+    return hook
+
+
+def _ordered(
+    unstructure: Any, fields: tuple[tuple[str, str, bool], ...], attributes: Any
+) -> Any:
+    defaults = {}
+    for name, key, always in fields:
+        if always:
+            continue
+        default = getattr(attributes, name).default
+        if isinstance(default, attrs.Factory):  # type: ignore[arg-type]
+            default = default.factory()
+        defaults[key] = default
+
+    def hook(obj: Any) -> dict[str, Any]:
+        raw = unstructure(obj)
+        out = {}
+        for _, key, always in fields:
+            value = raw[key]
+            default = defaults.get(key)
+            if always or not (value == default or _empty(value) and _empty(default)):
+                out[key] = value
+        return out
+
+    return hook
+
+
+def _empty(value: Any) -> bool:
+    return isinstance(value, (dict, list, tuple, MappingProxyType)) and not value
+
+
+_converter = _build_converter()
+
+
+def to_json(obj: Any) -> bytes:
+    """Serialise a model to canonical JSON bytes (compact, fixed key order).
+
+    Equal values give equal bytes, so the digest of the result is stable.
+    """
+    raw = _converter.unstructure(obj)
+    text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8")
+
+
+def from_json(cls: type[T], data: bytes, *, digest: Digest | None = None) -> T:
+    """Parse JSON bytes into a model of type ``cls``; unknown keys are ignored.
+
+    Raises:
+        StoreCorrupted: the bytes are not valid JSON for ``cls``; the message
+            names the digest when one is given.
+    """
+    where = f" {digest}" if digest is not None else ""
+    try:
+        raw = json.loads(data)
+        return _converter.structure(raw, cls)
+    except (ValueError, TypeError, StoreError, cattrs.BaseValidationError) as exc:
+        reason = _reason(exc)
+        raise StoreCorrupted(
+            f"malformed {cls.__name__} json{where}: {reason}",
+            digest=None if digest is None else str(digest),
+        ) from exc
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, cattrs.BaseValidationError):
+        return "; ".join(cattrs.transform_error(exc, format_exception=_leaf))
+    return str(exc)
+
+
+def _leaf(exc: BaseException, type_: type | None) -> str:
+    if isinstance(exc, StoreError):
+        return str(exc)
+    return format_exception(exc, type_)
+
+
+_GOARCH = {
+    "x86_64": ("amd64", None),
+    "amd64": ("amd64", None),
+    "aarch64": ("arm64", None),
+    "arm64": ("arm64", None),
+    "armv7l": ("arm", "v7"),
+    "armv6l": ("arm", "v6"),
+    "i386": ("386", None),
+    "i686": ("386", None),
+    "ppc64le": ("ppc64le", None),
+    "s390x": ("s390x", None),
+    "riscv64": ("riscv64", None),
+    "mips64": ("mips64", None),
+    "loongarch64": ("loong64", None),
+}
+
+
+def host_platform() -> Platform:
+    """Return this machine's platform with Go's architecture names.
+
+    ``x86_64`` becomes ``amd64``, ``aarch64`` becomes ``arm64``; a machine
+    name with no known Go equivalent is passed through unchanged.
+    """
+    machine = _platform.machine().lower()
+    architecture, variant = _GOARCH.get(machine, (machine, None))
+    return Platform(architecture=architecture, os="linux", variant=variant)

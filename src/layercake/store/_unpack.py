@@ -1,0 +1,360 @@
+"""Extract tar streams safely, optionally turning OCI whiteouts into overlay form.
+
+Every entry name is checked before anything is written: absolute names and
+``..`` components are refused, every parent directory is verified to be a
+real directory (never a symlink) inside the target, and hard links must
+point at an entry already inside the target. Files are created with
+``O_EXCL | O_NOFOLLOW`` after removing whatever stood at their path.
+"""
+
+from __future__ import annotations
+
+import bz2
+import errno
+import gzip
+import hashlib
+import io
+import logging
+import lzma
+import os
+import shutil
+import stat
+import subprocess
+import tarfile
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, BinaryIO, Literal, cast
+
+from layercake.errors import StoreCorrupted, StoreError, UnsafeArchiveEntry
+
+from ._digest import Digest
+from ._pack import OPAQUE, WHITEOUT_PREFIX
+
+__all__ = ["HashingReader", "decompressed", "extract_stream", "extract_tar"]
+
+logger = logging.getLogger(__name__)
+
+_CHUNK = 1 << 20
+_XATTR = "SCHILY.xattr."
+_OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
+
+
+class HashingReader(io.RawIOBase):
+    """A read-only raw stream that hashes every byte read through it."""
+
+    def __init__(self, inner: IO[bytes]) -> None:
+        super().__init__()
+        self._inner = inner
+        self._hash = hashlib.sha256()
+
+    def readable(self) -> bool:
+        """Return ``True``: this stream can be read."""
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        """Fill ``buffer`` from the wrapped stream, hashing what was read."""
+        view = memoryview(buffer).cast("B")
+        data = self._inner.read(len(view))
+        size = len(data)
+        view[:size] = data
+        self._hash.update(data)
+        return size
+
+    def drain(self) -> Digest:
+        """Read to the end and return the digest of everything read."""
+        while self._inner_read():
+            pass
+        return Digest("sha256", self._hash.hexdigest())
+
+    def _inner_read(self) -> bool:
+        data = self._inner.read(_CHUNK)
+        self._hash.update(data)
+        return bool(data)
+
+
+@contextmanager
+def decompressed(stream: IO[bytes]) -> Iterator[IO[bytes]]:
+    """Yield ``stream`` decompressed, detecting gzip/bzip2/xz/zstd by magic."""
+    buffered = io.BufferedReader(cast(io.RawIOBase, stream), _CHUNK)
+    magic = buffered.peek(6)[:6]
+    if magic.startswith(b"\x1f\x8b"):
+        with gzip.GzipFile(fileobj=buffered, mode="rb") as gz:
+            yield cast(IO[bytes], gz)
+    elif magic.startswith(b"BZh"):
+        with bz2.BZ2File(buffered) as bz:
+            yield cast(IO[bytes], bz)
+    elif magic.startswith(b"\xfd7zXZ\x00"):
+        with lzma.LZMAFile(buffered) as xz:
+            yield cast(IO[bytes], xz)
+    elif magic.startswith(b"\x28\xb5\x2f\xfd"):
+        with _zstd(buffered) as zst:
+            yield zst
+    else:
+        yield buffered
+
+
+@contextmanager
+def _zstd(stream: IO[bytes]) -> Iterator[IO[bytes]]:
+    # The standard library has no zstd before Python 3.14; the zstd tool
+    # decompresses in a child process fed by a thread.
+    try:
+        child = subprocess.Popen(
+            ["zstd", "-dc"], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+        )
+    except FileNotFoundError:
+        raise StoreError(
+            "cannot read zstd layer: the zstd program is missing"
+        ) from None
+    assert child.stdin is not None and child.stdout is not None
+    feeder = threading.Thread(target=_feed, args=(stream, child.stdin), daemon=True)
+    feeder.start()
+    try:
+        yield child.stdout
+    finally:
+        child.stdout.close()
+        feeder.join()
+        if child.wait() != 0:
+            raise StoreCorrupted(f"zstd failed to decompress (exit {child.returncode})")
+
+
+def _feed(source: IO[bytes], sink: IO[bytes]) -> None:
+    try:
+        while chunk := source.read(_CHUNK):
+            sink.write(chunk)
+    except (BrokenPipeError, ValueError):
+        pass
+    finally:
+        try:
+            sink.close()
+        except BrokenPipeError:
+            pass
+
+
+def extract_tar(
+    stream: BinaryIO,
+    target: Path,
+    *,
+    whiteouts: Literal["overlay", "keep"] = "keep",
+) -> None:
+    """Extract a tar archive (plain, gzip, bzip2, xz or zstd) into ``target``.
+
+    Ownership (when running as root), modes, mtimes, xattrs, links and device
+    nodes are restored. With ``whiteouts="overlay"``, ``.wh.NAME`` entries
+    become overlay whiteouts (character devices 0:0) and ``.wh..wh..opq``
+    marks its directory opaque; with ``"keep"`` they stay plain files.
+    ``target`` is created if missing. On error, what was already extracted
+    stays in ``target``.
+
+    Raises:
+        UnsafeArchiveEntry: an entry would write outside ``target``.
+        StoreCorrupted: the stream is not a readable tar archive.
+    """
+    with decompressed(stream) as plain:
+        extract_stream(plain, target, whiteouts=whiteouts)
+
+
+def extract_stream(
+    stream: IO[bytes],
+    target: Path,
+    *,
+    whiteouts: Literal["overlay", "keep"] = "keep",
+) -> None:
+    """Extract an uncompressed tar stream into ``target`` (see extract_tar)."""
+    target.mkdir(parents=True, exist_ok=True)
+    extractor = _Extractor(target, overlay=whiteouts == "overlay")
+    try:
+        with tarfile.open(
+            fileobj=stream,
+            mode="r|",
+            bufsize=_CHUNK,
+            encoding="utf-8",
+            errors="surrogateescape",
+        ) as tar:
+            for info in tar:
+                extractor.add(info, tar)
+    except tarfile.TarError as exc:
+        raise StoreCorrupted(f"invalid tar archive: {exc}", path=str(target)) from exc
+    extractor.finish()
+
+
+class _Extractor:
+    def __init__(self, target: Path, *, overlay: bool) -> None:
+        self._root = os.fspath(target)
+        self._overlay = overlay
+        self._chown = os.geteuid() == 0
+        # Relative paths known to be real directories we may write into.
+        self._safe: set[str] = {""}
+        self._dirs: list[tuple[str, tarfile.TarInfo]] = []
+
+    def add(self, info: tarfile.TarInfo, tar: tarfile.TarFile) -> None:
+        parts = _parts(info.name)
+        if not parts:
+            return
+        base = parts[-1]
+        if self._overlay and base.startswith(WHITEOUT_PREFIX):
+            self._whiteout(info.name, parts)
+            return
+
+        rel = "/".join(parts)
+        self._parents(info.name, parts)
+        path = os.path.join(self._root, rel)
+        if info.isdir():
+            self._make_dir(rel, path, info)
+            return
+
+        self._clear(rel, path)
+        if info.isreg():
+            self._write_file(path, info, tar)
+        elif info.issym():
+            os.symlink(info.linkname, path)
+        elif info.islnk():
+            self._link(info, path)
+            return
+        elif info.ischr() or info.isblk():
+            kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
+            os.mknod(path, kind | 0o600, os.makedev(info.devmajor, info.devminor))
+        elif info.isfifo():
+            os.mkfifo(path, 0o600)
+        else:
+            logger.warning("skipping tar entry %r of type %r", info.name, info.type)
+            return
+        self._metadata(path, info)
+        os.utime(path, (info.mtime, info.mtime), follow_symlinks=False)
+
+    def finish(self) -> None:
+        # Directory mtimes change as entries land in them: set them last,
+        # deepest first.
+        for path, info in reversed(self._dirs):
+            os.utime(path, (info.mtime, info.mtime))
+
+    def _parents(self, entry: str, parts: list[str], *, create: bool = True) -> None:
+        for i in range(1, len(parts)):
+            rel = "/".join(parts[:i])
+            if rel in self._safe:
+                continue
+            path = os.path.join(self._root, rel)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                if not create:
+                    raise UnsafeArchiveEntry(
+                        entry, f"its parent {rel!r} is not in the archive", path=path
+                    ) from None
+                os.mkdir(path, 0o755)
+                self._safe.add(rel)
+                continue
+            if stat.S_ISLNK(st.st_mode):
+                raise UnsafeArchiveEntry(
+                    entry, f"its parent {rel!r} is a symbolic link", path=path
+                )
+            if not stat.S_ISDIR(st.st_mode):
+                raise UnsafeArchiveEntry(
+                    entry, f"its parent {rel!r} is not a directory", path=path
+                )
+            self._safe.add(rel)
+
+    def _clear(self, rel: str, path: str) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(st.st_mode):
+            shutil.rmtree(path)
+            prefix = rel + "/"
+            self._safe = {
+                d for d in self._safe if d != rel and not d.startswith(prefix)
+            }
+        else:
+            os.unlink(path)
+
+    def _make_dir(self, rel: str, path: str, info: tarfile.TarInfo) -> None:
+        try:
+            st = os.lstat(path)
+        except FileNotFoundError:
+            st = None
+        if st is not None and not stat.S_ISDIR(st.st_mode):
+            os.unlink(path)
+            st = None
+        if st is None:
+            os.mkdir(path, 0o700)
+        self._safe.add(rel)
+        self._metadata(path, info)
+        self._dirs.append((path, info))
+
+    def _write_file(
+        self, path: str, info: tarfile.TarInfo, tar: tarfile.TarFile
+    ) -> None:
+        source = tar.extractfile(info)
+        assert source is not None
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        fd = os.open(path, flags, 0o600)
+        try:
+            while chunk := source.read(_CHUNK):
+                os.write(fd, chunk)
+        finally:
+            os.close(fd)
+
+    def _link(self, info: tarfile.TarInfo, path: str) -> None:
+        missing = f"hard link target {info.linkname!r} is not in the archive"
+        parts = _parts(info.linkname, entry=info.name, what="hard link target")
+        if not parts:
+            raise UnsafeArchiveEntry(info.name, missing)
+        self._parents(info.name, parts, create=False)
+        source = os.path.join(self._root, *parts)
+        try:
+            st = os.lstat(source)
+        except FileNotFoundError:
+            raise UnsafeArchiveEntry(info.name, missing) from None
+        if stat.S_ISDIR(st.st_mode):
+            raise UnsafeArchiveEntry(info.name, "hard link to a directory")
+        os.link(source, path, follow_symlinks=False)
+
+    def _whiteout(self, entry: str, parts: list[str]) -> None:
+        self._parents(entry, parts)
+        parent = "/".join(parts[:-1])
+        parent_path = os.path.join(self._root, parent)
+        if parts[-1] == OPAQUE:
+            os.setxattr(parent_path, "trusted.overlay.opaque", b"y")
+            return
+
+        name = parts[-1][len(WHITEOUT_PREFIX) :]
+        if name in ("", ".", "..") or name.startswith(WHITEOUT_PREFIX):
+            raise UnsafeArchiveEntry(entry, "invalid whiteout name")
+        rel = f"{parent}/{name}" if parent else name
+        path = os.path.join(self._root, rel)
+        self._clear(rel, path)
+        os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+
+    def _metadata(self, path: str, info: tarfile.TarInfo) -> None:
+        if self._chown:
+            os.chown(path, info.uid, info.gid, follow_symlinks=False)
+        for key, value in info.pax_headers.items():
+            if key.startswith(_XATTR):
+                self._xattr(path, key[len(_XATTR) :], value, info)
+        if not info.issym():
+            # After chown, which clears setuid and setgid bits.
+            os.chmod(path, info.mode & 0o7777)
+
+    def _xattr(self, path: str, name: str, value: str, info: tarfile.TarInfo) -> None:
+        if name.startswith(_OVERLAY_XATTRS):
+            logger.warning("ignoring overlay xattr %s on %r", name, info.name)
+            return
+        raw = value.encode("utf-8", "surrogateescape")
+        try:
+            os.setxattr(path, name, raw, follow_symlinks=False)
+        except OSError as exc:
+            if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+                raise
+            logger.warning("cannot set xattr %s on %r: %s", name, info.name, exc)
+
+
+def _parts(name: str, *, entry: str | None = None, what: str = "path") -> list[str]:
+    """Split a tar name into safe components; refuse absolute and ``..``."""
+    if name.startswith("/"):
+        raise UnsafeArchiveEntry(entry or name, f"{what} {name!r} is absolute")
+    parts = [p for p in name.split("/") if p not in ("", ".")]
+    if ".." in parts:
+        raise UnsafeArchiveEntry(entry or name, f"{what} {name!r} contains '..'")
+    return parts
