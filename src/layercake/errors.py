@@ -19,7 +19,8 @@ message can name the file, line, digest, path or reference involved::
     │   └── BuildStepFailed
     ├── RuntimeUnavailable
     └── ContainerError
-        └── ContainerConfigError (ValueError)
+        ├── ContainerConfigError (ValueError)
+        └── ContainerTimeout (TimeoutError)
 
 Messages are lower case with no trailing period.
 """
@@ -33,6 +34,7 @@ __all__ = [
     "BuildStepFailed",
     "ContainerConfigError",
     "ContainerError",
+    "ContainerTimeout",
     "DigestMismatch",
     "DockerfileError",
     "DockerfileSyntaxError",
@@ -257,3 +259,17 @@ class ContainerError(LayercakeError):
 
 class ContainerConfigError(ContainerError, ValueError):
     """The run configuration cannot work, e.g. an image with no command."""
+
+
+class ContainerTimeout(ContainerError, TimeoutError):
+    """A container did not end within the time it was given.
+
+    Attributes:
+        timeout: the time allowed, in seconds.
+    """
+
+    def __init__(
+        self, message: str, *, timeout: float, container_id: str | None = None
+    ) -> None:
+        self.timeout = timeout
+        super().__init__(message, container_id=container_id)
