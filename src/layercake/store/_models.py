@@ -378,8 +378,22 @@ def from_json(cls: type[T], data: bytes, *, digest: Digest | None = None) -> T:
 
 def _reason(exc: Exception) -> str:
     if isinstance(exc, cattrs.BaseValidationError):
-        return "; ".join(cattrs.transform_error(exc, format_exception=_leaf))
+        messages = cattrs.transform_error(exc, format_exception=_leaf)
+        return "; ".join(_json_path(message) for message in messages)
     return str(exc)
+
+
+# cattrs reports paths with Python names; users see the JSON's names.
+_JSON_NAMES = {name: key for fields in _JSON_FIELDS.values() for name, key, _ in fields}
+
+
+def _json_path(message: str) -> str:
+    text, sep, path = message.rpartition(" @ ")
+    if not sep:
+        return message
+    parts = path.split(".")
+    renamed = [_JSON_NAMES.get(part, part) for part in parts]
+    return f"{text} @ {'.'.join(renamed)}"
 
 
 def _leaf(exc: BaseException, type_: type | None) -> str:
