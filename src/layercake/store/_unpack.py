@@ -194,7 +194,7 @@ class _Extractor:
             return
         base = parts[-1]
         if self._overlay and base.startswith(WHITEOUT_PREFIX):
-            self._whiteout(info.name, parts)
+            self._whiteout(info, parts)
             return
 
         rel = "/".join(parts)
@@ -311,7 +311,8 @@ class _Extractor:
             raise UnsafeArchiveEntry(info.name, "hard link to a directory")
         os.link(source, path, follow_symlinks=False)
 
-    def _whiteout(self, entry: str, parts: list[str]) -> None:
+    def _whiteout(self, info: tarfile.TarInfo, parts: list[str]) -> None:
+        entry = info.name
         self._parents(entry, parts)
         parent = "/".join(parts[:-1])
         parent_path = os.path.join(self._root, parent)
@@ -326,6 +327,9 @@ class _Extractor:
         path = os.path.join(self._root, rel)
         self._clear(rel, path)
         os.mknod(path, stat.S_IFCHR | 0o000, os.makedev(0, 0))
+        if self._chown:
+            os.chown(path, info.uid, info.gid)
+        os.utime(path, (info.mtime, info.mtime), follow_symlinks=False)
 
     def _metadata(self, path: str, info: tarfile.TarInfo) -> None:
         if self._chown:
