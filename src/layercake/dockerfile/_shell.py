@@ -306,7 +306,7 @@ class _Lexer:
         if null_is_unset:
             operator += self._next()
         if operator[-1:] not in ("+", "-", "?", "#", "%"):
-            raise self._syntax_error(f"unsupported modifier ({operator}) in ${{...}}")
+            raise self._syntax_error(f"unsupported modifier ({operator})")
         return self._modifier(name, operator, null_is_unset)
 
     def _operand(self, stop: str, raw_escapes: bool, missing: str) -> str:
@@ -361,7 +361,7 @@ class _Lexer:
         replace_all = self._peek() == "/"
         if replace_all:
             self._next()
-        pattern = self._operand("/", True, "missing '/' in ${...}")
+        pattern = self._operand("/", True, "missing '/'")
         replacement = self._operand("}", True, "missing '}'")
         value = self._lookup(name)
         if value is None and self.skip_unset:
