@@ -1,0 +1,156 @@
+"""The build context: the files COPY and ADD may read, and their digests.
+
+Sources are resolved inside the context directory only: a source that
+normalises to a path outside it is refused, symbolic links are taken as
+links (never followed), and paths ``.dockerignore`` excludes do not exist
+for the build. The digest of a set of sources covers their relative paths,
+types, modes, ownership, link targets and contents, not modification times,
+so touching a file does not invalidate the build cache.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import posixpath
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+
+from layercake._dockerignore import IgnoreRules
+from layercake.errors import BuildContextError
+
+__all__ = ["BuildContext"]
+
+_GLOB_CHARS = frozenset("*?[")
+_CHUNK = 1 << 20
+
+
+class BuildContext:
+    """A context directory as one build sees it.
+
+    Args:
+        root: the context directory, or ``None`` for a build with no context
+            (a Dockerfile given as text); every COPY source is then missing.
+    """
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root.resolve() if root is not None else None
+        self.ignore = IgnoreRules.load(self.root) if self.root else IgnoreRules()
+        # (device, inode, size, mtime) -> sha256 of the content, so a file
+        # that did not change is read once per Builder, not once per step.
+        self._file_digests: dict[tuple[int, int, int, int], str] = {}
+
+    def resolve(self, source: str, *, keyword: str = "COPY") -> list[str]:
+        """Return the context-relative paths a COPY source names, sorted.
+
+        Raises:
+            BuildContextError: the source is outside the context, missing,
+                ignored, or a wildcard that matches nothing.
+        """
+        relative = posixpath.normpath(source.lstrip("/")) if source else "."
+        if relative == ".." or relative.startswith("../"):
+            raise BuildContextError(
+                f"{keyword} source {source!r} is outside the build context",
+                source=source,
+            )
+        if self.root is None:
+            raise BuildContextError(
+                f"{keyword} source {source!r} not found: the build has no context",
+                source=source,
+            )
+        if _GLOB_CHARS & set(relative):
+            matches = self._glob(relative)
+            if not matches:
+                raise BuildContextError(
+                    f"{keyword} source {source!r} matches no file in the build "
+                    f"context {self.root}",
+                    source=source,
+                )
+            return matches
+        if relative != "." and (
+            self.ignore.excludes(relative) or not _exists(self.root / relative)
+        ):
+            raise BuildContextError(
+                f"{keyword} source {source!r} not found in the build context "
+                f"{self.root}",
+                source=source,
+            )
+        return [relative]
+
+    def _glob(self, pattern: str) -> list[str]:
+        depth = pattern.count("/")
+        return sorted(
+            relative
+            for relative in self._walk(".")
+            if relative.count("/") == depth and fnmatch.fnmatchcase(relative, pattern)
+        )
+
+    def path(self, relative: str) -> Path:
+        """The host path of a context-relative path."""
+        assert self.root is not None
+        return self.root / relative
+
+    def _walk(self, relative: str) -> Iterator[str]:
+        """Yield the non-ignored paths beneath ``relative``, sorted, depth first."""
+        directory = self.path(relative)
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            child = entry.name if relative == "." else f"{relative}/{entry.name}"
+            if self.ignore.excludes(child):
+                continue
+            yield child
+            if entry.is_dir(follow_symlinks=False):
+                yield from self._walk(child)
+
+    def entries(self, relative: str) -> Iterator[str]:
+        """Yield ``relative`` and, for a directory, everything beneath it."""
+        if relative != ".":
+            yield relative
+        if self.path(relative).is_dir() and not self.path(relative).is_symlink():
+            yield from self._walk(relative)
+
+    def digest(self, sources: list[str]) -> str:
+        """A sha256 over the sources' names, metadata and contents."""
+        hasher = hashlib.sha256()
+        for source in sources:
+            for relative in self.entries(source):
+                hasher.update(self._entry_record(relative))
+        return hasher.hexdigest()
+
+    def _entry_record(self, relative: str) -> bytes:
+        path = self.path(relative)
+        info = path.lstat()
+        mode = stat.S_IMODE(info.st_mode)
+        kind = stat.S_IFMT(info.st_mode)
+        if stat.S_ISREG(info.st_mode):
+            content = self._file_digest(path, info)
+        elif stat.S_ISLNK(info.st_mode):
+            content = os.readlink(path)
+        else:
+            content = ""
+        record = (
+            f"{relative}\0{kind:o}\0{mode:o}\0{info.st_uid}:{info.st_gid}\0{content}\n"
+        )
+        return record.encode("utf-8", "surrogateescape")
+
+    def _file_digest(self, path: Path, info: os.stat_result) -> str:
+        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
+        known = self._file_digests.get(key)
+        if known is not None:
+            return known
+        hasher = hashlib.sha256()
+        with open(path, "rb") as file:
+            while chunk := file.read(_CHUNK):
+                hasher.update(chunk)
+        digest = hasher.hexdigest()
+        self._file_digests[key] = digest
+        return digest
+
+
+def _exists(path: Path) -> bool:
+    try:
+        path.lstat()
+    except FileNotFoundError:
+        return False
+    return True

@@ -1,0 +1,219 @@
+"""Fill a staging directory with what one COPY or ADD adds to the image.
+
+The staging directory becomes the step's layer, so it holds only the new
+files and the directories leading to them. Those directories take the
+metadata they already have in the image, so the layer does not change the
+mode or owner of, say, ``/usr``; directories the image lacks are created
+as root with mode 0755, as Docker does.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import shutil
+import stat
+import tarfile
+from pathlib import Path
+
+import attrs
+
+from layercake._build_context import BuildContext
+from layercake._layer_stack import LayerStack
+from layercake._users import resolve_user
+from layercake.errors import BuildContextError, ContainerConfigError
+from layercake.store import extract_tar
+
+__all__ = ["CopyRequest", "copy_into", "parse_chmod", "parse_chown"]
+
+
+@attrs.frozen
+class CopyRequest:
+    """One COPY or ADD, with its sources already resolved in the context."""
+
+    keyword: str
+    sources: tuple[str, ...]
+    dest: str
+    owner: tuple[int, int] | None = None
+    mode: int | None = None
+    extract_archives: bool = False
+
+
+def parse_chown(value: str, stack: LayerStack) -> tuple[int, int]:
+    """Turn a ``--chown`` value into ids, looking names up in the image.
+
+    A user without a group uses the same number as the group, as Docker does.
+
+    Raises:
+        BuildContextError: a name the image's passwd or group file lacks.
+    """
+    user, _, group = value.partition(":")
+    try:
+        uid = resolve_user(user, stack).uid
+        gid = resolve_user(f"{user}:{group}", stack).gid if group else uid
+    except ContainerConfigError as error:
+        raise BuildContextError(
+            f"invalid --chown={value}: {error}", source=value
+        ) from None
+    return uid, gid
+
+
+def parse_chmod(value: str) -> int:
+    """Turn a ``--chmod`` value (octal, e.g. ``755``) into a mode.
+
+    Raises:
+        BuildContextError: not an octal mode.
+    """
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        mode = -1
+    if not 0 <= mode <= 0o7777:
+        raise BuildContextError(
+            f"invalid --chmod={value}: expected an octal mode such as 755",
+            source=value,
+        )
+    return mode
+
+
+def _is_archive(path: Path) -> bool:
+    """Tell whether ADD should extract ``path``: a tar, plain or compressed."""
+    if path.is_symlink() or not path.is_file():
+        return False
+    with open(path, "rb") as stream:
+        try:
+            with tarfile.open(fileobj=stream, mode="r:*"):
+                return True
+        except (tarfile.TarError, EOFError, OSError):
+            return False
+
+
+class _Stager:
+    def __init__(self, staging: Path, stack: LayerStack, request: CopyRequest) -> None:
+        self.staging = staging
+        self.stack = stack
+        self.request = request
+
+    def host(self, image_path: str) -> Path:
+        return self.staging / image_path.lstrip("/")
+
+    def ensure_dir(self, image_path: str, *, owned: bool) -> Path:
+        """Create ``image_path`` and its parents in the staging tree."""
+        target = self.host(image_path)
+        if target.is_dir():
+            return target
+        parent = posixpath.dirname(image_path)
+        if image_path != "/":
+            self.ensure_dir(parent, owned=False)
+        existing = self.stack.lookup(image_path)
+        if existing is not None and existing.is_dir() and not existing.is_symlink():
+            info = existing.lstat()
+            target.mkdir()
+            os.chown(target, info.st_uid, info.st_gid)
+            os.chmod(target, stat.S_IMODE(info.st_mode))
+            os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
+        else:
+            target.mkdir(exist_ok=True)
+            uid, gid = self.request.owner if owned and self.request.owner else (0, 0)
+            os.chown(target, uid, gid)
+            os.chmod(target, 0o755)
+        return target
+
+    def apply_metadata(self, source: os.stat_result, target: Path) -> None:
+        uid, gid = self.request.owner or (0, 0)
+        os.chown(target, uid, gid, follow_symlinks=False)
+        if not stat.S_ISLNK(source.st_mode):
+            mode = self.request.mode
+            os.chmod(target, mode if mode is not None else stat.S_IMODE(source.st_mode))
+        os.utime(
+            target, ns=(source.st_atime_ns, source.st_mtime_ns), follow_symlinks=False
+        )
+
+    def copy_entry(self, context: BuildContext, relative: str, target: Path) -> None:
+        source = context.path(relative)
+        info = source.lstat()
+        if stat.S_ISDIR(info.st_mode):
+            target.mkdir(exist_ok=True)
+        elif stat.S_ISLNK(info.st_mode):
+            _replace(target)
+            os.symlink(os.readlink(source), target)
+        elif stat.S_ISREG(info.st_mode):
+            _replace(target)
+            shutil.copyfile(source, target, follow_symlinks=False)
+        elif stat.S_ISFIFO(info.st_mode):
+            _replace(target)
+            os.mkfifo(target)
+        else:
+            raise BuildContextError(
+                f"{self.request.keyword} cannot copy {relative!r}: "
+                "sockets and device files are not copied from a build context",
+                source=relative,
+            )
+        self.apply_metadata(info, target)
+
+    def copy_tree(self, context: BuildContext, relative: str, target: Path) -> None:
+        """Copy a directory's contents (not the directory itself) into target."""
+        base = context.path(relative)
+        for entry in context.entries(relative):
+            if entry == relative:
+                continue
+            inner = os.path.relpath(context.path(entry), base)
+            self.copy_entry(context, entry, target / inner)
+        # Directory times change as entries land in them; set them last.
+        for entry in sorted(context.entries(relative), reverse=True):
+            path = context.path(entry)
+            if entry != relative and path.is_dir() and not path.is_symlink():
+                inner = os.path.relpath(path, base)
+                info = path.lstat()
+                os.utime(target / inner, ns=(info.st_atime_ns, info.st_mtime_ns))
+
+
+def _replace(target: Path) -> None:
+    if target.is_symlink() or target.exists():
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        else:
+            target.unlink()
+
+
+def copy_into(
+    request: CopyRequest, context: BuildContext, staging: Path, stack: LayerStack
+) -> None:
+    """Write the files ``request`` adds into ``staging`` at their image paths.
+
+    Raises:
+        BuildContextError: several sources but a destination that is not a
+            directory, or a source that cannot be copied.
+    """
+    stager = _Stager(staging, stack, request)
+    dest = stack.resolve(request.dest)
+    dest_is_dir = (
+        request.dest.endswith("/")
+        or request.dest.endswith("/.")
+        or stack.is_dir(dest)
+        or len(request.sources) > 1
+    )
+    if len(request.sources) > 1 and not request.dest.endswith("/"):
+        raise BuildContextError(
+            f"{request.keyword} with more than one source needs a destination "
+            f"that is a directory ending in '/': {request.dest!r}",
+            source=request.sources[0],
+        )
+
+    for relative in request.sources:
+        source = context.path(relative)
+        if request.extract_archives and _is_archive(source):
+            target = stager.ensure_dir(dest, owned=True)
+            with open(source, "rb") as stream:
+                extract_tar(stream, target, whiteouts="keep")
+        elif source.is_dir() and not source.is_symlink():
+            target = stager.ensure_dir(dest, owned=True)
+            stager.copy_tree(context, relative, target)
+        elif dest_is_dir:
+            directory = stager.ensure_dir(dest, owned=True)
+            stager.copy_entry(
+                context, relative, directory / posixpath.basename(relative)
+            )
+        else:
+            stager.ensure_dir(posixpath.dirname(dest), owned=False)
+            stager.copy_entry(context, relative, stager.host(dest))
