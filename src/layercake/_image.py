@@ -1,0 +1,179 @@
+"""The public ``Image`` and ``Layer``: read-only handles over a store."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO, TYPE_CHECKING
+
+from layercake._container import Container
+from layercake._layer_stack import LayerStack
+from layercake.runtime import RunResult
+from layercake.store import Descriptor, Digest, History, ImageConfig, Manifest
+
+if TYPE_CHECKING:
+    from layercake._store import Store
+
+__all__ = ["Image", "Layer"]
+
+
+class Layer:
+    """One layer of an image: a tar stream of file system changes.
+
+    ``digest`` names the blob as stored, ``diff_id`` its uncompressed
+    content; the two are equal for the uncompressed layers layercake builds.
+    """
+
+    def __init__(self, store: Store, descriptor: Descriptor, diff_id: Digest) -> None:
+        self._store = store
+        self.descriptor = descriptor
+        self.diff_id = diff_id
+
+    def __repr__(self) -> str:
+        return f"Layer({str(self.digest)!r}, size={self.size})"
+
+    @property
+    def digest(self) -> Digest:
+        """The digest of the layer blob."""
+        return self.descriptor.digest
+
+    @property
+    def size(self) -> int:
+        """The blob's size in bytes."""
+        return self.descriptor.size
+
+    @property
+    def media_type(self) -> str:
+        """The blob's media type, e.g. ``application/vnd.oci.image.layer.v1.tar``."""
+        return self.descriptor.media_type
+
+    def open(self) -> IO[bytes]:
+        """Open the layer blob for reading, as stored (compressed or not).
+
+        Raises:
+            BlobNotFound: the store lost the blob.
+        """
+        return self._store._directory.open_blob(self.digest)
+
+    def unpacked_path(self) -> Path:
+        """The read-only directory holding this layer's files, extracting it once.
+
+        Raises:
+            StoreError: the blob is missing, damaged or unsafe to extract.
+        """
+        return self._store._directory.unpacked_layer(self.descriptor, self.diff_id)
+
+
+class Image:
+    """An image in a store: its manifest, config, layers, history and tags.
+
+    Images are values: building or tagging returns or changes store state,
+    never the fields of an existing ``Image``.
+    """
+
+    def __init__(
+        self, store: Store, manifest_digest: Digest, manifest: Manifest
+    ) -> None:
+        self.store = store
+        self.digest = manifest_digest
+        self.manifest = manifest
+
+    def __repr__(self) -> str:
+        return f"Image({self.short_id!r}, tags={list(self.tags)!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Image) and other.digest == self.digest
+
+    def __hash__(self) -> int:
+        return hash(self.digest)
+
+    @property
+    def id(self) -> str:
+        """The image id as Docker shows it: the config blob's digest."""
+        return str(self.manifest.config.digest)
+
+    @property
+    def short_id(self) -> str:
+        """The first 12 hex digits of the id."""
+        return self.manifest.config.digest.hex[:12]
+
+    @functools.cached_property
+    def config(self) -> ImageConfig:
+        """The OCI image config (architecture, os, runtime config, rootfs, history)."""
+        return self.store._directory.read_json(ImageConfig, self.manifest.config.digest)
+
+    @property
+    def history(self) -> tuple[History, ...]:
+        """One entry per instruction that made the image, oldest first."""
+        return self.config.history
+
+    @property
+    def layers(self) -> tuple[Layer, ...]:
+        """The layers, base first."""
+        diff_ids = self.config.rootfs.diff_ids
+        return tuple(
+            Layer(self.store, descriptor, diff_id)
+            for descriptor, diff_id in zip(self.manifest.layers, diff_ids, strict=True)
+        )
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """The tags that point at this image, sorted."""
+        return tuple(
+            name
+            for name, descriptor in self.store._directory.tags()
+            if descriptor.digest == self.digest
+        )
+
+    def tag(self, name: str) -> str:
+        """Point the tag ``name`` at this image; return the tag as stored.
+
+        Raises:
+            InvalidReference: ``name`` is not a valid image reference.
+        """
+        descriptor = Descriptor(
+            media_type=self.manifest.media_type,
+            digest=self.digest,
+            size=self.store._directory.blob_path(self.digest).stat().st_size,
+        )
+        return self.store._tag(name, descriptor)
+
+    def layer_stack(self) -> LayerStack:
+        """The unpacked layers, top-most first, extracting any not yet unpacked."""
+        return LayerStack(
+            tuple(layer.unpacked_path() for layer in reversed(self.layers))
+        )
+
+    def run(
+        self,
+        command: Sequence[str] | None = None,
+        *,
+        entrypoint: Sequence[str] | str | None = None,
+        env: Mapping[str, str] | Sequence[str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+        network: str = "none",
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> RunResult:
+        """Run a throwaway container of this image and return its result.
+
+        The container is removed afterwards, whatever happens. Arguments
+        override the image's config as ``docker run`` flags do.
+
+        Raises:
+            ContainerConfigError: no command, or an unknown user.
+            ContainerError: the container could not start or timed out.
+            RuntimeUnavailable: this machine cannot run containers.
+        """
+        with Container(
+            self,
+            command,
+            entrypoint=entrypoint,
+            env=env,
+            workdir=workdir,
+            user=user,
+            network=network,
+        ) as container:
+            return container.run(stdin=stdin, timeout=timeout)

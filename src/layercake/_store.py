@@ -1,0 +1,106 @@
+"""The public ``Store``: where a user's images, layers and containers live."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import platformdirs
+
+from layercake._image import Image
+from layercake.errors import ImageNotFound, InvalidReference
+from layercake.store import Descriptor, Digest, Manifest, Reference, StoreDirectory
+
+__all__ = ["Store", "default_store_path"]
+
+logger = logging.getLogger(__name__)
+
+_ID_PREFIX_MIN = 4
+
+
+def default_store_path() -> Path:
+    """The store used when none is named: ``$LAYERCAKE_STORE`` or the user data dir."""
+    configured = os.environ.get("LAYERCAKE_STORE")
+    if configured:
+        return Path(configured)
+    return Path(platformdirs.user_data_dir("layercake"))
+
+
+def tag_name(reference: str) -> str:
+    """The name a tag is stored under: Docker's short ("familiar") form.
+
+    Raises:
+        InvalidReference: the text is not a valid image reference.
+    """
+    return Reference.parse(reference).familiar
+
+
+class Store:
+    """An image store on disk: an OCI image layout plus unpacked layers.
+
+    Opening a directory that holds no store creates one there. Other tools
+    read it as an OCI layout (``skopeo inspect oci:PATH:TAG``).
+
+    Args:
+        path: the store's directory; by default ``$LAYERCAKE_STORE`` or the
+            platform's user data directory for "layercake".
+    """
+
+    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+        self.path = Path(path) if path is not None else default_store_path()
+        self._directory = StoreDirectory(self.path)
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.path)!r})"
+
+    def image(self, reference: str) -> Image:
+        """Return the image a tag, an image id or an id prefix names.
+
+        Raises:
+            ImageNotFound: nothing in the store has that name or id.
+        """
+        try:
+            descriptor = self._directory.resolve_tag(tag_name(reference))
+        except InvalidReference:
+            descriptor = None
+        if descriptor is not None:
+            return self._load(descriptor.digest)
+
+        image = self._by_id(reference)
+        if image is None:
+            raise ImageNotFound(reference)
+        return image
+
+    def images(self) -> list[Image]:
+        """Every tagged image, once each, sorted by its first tag."""
+        seen: dict[Digest, Image] = {}
+        for _name, descriptor in self._directory.tags():
+            if descriptor.digest not in seen:
+                seen[descriptor.digest] = self._load(descriptor.digest)
+        return list(seen.values())
+
+    def _by_id(self, text: str) -> Image | None:
+        wanted = text.removeprefix("sha256:").lower()
+        if len(wanted) < _ID_PREFIX_MIN or not all(
+            c in "0123456789abcdef" for c in wanted
+        ):
+            return None
+        matches = {
+            image.digest: image
+            for image in self.images()
+            if image.id.removeprefix("sha256:").startswith(wanted)
+        }
+        if len(matches) == 1:
+            return next(iter(matches.values()))
+        return None
+
+    def _load(self, manifest_digest: Digest) -> Image:
+        manifest = self._directory.read_json(Manifest, manifest_digest)
+        return Image(self, manifest_digest, manifest)
+
+    def _tag(self, name: str, manifest: Descriptor) -> str:
+        stored = tag_name(name)
+        self._directory.set_tag(stored, manifest)
+        logger.info("tagged %s as %s", manifest.digest, stored)
+        return stored

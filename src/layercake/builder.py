@@ -1,0 +1,696 @@
+"""The public ``Builder``: runs a Dockerfile's instructions into an ``Image``.
+
+Each stage starts from its base image's state (config and layers). Every
+instruction is a step that turns one state into the next: metadata
+instructions change only the config and add history, COPY, ADD and RUN add
+a layer (unless they change nothing, as BuildKit does). Each step's result
+is cached under a key over everything that determines it (see
+``_cache_key``), so an unchanged rebuild runs nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import attrs
+
+from layercake import dockerfile as df
+from layercake import runtime
+from layercake._build_context import BuildContext
+from layercake._build_state import BuildState, StateWriter
+from layercake._copy_into import CopyRequest, copy_into, parse_chmod, parse_chown
+from layercake._image import Image
+from layercake._run_config import merge_env
+from layercake._store import Store, tag_name
+from layercake._users import resolve_user
+from layercake.errors import (
+    BuildError,
+    BuildStepFailed,
+    ContainerConfigError,
+    DockerfileError,
+    ImageNotFound,
+)
+from layercake.events import (
+    BuildFinished,
+    BuildWarning,
+    Event,
+    EventCallback,
+    StepCached,
+    StepFinished,
+    StepOutput,
+    StepStarted,
+)
+from layercake.runtime import DEFAULT_PATH, ProcessSpec, RootfsSpec, SandboxSpec
+from layercake.store import ContainerConfig, History, host_platform
+
+__all__ = ["Builder"]
+
+logger = logging.getLogger(__name__)
+
+_DEFAULT_SHELL = ("/bin/sh", "-c")
+_OUTPUT_TAIL_LINES = 20
+_BUILD_HOSTNAME = "buildkitsandbox"
+
+
+def _go_list(args: Sequence[str]) -> str:
+    """Render a list the way Docker writes exec forms into history."""
+    return "[" + " ".join(json.dumps(arg) for arg in args) + "]"
+
+
+def _display(instruction: df.Instruction) -> str:
+    return " ".join(line.strip() for line in instruction.original.splitlines())
+
+
+def _created() -> str:
+    epoch = os.environ.get("SOURCE_DATE_EPOCH")
+    moment = time.gmtime(int(epoch)) if epoch and epoch.isdigit() else time.gmtime()
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", moment)
+
+
+@attrs.define
+class _Scope:
+    """The variables one stage sees: declared build args and the config's env."""
+
+    args: dict[str, str] = attrs.field(factory=dict)
+    env: dict[str, str] = attrs.field(factory=dict)
+
+    def variables(self) -> dict[str, str]:
+        # ENV wins over an ARG of the same name, as in Docker.
+        return {**self.args, **self.env}
+
+
+def _env_dict(env: Sequence[str]) -> dict[str, str]:
+    return {item.partition("=")[0]: item.partition("=")[2] for item in env}
+
+
+def _platform_args() -> dict[str, str]:
+    platform = host_platform()
+    name = f"{platform.os}/{platform.architecture}"
+    values = {"OS": platform.os, "ARCH": platform.architecture, "PLATFORM": name}
+    values["VARIANT"] = platform.variant or ""
+    return {
+        f"{prefix}{key}": value
+        for prefix in ("TARGET", "BUILD")
+        for key, value in values.items()
+    }
+
+
+class _StageBuild:
+    """The execution of one stage's instructions, step by step."""
+
+    def __init__(
+        self,
+        build: _Build,
+        stage: df.Stage,
+        state: BuildState,
+    ) -> None:
+        self.build = build
+        self.stage = stage
+        self.state = state
+        self.scope = _Scope(env=_env_dict(state.config.config.env))
+        self.cmd_set = False
+
+    @property
+    def config(self) -> ContainerConfig:
+        return self.state.config.config
+
+    def expand(self, word: str, instruction: df.Instruction) -> str:
+        return df.expand(
+            word,
+            self.scope.variables(),
+            escape=self.build.dockerfile.escape,
+            location=instruction.location,
+        )
+
+    def run_all(self) -> BuildState:
+        for instruction in self.stage.instructions:
+            self.build.step += 1
+            with self.build.step_errors(instruction):
+                self.state = self.run_one(instruction)
+        return self.state
+
+    def run_one(self, instruction: df.Instruction) -> BuildState:
+        step = self.build.step
+        started = time.monotonic()
+        self.build.emit(
+            StepStarted(step, self.build.total, _display(instruction), self.stage.name)
+        )
+        handler = getattr(self, f"do_{type(instruction).__name__.lower()}", None)
+        if handler is None:
+            raise BuildError(
+                f"{instruction.keyword} is not supported yet",
+                step=step,
+                instruction=_display(instruction),
+            )
+        state, cached = handler(instruction)
+        self.build.emit(
+            StepFinished(step, time.monotonic() - started, cached, state.image_id)
+        )
+        return state
+
+    # -- the cache ---------------------------------------------------------
+
+    def visible_args(self) -> dict[str, str]:
+        return dict(sorted(self.scope.args.items()))
+
+    def cached_or(
+        self, description: str, extra: str, make: object
+    ) -> tuple[BuildState, bool]:
+        """Return the cached state for this step, or make and cache it."""
+        key = self.build.cache_key(self.state, description, self.visible_args(), extra)
+        if not self.build.no_cache:
+            hit = self.build.writer.cached(key)
+            if hit is not None:
+                self.build.emit(StepCached(self.build.step, key))
+                logger.info("step %d cached: %s", self.build.step, description)
+                return hit, True
+        assert callable(make)
+        state: BuildState = make()
+        self.build.writer.remember(key, state)
+        return state, False
+
+    def commit_config(
+        self, description: str, created_by: str, **changes: object
+    ) -> tuple[BuildState, bool]:
+        def make() -> BuildState:
+            config = attrs.evolve(self.config, **changes)
+            history = History(
+                created=_created(), created_by=created_by, empty_layer=True
+            )
+            return self.build.writer.derive(self.state, config, history, layer=None)
+
+        return self.cached_or(description, "", make)
+
+    # -- metadata instructions -----------------------------------------------
+
+    def do_env(self, instruction: df.Env) -> tuple[BuildState, bool]:
+        pairs = [(key, self.expand(raw, instruction)) for key, raw in instruction.pairs]
+        new = tuple(f"{key}={value}" for key, value in pairs)
+        self.scope.env.update(pairs)
+        text = " ".join(new)
+        return self.commit_config(
+            f"ENV {text}", f"ENV {text}", env=merge_env(self.config.env, new)
+        )
+
+    def do_label(self, instruction: df.Label) -> tuple[BuildState, bool]:
+        pairs = {
+            self.expand(key, instruction): self.expand(raw, instruction)
+            for key, raw in instruction.pairs
+        }
+        text = " ".join(f"{key}={value}" for key, value in pairs.items())
+        labels = {**self.config.labels, **pairs}
+        return self.commit_config(f"LABEL {text}", f"LABEL {text}", labels=labels)
+
+    def do_maintainer(self, instruction: df.Maintainer) -> tuple[BuildState, bool]:
+        text = f"MAINTAINER {instruction.name}"
+
+        def make() -> BuildState:
+            history = History(created=_created(), created_by=text, empty_layer=True)
+            image = attrs.evolve(self.state.config, author=instruction.name)
+            return self.build.writer.derive(
+                self.state, self.config, history, layer=None, image=image
+            )
+
+        return self.cached_or(text, "", make)
+
+    def do_workdir(self, instruction: df.Workdir) -> tuple[BuildState, bool]:
+        path = self.expand(instruction.path, instruction)
+        if not path.startswith("/"):
+            path = os.path.join(self.config.working_dir or "/", path)
+        path = os.path.normpath(path)
+        return self.commit_config(
+            f"WORKDIR {path}", f"WORKDIR {path}", working_dir=path
+        )
+
+    def do_user(self, instruction: df.User) -> tuple[BuildState, bool]:
+        user = self.expand(instruction.user, instruction)
+        return self.commit_config(f"USER {user}", f"USER {user}", user=user)
+
+    def do_expose(self, instruction: df.Expose) -> tuple[BuildState, bool]:
+        ports = dict(self.config.exposed_ports)
+        for raw in instruction.ports:
+            for word in df.expand_words(
+                raw, self.scope.variables(), escape=self.build.dockerfile.escape
+            ):
+                port = word if "/" in word else f"{word}/tcp"
+                ports[port] = {}
+        shown = " ".join(f"{port}:{{}}" for port in sorted(ports))
+        return self.commit_config(
+            f"EXPOSE {sorted(ports)}", f"EXPOSE map[{shown}]", exposed_ports=ports
+        )
+
+    def do_volume(self, instruction: df.Volume) -> tuple[BuildState, bool]:
+        volumes = dict(self.config.volumes)
+        paths = [self.expand(raw, instruction) for raw in instruction.paths]
+        for path in paths:
+            volumes[path] = {}
+        text = f"VOLUME {_go_list(paths)}"
+        return self.commit_config(text, text, volumes=volumes)
+
+    def do_stopsignal(self, instruction: df.StopSignal) -> tuple[BuildState, bool]:
+        value = self.expand(instruction.signal, instruction)
+        text = f"STOPSIGNAL {value}"
+        return self.commit_config(text, text, stop_signal=value)
+
+    def do_shell(self, instruction: df.Shell) -> tuple[BuildState, bool]:
+        text = f"SHELL {_go_list(instruction.args)}"
+        return self.commit_config(text, text, shell=tuple(instruction.args))
+
+    def command_args(self, command: df.Command) -> tuple[str, ...]:
+        if command.shell:
+            return tuple(self.config.shell or _DEFAULT_SHELL) + command.args
+        return command.args
+
+    def do_cmd(self, instruction: df.Cmd) -> tuple[BuildState, bool]:
+        args = self.command_args(instruction.command)
+        self.cmd_set = True
+        text = f"CMD {_go_list(args)}"
+        return self.commit_config(text, text, cmd=args)
+
+    def do_entrypoint(self, instruction: df.Entrypoint) -> tuple[BuildState, bool]:
+        args = self.command_args(instruction.command)
+        text = f"ENTRYPOINT {_go_list(args)}"
+        # An ENTRYPOINT resets a Cmd inherited from the base image, but not
+        # one this stage set before it.
+        cmd = self.config.cmd if self.cmd_set else None
+        return self.commit_config(text, text, entrypoint=args, cmd=cmd)
+
+    def do_onbuild(self, instruction: df.OnBuild) -> tuple[BuildState, bool]:
+        trigger = instruction.trigger
+        text = f"ONBUILD {trigger}"
+        return self.commit_config(
+            text, text, on_build=tuple(self.config.on_build) + (trigger,)
+        )
+
+    def do_arg(self, instruction: df.Arg) -> tuple[BuildState, bool]:
+        name = instruction.name
+        given = self.build.build_args.get(name)
+        if given is not None:
+            value: str | None = given
+            self.build.used_args.add(name)
+        elif instruction.default is not None:
+            value = self.expand(instruction.default, instruction)
+        else:
+            value = self.build.global_scope.get(
+                name, self.build.platform_args.get(name)
+            )
+        if value is not None:
+            self.scope.args[name] = value
+        text = f"ARG {name}" + (f"={value}" if value is not None else "")
+        return self.commit_config(text, text)
+
+    # -- filesystem instructions ---------------------------------------------
+
+    def do_copy(self, instruction: df.Copy) -> tuple[BuildState, bool]:
+        return self.copy_or_add(instruction, "COPY")
+
+    def do_add(self, instruction: df.Add) -> tuple[BuildState, bool]:
+        return self.copy_or_add(instruction, "ADD")
+
+    def copy_or_add(
+        self, instruction: df.Copy | df.Add, keyword: str
+    ) -> tuple[BuildState, bool]:
+        flags = {
+            name: self.expand(value, instruction)
+            for name, value in instruction.flags.items()
+        }
+        for flag in flags:
+            if flag not in ("chown", "chmod", "link"):
+                raise BuildError(
+                    f"{keyword} --{flag} is not supported yet",
+                    step=self.build.step,
+                    instruction=_display(instruction),
+                )
+        words = [self.expand(raw, instruction) for raw in instruction.sources]
+        dest = self.expand(instruction.dest, instruction)
+        for word in words:
+            if "://" in word:
+                raise BuildError(
+                    f"{keyword} from a URL is not supported yet: {word}",
+                    step=self.build.step,
+                    instruction=_display(instruction),
+                )
+        sources: list[str] = []
+        for word in words:
+            sources.extend(self.build.context.resolve(word, keyword=keyword))
+        if not dest.startswith("/"):
+            trailing = "/" if dest.endswith("/") or dest in (".", "./") else ""
+            dest = os.path.join(self.config.working_dir or "/", dest)
+            dest = os.path.normpath(dest) + trailing
+        description = f"{keyword} {' '.join(words)} {dest} {sorted(flags.items())}"
+        digest = self.build.context.digest(sources)
+
+        def make() -> BuildState:
+            stack = self.build.writer.layer_stack(self.state)
+            request = CopyRequest(
+                keyword=keyword,
+                sources=tuple(sources),
+                dest=dest,
+                owner=parse_chown(flags["chown"], stack) if "chown" in flags else None,
+                mode=parse_chmod(flags["chmod"]) if "chmod" in flags else None,
+                extract_archives=keyword == "ADD",
+            )
+            staging = self.build.store._directory.tmp_dir("copy-")
+            try:
+                copy_into(request, self.build.context, staging, stack)
+                created_by = f"{_display(instruction)} # buildkit"
+                history = History(created=_created(), created_by=created_by)
+                return self.build.writer.derive(
+                    self.state, self.config, history, layer=staging
+                )
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+
+        return self.cached_or(description, digest, make)
+
+    def do_run(self, instruction: df.Run) -> tuple[BuildState, bool]:
+        for flag in instruction.flags:
+            raise BuildError(
+                f"RUN --{flag} is not supported yet",
+                step=self.build.step,
+                instruction=_display(instruction),
+            )
+        args = self.command_args(instruction.command)
+        build_env = [
+            f"{name}={value}"
+            for name, value in self.scope.args.items()
+            if name not in self.scope.env
+        ]
+        prefix = f"|{len(build_env)} {' '.join(build_env)} " if build_env else ""
+        created_by = f"RUN {prefix}{' '.join(args)} # buildkit"
+        description = f"RUN {json.dumps(list(args))}"
+
+        def make() -> BuildState:
+            return self.execute(instruction, args, build_env, created_by)
+
+        return self.cached_or(description, "", make)
+
+    def execute(
+        self,
+        instruction: df.Run,
+        args: tuple[str, ...],
+        build_env: list[str],
+        created_by: str,
+    ) -> BuildState:
+        runtime.require()
+        stack = self.build.writer.layer_stack(self.state)
+        try:
+            user = resolve_user(self.config.user, stack)
+        except ContainerConfigError as error:
+            raise BuildError(
+                str(error), step=self.build.step, instruction=_display(instruction)
+            ) from None
+        env = merge_env(build_env, self.config.env)
+        if not any(item.startswith("PATH=") for item in env):
+            env = (f"PATH={DEFAULT_PATH}",) + env
+        container = self.build.store._directory.tmp_dir("run-")
+        output: list[bytes] = []
+
+        def on_output(stream: str, data: bytes) -> None:
+            output.append(data)
+            self.build.emit(StepOutput(self.build.step, stream, data))  # type: ignore[arg-type]
+
+        spec = SandboxSpec(
+            rootfs=RootfsSpec(
+                lower_dirs=tuple(str(path) for path in stack.layer_dirs),
+                upper_dir=str(container / "upper"),
+                work_dir=str(container / "work"),
+                mount_point=str(container / "rootfs"),
+            ),
+            process=ProcessSpec(
+                args=args,
+                env=env,
+                cwd=self.config.working_dir or "/",
+                uid=user.uid,
+                gid=user.gid,
+                additional_gids=user.additional_gids,
+            ),
+            hostname=_BUILD_HOSTNAME,
+            network="host",
+        )
+        try:
+            result = runtime.run(spec, on_output=on_output)
+            if result.exit_code != 0:
+                tail = b"".join(output).decode("utf-8", "replace").splitlines()
+                raise BuildStepFailed(
+                    step=self.build.step,
+                    instruction=_display(instruction),
+                    exit_code=result.exit_code,
+                    output_tail="\n".join(tail[-_OUTPUT_TAIL_LINES:]),
+                )
+            upper = container / "upper"
+            history = History(created=_created(), created_by=created_by)
+            return self.build.writer.derive(
+                self.state, self.config, history, layer=upper
+            )
+        finally:
+            shutil.rmtree(container, ignore_errors=True)
+
+
+class _Build:
+    """One call of ``Builder.build``: the parsed file, options and progress."""
+
+    def __init__(
+        self,
+        store: Store,
+        dockerfile: df.Dockerfile,
+        context: BuildContext,
+        build_args: Mapping[str, str],
+        no_cache: bool,
+        on_event: EventCallback | None,
+    ) -> None:
+        self.store = store
+        self.dockerfile = dockerfile
+        self.context = context
+        self.build_args = dict(build_args)
+        self.no_cache = no_cache
+        self.on_event = on_event
+        self.writer = StateWriter(store._directory)
+        self.platform_args = _platform_args()
+        self.global_scope: dict[str, str] = {}
+        self.used_args: set[str] = set()
+        self.step = 0
+        self.total = 0
+
+    def emit(self, event: Event) -> None:
+        if self.on_event is not None:
+            self.on_event(event)
+
+    def step_errors(self, instruction: df.Instruction) -> _StepErrors:
+        return _StepErrors(self, instruction)
+
+    def cache_key(
+        self, parent: BuildState, description: str, args: dict[str, str], extra: str
+    ) -> str:
+        material = json.dumps(
+            {
+                "parent": str(parent.config_digest),
+                "instruction": description,
+                "args": args,
+                "sources": extra,
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha256(material.encode()).hexdigest()
+
+    def resolve_globals(self) -> None:
+        variables = dict(self.platform_args)
+        for arg in self.dockerfile.global_args:
+            if arg.name in self.build_args:
+                value: str | None = self.build_args[arg.name]
+                self.used_args.add(arg.name)
+            elif arg.default is not None:
+                value = df.expand(
+                    arg.default,
+                    variables,
+                    escape=self.dockerfile.escape,
+                    location=arg.location,
+                )
+            else:
+                value = None
+            if value is not None:
+                variables[arg.name] = value
+                self.global_scope[arg.name] = value
+        self.from_variables = variables
+
+    def base_state(self, stage: df.Stage, built: dict[str, BuildState]) -> BuildState:
+        base = stage.base
+        name = df.expand(
+            base.image,
+            self.from_variables,
+            escape=self.dockerfile.escape,
+            location=base.location,
+        )
+        if name.lower() == "scratch":
+            return self.writer.scratch()
+        if name in built:
+            return built[name]
+        try:
+            image = self.store.image(name)
+        except ImageNotFound:
+            raise DockerfileError(
+                f"base image not found in the store: {name}",
+                path=base.location.path,
+                line=base.location.line,
+            ) from None
+        return self.writer.load(image.digest)
+
+
+class _StepErrors:
+    """Attach the step and instruction to errors that escape a step."""
+
+    def __init__(self, build: _Build, instruction: df.Instruction) -> None:
+        self.build = build
+        self.instruction = instruction
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        if isinstance(exc, BuildError) and exc.step is None:
+            exc.step = self.build.step
+            exc.instruction = _display(self.instruction)
+
+
+def _needed_stages(dockerfile: df.Dockerfile, target: df.Stage) -> list[df.Stage]:
+    """The stages ``target`` depends on through FROM, in file order, and itself."""
+    names = {stage.name: stage for stage in dockerfile.stages if stage.name}
+    needed = {target.index}
+    for stage in reversed(dockerfile.stages[: target.index + 1]):
+        if stage.index in needed and stage.base.image in names:
+            needed.add(names[stage.base.image].index)
+    return [stage for stage in dockerfile.stages if stage.index in needed]
+
+
+class Builder:
+    """Builds Dockerfiles into images in a store, with a build cache.
+
+    Args:
+        store: where base images are found and results are written.
+        on_event: called with every :mod:`layercake.events` event of every
+            build, unless a build is given its own callback.
+    """
+
+    def __init__(self, store: Store, *, on_event: EventCallback | None = None) -> None:
+        self.store = store
+        self.on_event = on_event
+
+    def build(
+        self,
+        context: str | os.PathLike[str] | None,
+        *,
+        dockerfile: str | os.PathLike[str] | None = None,
+        text: str | None = None,
+        tag: str | Sequence[str] | None = None,
+        build_args: Mapping[str, str] | None = None,
+        target: str | None = None,
+        no_cache: bool = False,
+        on_event: EventCallback | None = None,
+    ) -> Image:
+        """Build an image and tag it; return it.
+
+        Args:
+            context: the build context directory, or ``None`` for none.
+            dockerfile: the Dockerfile's path; relative paths are taken in
+                ``context``. Default: ``Dockerfile`` in the context.
+            text: the Dockerfile's text, instead of a file.
+            tag: one or more names to tag the result with.
+            build_args: values for ``ARG`` instructions (``--build-arg``).
+            target: the stage to build; default the last one.
+            no_cache: run every step even when the cache has its result.
+            on_event: receives this build's events.
+
+        Raises:
+            DockerfileError: the Dockerfile cannot be parsed or names a base
+                image the store does not have (with file and line).
+            BuildContextError: a COPY or ADD source is missing or outside the
+                context.
+            BuildStepFailed: a RUN command exited non-zero; nothing is tagged.
+            InvalidReference: a tag is not a valid image reference.
+            RuntimeUnavailable: a RUN step needs a runtime this machine lacks.
+        """
+        started = time.monotonic()
+        tags = [tag] if isinstance(tag, str) else list(tag or [])
+        stored_tags = [tag_name(name) for name in tags]
+        root = Path(context) if context is not None else None
+        parsed = self._parse(root, dockerfile, text)
+        build = _Build(
+            self.store,
+            parsed,
+            BuildContext(root),
+            build_args or {},
+            no_cache,
+            on_event or self.on_event,
+        )
+        state = self._run_stages(build, target)
+        self._warn_unused_args(build)
+
+        image = self.store._load(state.manifest_digest)
+        for name in tags:
+            image.tag(name)
+        build.emit(
+            BuildFinished(image.id, tuple(stored_tags), time.monotonic() - started)
+        )
+        logger.info("built %s in %.2fs", image.short_id, time.monotonic() - started)
+        return image
+
+    def _parse(
+        self,
+        root: Path | None,
+        dockerfile: str | os.PathLike[str] | None,
+        text: str | None,
+    ) -> df.Dockerfile:
+        if text is not None:
+            return df.parse(text, path=str(dockerfile) if dockerfile else None)
+        path = Path(dockerfile) if dockerfile is not None else Path("Dockerfile")
+        if not path.is_absolute() and root is not None:
+            path = root / path
+        if not path.is_file():
+            raise BuildError(f"cannot read Dockerfile: {path} does not exist")
+        return df.parse(path)
+
+    def _run_stages(self, build: _Build, target: str | None) -> BuildState:
+        parsed = build.dockerfile
+        if not parsed.stages:
+            raise DockerfileError(
+                "the Dockerfile has no FROM instruction", path=parsed.path
+            )
+        last = parsed.stage(target) if target is not None else parsed.stages[-1]
+        stages = _needed_stages(parsed, last)
+        build.total = sum(len(stage.instructions) + 1 for stage in stages)
+        build.resolve_globals()
+
+        built: dict[str, BuildState] = {}
+        state: BuildState | None = None
+        for stage in stages:
+            build.step += 1
+            started = time.monotonic()
+            build.emit(
+                StepStarted(build.step, build.total, _display(stage.base), stage.name)
+            )
+            with build.step_errors(stage.base):
+                base = build.base_state(stage, built)
+            build.emit(
+                StepFinished(
+                    build.step, time.monotonic() - started, False, base.image_id
+                )
+            )
+            state = _StageBuild(build, stage, base).run_all()
+            if stage.name:
+                built[stage.name] = state
+            built[str(stage.index)] = state
+        assert state is not None
+        return state
+
+    def _warn_unused_args(self, build: _Build) -> None:
+        for name in sorted(set(build.build_args) - build.used_args):
+            message = f"build argument {name!r} was given but no ARG declares it"
+            logger.warning(message)
+            build.emit(BuildWarning(message))

@@ -1,0 +1,108 @@
+"""Fixtures shared by the whole suite: stores, the busybox base image, tools.
+
+Tests that need namespaces, overlayfs or an outside tool skip with the reason
+when it is missing, unless LAYERCAKE_REQUIRE_RUNTIME=1 (as in CI), where a
+missing capability fails the test instead.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import layercake
+from layercake.errors import RuntimeUnavailable
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+
+
+def missing(reason: str) -> None:
+    """Skip for a missing capability, or fail when the run requires it."""
+    if os.environ.get("LAYERCAKE_REQUIRE_RUNTIME") == "1":
+        pytest.fail(f"required but missing: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture
+def container_runtime() -> None:
+    """Ensure this machine can run containers (namespaces and overlayfs)."""
+    from layercake import runtime
+
+    try:
+        runtime.require()
+    except RuntimeUnavailable as error:
+        missing(str(error))
+
+
+@pytest.fixture
+def tool():
+    """Return the path of an outside tool (skopeo, umoci...), or skip/fail."""
+
+    def find(name: str) -> str:
+        path = shutil.which(name)
+        if path is None:
+            missing(f"{name} is not installed")
+        return path
+
+    return find
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs(tmp_path_factory) -> Path:
+    """A busybox rootfs tarball made the way the official image's is."""
+    if not os.access("/bin/busybox", os.X_OK):
+        missing("/bin/busybox is missing (install Debian's busybox-static)")
+    output = tmp_path_factory.mktemp("busybox") / "rootfs.tar"
+    subprocess.run(
+        [sys.executable, str(ROOT / "scripts/make_busybox_rootfs.py"), str(output)],
+        check=True,
+        capture_output=True,
+    )
+    return output
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> layercake.Store:
+    """An empty store in a temporary directory."""
+    return layercake.Store(tmp_path / "store")
+
+
+def busybox_context(directory: Path, rootfs: Path) -> Path:
+    """Lay out examples/busybox with the tarball in ``directory``."""
+    shutil.copytree(EXAMPLES / "busybox", directory, dirs_exist_ok=True)
+    shutil.copyfile(rootfs, directory / "rootfs.tar")
+    return directory
+
+
+@pytest.fixture
+def busybox(
+    store: layercake.Store, busybox_rootfs: Path, tmp_path: Path
+) -> layercake.Image:
+    """The busybox base image, built into ``store`` and tagged busybox:latest."""
+    context = busybox_context(tmp_path / "busybox-context", busybox_rootfs)
+    return layercake.Builder(store).build(context, tag="busybox:latest")
+
+
+def _write_context(directory: Path, dockerfile: str, **files: str) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "Dockerfile").write_text(dockerfile)
+    for name, content in files.items():
+        path = directory / name.replace("__", "/")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(content)
+    return directory
+
+
+@pytest.fixture
+def write_context():
+    """Return a function that writes a build context: a Dockerfile and files.
+
+    Files are keyword arguments; ``__`` in a name stands for ``/``.
+    """
+    return _write_context

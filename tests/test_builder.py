@@ -1,0 +1,382 @@
+"""Tests of building Dockerfiles into images: layers, config, history, cache."""
+
+from __future__ import annotations
+
+import io
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import layercake
+from layercake.events import StepCached, StepStarted
+from layercake.errors import (
+    BuildContextError,
+    BuildStepFailed,
+    DockerfileError,
+    DockerfileSyntaxError,
+    InvalidReference,
+)
+
+PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def layer_names(layer: layercake.Layer) -> list[str]:
+    with layer.open() as blob, tarfile.open(fileobj=blob) as tar:
+        return [member.name for member in tar.getmembers()]
+
+
+@pytest.fixture
+def build(store, write_context):
+    """Return a function that builds a context and returns (image, events)."""
+
+    def run(store, directory: Path, dockerfile: str, **files: str):
+        events: list = []
+        context = write_context(directory, dockerfile, **files)
+        image = layercake.Builder(store).build(context, on_event=events.append)
+        return image, events
+
+    return run
+
+
+def test_busybox_base_has_one_layer_and_the_history_of_each_instruction(busybox):
+    """FROM scratch + ADD rootfs.tar + CMD gives one layer and two history entries."""
+    assert len(busybox.layers) == 1
+    assert busybox.layers[0].media_type == "application/vnd.oci.image.layer.v1.tar"
+    assert busybox.config.config.cmd == ("sh",)
+    assert busybox.config.config.env == (PATH_ENV,)
+    assert [(h.created_by, h.empty_layer) for h in busybox.history] == [
+        ("ADD rootfs.tar / # buildkit", False),
+        ('CMD ["sh"]', True),
+    ]
+    assert busybox.tags == ("busybox:latest",)
+
+
+def test_add_of_a_local_tar_extracts_it_into_the_layer(busybox):
+    """The rootfs tarball's entries land in the layer, not the tarball itself."""
+    names = layer_names(busybox.layers[0])
+    assert "bin/busybox" in names
+    assert "etc/passwd" in names
+    assert "rootfs.tar" not in names
+
+
+def test_metadata_instructions_change_only_the_config(busybox, store, tmp_path, build):
+    """ENV, LABEL, WORKDIR, USER, EXPOSE and ENTRYPOINT add no layer."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\n"
+        'ENV A=1 B="two words"\n'
+        "LABEL org.example.team=core\n"
+        "WORKDIR /srv\n"
+        "WORKDIR data\n"
+        "USER app\n"
+        "EXPOSE 8080 53/udp\n"
+        'ENTRYPOINT ["/bin/echo"]\n',
+    )
+    config = image.config.config
+    assert [layer.digest for layer in image.layers] == [
+        layer.digest for layer in busybox.layers
+    ]
+    assert config.env == (PATH_ENV, "A=1", "B=two words")
+    assert config.labels == {"org.example.team": "core"}
+    assert config.working_dir == "/srv/data"
+    assert config.user == "app"
+    assert dict(config.exposed_ports) == {"53/udp": {}, "8080/tcp": {}}
+    assert config.entrypoint == ("/bin/echo",)
+    assert config.cmd is None
+    assert [h.created_by for h in image.history[2:]] == [
+        "ENV A=1 B=two words",
+        "LABEL org.example.team=core",
+        "WORKDIR /srv",
+        "WORKDIR /srv/data",
+        "USER app",
+        "EXPOSE map[53/udp:{} 8080/tcp:{}]",
+        'ENTRYPOINT ["/bin/echo"]',
+    ]
+    assert all(h.empty_layer for h in image.history[2:])
+
+
+def test_rebuild_of_an_unchanged_context_is_all_cached(busybox, store, tmp_path, build):
+    """A second build runs nothing, reports every step cached, same image id."""
+    dockerfile = 'FROM busybox\nENV A=1\nCOPY a.txt /a.txt\nCMD ["cat", "/a.txt"]\n'
+    first, _ = build(store, tmp_path / "ctx", dockerfile, **{"a.txt": "A\n"})
+    second, events = build(store, tmp_path / "ctx", dockerfile, **{"a.txt": "A\n"})
+    assert second.id == first.id
+    assert [e.step for e in events if isinstance(e, StepCached)] == [2, 3, 4]
+    assert [e.instruction for e in events if isinstance(e, StepStarted)] == [
+        "FROM busybox",
+        "ENV A=1",
+        "COPY a.txt /a.txt",
+        'CMD ["cat", "/a.txt"]',
+    ]
+
+
+def test_changing_a_copied_file_rebuilds_from_that_step(
+    busybox, store, tmp_path, build
+):
+    """Steps before the changed COPY hit the cache; it and later ones run."""
+    dockerfile = 'FROM busybox\nENV A=1\nCOPY a.txt /a.txt\nCMD ["cat", "/a.txt"]\n'
+    build(store, tmp_path / "ctx", dockerfile, **{"a.txt": "A\n"})
+    image, events = build(store, tmp_path / "ctx", dockerfile, **{"a.txt": "changed\n"})
+    assert [e.step for e in events if isinstance(e, StepCached)] == [2]
+    with image.layers[-1].open() as blob, tarfile.open(fileobj=blob) as tar:
+        assert tar.extractfile("a.txt").read() == b"changed\n"
+
+
+def test_touching_a_file_without_changing_it_keeps_the_cache(
+    busybox, store, tmp_path, build
+):
+    """Modification times are not part of the cache key."""
+    dockerfile = "FROM busybox\nCOPY a.txt /a.txt\n"
+    first, _ = build(store, tmp_path / "ctx", dockerfile, **{"a.txt": "A\n"})
+    (tmp_path / "ctx/a.txt").touch()
+    second, events = build(store, tmp_path / "ctx", dockerfile)
+    assert second.id == first.id
+    assert [e.step for e in events if isinstance(e, StepCached)] == [2]
+
+
+def test_copy_into_a_directory_keeps_names_and_creates_parents(
+    busybox, store, tmp_path, build
+):
+    """COPY of two files to a dir ending in '/' puts both there, owned by root."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\nCOPY a.txt b.txt /opt/app/\n",
+        **{"a.txt": "A\n", "b.txt": "B\n"},
+    )
+    with image.layers[-1].open() as blob, tarfile.open(fileobj=blob) as tar:
+        members = {m.name: m for m in tar.getmembers()}
+        assert sorted(members) == ["opt", "opt/app", "opt/app/a.txt", "opt/app/b.txt"]
+        assert (members["opt/app/a.txt"].uid, members["opt/app/a.txt"].gid) == (0, 0)
+        assert tar.extractfile("opt/app/b.txt").read() == b"B\n"
+
+
+def test_copy_of_a_directory_copies_its_contents(busybox, store, tmp_path, build):
+    """A source directory's contents, not the directory, land at the destination."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\nCOPY src /app\n",
+        **{"src__main.py": "print()\n", "src__pkg__mod.py": "x = 1\n"},
+    )
+    assert layer_names(image.layers[-1]) == [
+        "app",
+        "app/main.py",
+        "app/pkg",
+        "app/pkg/mod.py",
+    ]
+
+
+def test_copy_chown_and_chmod_set_owner_and_mode(busybox, store, tmp_path, build):
+    """--chown by name resolves in the image's passwd; --chmod sets the mode."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\nCOPY --chown=app:app --chmod=640 a.txt /home/app/a.txt\n",
+        **{"a.txt": "A\n"},
+    )
+    with image.layers[-1].open() as blob, tarfile.open(fileobj=blob) as tar:
+        member = tar.getmember("home/app/a.txt")
+        assert (member.uid, member.gid, member.mode) == (1000, 1000, 0o640)
+        # The parent already exists in busybox: its metadata is kept as is.
+        home = tar.getmember("home/app")
+        assert (home.uid, home.gid, home.mode) == (1000, 1000, 0o755)
+
+
+def test_dockerignore_keeps_files_out_of_the_build(busybox, store, tmp_path, build):
+    """An ignored file is neither copied nor part of the cache key."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\nCOPY . /app/\n",
+        **{".dockerignore": "*.log\n", "keep.txt": "k\n", "debug.log": "noise\n"},
+    )
+    assert layer_names(image.layers[-1]) == [
+        "app",
+        "app/.dockerignore",
+        "app/Dockerfile",
+        "app/keep.txt",
+    ]
+
+
+def test_copy_missing_source_names_the_source_and_context(
+    busybox, store, tmp_path, write_context
+):
+    """A COPY of a file the context lacks fails naming it; nothing is tagged."""
+    context = write_context(tmp_path / "ctx", "FROM busybox\nCOPY nope.txt /\n")
+    with pytest.raises(BuildContextError) as caught:
+        layercake.Builder(store).build(context, tag="broken:latest")
+    assert str(caught.value) == (
+        f"COPY source 'nope.txt' not found in the build context {context}"
+    )
+    assert (caught.value.step, caught.value.instruction) == (2, "COPY nope.txt /")
+    assert store.images() == [busybox]
+
+
+def test_copy_from_outside_the_context_is_refused(
+    busybox, store, tmp_path, write_context
+):
+    """A source that climbs out of the context with '..' is refused."""
+    context = write_context(tmp_path / "ctx", "FROM busybox\nCOPY ../secret /\n")
+    (tmp_path / "secret").write_text("no\n")
+    with pytest.raises(BuildContextError) as caught:
+        layercake.Builder(store).build(context)
+    assert str(caught.value) == ("COPY source '../secret' is outside the build context")
+
+
+def test_several_sources_need_a_directory_destination(
+    busybox, store, tmp_path, write_context
+):
+    """COPY a b /dest (no trailing slash) is an error, as in Docker."""
+    context = write_context(
+        tmp_path / "ctx", "FROM busybox\nCOPY a b /dest\n", a="1", b="2"
+    )
+    with pytest.raises(BuildContextError) as caught:
+        layercake.Builder(store).build(context)
+    assert str(caught.value) == (
+        "COPY with more than one source needs a destination that is a "
+        "directory ending in '/': '/dest'"
+    )
+
+
+def test_from_an_image_not_in_the_store_names_the_reference(
+    store, tmp_path, write_context
+):
+    """FROM of an unknown image fails with the reference, file and line."""
+    context = write_context(tmp_path / "ctx", "# base\nFROM nosuch:1.0\n")
+    with pytest.raises(DockerfileError) as caught:
+        layercake.Builder(store).build(context)
+    error = caught.value
+    assert (error.reason, error.path, error.line) == (
+        "base image not found in the store: nosuch:1.0",
+        str(context / "Dockerfile"),
+        2,
+    )
+
+
+def test_unknown_instruction_names_the_file_and_line(store, tmp_path, write_context):
+    """A misspelt instruction is a syntax error at its line."""
+    context = write_context(tmp_path / "ctx", "FROM scratch\nCOPPY a /\n")
+    with pytest.raises(DockerfileSyntaxError) as caught:
+        layercake.Builder(store).build(context)
+    assert (caught.value.path, caught.value.line) == (str(context / "Dockerfile"), 2)
+    assert "COPPY" in caught.value.reason
+
+
+def test_invalid_tag_is_refused_before_anything_is_built(
+    store, tmp_path, write_context
+):
+    """A tag that is not a valid reference fails at once."""
+    context = write_context(tmp_path / "ctx", "FROM scratch\n")
+    with pytest.raises(InvalidReference):
+        layercake.Builder(store).build(context, tag="Bad Name!")
+
+
+def test_build_args_expand_in_from_and_in_the_stage(
+    busybox, store, tmp_path, write_context
+):
+    """Global ARGs feed FROM; a stage ARG takes --build-arg over its default."""
+    context = write_context(
+        tmp_path / "ctx",
+        "ARG BASE=nosuch\nFROM ${BASE}\nARG GREETING=hello\nENV MSG=${GREETING}-x\n",
+    )
+    image = layercake.Builder(store).build(
+        context, build_args={"BASE": "busybox", "GREETING": "hi"}
+    )
+    assert image.config.config.env == (PATH_ENV, "MSG=hi-x")
+
+
+def test_target_builds_only_the_stages_it_needs(
+    busybox, store, tmp_path, write_context
+):
+    """--target stops at a stage; a later stage FROM an earlier one reuses it."""
+    context = write_context(
+        tmp_path / "ctx",
+        "FROM busybox AS base\nENV STAGE=base\n"
+        "FROM base AS final\nENV STAGE=final\n"
+        "FROM nosuch AS unused\n",
+    )
+    image = layercake.Builder(store).build(context, target="final")
+    assert image.config.config.env == (PATH_ENV, "STAGE=final")
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_run_step_adds_a_layer_with_only_its_changes(busybox, store, tmp_path, build):
+    """RUN's writes become one layer holding just the new file."""
+    image, _ = build(store, tmp_path / "ctx", "FROM busybox\nRUN echo hi > /hello\n")
+    assert len(image.layers) == 2
+    assert layer_names(image.layers[-1]) == ["hello"]
+    assert image.history[-1].created_by == "RUN /bin/sh -c echo hi > /hello # buildkit"
+    assert image.run(["cat", "/hello"]).stdout == b"hi\n"
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_run_deleting_a_file_writes_a_whiteout(busybox, store, tmp_path, build):
+    """A file removed by RUN appears as an OCI whiteout in the layer."""
+    image, _ = build(store, tmp_path / "ctx", "FROM busybox\nRUN rm /etc/group\n")
+    assert layer_names(image.layers[-1]) == ["etc", "etc/.wh.group"]
+    # hostname, hosts and resolv.conf are the runtime's mounts, as in Docker.
+    result = image.run(["ls", "/etc"])
+    assert result.stdout == b"hostname\nhosts\npasswd\nresolv.conf\n"
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_run_that_changes_nothing_adds_no_layer(busybox, store, tmp_path, build):
+    """An empty diff adds history marked empty_layer and no layer, as BuildKit."""
+    image, _ = build(store, tmp_path / "ctx", "FROM busybox\nRUN true\n")
+    assert len(image.layers) == 1
+    assert image.history[-1].empty_layer is True
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_run_sees_build_args_and_env_and_user(busybox, store, tmp_path, build):
+    """RUN gets ARG values as env (ENV wins), and runs as the USER set."""
+    image, events = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\nARG WHO=world\nENV PLACE=here\nUSER app\n"
+        'RUN echo "$WHO $PLACE $(id -u)" > /tmp/out\n',
+    )
+    assert image.run(["cat", "/tmp/out"]).stdout == b"world here 1000\n"
+    assert image.history[-1].created_by == (
+        'RUN |1 WHO=world /bin/sh -c echo "$WHO $PLACE $(id -u)" > /tmp/out # buildkit'
+    )
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_failing_run_reports_step_command_code_and_output_and_tags_nothing(
+    busybox, store, tmp_path, write_context
+):
+    """A RUN exiting non-zero raises BuildStepFailed; the tag is not written."""
+    context = write_context(
+        tmp_path / "ctx",
+        "FROM busybox\nRUN echo first; echo oops >&2; exit 3\n",
+    )
+    with pytest.raises(BuildStepFailed) as caught:
+        layercake.Builder(store).build(context, tag="broken:latest")
+    error = caught.value
+    assert (error.step, error.exit_code, error.output_tail) == (2, 3, "first\noops")
+    assert str(error) == (
+        "step 2: 'RUN echo first; echo oops >&2; exit 3' returned a non-zero "
+        "code: 3\nfirst\noops"
+    )
+    assert [image.tags for image in store.images()] == [("busybox:latest",)]
+
+
+def test_dockerfile_given_as_text_builds_without_a_context(store):
+    """Builder.build(None, text=...) builds a Dockerfile string."""
+    image = layercake.Builder(store).build(
+        None, text="FROM scratch\nLABEL a=b\n", tag="labels:1"
+    )
+    assert image.config.config.labels == {"a": "b"}
+    assert store.image("labels:1") == image
+
+
+def test_output_of_a_layer_blob_is_a_valid_tar(busybox):
+    """Layer blobs are plain tar streams any tool can read."""
+    with busybox.layers[0].open() as blob:
+        data = blob.read()
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        assert tar.getmember("bin/sh").islnk()
