@@ -313,3 +313,34 @@ def test_extract_tar_replaces_existing_entries(tmp_path: Path) -> None:
     )
     extract_tar(io.BytesIO(data), tmp_path)
     assert (tmp_path / "p").read_text() == "file"
+
+
+def test_long_and_non_utf8_names_round_trip(
+    layout: StoreDirectory, tmp_path: Path
+) -> None:
+    """Names over 100 bytes and names that are not UTF-8 survive pack and unpack."""
+    tree = tmp_path / "tree"
+    deep = tree / ("d" * 120) / ("e" * 120)
+    deep.mkdir(parents=True)
+    (deep / ("f" * 200)).write_text("long")
+    odd = os.fsdecode(b"caf\xe9")
+    (tree / odd).write_text("latin-1")
+    set_mtimes(tree)
+    layer = layout.write_layer(tree)
+    path = layout.unpacked_layer(layer, layer.digest)
+    assert (path / ("d" * 120) / ("e" * 120) / ("f" * 200)).read_text() == "long"
+    assert (path / odd).read_text() == "latin-1"
+    assert snapshot(path) == snapshot(tree)
+
+
+def test_large_file_streams_through_in_chunks(
+    layout: StoreDirectory, tmp_path: Path
+) -> None:
+    """A file bigger than the copy chunk keeps its exact bytes."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    content = os.urandom(3 * 1024 * 1024 + 17)
+    (tree / "big").write_bytes(content)
+    layer = layout.write_layer(tree)
+    path = layout.unpacked_layer(layer, layer.digest)
+    assert (path / "big").read_bytes() == content

@@ -78,21 +78,26 @@ class HashingReader(io.RawIOBase):
 def decompressed(stream: IO[bytes]) -> Iterator[IO[bytes]]:
     """Yield ``stream`` decompressed, detecting gzip/bzip2/xz/zstd by magic."""
     buffered = io.BufferedReader(cast(io.RawIOBase, stream), _CHUNK)
-    magic = buffered.peek(6)[:6]
-    if magic.startswith(b"\x1f\x8b"):
-        with gzip.GzipFile(fileobj=buffered, mode="rb") as gz:
-            yield cast(IO[bytes], gz)
-    elif magic.startswith(b"BZh"):
-        with bz2.BZ2File(buffered) as bz:
-            yield cast(IO[bytes], bz)
-    elif magic.startswith(b"\xfd7zXZ\x00"):
-        with lzma.LZMAFile(buffered) as xz:
-            yield cast(IO[bytes], xz)
-    elif magic.startswith(b"\x28\xb5\x2f\xfd"):
-        with _zstd(buffered) as zst:
-            yield zst
-    else:
-        yield buffered
+    try:
+        magic = buffered.peek(6)[:6]
+        if magic.startswith(b"\x1f\x8b"):
+            with gzip.GzipFile(fileobj=buffered, mode="rb") as gz:
+                yield cast(IO[bytes], gz)
+        elif magic.startswith(b"BZh"):
+            with bz2.BZ2File(buffered) as bz:
+                yield cast(IO[bytes], bz)
+        elif magic.startswith(b"\xfd7zXZ\x00"):
+            with lzma.LZMAFile(buffered) as xz:
+                yield cast(IO[bytes], xz)
+        elif magic.startswith(b"\x28\xb5\x2f\xfd"):
+            with _zstd(buffered) as zst:
+                yield zst
+        else:
+            yield buffered
+    finally:
+        # The caller owns ``stream``: let go of it without closing it.
+        if not buffered.closed:
+            buffered.detach()
 
 
 @contextmanager
@@ -213,6 +218,11 @@ class _Extractor:
             self._link(info, path)
             return
         elif info.ischr() or info.isblk():
+            if not self._chown:
+                # Only root may create device nodes; a rootless unpack does
+                # what Docker's rootless mode does and leaves them out.
+                logger.warning("skipping device node %r: not root", info.name)
+                return
             kind = stat.S_IFCHR if info.ischr() else stat.S_IFBLK
             os.mknod(path, kind | 0o600, os.makedev(info.devmajor, info.devminor))
         elif info.isfifo():
