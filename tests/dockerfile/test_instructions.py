@@ -437,3 +437,28 @@ def test_instructions_are_hashable_values() -> None:
     text = "FROM a\nRUN --mount=type=tmpfs,target=/t x\nCOPY --link a /b\n"
     assert parse(text) == parse(text)
     assert hash(parse(text)) == hash(parse(text))
+
+
+@pytest.mark.parametrize(
+    ("flag", "reason"),
+    [
+        ("--interval=5", "invalid duration '5' for --interval"),
+        ("--timeout=1x", "invalid duration '1x' for --timeout"),
+        ("--start-period=500us", "--start-period cannot be less than 1ms"),
+        ("--retries=many", "--retries must be an integer, not 'many'"),
+        ("--retries=-1", "--retries cannot be negative (-1)"),
+    ],
+)
+def test_healthcheck_flag_values_are_checked(flag: str, reason: str) -> None:
+    """Durations must be Go durations of 0 or at least 1ms; retries >= 0."""
+    assert _error(f"FROM b\nHEALTHCHECK {flag} CMD true\n").reason == reason
+
+
+def test_healthcheck_accepts_go_durations() -> None:
+    """Compound and fractional Go durations, and 0, are accepted."""
+    check = _one(
+        "HEALTHCHECK --interval=1m30s --timeout=1.5s --start-period=0 "
+        "--start-interval=2ms --retries=0 CMD true"
+    )
+    assert isinstance(check, Healthcheck)
+    assert check.flags["interval"] == "1m30s"

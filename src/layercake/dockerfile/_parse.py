@@ -8,6 +8,7 @@ import os
 import re
 from collections.abc import Callable, Sequence
 
+from layercake.dockerfile._durations import parse_duration
 from layercake.dockerfile._heredoc import parse_marker
 from layercake.dockerfile._instructions import (
     KEYWORDS,
@@ -61,6 +62,7 @@ _FLAG_KINDS: dict[str, dict[str, str]] = {
         "keep-git-dir": _BOOL,
         "link": _BOOL,
         "exclude": _STRINGS,
+        "unpack": _BOOL,
     },
     "HEALTHCHECK": {
         "interval": _STRING,
@@ -75,6 +77,7 @@ _STAGE_NAME = re.compile(r"[a-z][a-z0-9\-_.]*")
 _RESERVED_STAGE_NAMES = frozenset({"context", "scratch"})
 _ONBUILD_PREFIX = re.compile(r"\s*ONBUILD\s*", re.IGNORECASE)
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
+_INTEGER = re.compile(r"[+-]?[0-9]+")
 
 
 def parse(source: str | os.PathLike[str], *, path: str | None = None) -> Dockerfile:
@@ -460,9 +463,33 @@ def _healthcheck_of(line: _Line, rest: str, flags: _Flags) -> _Built:
             raise line.error("missing command after HEALTHCHECK CMD")
     else:
         raise line.error(f"unknown type {parts[0]!r} in HEALTHCHECK (try CMD)")
+    _check_health_flags(line, _single(flags))
     return Healthcheck(
         command, _single(flags), location=line.location, original=line.original
     )
+
+
+def _check_health_flags(line: _Line, flags: dict[str, str]) -> None:
+    """Check HEALTHCHECK durations (0, or at least 1ms) and retries (>= 0)."""
+    for name in ("interval", "timeout", "start-period", "start-interval"):
+        value = flags.get(name, "")
+        if value == "":
+            continue
+        try:
+            seconds = parse_duration(value)
+        except ValueError:
+            raise line.error(f"invalid duration {value!r} for --{name}") from None
+        if seconds != 0 and seconds < 0.001:
+            raise line.error(f"--{name} cannot be less than 1ms")
+
+    retries = flags.get("retries", "")
+    if retries == "":
+        return
+    if not _INTEGER.fullmatch(retries):
+        raise line.error(f"--retries must be an integer, not {retries!r}")
+    count = int(retries)
+    if count < 0:
+        raise line.error(f"--retries cannot be negative ({count})")
 
 
 _BUILDERS: dict[str, Callable[[_Line, str, _Flags], _Built]] = {
