@@ -2,6 +2,8 @@
 
 import io
 import os
+import shutil
+import subprocess
 import tarfile
 from pathlib import Path
 
@@ -168,3 +170,16 @@ def test_not_a_tar_is_store_corrupted(tmp_path: Path) -> None:
     with pytest.raises(StoreCorrupted) as info:
         extract_tar(io.BytesIO(b"\x01" * 1024), tmp_path / "t")
     assert str(info.value).startswith("invalid tar archive: ")
+
+
+def test_refusal_inside_a_zstd_stream_is_reported_as_unsafe(tmp_path: Path) -> None:
+    """A hostile entry in a zstd archive raises UnsafeArchiveEntry, not a zstd error."""
+    if shutil.which("zstd") is None:
+        pytest.skip("zstd program not installed")
+    plain = build_tar((member("../evil"), b"x" * 100_000), (member("f"), b"y"))
+    data = subprocess.run(
+        ["zstd", "-c"], input=plain, capture_output=True, check=True
+    ).stdout
+    with pytest.raises(UnsafeArchiveEntry) as info:
+        extract_tar(io.BytesIO(data), tmp_path / "t")
+    assert info.value.entry == "../evil"

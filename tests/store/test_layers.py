@@ -294,9 +294,18 @@ def test_extract_tar_overlay_mode_makes_overlay_whiteouts(tmp_path: Path) -> Non
     assert sorted(p.name for p in out.iterdir()) == ["d", "x"]
 
 
-@pytest.mark.parametrize("compress", [gzip.compress, bz2.compress, lzma.compress])
+def _zstd(data: bytes) -> bytes:
+    if shutil.which("zstd") is None:
+        pytest.skip("zstd program not installed")
+    run = subprocess.run(["zstd", "-c"], input=data, capture_output=True, check=True)
+    return run.stdout
+
+
+@pytest.mark.parametrize(
+    "compress", [gzip.compress, bz2.compress, lzma.compress, _zstd]
+)
 def test_extract_tar_detects_compression(tmp_path: Path, compress: object) -> None:
-    """gzip, bzip2 and xz archives are recognised by their magic bytes."""
+    """gzip, bzip2, xz and zstd archives are recognised by their magic bytes."""
     data = compress(build_tar((member("a/b", mode=0o600), b"hello")))  # type: ignore[operator]
     extract_tar(io.BytesIO(data), tmp_path)
     assert (tmp_path / "a" / "b").read_text() == "hello"

@@ -10,6 +10,7 @@ point at an entry already inside the target. Files are created with
 from __future__ import annotations
 
 import bz2
+import contextlib
 import errno
 import gzip
 import hashlib
@@ -117,11 +118,19 @@ def _zstd(stream: IO[bytes]) -> Iterator[IO[bytes]]:
     feeder.start()
     try:
         yield child.stdout
+        # Read what the consumer left (tar padding): closing the pipe early
+        # would make zstd fail.
+        while child.stdout.read(_CHUNK):
+            pass
+    except BaseException:
+        child.kill()
+        raise
     finally:
         child.stdout.close()
         feeder.join()
-        if child.wait() != 0:
-            raise StoreCorrupted(f"zstd failed to decompress (exit {child.returncode})")
+        child.wait()
+    if child.returncode != 0:
+        raise StoreCorrupted(f"zstd failed to decompress (exit {child.returncode})")
 
 
 def _feed(source: IO[bytes], sink: IO[bytes]) -> None:
@@ -237,7 +246,10 @@ class _Extractor:
         # Directory mtimes change as entries land in them: set them last,
         # deepest first.
         for path, info in reversed(self._dirs):
-            os.utime(path, (info.mtime, info.mtime))
+            # A later entry may have replaced the directory by a symlink:
+            # never follow it out of the target.
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(path, (info.mtime, info.mtime), follow_symlinks=False)
 
     def _parents(self, entry: str, parts: list[str], *, create: bool = True) -> None:
         for i in range(1, len(parts)):
@@ -302,7 +314,9 @@ class _Extractor:
         fd = os.open(path, flags, 0o600)
         try:
             while chunk := source.read(_CHUNK):
-                os.write(fd, chunk)
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view) :]
         finally:
             os.close(fd)
 
