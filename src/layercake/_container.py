@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 
 from layercake import runtime
 from layercake._run_config import RunConfig, env_list, process_spec
-from layercake.errors import ContainerError
+from layercake.errors import ContainerError, ContainerTimeout
 from layercake.runtime import RootfsSpec, RunResult, Sandbox, SandboxSpec
 
 if TYPE_CHECKING:
@@ -221,7 +221,7 @@ class Container:
         self.kill(_signal_number(stop_signal))
         try:
             return self.wait(timeout)
-        except ContainerError:
+        except ContainerTimeout:
             self.kill()
             return self.wait()
 

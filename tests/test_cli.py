@@ -1,0 +1,128 @@
+"""Tests of the layercake command: output, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from layercake.cli import main
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+@pytest.fixture
+def cli(store):
+    """Run the CLI against the test's store; return the exit code."""
+
+    def run(*args: str) -> int:
+        return main(["--store", str(store.path), *args])
+
+    return run
+
+
+def test_build_prints_steps_and_cached_markers(cli, busybox, capfd, tmp_path):
+    """Plain progress shows Step N/M lines and CACHED on a rebuild."""
+    context = tmp_path / "ctx"
+    shutil.copytree(EXAMPLES / "middle", context)
+    assert cli("build", "-t", "middle", str(context)) == 0
+    capfd.readouterr()
+
+    assert cli("build", "-t", "middle", str(context)) == 0
+    lines = capfd.readouterr().out.splitlines()
+    assert [line for line in lines if line.startswith("Step")] == [
+        "Step 1/4 : FROM busybox",
+        "Step 2/4 : WORKDIR /usr/src/app",
+        "Step 3/4 : COPY start.dev.sh start.prod.sh ./",
+        'Step 4/4 : CMD ["sh", "start.dev.sh"]',
+    ]
+    assert lines.count(" ---> CACHED") == 3
+    assert lines[-1] == "Successfully tagged middle:latest"
+
+
+def test_build_with_json_progress_prints_one_event_a_line(
+    cli, busybox, capfd, tmp_path
+):
+    """--progress json gives parseable events ending in BuildFinished."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM busybox\nENV A=1\n")
+    assert cli("build", "--progress", "json", "-t", "a", str(context)) == 0
+    events = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert [event["event"] for event in events] == [
+        "StepStarted",
+        "StepFinished",
+        "StepStarted",
+        "StepFinished",
+        "BuildFinished",
+    ]
+    assert events[-1]["tags"] == ["a:latest"]
+
+
+def test_build_arg_and_file_flags(cli, busybox, capfd, tmp_path):
+    """-f names another Dockerfile and --build-arg sets an ARG."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Other.dockerfile").write_text("FROM busybox\nARG V\nLABEL v=$V\n")
+    assert (
+        cli(
+            "build",
+            "-f",
+            str(context / "Other.dockerfile"),
+            "--build-arg",
+            "V=7",
+            "-t",
+            "v",
+            str(context),
+        )
+        == 0
+    )
+    capfd.readouterr()
+    assert cli("images", "--format", "json") == 0
+    rows = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert [(row["Repository"], row["Tag"]) for row in rows] == [
+        ("busybox", "latest"),
+        ("v", "latest"),
+    ]
+
+
+def test_build_error_is_one_line_and_exit_125(cli, store, capfd, tmp_path):
+    """A Dockerfile error prints one line naming file and line, exit 125."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nFROM nosuch\n")
+    assert cli("build", str(context)) == 125
+    err = capfd.readouterr().err
+    assert err == (
+        f"layercake: error: {context}/Dockerfile:2: "
+        "base image not found in the store: nosuch\n"
+    )
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_run_passes_output_through_and_returns_the_exit_code(cli, busybox, capfd):
+    """run streams the container's output and exits with its code."""
+    code = cli("run", "--rm", "-e", "X=1", "busybox", "sh", "-c", "echo $X; exit 4")
+    assert (code, capfd.readouterr().out) == (4, "1\n")
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_run_of_a_missing_command_exits_127(cli, busybox, capfd):
+    """A command that is not in PATH exits 127, as with docker."""
+    assert cli("run", "--rm", "busybox", "nosuchcmd") == 127
+
+
+def test_run_of_a_missing_image_is_125(cli, store, capfd):
+    """An unknown image is an engine error naming it."""
+    assert cli("run", "--rm", "nosuch") == 125
+    assert capfd.readouterr().err == "layercake: error: image not found: nosuch\n"
+
+
+def test_images_table(cli, busybox, capfd):
+    """images lists repository, tag, short id, age and size."""
+    assert cli("images") == 0
+    header, row = capfd.readouterr().out.splitlines()
+    assert header.split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
+    assert row.split()[:3] == ["busybox", "latest", busybox.short_id]
