@@ -7,14 +7,13 @@ heredoc bodies. Each logical line keeps where it came from.
 
 from __future__ import annotations
 
-import json
 import re
 
 import attrs
 
 from layercake.dockerfile._heredoc import chomp, find_markers
 from layercake.dockerfile._instructions import FrozenMap, Heredoc, Location
-from layercake.dockerfile._words import split_command
+from layercake.dockerfile._words import json_array, split_command
 from layercake.errors import DockerfileSyntaxError
 
 __all__ = ["LogicalLine", "Source", "is_json_form", "read_lines"]
@@ -61,16 +60,7 @@ def _lstrip(text: str) -> str:
 
 def is_json_form(rest: str) -> bool:
     """Whether ``rest`` is a JSON array (of anything), i.e. not shell form."""
-    if not rest.startswith("["):
-        return False
-    try:
-        return isinstance(json.loads(rest, parse_constant=_no_constant), list)
-    except (ValueError, RecursionError):
-        return False
-
-
-def _no_constant(name: str) -> object:
-    raise ValueError(f"not JSON: {name}")
+    return json_array(rest) is not None
 
 
 def read_lines(text: str, path: str | None) -> Source:

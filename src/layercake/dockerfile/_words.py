@@ -7,9 +7,10 @@ the quote-aware words of ARG, ENV and LABEL (quotes kept for later).
 
 from __future__ import annotations
 
+import json
 import re
 
-__all__ = ["parse_words", "split_command", "split_whitespace"]
+__all__ = ["json_array", "parse_words", "split_command", "split_whitespace"]
 
 _WHITESPACE = re.compile(r"[\t\v\f\r ]+")
 
@@ -132,3 +133,19 @@ def parse_words(text: str, escape: str) -> list[str]:
     if chars or blank_ok:
         words.append("".join(chars))
     return words
+
+
+def json_array(rest: str) -> list[object] | None:
+    """The JSON array ``rest`` holds, or ``None`` when it is not one (shell
+    form). NaN and Infinity are not JSON here, as in Go."""
+    if not rest.startswith("["):
+        return None
+    try:
+        value = json.loads(rest, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
+        return None
+    return value if isinstance(value, list) else None
+
+
+def _no_constant(name: str) -> object:
+    raise ValueError(f"not JSON: {name}")
