@@ -8,6 +8,7 @@ import os
 import shutil
 import stat
 import subprocess
+import sys
 import tarfile
 from pathlib import Path
 
@@ -353,3 +354,31 @@ def test_large_file_streams_through_in_chunks(
     layer = layout.write_layer(tree)
     path = layout.unpacked_layer(layer, layer.digest)
     assert (path / "big").read_bytes() == content
+
+
+_UNPACKER = """
+import sys
+from layercake.store import Descriptor, Digest, MediaType, StoreDirectory
+store = StoreDirectory(sys.argv[1])
+digest = Digest.parse(sys.argv[2])
+layer = Descriptor(MediaType.OCI_LAYER, digest, store.blob_path(digest).stat().st_size)
+print(store.unpacked_layer(layer, digest))
+"""
+
+
+def test_concurrent_unpacks_of_one_layer_agree(layout: StoreDirectory) -> None:
+    """Processes unpacking the same layer at once all get one complete dir."""
+    files = [(member(f"d{i // 50}/f{i}"), os.urandom(2048)) for i in range(400)]
+    digest = layout.write_blob(build_tar(*files))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    command = [sys.executable, "-c", _UNPACKER, str(layout.root), str(digest)]
+    workers = [
+        subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
+        for _ in range(4)
+    ]
+    outputs = {worker.communicate()[0].strip() for worker in workers}
+    assert [worker.returncode for worker in workers] == [0, 0, 0, 0]
+    assert outputs == {str(layout.layers_dir / digest.hex)}
+    assert [p.name for p in layout.layers_dir.iterdir()] == [digest.hex]
+    assert len(list((layout.layers_dir / digest.hex).rglob("f*"))) == 400
+    assert list((layout.root / "tmp").iterdir()) == []

@@ -185,3 +185,13 @@ def test_host_platform_uses_go_architecture_names() -> None:
         "s390x",
         "riscv64",
     }
+
+
+def test_models_are_hashable_and_equal_values_hash_equal() -> None:
+    """Descriptors and configs can be set members and dict keys."""
+    first = Descriptor(MediaType.OCI_LAYER, A, 1, annotations={"a": "b"})
+    second = Descriptor(MediaType.OCI_LAYER, A, 1, annotations={"a": "b"})
+    assert {first, second} == {first}
+    assert hash(ContainerConfig(labels={"x": "y"})) == hash(
+        ContainerConfig(labels={"x": "y"})
+    )

@@ -43,9 +43,10 @@ __all__ = [
 T = TypeVar("T")
 
 
+# Mapping fields hold a read-only view over a private copy, so they cannot
+# change under the frozen object; they take part in equality but not in the
+# hash (a mapping proxy is unhashable), which keeps every model hashable.
 def _frozen_map(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    # A read-only view over a private copy: the value cannot change under
-    # the frozen object that holds it.
     return MappingProxyType(dict(value))
 
 
@@ -96,7 +97,7 @@ class Descriptor:
     digest: Digest
     size: int
     annotations: Mapping[str, str] = attrs.field(
-        factory=_empty_map, converter=_frozen_map
+        factory=_empty_map, converter=_frozen_map, hash=False
     )
     platform: Platform | None = None
     urls: tuple[str, ...] = attrs.field(default=(), converter=_strs)
@@ -110,7 +111,7 @@ class Manifest:
     layers: tuple[Descriptor, ...] = attrs.field(converter=_descriptors)
     media_type: str = MediaType.OCI_MANIFEST
     annotations: Mapping[str, str] = attrs.field(
-        factory=_empty_map, converter=_frozen_map
+        factory=_empty_map, converter=_frozen_map, hash=False
     )
     schema_version: int = 2
 
@@ -122,7 +123,7 @@ class Index:
     manifests: tuple[Descriptor, ...] = attrs.field(converter=_descriptors)
     media_type: str = MediaType.OCI_INDEX
     annotations: Mapping[str, str] = attrs.field(
-        factory=_empty_map, converter=_frozen_map
+        factory=_empty_map, converter=_frozen_map, hash=False
     )
     schema_version: int = 2
 
@@ -150,12 +151,14 @@ class ContainerConfig:
     )
     cmd: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
     working_dir: str = ""
-    labels: Mapping[str, str] = attrs.field(factory=_empty_map, converter=_frozen_map)
+    labels: Mapping[str, str] = attrs.field(
+        factory=_empty_map, converter=_frozen_map, hash=False
+    )
     exposed_ports: Mapping[str, Mapping[str, Any]] = attrs.field(
-        factory=_empty_map, converter=_frozen_nested
+        factory=_empty_map, converter=_frozen_nested, hash=False
     )
     volumes: Mapping[str, Mapping[str, Any]] = attrs.field(
-        factory=_empty_map, converter=_frozen_nested
+        factory=_empty_map, converter=_frozen_nested, hash=False
     )
     stop_signal: str = ""
     shell: tuple[str, ...] | None = attrs.field(default=None, converter=_tuple_or_none)
