@@ -38,6 +38,9 @@ __all__ = ["HashingReader", "decompressed", "extract_stream", "extract_tar"]
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+# tarfile's stream mode copies the rest of its buffer on every read, so a
+# small buffer is faster than a large one for archives of small files.
+_TAR_BUFFER = 1 << 14
 _XATTR = "SCHILY.xattr."
 _OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
 
@@ -182,12 +185,15 @@ def extract_stream(
         with tarfile.open(
             fileobj=stream,
             mode="r|",
-            bufsize=_CHUNK,
+            bufsize=_TAR_BUFFER,
             encoding="utf-8",
             errors="surrogateescape",
         ) as tar:
-            for info in tar:
+            while (info := tar.next()) is not None:
                 extractor.add(info, tar)
+                # TarFile remembers every member; forget them so memory
+                # stays flat however many entries the archive has.
+                tar.members.clear()  # type: ignore[attr-defined]
     except tarfile.TarError as exc:
         raise StoreCorrupted(f"invalid tar archive: {exc}", path=str(target)) from exc
     extractor.finish()
