@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from layer_samples import MTIME, build_tar, list_tar, member, set_mtimes, snapshot
 
+from layercake.errors import StoreError
 from layercake.store import (
     Descriptor,
     Digest,
@@ -382,3 +383,23 @@ def test_concurrent_unpacks_of_one_layer_agree(layout: StoreDirectory) -> None:
     assert [p.name for p in layout.layers_dir.iterdir()] == [digest.hex]
     assert len(list((layout.layers_dir / digest.hex).rglob("f*"))) == 400
     assert list((layout.root / "tmp").iterdir()) == []
+
+
+@needs_root
+def test_write_layer_refuses_metacopy_entries(
+    layout: StoreDirectory, tmp_path: Path
+) -> None:
+    """An upper dir whose file data lives in a lower layer cannot be packed."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "f").write_text("")
+    os.setxattr(tree / "f", "trusted.overlay.metacopy", b"")
+    with pytest.raises(StoreError) as info:
+        layout.write_layer(tree)
+    assert str(info.value) == (
+        f"cannot pack {tree / 'f'}: its trusted.overlay.metacopy xattr means the "
+        "content is in a lower layer (mount overlayfs with "
+        "metacopy=off,redirect_dir=off)"
+    )
+    assert list((layout.root / "tmp").iterdir()) == []
+    assert list((layout.root / "blobs" / "sha256").iterdir()) == []

@@ -12,7 +12,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
-from layercake.errors import DigestMismatch, StoreCorrupted
+from layercake.errors import DigestMismatch, StoreCorrupted, StoreError
 
 from ._atomic import replace_file
 from ._blobs import Blobs, BlobWriter
@@ -204,6 +204,11 @@ class StoreDirectory:
 
         The digest of the returned descriptor is also the layer's diff id.
         See :func:`pack_directory` for what the tar holds.
+
+        Raises:
+            StoreError: a file changed while packing, or the tree is an
+                overlay upper dir that depends on its lower layers
+                (metacopy or redirect_dir entries).
         """
         with self._blobs.writer() as writer:
             pack_directory(directory, writer)
@@ -218,6 +223,9 @@ class StoreDirectory:
         ``directory`` must be on the store's file system (stage it under
         :meth:`tmp_dir`). If the layer is already unpacked, ``directory`` is
         removed instead. Returns the unpacked layer's path.
+
+        Raises:
+            StoreError: ``directory`` is on another file system.
         """
         target = self.layers_dir / diff_id.hex
         if target.is_dir():
@@ -275,6 +283,12 @@ class StoreDirectory:
         try:
             os.rename(staging, target)
         except OSError as exc:
+            if exc.errno == errno.EXDEV:
+                raise StoreError(
+                    f"cannot move {staging} into the store: not on the store's "
+                    "file system (stage it under tmp_dir())",
+                    path=str(staging),
+                ) from exc
             # Another process unpacked the same layer first: keep theirs.
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise

@@ -32,6 +32,8 @@ _CHUNK = 1 << 20
 # or nothing and never travel inside a layer.
 _OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
+# An upper dir written with metacopy or redirect_dir on is not self-contained.
+_INCOMPLETE = (".overlay.metacopy", ".overlay.redirect")
 
 
 class _Sink(Protocol):
@@ -47,7 +49,9 @@ def pack_directory(directory: Path, out: _Sink) -> None:
     cannot be represented in tar and are skipped.
 
     Raises:
-        StoreError: a file changed size while it was being read.
+        StoreError: a file changed size while it was being read, or the tree
+            holds overlay metacopy/redirect entries whose data lives in a
+            lower layer.
     """
     packer = _Packer(out)
     packer.walk(os.fspath(directory), "")
@@ -163,6 +167,11 @@ def _xattrs(path: str) -> dict[str, str]:
         return {}
     records = {}
     for key in sorted(names):
+        if key.endswith(_INCOMPLETE):
+            raise StoreError(
+                f"cannot pack {path}: its {key} xattr means the content is in "
+                "a lower layer (mount overlayfs with metacopy=off,redirect_dir=off)"
+            )
         if key.startswith(_OVERLAY_XATTRS):
             continue
         value = os.getxattr(path, key, follow_symlinks=False)
