@@ -1,0 +1,37 @@
+"""Run a process in an isolated Linux container built from plain directories.
+
+The runtime knows nothing of images or stores: it takes overlay lower
+directories, an upper directory and a process (:class:`SandboxSpec`), and
+runs the process as PID 1 of new mount, PID, UTS, IPC and (unless the host
+network is asked for) network namespaces, in a user namespace when not root.
+"""
+
+from __future__ import annotations
+
+from ._probe import Capabilities, probe, require
+from ._run import OutputCallback, run
+from ._sandbox import Sandbox, start
+from ._spec import (
+    DEFAULT_PATH,
+    BindMount,
+    ProcessSpec,
+    RootfsSpec,
+    RunResult,
+    SandboxSpec,
+)
+
+__all__ = [
+    "DEFAULT_PATH",
+    "BindMount",
+    "Capabilities",
+    "OutputCallback",
+    "ProcessSpec",
+    "RootfsSpec",
+    "RunResult",
+    "Sandbox",
+    "SandboxSpec",
+    "probe",
+    "require",
+    "run",
+    "start",
+]

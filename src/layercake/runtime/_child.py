@@ -1,0 +1,377 @@
+"""The code that runs in the forked children and becomes the container.
+
+:func:`spawn` runs in the direct child: it enters a new PID namespace (and a
+user namespace when not root), forks the container's PID 1 and waits for
+it, exiting with its status. :func:`_become_container` runs in that
+grandchild: it builds the root file system, pivots into it, drops to the
+process's user and execs.
+
+Only system calls happen here, on values :mod:`._plan` prepared before the
+fork; every path ends in ``os._exit`` or ``execve``, never in a return into
+the caller's code. Set-up failures travel to the parent as records on the
+status pipe (see :mod:`._status`), which closes on exec.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Callable
+from typing import NoReturn
+
+from . import _libc as libc
+from ._plan import Plan
+from ._scoped import resolve_in_root
+
+__all__ = ["SETUP_FAILED", "spawn"]
+
+SETUP_FAILED = 125
+"""Exit status of a child whose set-up failed (Docker uses 125 likewise)."""
+
+_SIGKILL = 9
+_DEVICES = (b"null", b"zero", b"full", b"random", b"urandom", b"tty")
+_DEV_LINKS = (
+    (b"fd", b"/proc/self/fd"),
+    (b"stdin", b"/proc/self/fd/0"),
+    (b"stdout", b"/proc/self/fd/1"),
+    (b"stderr", b"/proc/self/fd/2"),
+    (b"ptmx", b"pts/ptmx"),
+)
+_NOSUID_NODEV_NOEXEC = libc.MS_NOSUID | libc.MS_NODEV | libc.MS_NOEXEC
+_DEV_FILESYSTEMS: tuple[tuple[bytes, bytes, int, bytes | None], ...] = (
+    (
+        b"pts",
+        b"devpts",
+        libc.MS_NOSUID | libc.MS_NOEXEC,
+        b"newinstance,ptmxmode=0666,mode=0620",
+    ),
+    (b"shm", b"tmpfs", _NOSUID_NODEV_NOEXEC, b"mode=1777,size=65536k"),
+    (b"mqueue", b"mqueue", _NOSUID_NODEV_NOEXEC, None),
+)
+# The capabilities Docker leaves a container by default; the rest are
+# dropped from the bounding set so even root inside cannot gain them.
+_DOCKER_CAPS = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31})
+_MS_STRICTATIME = 1 << 24
+_LOCKED_FLAGS = 2 | 4 | 8 | 1024 | 2048
+_MAX_FD = 1 << 20
+
+
+class _SetupError(Exception):
+    def __init__(self, step: str, error: OSError) -> None:
+        self.step = step
+        self.error = error
+
+
+def _do(step: str, call: Callable[..., object], *args: object) -> None:
+    try:
+        call(*args)
+    except OSError as error:
+        raise _SetupError(step, error) from None
+
+
+def spawn(
+    plan: Plan,
+    stdio: tuple[int | None, int | None, int | None],
+    status_w: int,
+    parent_pid: int,
+    cap_last: int,
+) -> NoReturn:
+    """Run the direct child: namespaces, fork PID 1, relay its exit status."""
+    try:
+        libc.prctl(libc.PR_SET_PDEATHSIG, _SIGKILL)
+        if os.getppid() != parent_pid:
+            os._exit(128 + _SIGKILL)
+        os.setsid()
+        flags = libc.CLONE_NEWPID
+        if plan.rootless:
+            flags |= libc.CLONE_NEWUSER
+        _do("unshare pid namespace", libc.unshare, flags)
+        if plan.rootless:
+            _map_ids(plan)
+        pid = os.fork()
+        if pid == 0:
+            _become_container(plan, stdio, status_w, cap_last)
+        os.write(status_w, b"P%d\0" % pid)
+        os.closerange(3, _MAX_FD)
+        _, status = os.waitpid(pid, 0)
+        if os.WIFSIGNALED(status):
+            os._exit(128 + os.WTERMSIG(status))
+        os._exit(os.WEXITSTATUS(status))
+    except BaseException as error:  # noqa: BLE001 - a child must never return
+        _report(status_w, [], error)
+        os._exit(SETUP_FAILED)
+
+
+def _map_ids(plan: Plan) -> None:
+    for name, line in (
+        ("setgroups", b"deny"),
+        ("gid_map", b"0 %d 1" % plan.host_gid),
+        ("uid_map", b"0 %d 1" % plan.host_uid),
+    ):
+        _do(f"write /proc/self/{name}", _write_file, f"/proc/self/{name}", line)
+
+
+def _write_file(path: str | bytes, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+    try:
+        os.write(fd, data)
+    finally:
+        os.close(fd)
+
+
+def _report(status_w: int, created: list[str], error: BaseException) -> None:
+    if isinstance(error, _SetupError):
+        reason = (error.error.strerror or str(error.error)).lower()
+        message = f"{error.step}: {reason} (errno {error.error.errno})"
+    else:
+        message = f"{type(error).__name__}: {error}"
+    records = b"".join(b"C" + os.fsencode(p) + b"\0" for p in created)
+    try:
+        os.write(status_w, records + b"E" + message.encode(errors="replace") + b"\0")
+    except OSError:
+        pass
+
+
+def _become_container(
+    plan: Plan,
+    stdio: tuple[int | None, int | None, int | None],
+    status_w: int,
+    cap_last: int,
+) -> NoReturn:
+    created: list[str] = []
+    try:
+        os.umask(0o022)
+        flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC
+        if plan.new_net:
+            flags |= libc.CLONE_NEWNET
+        _do("unshare namespaces", libc.unshare, flags)
+        _do(
+            "make / private",
+            libc.mount,
+            None,
+            b"/",
+            None,
+            libc.MS_REC | libc.MS_PRIVATE,
+        )
+        _do("set hostname", libc.sethostname, plan.hostname)
+        if plan.new_net:
+            _do("bring loopback up", libc.loopback_up)
+
+        _mount_rootfs(plan)
+        _mount_specials(plan, created)
+        _mount_binds(plan, created)
+        _pivot(plan)
+        _enter_cwd(plan)
+        _drop_privileges(plan, cap_last)
+        _do("set parent death signal", libc.prctl, libc.PR_SET_PDEATHSIG, _SIGKILL)
+        _do("set up stdio", _wire_stdio, stdio)
+    except BaseException as error:  # noqa: BLE001 - a child must never return
+        _report(status_w, created, error)
+        os._exit(SETUP_FAILED)
+
+    records = b"".join(b"C" + os.fsencode(p) + b"\0" for p in created)
+    if records:
+        os.write(status_w, records)
+    libc.reset_signals()
+    os.closerange(3, status_w)
+    os.closerange(status_w + 1, _MAX_FD)
+    _exec(plan)
+
+
+def _mount_rootfs(plan: Plan) -> None:
+    if plan.scratch:
+        _do(
+            f"mount empty lower directory on {plan.root}",
+            libc.mount,
+            b"tmpfs",
+            plan.root_b,
+            b"tmpfs",
+            libc.MS_RDONLY | libc.MS_NOSUID | libc.MS_NODEV,
+            b"mode=755,size=4k",
+        )
+    if plan.overlay_chdir is not None:
+        _do(f"enter {plan.overlay_chdir}", os.chdir, plan.overlay_chdir)
+    _do(
+        f"mount overlay on {plan.root}",
+        libc.mount,
+        b"overlay",
+        plan.root_b,
+        b"overlay",
+        0,
+        plan.overlay_data,
+    )
+
+
+def _target(plan: Plan, path: str, kind: str, created: list[str]) -> bytes:
+    try:
+        return os.fsencode(
+            resolve_in_root(plan.root, path, create=kind, created=created)
+        )
+    except OSError as error:
+        raise _SetupError(f"create mount target {path}", error) from None
+
+
+def _mount_specials(plan: Plan, created: list[str]) -> None:
+    # The generated /etc files live in a small tmpfs that /proc is then
+    # mounted over: reachable through their bind mounts, hidden otherwise.
+    proc = _target(plan, "/proc", "dir", created)
+    _do(
+        "mount staging tmpfs on /proc",
+        libc.mount,
+        b"tmpfs",
+        proc,
+        b"tmpfs",
+        0,
+        b"mode=755,size=64k",
+    )
+    for path, content in plan.etc_files:
+        staged = proc + b"/" + os.fsencode(path.rsplit("/", 1)[1])
+        _do(f"write {path}", _write_file, staged, content)
+        target = _target(plan, path, "file", created)
+        _do(f"bind mount {path}", libc.mount, staged, target, None, libc.MS_BIND)
+    _do("mount proc on /proc", libc.mount, b"proc", proc, b"proc", _NOSUID_NODEV_NOEXEC)
+
+    _mount_dev(plan, created)
+
+    sys = _target(plan, "/sys", "dir", created)
+    try:
+        libc.mount(b"sysfs", sys, b"sysfs", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
+    except PermissionError:
+        # Without our own network namespace a user namespace may not mount
+        # sysfs; a read-only view of the host's is what is left.
+        _bind(b"/sys", sys, True, "/sys")
+    except OSError as error:
+        raise _SetupError("mount sysfs on /sys", error) from None
+
+
+def _mount_dev(plan: Plan, created: list[str]) -> None:
+    dev = _target(plan, "/dev", "dir", created)
+    _do(
+        "mount tmpfs on /dev",
+        libc.mount,
+        b"tmpfs",
+        dev,
+        b"tmpfs",
+        libc.MS_NOSUID | _MS_STRICTATIME,
+        b"mode=755,size=65536k",
+    )
+    for device in _DEVICES:
+        node = dev + b"/" + device
+        name = os.fsdecode(device)
+        _do(f"create /dev/{name}", _write_file, node, b"")
+        _do(
+            f"bind mount /dev/{name}",
+            libc.mount,
+            b"/dev/" + device,
+            node,
+            None,
+            libc.MS_BIND,
+        )
+    for directory, fstype, flags, data in _DEV_FILESYSTEMS:
+        path = dev + b"/" + directory
+        name = os.fsdecode(directory)
+        _do(f"create /dev/{name}", os.mkdir, path, 0o755)
+        _do(
+            f"mount {os.fsdecode(fstype)} on /dev/{name}",
+            libc.mount,
+            fstype,
+            path,
+            fstype,
+            flags,
+            data,
+        )
+    for link, target in _DEV_LINKS:
+        _do(f"create /dev/{os.fsdecode(link)}", os.symlink, target, dev + b"/" + link)
+
+
+def _mount_binds(plan: Plan, created: list[str]) -> None:
+    for source, target, is_dir, read_only in plan.mounts:
+        host = _target(plan, target, "dir" if is_dir else "file", created)
+        _bind(source, host, read_only, target)
+
+
+def _bind(source: bytes, target: bytes, read_only: bool, name: str) -> None:
+    step = f"bind mount {os.fsdecode(source)} on {name}"
+    _do(step, libc.mount, source, target, None, libc.MS_BIND | libc.MS_REC)
+    if read_only:
+        # A remount must repeat the flags the kernel locked on the source
+        # mount, or a user namespace is refused.
+        locked = os.statvfs(target).f_flag & _LOCKED_FLAGS
+        _do(
+            f"make {name} read-only",
+            libc.mount,
+            None,
+            target,
+            None,
+            libc.MS_REMOUNT | libc.MS_BIND | libc.MS_RDONLY | locked,
+        )
+
+
+def _pivot(plan: Plan) -> None:
+    _do(f"enter {plan.root}", os.chdir, plan.root)
+    _do("pivot_root", libc.pivot_root, b".", b".")
+    _do("detach the old root", libc.umount2, b".", libc.MNT_DETACH)
+    _do("enter /", os.chdir, "/")
+
+
+def _enter_cwd(plan: Plan) -> None:
+    _do(f"create working directory {plan.cwd}", _make_dirs, plan.cwd)
+    _do(f"enter working directory {plan.cwd}", os.chdir, plan.cwd)
+
+
+def _make_dirs(path: str) -> None:
+    if not os.path.isdir(path):
+        os.makedirs(path, 0o755, exist_ok=True)
+
+
+def _drop_privileges(plan: Plan, cap_last: int) -> None:
+    if not plan.rootless:
+        for cap in range(cap_last + 1):
+            if cap not in _DOCKER_CAPS:
+                _do("drop capabilities", libc.prctl, libc.PR_CAPBSET_DROP, cap)
+        _do("set groups", os.setgroups, list(plan.groups))
+    _do(f"set group id {plan.gid}", os.setgid, plan.gid)
+    _do(f"set user id {plan.uid}", os.setuid, plan.uid)
+
+
+def _wire_stdio(stdio: tuple[int | None, int | None, int | None]) -> None:
+    stdin, stdout, stderr = stdio
+    if stdin is None:
+        stdin = os.open("/dev/null", os.O_RDONLY)
+    copies = [None if fd is None else os.dup(fd) for fd in (stdin, stdout, stderr)]
+    for target, fd in enumerate(copies):
+        if fd is not None:
+            os.dup2(fd, target)
+
+
+def _exec(plan: Plan) -> NoReturn:
+    name = plan.argv[0]
+    path = name if "/" in name else _look_up(name, plan.search_path)
+    if path is None:
+        _die(127, f'exec: "{name}": executable file not found in $PATH')
+    try:
+        os.execve(path, plan.argv, plan.env)
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        _die(127 if error.errno == 2 else 126, f'exec: "{name}": {reason}')
+    except BaseException as error:  # noqa: BLE001 - a child must never return
+        _die(126, f'exec: "{name}": {error}')
+
+
+def _look_up(name: str, search_path: tuple[str, ...]) -> str | None:
+    for directory in search_path:
+        candidate = (directory or ".") + "/" + name
+        try:
+            mode = os.stat(candidate).st_mode
+        except OSError:
+            continue
+        if stat.S_ISREG(mode) and mode & 0o111:
+            return candidate
+    return None
+
+
+def _die(code: int, message: str) -> NoReturn:
+    try:
+        os.write(2, b"unable to start container process: " + message.encode() + b"\n")
+    finally:
+        os._exit(code)

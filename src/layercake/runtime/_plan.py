@@ -1,0 +1,163 @@
+"""Turn a :class:`SandboxSpec` into the ready-made values the child uses.
+
+Everything that allocates, parses, reads host files or can raise a
+configuration error happens here, before the fork, so the forked child only
+makes system calls.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+
+import attrs
+
+from layercake.errors import ContainerConfigError
+
+from ._spec import DEFAULT_PATH, SandboxSpec
+
+__all__ = ["Plan", "prepare"]
+
+_PAGE_SIZE = resource.getpagesize()
+_HOST_RESOLV_CONF = "/etc/resolv.conf"
+
+
+@attrs.frozen
+class Plan:
+    """The fork-ready form of a sandbox spec (paths as the child needs them)."""
+
+    root: str
+    root_b: bytes
+    overlay_data: bytes
+    overlay_chdir: str | None
+    scratch: bool
+    hostname: bytes
+    new_net: bool
+    etc_files: tuple[tuple[str, bytes], ...]
+    mounts: tuple[tuple[bytes, str, bool, bool], ...]
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    search_path: tuple[str, ...]
+    cwd: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    rootless: bool
+    host_uid: int
+    host_gid: int
+
+
+def prepare(spec: SandboxSpec) -> Plan:
+    """Check ``spec`` and precompute every value the container set-up needs.
+
+    Creates the upper, work and mount-point directories when missing.
+
+    Raises:
+        ContainerConfigError: the spec cannot work (no command, a path that
+            overlayfs cannot take, a malformed environment entry).
+    """
+    process = spec.process
+    if not process.args:
+        raise ContainerConfigError("no command given to run")
+    root = os.path.abspath(spec.rootfs.mount_point)
+    for directory in (spec.rootfs.upper_dir, spec.rootfs.work_dir, root):
+        os.makedirs(directory, exist_ok=True)
+    env = _environment(process.env)
+    data, chdir = _overlay_options(spec)
+    rootless = os.geteuid() != 0
+    if rootless and (process.uid or process.gid or process.additional_gids):
+        raise ContainerConfigError(
+            f"user {process.uid}:{process.gid} cannot be used without root: "
+            "rootless containers run their process as root only"
+        )
+    return Plan(
+        root=root,
+        root_b=os.fsencode(root),
+        overlay_data=data,
+        overlay_chdir=chdir,
+        scratch=not spec.rootfs.lower_dirs,
+        hostname=spec.hostname.encode(),
+        new_net=spec.network != "host",
+        etc_files=_etc_files(spec.hostname),
+        mounts=tuple(_bind(m.source, m.target, m.read_only) for m in spec.mounts),
+        argv=process.args,
+        env=env,
+        search_path=tuple(env["PATH"].split(":")),
+        cwd=process.cwd or "/",
+        uid=process.uid,
+        gid=process.gid,
+        groups=process.additional_gids,
+        rootless=rootless,
+        host_uid=os.geteuid(),
+        host_gid=os.getegid(),
+    )
+
+
+def _environment(entries: tuple[str, ...]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for entry in entries:
+        key, sep, value = entry.partition("=")
+        if not sep or not key:
+            raise ContainerConfigError(
+                f"environment entry {entry!r} is not of the form KEY=VALUE"
+            )
+        env[key] = value
+    env.setdefault("PATH", DEFAULT_PATH)
+    return env
+
+
+def _overlay_options(spec: SandboxSpec) -> tuple[bytes, str | None]:
+    rootfs = spec.rootfs
+    lowers = [os.path.abspath(d) for d in rootfs.lower_dirs]
+    upper = os.path.abspath(rootfs.upper_dir)
+    work = os.path.abspath(rootfs.work_dir)
+    for path in [*lowers, upper, work]:
+        if "," in path or ":" in path:
+            raise ContainerConfigError(
+                f"overlay directory {path!r} contains ',' or ':', "
+                "which overlayfs options cannot carry"
+            )
+    # A scratch root has no lower directory; the child mounts an empty,
+    # read-only tmpfs on the mount point and uses that.
+    lower_list = lowers or [os.path.abspath(rootfs.mount_point)]
+    extra = ",userxattr" if os.geteuid() != 0 else ""
+    data = f"lowerdir={':'.join(lower_list)},upperdir={upper},workdir={work}{extra}"
+    if len(data) < _PAGE_SIZE:
+        return data.encode(), None
+
+    # The kernel reads mount options from a single page: name the lower
+    # directories relative to their common parent, which the child enters.
+    parent = os.path.commonpath(lower_list)
+    relative = [os.path.relpath(d, parent) for d in lower_list]
+    data = f"lowerdir={':'.join(relative)},upperdir={upper},workdir={work}{extra}"
+    if len(data) >= _PAGE_SIZE:
+        raise ContainerConfigError(
+            f"{len(lower_list)} lower directories make overlay options longer "
+            f"than {_PAGE_SIZE} bytes even relative to {parent}"
+        )
+    return data.encode(), parent
+
+
+def _etc_files(hostname: str) -> tuple[tuple[str, bytes], ...]:
+    hosts = (
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        f"127.0.0.1\t{hostname}\n"
+    )
+    try:
+        with open(_HOST_RESOLV_CONF, "rb") as file:
+            resolv = file.read()
+    except OSError:
+        resolv = b""
+    return (
+        ("/etc/hosts", hosts.encode()),
+        ("/etc/hostname", hostname.encode() + b"\n"),
+        ("/etc/resolv.conf", resolv),
+    )
+
+
+def _bind(source: str, target: str, read_only: bool) -> tuple[bytes, str, bool, bool]:
+    source = os.path.abspath(source)
+    if not os.path.exists(source):
+        raise ContainerConfigError(f"bind mount source {source} does not exist")
+    return os.fsencode(source), target, os.path.isdir(source), read_only

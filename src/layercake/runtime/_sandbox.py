@@ -1,0 +1,180 @@
+"""Start a container process and supervise it: wait, signal, kill."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+from types import TracebackType
+from typing import Self
+
+from layercake.errors import ContainerError, ContainerTimeout
+
+from . import _child
+from ._litter import remove_litter, upper_dirs_present
+from ._plan import prepare
+from ._spec import SandboxSpec
+
+__all__ = ["Sandbox", "start"]
+
+
+def _read_cap_last() -> int:
+    try:
+        with open("/proc/sys/kernel/cap_last_cap", "rb") as file:
+            return int(file.read())
+    except (OSError, ValueError):
+        return 40
+
+
+_CAP_LAST = _read_cap_last()
+
+
+class Sandbox:
+    """A running container: its PID 1 and the child that relays its status.
+
+    Attributes:
+        pid: the host pid of the container's PID 1.
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        child: int,
+        upper_dir: str,
+        created: list[str],
+        present: frozenset[str],
+    ) -> None:
+        self.pid = pid
+        self._child = child
+        self._upper_dir = upper_dir
+        self._created = created
+        self._present = present
+        self._exit_code: int | None = None
+
+    @property
+    def exit_code(self) -> int | None:
+        """The exit code once :meth:`wait` has seen the container end, else None."""
+        return self._exit_code
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the container to end and return its exit code.
+
+        The code is the process's own, or 128 plus the signal that ended it,
+        as Docker reports it. Mount targets the runtime created are removed
+        from the upper directory once it ended.
+
+        Raises:
+            ContainerTimeout: it is still running after ``timeout`` seconds
+                (it keeps running; call :meth:`kill` to end it).
+        """
+        if self._exit_code is not None:
+            return self._exit_code
+        if timeout is not None and not self._ended_within(timeout):
+            raise ContainerTimeout(
+                f"container process {self.pid} still running after {timeout:g} seconds",
+                timeout=timeout,
+            )
+        _, status = os.waitpid(self._child, 0)
+        self._exit_code = os.waitstatus_to_exitcode(status)
+        if self._exit_code < 0:
+            self._exit_code = 128 - self._exit_code
+        remove_litter(self._upper_dir, self._created, self._present)
+        return self._exit_code
+
+    def _ended_within(self, timeout: float) -> bool:
+        pidfd = os.pidfd_open(self._child)
+        try:
+            poller = select.poll()
+            poller.register(pidfd, select.POLLIN)
+            return bool(poller.poll(max(0.0, timeout) * 1000))
+        finally:
+            os.close(pidfd)
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the container's PID 1; nothing if it already ended.
+
+        As in Docker, a PID 1 that installed no handler ignores most signals.
+        """
+        if self._exit_code is None:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
+
+    def kill(self) -> None:
+        """SIGKILL the container: its PID 1 and, with it, every process in it."""
+        self.send_signal(signal.SIGKILL)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.kill()
+        self.wait()
+
+
+def start(
+    spec: SandboxSpec,
+    *,
+    stdin: int | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+) -> Sandbox:
+    """Start ``spec``'s process in a new container and return at once.
+
+    ``stdin``, ``stdout`` and ``stderr`` are file descriptors the process
+    gets; ``None`` means /dev/null for stdin and the caller's own for the
+    others. Returns once the process was exec'd (or failed to exec: that
+    shows as exit code 127 or 126 and a message on its stderr).
+
+    Raises:
+        ContainerConfigError: the spec cannot work.
+        ContainerError: the container could not be set up; the message names
+            the step and the system error.
+    """
+    plan = prepare(spec)
+    present = upper_dirs_present(
+        spec.rootfs.upper_dir, tuple(m.target for m in spec.mounts)
+    )
+    status_r, status_w = os.pipe()
+    parent_pid = os.getpid()
+    try:
+        child = os.fork()
+    except BaseException:
+        os.close(status_r)
+        os.close(status_w)
+        raise
+    if child == 0:
+        _child.spawn(plan, (stdin, stdout, stderr), status_w, parent_pid, _CAP_LAST)
+    os.close(status_w)
+
+    with open(status_r, "rb", buffering=0, closefd=True) as status:
+        records = status.readall()
+    pid, created, failure = _parse(records)
+    sandbox = Sandbox(pid, child, spec.rootfs.upper_dir, created, present)
+    if failure is not None or pid == 0:
+        if pid > 0:
+            sandbox.kill()
+        sandbox.wait()
+        raise ContainerError(f"container set-up failed: {failure or 'no pid reported'}")
+    return sandbox
+
+
+def _parse(records: bytes) -> tuple[int, list[str], str | None]:
+    pid = 0
+    created: list[str] = []
+    failure: str | None = None
+    for record in records.split(b"\0"):
+        kind, body = record[:1], record[1:]
+        if kind == b"P":
+            pid = int(body)
+        elif kind == b"C":
+            created.append(os.fsdecode(body))
+        elif kind == b"E":
+            failure = body.decode(errors="replace")
+    return pid, created, failure

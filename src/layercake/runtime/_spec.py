@@ -1,0 +1,95 @@
+"""The plain values a sandbox is described by and the result of a run."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import attrs
+
+__all__ = [
+    "DEFAULT_PATH",
+    "BindMount",
+    "ProcessSpec",
+    "RootfsSpec",
+    "RunResult",
+    "SandboxSpec",
+]
+
+DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+"""The PATH a process gets when its environment names none, as in Docker."""
+
+
+@attrs.frozen
+class BindMount:
+    """A host path made visible at ``target`` inside the container.
+
+    Directories are bound recursively; a missing target is created (a
+    directory for a directory source, an empty file otherwise) and removed
+    from the upper directory after the run.
+    """
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@attrs.frozen
+class ProcessSpec:
+    """The process to run as the container's PID 1.
+
+    ``args[0]`` without a ``/`` is looked up in the PATH of ``env`` (or
+    :data:`DEFAULT_PATH`); ``env`` holds ``KEY=VALUE`` entries; ``cwd`` is
+    created (owned by root, mode 0755) when missing.
+    """
+
+    args: tuple[str, ...]
+    env: tuple[str, ...] = ()
+    cwd: str = "/"
+    uid: int = 0
+    gid: int = 0
+    additional_gids: tuple[int, ...] = ()
+
+
+@attrs.frozen
+class RootfsSpec:
+    """The directories the container's root file system is made of.
+
+    ``lower_dirs`` are listed top-most first, as overlayfs lists them, and
+    may be empty (a ``scratch`` root). ``upper_dir`` receives every change;
+    ``work_dir`` is overlayfs's scratch space on the same file system;
+    ``mount_point`` is an empty directory the merged tree is mounted on,
+    visible only inside the container. Missing directories are created.
+    """
+
+    lower_dirs: tuple[str, ...]
+    upper_dir: str
+    work_dir: str
+    mount_point: str
+
+
+@attrs.frozen
+class SandboxSpec:
+    """Everything needed to run one process in an isolated container.
+
+    ``network`` is ``"none"`` (a new network namespace with only loopback,
+    up) or ``"host"`` (the caller's network).
+    """
+
+    rootfs: RootfsSpec
+    process: ProcessSpec
+    hostname: str = "layercake"
+    network: Literal["none", "host"] = "none"
+    mounts: tuple[BindMount, ...] = ()
+
+
+@attrs.frozen
+class RunResult:
+    """How a finished container ended and what it wrote.
+
+    ``exit_code`` is the process's exit code, or 128 plus the signal number
+    when a signal ended it, as Docker reports it.
+    """
+
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
