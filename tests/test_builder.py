@@ -380,3 +380,72 @@ def test_output_of_a_layer_blob_is_a_valid_tar(busybox):
         data = blob.read()
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         assert tar.getmember("bin/sh").islnk()
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_run_heredoc_runs_as_a_shell_script(busybox, store, tmp_path, build):
+    """RUN <<EOF runs the heredoc's lines with the shell, as one script."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\nRUN <<EOF\necho one > /out\necho two >> /out\nEOF\n",
+    )
+    assert image.run(["cat", "/out"]).stdout == b"one\ntwo\n"
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_run_heredoc_with_a_shebang_is_executed_directly(
+    busybox, store, tmp_path, build
+):
+    """A heredoc starting with #! runs with that interpreter."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        'FROM busybox\nRUN <<EOF\n#!/bin/awk -f\nBEGIN { print 6 * 7 > "/out" }\nEOF\n',
+    )
+    assert image.run(["cat", "/out"]).stdout == b"42\n"
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_heredoc_fed_to_a_command_is_its_stdin(busybox, store, tmp_path, build):
+    """`RUN cmd <<EOF` hands the heredoc to the command's standard input."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\nRUN tr a-z A-Z <<EOF > /out\nshout\nEOF\n",
+    )
+    assert image.run(["cat", "/out"]).stdout == b"SHOUT\n"
+
+
+def test_copy_heredoc_writes_a_file_with_variables_expanded(
+    busybox, store, tmp_path, build
+):
+    """COPY <<EOF expands ARG/ENV values but keeps quotes; <<'EOF' keeps $."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\nENV WHO=world\n"
+        'COPY <<EOF /greeting\nhello "$WHO"\nEOF\n'
+        "COPY <<'EOF' /raw\nhello $WHO\nEOF\n",
+    )
+    with image.layers[-2].open() as blob, tarfile.open(fileobj=blob) as tar:
+        assert tar.extractfile("greeting").read() == b'hello "world"\n'
+        assert tar.getmember("greeting").mode == 0o644
+    with image.layers[-1].open() as blob, tarfile.open(fileobj=blob) as tar:
+        assert tar.extractfile("raw").read() == b"hello $WHO\n"
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_onbuild_triggers_run_in_the_child_build_and_are_not_inherited(
+    busybox, store, tmp_path, build, write_context
+):
+    """ONBUILD instructions run when another image builds FROM this one."""
+    parent = write_context(
+        tmp_path / "parent",
+        "FROM busybox\nONBUILD ENV TRIGGERED=yes\nONBUILD RUN echo ran > /trigger\n",
+    )
+    layercake.Builder(store).build(parent, tag="parent")
+    child, _ = build(store, tmp_path / "child", "FROM parent\nLABEL child=1\n")
+    assert child.config.config.on_build == ()
+    assert "TRIGGERED=yes" in child.config.config.env
+    assert child.run(["cat", "/trigger"]).stdout == b"ran\n"

@@ -132,6 +132,11 @@ class StateWriter:
         )
         return self._commit(new, layers)
 
+    def replace_config(self, state: BuildState, config: ContainerConfig) -> BuildState:
+        """``state`` with another runtime config, and no new history entry."""
+        image = attrs.evolve(state.config, config=config)
+        return self._commit(image, state.manifest.layers)
+
     def cached(self, key: str) -> BuildState | None:
         """The state the cache holds for ``key``, if all its blobs are still there."""
         digest = self.directory.cache_get(key)

@@ -29,10 +29,14 @@ __all__ = ["CopyRequest", "copy_into", "parse_chmod", "parse_chown"]
 
 @attrs.frozen
 class CopyRequest:
-    """One COPY or ADD, with its sources already resolved in the context."""
+    """One COPY or ADD, with its sources already resolved.
+
+    Each source is a context-relative path with the context it lives in: the
+    build context, or a temporary one holding the step's heredoc files.
+    """
 
     keyword: str
-    sources: tuple[str, ...]
+    sources: tuple[tuple[BuildContext, str], ...]
     dest: str
     owner: tuple[int, int] | None = None
     mode: int | None = None
@@ -176,9 +180,7 @@ def _replace(target: Path) -> None:
             target.unlink()
 
 
-def copy_into(
-    request: CopyRequest, context: BuildContext, staging: Path, stack: LayerStack
-) -> None:
+def copy_into(request: CopyRequest, staging: Path, stack: LayerStack) -> None:
     """Write the files ``request`` adds into ``staging`` at their image paths.
 
     Raises:
@@ -197,10 +199,10 @@ def copy_into(
         raise BuildContextError(
             f"{request.keyword} with more than one source needs a destination "
             f"that is a directory ending in '/': {request.dest!r}",
-            source=request.sources[0],
+            source=request.sources[0][1],
         )
 
-    for relative in request.sources:
+    for context, relative in request.sources:
         source = context.path(relative)
         if request.extract_archives and _is_archive(source):
             target = stager.ensure_dir(dest, owned=True)

@@ -47,7 +47,13 @@ from layercake.events import (
     StepOutput,
     StepStarted,
 )
-from layercake.runtime import DEFAULT_PATH, ProcessSpec, RootfsSpec, SandboxSpec
+from layercake.runtime import (
+    DEFAULT_PATH,
+    BindMount,
+    ProcessSpec,
+    RootfsSpec,
+    SandboxSpec,
+)
 from layercake.store import ContainerConfig, History, host_platform
 
 __all__ = ["Builder"]
@@ -130,11 +136,32 @@ class _StageBuild:
         )
 
     def run_all(self) -> BuildState:
+        self.run_triggers()
         for instruction in self.stage.instructions:
             self.build.step += 1
             with self.build.step_errors(instruction):
                 self.state = self.run_one(instruction)
         return self.state
+
+    def run_triggers(self) -> None:
+        """Run the base image's ONBUILD triggers, as part of the FROM step.
+
+        The new image does not inherit them, as in Docker.
+        """
+        triggers = self.config.on_build
+        if not triggers:
+            return
+        self.state = self.build.writer.replace_config(
+            self.state, attrs.evolve(self.config, on_build=())
+        )
+        for trigger in triggers:
+            instruction = df.parse_instruction(
+                trigger,
+                escape=self.build.dockerfile.escape,
+                location=self.stage.base.location,
+            )
+            with self.build.step_errors(instruction):
+                self.state = self.run_one(instruction)
 
     def run_one(self, instruction: df.Instruction) -> BuildState:
         step = self.build.step
@@ -337,15 +364,19 @@ class _StageBuild:
                     step=self.build.step,
                     instruction=_display(instruction),
                 )
-        sources: list[str] = []
+        heredocs = self.heredoc_context(instruction)
+        sources: list[tuple[BuildContext, str]] = []
         for word in words:
-            sources.extend(self.build.context.resolve(word, keyword=keyword))
+            for relative in self.build.context.resolve(word, keyword=keyword):
+                sources.append((self.build.context, relative))
+        sources.extend((heredocs, doc.name) for doc in instruction.heredocs)
         if not dest.startswith("/"):
             trailing = "/" if dest.endswith("/") or dest in (".", "./") else ""
             dest = os.path.join(self.config.working_dir or "/", dest)
             dest = os.path.normpath(dest) + trailing
-        description = f"{keyword} {' '.join(words)} {dest} {sorted(flags.items())}"
-        digest = self.build.context.digest(sources)
+        names = words + [f"<<{doc.name}" for doc in instruction.heredocs]
+        description = f"{keyword} {' '.join(names)} {dest} {sorted(flags.items())}"
+        digest = "".join(context.digest([relative]) for context, relative in sources)
 
         def make() -> BuildState:
             stack = self.build.writer.layer_stack(self.state)
@@ -359,7 +390,7 @@ class _StageBuild:
             )
             staging = self.build.store._directory.tmp_dir("copy-")
             try:
-                copy_into(request, self.build.context, staging, stack)
+                copy_into(request, staging, stack)
                 created_by = f"{_display(instruction)} # buildkit"
                 history = History(created=_created(), created_by=created_by)
                 return self.build.writer.derive(
@@ -368,7 +399,64 @@ class _StageBuild:
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
 
-        return self.cached_or(description, digest, make)
+        try:
+            return self.cached_or(description, digest, make)
+        finally:
+            if heredocs.root is not None:
+                shutil.rmtree(heredocs.root, ignore_errors=True)
+
+    def heredoc_context(self, instruction: df.Copy | df.Add) -> BuildContext:
+        """A temporary context holding the instruction's heredocs as files."""
+        if not instruction.heredocs:
+            return BuildContext(None)
+        directory = self.build.store._directory.tmp_dir("heredoc-")
+        for doc in instruction.heredocs:
+            content = self.expand_heredoc(doc, instruction)
+            path = directory / doc.name
+            path.write_text(content, encoding="utf-8")
+            os.chmod(path, 0o644)
+            # A fixed time keeps the layer's bytes the same from build to build.
+            os.utime(path, (0, 0))
+        return BuildContext(directory)
+
+    def expand_heredoc(self, doc: df.Heredoc, instruction: df.Instruction) -> str:
+        if not doc.expand:
+            return doc.content
+        return df.expand_heredoc(
+            doc.content,
+            self.scope.variables(),
+            escape=self.build.dockerfile.escape,
+            location=instruction.location,
+        )
+
+    def run_args(self, instruction: df.Run) -> tuple[tuple[str, ...], str | None]:
+        """The argv of a RUN, and a script to mount when it is a bare heredoc.
+
+        As in BuildKit: ``RUN <<EOF`` runs the heredoc as a shell script, or
+        executes it directly when it starts with ``#!``; a heredoc inside a
+        longer command line goes to the shell with the command, which feeds
+        it to the command's stdin.
+        """
+        command = instruction.command
+        if not instruction.heredocs or not command.shell:
+            return self.command_args(command), None
+        first = instruction.heredocs[0]
+        text = command.args[0].strip()
+        bare = (
+            len(instruction.heredocs) == 1
+            and text.lstrip("<-").strip("'\"") == first.name
+            and text.startswith("<<")
+        )
+        if bare and first.content.startswith("#!"):
+            return (f"/dev/pipes/{first.name}",), first.content
+        if bare:
+            return tuple(self.config.shell or _DEFAULT_SHELL) + (first.content,), None
+        script = (
+            text
+            + "\n"
+            + "".join(f"{doc.content}{doc.name}\n" for doc in instruction.heredocs)
+        )
+        return tuple(self.config.shell or _DEFAULT_SHELL) + (script,), None
 
     def do_run(self, instruction: df.Run) -> tuple[BuildState, bool]:
         for flag in instruction.flags:
@@ -377,7 +465,7 @@ class _StageBuild:
                 step=self.build.step,
                 instruction=_display(instruction),
             )
-        args = self.command_args(instruction.command)
+        args, script = self.run_args(instruction)
         build_env = [
             f"{name}={value}"
             for name, value in self.scope.args.items()
@@ -385,10 +473,10 @@ class _StageBuild:
         ]
         prefix = f"|{len(build_env)} {' '.join(build_env)} " if build_env else ""
         created_by = f"RUN {prefix}{' '.join(args)} # buildkit"
-        description = f"RUN {json.dumps(list(args))}"
+        description = f"RUN {json.dumps(list(args))} {json.dumps(script)}"
 
         def make() -> BuildState:
-            return self.execute(instruction, args, build_env, created_by)
+            return self.execute(instruction, args, script, build_env, created_by)
 
         return self.cached_or(description, "", make)
 
@@ -396,6 +484,7 @@ class _StageBuild:
         self,
         instruction: df.Run,
         args: tuple[str, ...],
+        script: str | None,
         build_env: list[str],
         created_by: str,
     ) -> BuildState:
@@ -411,6 +500,11 @@ class _StageBuild:
         if not any(item.startswith("PATH=") for item in env):
             env = (f"PATH={DEFAULT_PATH}",) + env
         container = self.build.store._directory.tmp_dir("run-")
+        mounts: tuple[BindMount, ...] = ()
+        if script is not None:
+            (container / "script").write_text(script, encoding="utf-8")
+            os.chmod(container / "script", 0o755)
+            mounts = (BindMount(str(container / "script"), args[0], read_only=True),)
         output: list[bytes] = []
 
         def on_output(stream: str, data: bytes) -> None:
@@ -434,6 +528,7 @@ class _StageBuild:
             ),
             hostname=_BUILD_HOSTNAME,
             network="host",
+            mounts=mounts,
         )
         try:
             result = runtime.run(spec, on_output=on_output)

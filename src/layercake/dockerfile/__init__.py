@@ -62,7 +62,7 @@ from layercake.dockerfile._instructions import (
     Workdir,
 )
 from layercake.dockerfile._parse import parse, parse_instruction
-from layercake.dockerfile._shell import expand, expand_words
+from layercake.dockerfile._shell import expand, expand_heredoc, expand_words
 
 __all__ = [
     "KEYWORDS",
@@ -93,6 +93,7 @@ __all__ = [
     "Workdir",
     "dump",
     "expand",
+    "expand_heredoc",
     "expand_words",
     "parse",
     "parse_instruction",

@@ -43,6 +43,33 @@ def expand(
     return _Lexer(word, variables, escape=escape, location=location).run()[0]
 
 
+def expand_heredoc(
+    content: str,
+    variables: Mapping[str, str],
+    *,
+    escape: str = "\\",
+    location: Location | None = None,
+) -> str:
+    """Expand ``$`` references in a heredoc body, keeping quotes and escapes.
+
+    This is how BuildKit expands an unquoted heredoc of COPY or ADD: only
+    variables change; quote characters and escape characters stay as written.
+
+    Raises:
+        DockerfileSyntaxError: a bad ``${...}``; path and line from ``location``.
+        DockerfileError: as :func:`expand`.
+    """
+    lexer = _Lexer(
+        content,
+        variables,
+        escape=escape,
+        location=location,
+        raw_quotes=True,
+        raw_escapes=True,
+    )
+    return lexer.run()[0]
+
+
 def expand_words(
     text: str,
     variables: Mapping[str, str],
