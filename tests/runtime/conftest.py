@@ -96,3 +96,9 @@ def make_spec(rootfs: RootfsSpec) -> Callable[..., SandboxSpec]:
 def rootfs_upper(rootfs: RootfsSpec) -> Path:
     """The upper directory of ``rootfs``, where the container's changes land."""
     return Path(rootfs.upper_dir)
+
+
+@pytest.fixture
+def write_busybox_root() -> Callable[[Path], Path]:
+    """Return the function that writes a busybox root into a given directory."""
+    return make_busybox_root

@@ -1,0 +1,31 @@
+"""probe() and require(): what the kernel allows, asked once."""
+
+from __future__ import annotations
+
+import os
+
+import attrs
+
+from layercake.runtime import Capabilities, probe, require
+
+
+def test_probe_is_asked_once_and_cached() -> None:
+    """Two calls return the very same Capabilities object."""
+    assert probe() is probe()
+
+
+def test_probe_reports_root_as_the_effective_user() -> None:
+    """Capabilities.root says whether this process runs as root."""
+    assert probe().root == (os.geteuid() == 0)
+
+
+def test_capabilities_fields_are_named() -> None:
+    """Capabilities lists root, user namespaces, overlay and pivot_root."""
+    names = [field.name for field in attrs.fields(Capabilities)]
+
+    assert names == ["root", "user_namespaces", "overlay", "pivot_root"]
+
+
+def test_require_passes_where_the_runtime_tests_run(runtime: None) -> None:
+    """require() raises nothing on a machine that can run containers."""
+    require()
