@@ -70,13 +70,12 @@ def test_container_dies_with_the_python_process_that_started_it(
     rootfs: RootfsSpec, tmp_path: Path
 ) -> None:
     """When the starting process is killed, its container is killed too."""
+    fields = (rootfs.lower_dirs, rootfs.upper_dir, rootfs.work_dir, rootfs.mount_point)
     script = textwrap.dedent(
         f"""
         import sys, time
         from layercake.runtime import ProcessSpec, RootfsSpec, SandboxSpec, start
-        rootfs = RootfsSpec(*{
-            (rootfs.lower_dirs, rootfs.upper_dir, rootfs.work_dir, rootfs.mount_point)!r
-        })
+        rootfs = RootfsSpec(*{fields!r})
         sandbox = start(SandboxSpec(rootfs, ProcessSpec(args=("sleep", "30"))))
         print(sandbox.pid, flush=True)
         time.sleep(30)
