@@ -61,15 +61,15 @@ def test_add_of_a_local_tar_extracts_it_into_the_layer(busybox):
 
 
 def test_metadata_instructions_change_only_the_config(busybox, store, tmp_path, build):
-    """ENV, LABEL, WORKDIR, USER, EXPOSE and ENTRYPOINT add no layer."""
+    """ENV, LABEL, WORKDIR of an existing dir, USER, EXPOSE, ENTRYPOINT: no layer."""
     image, _ = build(
         store,
         tmp_path / "ctx",
         "FROM busybox\n"
         'ENV A=1 B="two words"\n'
         "LABEL org.example.team=core\n"
-        "WORKDIR /srv\n"
-        "WORKDIR data\n"
+        "WORKDIR /home\n"
+        "WORKDIR app\n"
         "USER app\n"
         "EXPOSE 8080 53/udp\n"
         'ENTRYPOINT ["/bin/echo"]\n',
@@ -80,7 +80,7 @@ def test_metadata_instructions_change_only_the_config(busybox, store, tmp_path, 
     ]
     assert config.env == (PATH_ENV, "A=1", "B=two words")
     assert config.labels == {"org.example.team": "core"}
-    assert config.working_dir == "/srv/data"
+    assert config.working_dir == "/home/app"
     assert config.user == "app"
     assert dict(config.exposed_ports) == {"53/udp": {}, "8080/tcp": {}}
     assert config.entrypoint == ("/bin/echo",)
@@ -88,8 +88,8 @@ def test_metadata_instructions_change_only_the_config(busybox, store, tmp_path, 
     assert [h.created_by for h in image.history[2:]] == [
         "ENV A=1 B=two words",
         "LABEL org.example.team=core",
-        "WORKDIR /srv",
-        "WORKDIR /srv/data",
+        "WORKDIR /home",
+        "WORKDIR /home/app",
         "USER app",
         "EXPOSE map[53/udp:{} 8080/tcp:{}]",
         'ENTRYPOINT ["/bin/echo"]',
@@ -449,3 +449,60 @@ def test_onbuild_triggers_run_in_the_child_build_and_are_not_inherited(
     assert child.config.config.on_build == ()
     assert "TRIGGERED=yes" in child.config.config.env
     assert child.run(["cat", "/trigger"]).stdout == b"ran\n"
+
+
+def test_workdir_creates_a_missing_directory_owned_by_the_user(
+    busybox, store, tmp_path, build
+):
+    """A new WORKDIR is a layer with the directory; an existing one is not."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\nUSER app\nWORKDIR /srv/app\nWORKDIR /tmp\n",
+    )
+    assert len(image.layers) == 2
+    with image.layers[-1].open() as blob, tarfile.open(fileobj=blob) as tar:
+        members = {m.name: (m.uid, m.gid, m.mode) for m in tar.getmembers()}
+    assert members == {"srv": (0, 0, 0o755), "srv/app": (1000, 1000, 0o755)}
+    assert [h.empty_layer for h in image.history[-2:]] == [False, True]
+
+
+def test_healthcheck_lands_in_the_config_as_docker_writes_it(
+    busybox, store, tmp_path, build
+):
+    """HEALTHCHECK options become nanoseconds; shell form is CMD-SHELL."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\n"
+        "HEALTHCHECK --interval=1m30s --timeout=500ms --retries=3 CMD wget -q -O- x || exit 1\n",
+    )
+    check = image.config.config.healthcheck
+    assert (check.test, check.interval, check.timeout, check.retries) == (
+        ("CMD-SHELL", "wget -q -O- x || exit 1"),
+        90_000_000_000,
+        500_000_000,
+        3,
+    )
+
+
+def test_healthcheck_none_disables_the_base_check(busybox, store, tmp_path, build):
+    """HEALTHCHECK NONE writes Test ["NONE"]."""
+    image, _ = build(store, tmp_path / "ctx", "FROM busybox\nHEALTHCHECK NONE\n")
+    assert image.config.config.healthcheck.test == ("NONE",)
+
+
+def test_stopsignal_volume_shell_and_maintainer(busybox, store, tmp_path, build):
+    """The remaining metadata instructions land in the config."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\nSTOPSIGNAL SIGINT\nVOLUME /data /logs\n"
+        'SHELL ["/bin/sh", "-ec"]\nCMD echo hi\nMAINTAINER someone@example.org\n',
+    )
+    config = image.config.config
+    assert config.stop_signal == "SIGINT"
+    assert dict(config.volumes) == {"/data": {}, "/logs": {}}
+    assert config.shell == ("/bin/sh", "-ec")
+    assert config.cmd == ("/bin/sh", "-ec", "echo hi")
+    assert image.config.author == "someone@example.org"

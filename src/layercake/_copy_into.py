@@ -24,7 +24,13 @@ from layercake._users import resolve_user
 from layercake.errors import BuildContextError, ContainerConfigError
 from layercake.store import extract_tar
 
-__all__ = ["CopyRequest", "copy_into", "parse_chmod", "parse_chown"]
+__all__ = [
+    "CopyRequest",
+    "copy_into",
+    "make_directory",
+    "parse_chmod",
+    "parse_chown",
+]
 
 
 @attrs.frozen
@@ -219,3 +225,15 @@ def copy_into(request: CopyRequest, staging: Path, stack: LayerStack) -> None:
         else:
             stager.ensure_dir(posixpath.dirname(dest), owned=False)
             stager.copy_entry(context, relative, stager.host(dest))
+
+
+def make_directory(
+    staging: Path, stack: LayerStack, path: str, owner: tuple[int, int]
+) -> None:
+    """Write a missing directory ``path`` (and its parents) into ``staging``.
+
+    The new directory itself belongs to ``owner``; parents the image lacks
+    belong to root; parents it has keep their metadata.
+    """
+    request = CopyRequest(keyword="WORKDIR", sources=(), dest=path, owner=owner)
+    _Stager(staging, stack, request).ensure_dir(stack.resolve(path), owned=True)

@@ -25,7 +25,13 @@ from layercake import dockerfile as df
 from layercake import runtime
 from layercake._build_context import BuildContext
 from layercake._build_state import BuildState, StateWriter
-from layercake._copy_into import CopyRequest, copy_into, parse_chmod, parse_chown
+from layercake._copy_into import (
+    CopyRequest,
+    copy_into,
+    make_directory,
+    parse_chmod,
+    parse_chown,
+)
 from layercake._image import Image
 from layercake._run_config import merge_env
 from layercake._store import Store, tag_name
@@ -54,7 +60,7 @@ from layercake.runtime import (
     RootfsSpec,
     SandboxSpec,
 )
-from layercake.store import ContainerConfig, History, host_platform
+from layercake.store import ContainerConfig, Healthcheck, History, host_platform
 
 __all__ = ["Builder"]
 
@@ -252,9 +258,28 @@ class _StageBuild:
         if not path.startswith("/"):
             path = os.path.join(self.config.working_dir or "/", path)
         path = os.path.normpath(path)
-        return self.commit_config(
-            f"WORKDIR {path}", f"WORKDIR {path}", working_dir=path
-        )
+        text = f"WORKDIR {path}"
+
+        def make() -> BuildState:
+            # Like BuildKit, WORKDIR creates a missing directory, owned by the
+            # current USER; one that exists only changes the config.
+            config = attrs.evolve(self.config, working_dir=path)
+            history = History(created=_created(), created_by=text, empty_layer=True)
+            stack = self.build.writer.layer_stack(self.state)
+            if stack.is_dir(stack.resolve(path)):
+                return self.build.writer.derive(self.state, config, history, layer=None)
+            user = resolve_user(self.config.user, stack)
+            staging = self.build.store._directory.tmp_dir("workdir-")
+            try:
+                make_directory(staging, stack, path, (user.uid, user.gid))
+                history = attrs.evolve(history, empty_layer=False)
+                return self.build.writer.derive(
+                    self.state, config, history, layer=staging
+                )
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+
+        return self.cached_or(text, "", make)
 
     def do_user(self, instruction: df.User) -> tuple[BuildState, bool]:
         user = self.expand(instruction.user, instruction)
@@ -308,6 +333,33 @@ class _StageBuild:
         # one this stage set before it.
         cmd = self.config.cmd if self.cmd_set else None
         return self.commit_config(text, text, entrypoint=args, cmd=cmd)
+
+    def do_healthcheck(self, instruction: df.Healthcheck) -> tuple[BuildState, bool]:
+        command = instruction.command
+        if command is None:
+            check = Healthcheck(test=("NONE",))
+            text = "HEALTHCHECK NONE"
+            return self.commit_config(text, text, healthcheck=check)
+        test = (
+            ("CMD-SHELL",) + command.args if command.shell else ("CMD",) + command.args
+        )
+        flags = instruction.flags
+        nanoseconds = {
+            name: round(df.parse_duration(flags[flag]) * 1e9) if flag in flags else 0
+            for name, flag in (
+                ("interval", "interval"),
+                ("timeout", "timeout"),
+                ("start_period", "start-period"),
+                ("start_interval", "start-interval"),
+            )
+        }
+        check = Healthcheck(
+            test=test, retries=int(flags.get("retries", "0")), **nanoseconds
+        )
+        text = f"HEALTHCHECK {_go_list(test)} {sorted(nanoseconds.items())}"
+        return self.commit_config(
+            text, f"HEALTHCHECK {_go_list(test)}", healthcheck=check
+        )
 
     def do_onbuild(self, instruction: df.OnBuild) -> tuple[BuildState, bool]:
         trigger = instruction.trigger

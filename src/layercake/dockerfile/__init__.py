@@ -61,6 +61,7 @@ from layercake.dockerfile._instructions import (
     Volume,
     Workdir,
 )
+from layercake.dockerfile._durations import parse_duration
 from layercake.dockerfile._parse import parse, parse_instruction
 from layercake.dockerfile._shell import expand, expand_heredoc, expand_words
 
@@ -96,5 +97,6 @@ __all__ = [
     "expand_heredoc",
     "expand_words",
     "parse",
+    "parse_duration",
     "parse_instruction",
 ]
