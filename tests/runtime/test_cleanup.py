@@ -12,7 +12,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from layercake.runtime import RootfsSpec, SandboxSpec, run, start
+import pytest
+
+from layercake.errors import ContainerTimeout
+from layercake.runtime import RootfsSpec, Sandbox, SandboxSpec, run, start
 
 MakeSpec = Callable[..., SandboxSpec]
 
@@ -119,3 +122,22 @@ def test_concurrent_runs_do_not_hold_each_others_output_open(
     slow.join()
     assert result.stdout == b"quick\n"
     assert elapsed < 1.5
+
+
+def test_container_outlives_the_thread_that_started_it(make_spec: MakeSpec) -> None:
+    """A container started from a thread that then ended keeps running."""
+    started: list[Sandbox] = []
+    thread = threading.Thread(
+        target=lambda: started.append(start(make_spec("sleep", "30")))
+    )
+    thread.start()
+    thread.join()
+    sandbox = started[0]
+
+    time.sleep(0.2)
+
+    assert os.path.exists(f"/proc/{sandbox.pid}")
+    with pytest.raises(ContainerTimeout):
+        sandbox.wait(timeout=0)
+    sandbox.kill()
+    assert sandbox.wait(timeout=5) == 137

@@ -15,6 +15,7 @@ status pipe (see :mod:`._status`), which closes on exec.
 from __future__ import annotations
 
 import os
+import select
 import stat
 from collections.abc import Callable
 from typing import NoReturn
@@ -73,14 +74,16 @@ def spawn(
     plan: Plan,
     stdio: tuple[int | None, int | None, int | None],
     status_w: int,
-    parent_pid: int,
+    lifeline: int,
     cap_last: int,
 ) -> NoReturn:
-    """Run the direct child: namespaces, fork PID 1, relay its exit status."""
+    """Run the direct child: namespaces, fork PID 1, relay its exit status.
+
+    ``lifeline`` is the read end of a pipe whose write end only the starting
+    process holds: it ends when that process dies (whichever thread started
+    the container), and the container is then killed.
+    """
     try:
-        libc.prctl(libc.PR_SET_PDEATHSIG, _SIGKILL)
-        if os.getppid() != parent_pid:
-            os._exit(128 + _SIGKILL)
         os.setsid()
         flags = libc.CLONE_NEWPID
         if plan.rootless:
@@ -92,14 +95,26 @@ def spawn(
         if pid == 0:
             _become_container(plan, stdio, status_w, cap_last)
         os.write(status_w, b"P%d\0" % pid)
-        os.closerange(3, _MAX_FD)
-        _, status = os.waitpid(pid, 0)
-        if os.WIFSIGNALED(status):
-            os._exit(128 + os.WTERMSIG(status))
-        os._exit(os.WEXITSTATUS(status))
+        os.closerange(3, lifeline)
+        os.closerange(lifeline + 1, _MAX_FD)
+        _relay_exit(pid, lifeline)
     except BaseException as error:  # noqa: BLE001 - a child must never return
         _report(status_w, [], error)
         os._exit(SETUP_FAILED)
+
+
+def _relay_exit(pid: int, lifeline: int) -> NoReturn:
+    pidfd = os.pidfd_open(pid)
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    poller.register(lifeline, select.POLLIN)
+    ready = {fd for fd, _ in poller.poll()}
+    if pidfd not in ready:
+        os.kill(pid, _SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    if os.WIFSIGNALED(status):
+        os._exit(128 + os.WTERMSIG(status))
+    os._exit(os.WEXITSTATUS(status))
 
 
 def _map_ids(plan: Plan) -> None:

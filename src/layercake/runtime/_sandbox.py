@@ -28,6 +28,10 @@ def _read_cap_last() -> int:
 
 _CAP_LAST = _read_cap_last()
 
+# Every container's relay process watches the read end; the write end stays
+# open in this process until it dies, which ends every container it started.
+_LIFELINE_READ, _LIFELINE_WRITE = os.pipe()
+
 
 class Sandbox:
     """A running container: its PID 1 and the child that relays its status.
@@ -142,7 +146,6 @@ def start(
         spec.rootfs.upper_dir, tuple(m.target for m in spec.mounts)
     )
     status_r, status_w = os.pipe()
-    parent_pid = os.getpid()
     try:
         child = os.fork()
     except BaseException:
@@ -150,7 +153,7 @@ def start(
         os.close(status_w)
         raise
     if child == 0:
-        _child.spawn(plan, (stdin, stdout, stderr), status_w, parent_pid, _CAP_LAST)
+        _child.spawn(plan, (stdin, stdout, stderr), status_w, _LIFELINE_READ, _CAP_LAST)
     os.close(status_w)
 
     with open(status_r, "rb", buffering=0, closefd=True) as status:
