@@ -506,3 +506,56 @@ def test_stopsignal_volume_shell_and_maintainer(busybox, store, tmp_path, build)
     assert config.shell == ("/bin/sh", "-ec")
     assert config.cmd == ("/bin/sh", "-ec", "echo hi")
     assert image.config.author == "someone@example.org"
+
+
+def test_copy_from_an_earlier_stage_by_name_and_index(busybox, store, tmp_path, build):
+    """COPY --from reads files of a built stage, by its name or its index."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox AS tools\nCOPY a.txt /opt/a.txt\nCOPY b /opt/b\n"
+        "FROM scratch\nCOPY --from=tools /opt/a.txt /a.txt\n"
+        "COPY --from=0 /opt/b/ /b/\n",
+        **{"a.txt": "A\n", "b__inner.txt": "inner\n"},
+    )
+    assert len(image.layers) == 2
+    assert layer_names(image.layers[0]) == ["a.txt"]
+    assert layer_names(image.layers[1]) == ["b", "b/inner.txt"]
+
+
+def test_copy_from_an_image_in_the_store(busybox, store, tmp_path, build):
+    """COPY --from=busybox takes a file from that image's layers."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM scratch\nCOPY --from=busybox /etc/passwd /passwd\n",
+    )
+    with image.layers[0].open() as blob, tarfile.open(fileobj=blob) as tar:
+        assert tar.extractfile("passwd").read().startswith(b"root:x:0:0:")
+
+
+def test_copy_from_a_missing_path_names_the_stage(
+    busybox, store, tmp_path, write_context
+):
+    """A --from source the stage lacks is a clear error."""
+    context = write_context(
+        tmp_path / "ctx",
+        "FROM busybox AS one\nFROM scratch\nCOPY --from=one /nope /\n",
+    )
+    with pytest.raises(BuildContextError) as caught:
+        layercake.Builder(store).build(context)
+    assert str(caught.value) == "COPY --from=one source '/nope' not found in one"
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_copy_from_a_stage_sees_deletions_made_by_its_run(
+    busybox, store, tmp_path, build
+):
+    """Files a stage's RUN deleted are not copied (whiteouts are honoured)."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox AS trimmed\nRUN rm /etc/group\n"
+        "FROM scratch\nCOPY --from=trimmed /etc /etc\n",
+    )
+    assert layer_names(image.layers[0]) == ["etc", "etc/passwd"]

@@ -14,11 +14,12 @@ import posixpath
 import shutil
 import stat
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Protocol
 
 import attrs
 
-from layercake._build_context import BuildContext
 from layercake._layer_stack import LayerStack
 from layercake._users import resolve_user
 from layercake.errors import BuildContextError, ContainerConfigError
@@ -33,16 +34,26 @@ __all__ = [
 ]
 
 
+class SourceTree(Protocol):
+    """Where COPY sources come from: a build context or an image's files."""
+
+    def path(self, relative: str) -> Path:
+        """The host path holding ``relative``."""
+
+    def entries(self, relative: str) -> Iterator[str]:
+        """``relative`` and, for a directory, everything beneath it."""
+
+
 @attrs.frozen
 class CopyRequest:
     """One COPY or ADD, with its sources already resolved.
 
-    Each source is a context-relative path with the context it lives in: the
-    build context, or a temporary one holding the step's heredoc files.
+    Each source is a relative path with the tree it lives in: the build
+    context, a temporary one holding heredoc files, or an image (``--from``).
     """
 
     keyword: str
-    sources: tuple[tuple[BuildContext, str], ...]
+    sources: tuple[tuple[SourceTree, str], ...]
     dest: str
     owner: tuple[int, int] | None = None
     mode: int | None = None
@@ -139,7 +150,7 @@ class _Stager:
             target, ns=(source.st_atime_ns, source.st_mtime_ns), follow_symlinks=False
         )
 
-    def copy_entry(self, context: BuildContext, relative: str, target: Path) -> None:
+    def copy_entry(self, context: SourceTree, relative: str, target: Path) -> None:
         source = context.path(relative)
         info = source.lstat()
         if stat.S_ISDIR(info.st_mode):
@@ -161,21 +172,19 @@ class _Stager:
             )
         self.apply_metadata(info, target)
 
-    def copy_tree(self, context: BuildContext, relative: str, target: Path) -> None:
+    def copy_tree(self, context: SourceTree, relative: str, target: Path) -> None:
         """Copy a directory's contents (not the directory itself) into target."""
-        base = context.path(relative)
-        for entry in context.entries(relative):
-            if entry == relative:
-                continue
-            inner = os.path.relpath(context.path(entry), base)
-            self.copy_entry(context, entry, target / inner)
+        entries = [entry for entry in context.entries(relative) if entry != relative]
+        prefix = "" if relative == "." else relative + "/"
+        for entry in entries:
+            self.copy_entry(context, entry, target / entry.removeprefix(prefix))
         # Directory times change as entries land in them; set them last.
-        for entry in sorted(context.entries(relative), reverse=True):
+        for entry in reversed(entries):
             path = context.path(entry)
-            if entry != relative and path.is_dir() and not path.is_symlink():
-                inner = os.path.relpath(path, base)
+            if path.is_dir() and not path.is_symlink():
                 info = path.lstat()
-                os.utime(target / inner, ns=(info.st_atime_ns, info.st_mtime_ns))
+                inner = target / entry.removeprefix(prefix)
+                os.utime(inner, ns=(info.st_atime_ns, info.st_mtime_ns))
 
 
 def _replace(target: Path) -> None:

@@ -14,17 +14,19 @@ import os
 import stat
 from pathlib import Path, PurePosixPath
 
-__all__ = ["LayerStack"]
+__all__ = ["LayerStack", "is_opaque", "is_whiteout"]
 
 _OPAQUE_XATTR = "trusted.overlay.opaque"
 _MAX_LINK_HOPS = 40
 
 
-def _is_whiteout(info: os.stat_result) -> bool:
+def is_whiteout(info: os.stat_result) -> bool:
+    """Tell whether a file is an overlayfs whiteout (a 0:0 character device)."""
     return stat.S_ISCHR(info.st_mode) and info.st_rdev == 0
 
 
-def _is_opaque(directory: Path) -> bool:
+def is_opaque(directory: Path) -> bool:
+    """Tell whether a directory hides the lower layers' copies of its contents."""
     try:
         return os.getxattr(directory, _OPAQUE_XATTR) == b"y"
     except OSError:
@@ -45,14 +47,14 @@ class LayerStack:
         """
         parts = PurePosixPath("/", path).parts[1:]
         for layer in self.layer_dirs:
-            found, hidden = self._lookup_in(layer, parts)
+            found, hidden = self.lookup_in(layer, parts)
             if found is not None:
                 return found
             if hidden:
                 return None
         return None
 
-    def _lookup_in(
+    def lookup_in(
         self, layer: Path, parts: tuple[str, ...]
     ) -> tuple[Path | None, bool]:
         """Look in one layer: (the path if there, whether lower layers are hidden)."""
@@ -61,13 +63,13 @@ class LayerStack:
         for depth, name in enumerate(parts):
             # An opaque directory on the way hides every lower layer's copy of
             # everything beneath it, whether or not this layer has the rest.
-            hidden = hidden or (depth > 0 and _is_opaque(current))
+            hidden = hidden or (depth > 0 and is_opaque(current))
             current = current / name
             try:
                 info = current.lstat()
             except FileNotFoundError:
                 return None, hidden
-            if _is_whiteout(info):
+            if is_whiteout(info):
                 return None, True
             if depth < len(parts) - 1 and not stat.S_ISDIR(info.st_mode):
                 return None, True

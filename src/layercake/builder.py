@@ -27,6 +27,7 @@ from layercake._build_context import BuildContext
 from layercake._build_state import BuildState, StateWriter
 from layercake._copy_into import (
     CopyRequest,
+    SourceTree,
     copy_into,
     make_directory,
     parse_chmod,
@@ -34,6 +35,7 @@ from layercake._copy_into import (
 )
 from layercake._image import Image
 from layercake._run_config import merge_env
+from layercake._stack_context import StackContext
 from layercake._store import Store, tag_name
 from layercake._users import resolve_user
 from layercake.errors import (
@@ -400,8 +402,17 @@ class _StageBuild:
             name: self.expand(value, instruction)
             for name, value in instruction.flags.items()
         }
+        allowed = (
+            ("chown", "chmod", "link", "from")
+            if keyword == "COPY"
+            else (
+                "chown",
+                "chmod",
+                "link",
+            )
+        )
         for flag in flags:
-            if flag not in ("chown", "chmod", "link"):
+            if flag not in allowed:
                 raise BuildError(
                     f"{keyword} --{flag} is not supported yet",
                     step=self.build.step,
@@ -416,11 +427,14 @@ class _StageBuild:
                     step=self.build.step,
                     instruction=_display(instruction),
                 )
+        tree = (
+            self.source_tree(flags["from"]) if "from" in flags else self.build.context
+        )
         heredocs = self.heredoc_context(instruction)
-        sources: list[tuple[BuildContext, str]] = []
+        sources: list[tuple[SourceTree, str]] = []
         for word in words:
-            for relative in self.build.context.resolve(word, keyword=keyword):
-                sources.append((self.build.context, relative))
+            for relative in tree.resolve(word, keyword=keyword):
+                sources.append((tree, relative))
         sources.extend((heredocs, doc.name) for doc in instruction.heredocs)
         if not dest.startswith("/"):
             trailing = "/" if dest.endswith("/") or dest in (".", "./") else ""
@@ -428,7 +442,7 @@ class _StageBuild:
             dest = os.path.normpath(dest) + trailing
         names = words + [f"<<{doc.name}" for doc in instruction.heredocs]
         description = f"{keyword} {' '.join(names)} {dest} {sorted(flags.items())}"
-        digest = "".join(context.digest([relative]) for context, relative in sources)
+        digest = "".join(tree.digest([relative]) for tree, relative in sources)
 
         def make() -> BuildState:
             stack = self.build.writer.layer_stack(self.state)
@@ -456,6 +470,14 @@ class _StageBuild:
         finally:
             if heredocs.root is not None:
                 shutil.rmtree(heredocs.root, ignore_errors=True)
+
+    def source_tree(self, name: str) -> BuildContext | StackContext:
+        """The files ``COPY --from=name`` reads: a built stage, or an image."""
+        state = self.build.built.get(name.lower())
+        if state is None:
+            state = self.build.writer.load(self.build.find_image(name).digest)
+        stack = self.build.writer.layer_stack(state)
+        return StackContext(stack, name, state.image_id)
 
     def heredoc_context(self, instruction: df.Copy | df.Add) -> BuildContext:
         """A temporary context holding the instruction's heredocs as files."""
@@ -623,6 +645,8 @@ class _Build:
         self.platform_args = _platform_args()
         self.global_scope: dict[str, str] = {}
         self.used_args: set[str] = set()
+        # Finished stages by lower-case name and by index, for FROM and --from.
+        self.built: dict[str, BuildState] = {}
         self.step = 0
         self.total = 0
 
@@ -667,7 +691,15 @@ class _Build:
                 self.global_scope[arg.name] = value
         self.from_variables = variables
 
-    def base_state(self, stage: df.Stage, built: dict[str, BuildState]) -> BuildState:
+    def find_image(self, name: str) -> Image:
+        try:
+            return self.store.image(name)
+        except ImageNotFound:
+            raise BuildError(
+                f"image not found in the store: {name}", step=self.step
+            ) from None
+
+    def base_state(self, stage: df.Stage) -> BuildState:
         base = stage.base
         name = df.expand(
             base.image,
@@ -677,8 +709,8 @@ class _Build:
         )
         if name.lower() == "scratch":
             return self.writer.scratch()
-        if name in built:
-            return built[name]
+        if name.lower() in self.built:
+            return self.built[name.lower()]
         try:
             image = self.store.image(name)
         except ImageNotFound:
@@ -707,12 +739,22 @@ class _StepErrors:
 
 
 def _needed_stages(dockerfile: df.Dockerfile, target: df.Stage) -> list[df.Stage]:
-    """The stages ``target`` depends on through FROM, in file order, and itself."""
-    names = {stage.name: stage for stage in dockerfile.stages if stage.name}
+    """The stages ``target`` depends on through FROM and COPY --from, and itself."""
+    by_name = {stage.name.lower(): stage for stage in dockerfile.stages if stage.name}
+    by_name.update({str(stage.index): stage for stage in dockerfile.stages})
     needed = {target.index}
     for stage in reversed(dockerfile.stages[: target.index + 1]):
-        if stage.index in needed and stage.base.image in names:
-            needed.add(names[stage.base.image].index)
+        if stage.index not in needed:
+            continue
+        references = [stage.base.image] + [
+            instruction.flags["from"]
+            for instruction in stage.instructions
+            if isinstance(instruction, df.Copy) and "from" in instruction.flags
+        ]
+        for reference in references:
+            dependency = by_name.get(reference.lower())
+            if dependency is not None and dependency.index < stage.index:
+                needed.add(dependency.index)
     return [stage for stage in dockerfile.stages if stage.index in needed]
 
 
@@ -814,7 +856,6 @@ class Builder:
         build.total = sum(len(stage.instructions) + 1 for stage in stages)
         build.resolve_globals()
 
-        built: dict[str, BuildState] = {}
         state: BuildState | None = None
         for stage in stages:
             build.step += 1
@@ -823,7 +864,7 @@ class Builder:
                 StepStarted(build.step, build.total, _display(stage.base), stage.name)
             )
             with build.step_errors(stage.base):
-                base = build.base_state(stage, built)
+                base = build.base_state(stage)
             build.emit(
                 StepFinished(
                     build.step, time.monotonic() - started, False, base.image_id
@@ -831,8 +872,8 @@ class Builder:
             )
             state = _StageBuild(build, stage, base).run_all()
             if stage.name:
-                built[stage.name] = state
-            built[str(stage.index)] = state
+                build.built[stage.name.lower()] = state
+            build.built[str(stage.index)] = state
         assert state is not None
         return state
 
