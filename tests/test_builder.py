@@ -559,3 +559,18 @@ def test_copy_from_a_stage_sees_deletions_made_by_its_run(
         "FROM scratch\nCOPY --from=trimmed /etc /etc\n",
     )
     assert layer_names(image.layers[0]) == ["etc", "etc/passwd"]
+
+
+def test_from_platform_of_this_machine_builds_and_another_is_refused(
+    busybox, store, tmp_path, write_context
+):
+    """--platform=$BUILDPLATFORM works; a foreign platform is a clear error."""
+    ok = write_context(tmp_path / "ok", "FROM --platform=$BUILDPLATFORM busybox\n")
+    assert layercake.Builder(store).build(ok).id == busybox.id
+    other = write_context(tmp_path / "no", "FROM --platform=linux/s390x busybox\n")
+    with pytest.raises(DockerfileError) as caught:
+        layercake.Builder(store).build(other)
+    assert caught.value.reason.startswith(
+        "FROM --platform=linux/s390x: building for another platform than this "
+        "machine's (linux/"
+    )

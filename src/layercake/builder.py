@@ -699,6 +699,25 @@ class _Build:
                 f"image not found in the store: {name}", step=self.step
             ) from None
 
+    def check_platform(self, base: df.From) -> None:
+        """Refuse ``FROM --platform`` for another platform than this machine's."""
+        if base.platform is None:
+            return
+        wanted = df.expand(
+            base.platform,
+            self.from_variables,
+            escape=self.dockerfile.escape,
+            location=base.location,
+        )
+        here = self.platform_args["TARGETPLATFORM"]
+        if wanted not in (here, self.platform_args["TARGETOS"]):
+            raise DockerfileError(
+                f"FROM --platform={wanted}: building for another platform than "
+                f"this machine's ({here}) is not supported",
+                path=base.location.path,
+                line=base.location.line,
+            )
+
     def base_state(self, stage: df.Stage) -> BuildState:
         base = stage.base
         name = df.expand(
@@ -707,6 +726,7 @@ class _Build:
             escape=self.dockerfile.escape,
             location=base.location,
         )
+        self.check_platform(base)
         if name.lower() == "scratch":
             return self.writer.scratch()
         if name.lower() in self.built:
