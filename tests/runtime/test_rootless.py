@@ -50,6 +50,10 @@ def test_unprivileged_user_runs_a_container_as_root_inside(
         command = "id -u; echo $$; echo hi > /f; rm /etc/group"
         result = run(SandboxSpec(rootfs, ProcessSpec(args=("sh", "-c", command))))
         print(result.exit_code, result.stdout, result.stderr)
+        try:
+            run(SandboxSpec(rootfs, ProcessSpec(args=("id",), uid=1000, gid=1000)))
+        except Exception as error:
+            print(type(error).__name__, error)
         """
     )
 
@@ -69,7 +73,11 @@ def test_unprivileged_user_runs_a_container_as_root_inside(
         timeout=60,
     )
 
-    assert completed.stdout == "0 b'0\\n1\\n' b''\n", completed.stderr
+    assert completed.stdout == (
+        "0 b'0\\n1\\n' b''\n"
+        "ContainerConfigError user 1000:1000 cannot be used without root: "
+        "rootless containers run their process as root only\n"
+    ), completed.stderr
     upper = nobody_dir / "upper"
     assert (upper / "f").read_text() == "hi\n"
     assert (upper / "f").stat().st_uid == NOBODY

@@ -264,3 +264,11 @@ def test_dev_has_the_standard_devices(make_spec: MakeSpec) -> None:
         b"urandom",
         b"zero",
     ]
+
+
+def test_empty_command_is_refused(make_spec: MakeSpec) -> None:
+    """A spec with no args raises ContainerConfigError before anything starts."""
+    with pytest.raises(ContainerConfigError) as caught:
+        run(make_spec())
+
+    assert str(caught.value) == "no command given to run"
