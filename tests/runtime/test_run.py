@@ -272,3 +272,20 @@ def test_empty_command_is_refused(make_spec: MakeSpec) -> None:
         run(make_spec())
 
     assert str(caught.value) == "no command given to run"
+
+
+def test_kernel_settings_in_proc_are_read_only(make_spec: MakeSpec) -> None:
+    """/proc/sys cannot be written from inside, even as root."""
+    result = run(make_spec("sh", "-c", "echo 1 > /proc/sys/vm/drop_caches"))
+
+    assert (result.exit_code, result.stderr) == (
+        1,
+        b"sh: can't create /proc/sys/vm/drop_caches: Read-only file system\n",
+    )
+
+
+def test_sensitive_proc_and_sys_entries_are_masked(make_spec: MakeSpec) -> None:
+    """/proc/keys reads empty and /sys/firmware lists nothing, as in Docker."""
+    result = run(make_spec("sh", "-c", "wc -c < /proc/keys; ls -A /sys/firmware"))
+
+    assert result.stdout == b"0\n"

@@ -55,6 +55,19 @@ _DOCKER_CAPS = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31})
 _MS_STRICTATIME = 1 << 24
 _LOCKED_FLAGS = 2 | 4 | 8 | 1024 | 2048
 _MAX_FD = 1 << 20
+_PROC_READ_ONLY = (b"bus", b"fs", b"irq", b"sys", b"sysrq-trigger")
+_PROC_MASKED = (
+    b"acpi",
+    b"asound",
+    b"interrupts",
+    b"kcore",
+    b"keys",
+    b"latency_stats",
+    b"sched_debug",
+    b"scsi",
+    b"timer_list",
+    b"timer_stats",
+)
 
 
 class _SetupError(Exception):
@@ -245,6 +258,7 @@ def _mount_specials(plan: Plan, created: list[str]) -> None:
         target = _target(plan, path, "file", created)
         _do(f"bind mount {path}", libc.mount, staged, target, None, libc.MS_BIND)
     _do("mount proc on /proc", libc.mount, b"proc", proc, b"proc", _NOSUID_NODEV_NOEXEC)
+    _guard_proc(proc)
 
     _mount_dev(plan, created)
 
@@ -257,6 +271,34 @@ def _mount_specials(plan: Plan, created: list[str]) -> None:
         _bind(b"/sys", sys, True, "/sys")
     except OSError as error:
         raise _SetupError("mount sysfs on /sys", error) from None
+    for name in (b"firmware", b"devices/virtual/powercap"):
+        _mask(sys + b"/" + name, "/sys/" + os.fsdecode(name))
+
+
+def _guard_proc(proc: bytes) -> None:
+    # Root in the container is root on the host: as Docker does, keep it
+    # from writing kernel settings and from reading kernel memory or keys.
+    for name in _PROC_READ_ONLY:
+        path = proc + b"/" + name
+        if os.path.exists(path):
+            _bind(path, path, True, "/proc/" + os.fsdecode(name))
+    for name in _PROC_MASKED:
+        _mask(proc + b"/" + name, "/proc/" + os.fsdecode(name))
+
+
+def _mask(path: bytes, name: str) -> None:
+    if os.path.isdir(path):
+        _do(
+            f"mask {name}",
+            libc.mount,
+            b"tmpfs",
+            path,
+            b"tmpfs",
+            libc.MS_RDONLY,
+            b"size=0",
+        )
+    elif os.path.exists(path):
+        _do(f"mask {name}", libc.mount, b"/dev/null", path, None, libc.MS_BIND)
 
 
 def _mount_dev(plan: Plan, created: list[str]) -> None:
