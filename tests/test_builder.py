@@ -9,7 +9,6 @@ from pathlib import Path
 import pytest
 
 import layercake
-from layercake.events import StepCached, StepStarted
 from layercake.errors import (
     BuildContextError,
     BuildStepFailed,
@@ -17,6 +16,7 @@ from layercake.errors import (
     DockerfileSyntaxError,
     InvalidReference,
 )
+from layercake.events import StepCached, StepStarted
 
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -333,7 +333,7 @@ def test_run_that_changes_nothing_adds_no_layer(busybox, store, tmp_path, build)
 @pytest.mark.usefixtures("container_runtime")
 def test_run_sees_build_args_and_env_and_user(busybox, store, tmp_path, build):
     """RUN gets ARG values as env (ENV wins), and runs as the USER set."""
-    image, events = build(
+    image, _ = build(
         store,
         tmp_path / "ctx",
         "FROM busybox\nARG WHO=world\nENV PLACE=here\nUSER app\n"
@@ -573,4 +573,74 @@ def test_from_platform_of_this_machine_builds_and_another_is_refused(
     assert caught.value.reason.startswith(
         "FROM --platform=linux/s390x: building for another platform than this "
         "machine's (linux/"
+    )
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_run_mount_bind_reads_the_context_without_copying_it(
+    busybox, store, tmp_path, build
+):
+    """A bind mount of the context is readable and not part of the layer."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\nRUN --mount=type=bind,source=data,target=/mnt cat /mnt/x > /out\n",
+        data__x="from context\n",
+    )
+    assert layer_names(image.layers[-1]) == ["out"]
+    assert image.run(["cat", "/out"]).stdout == b"from context\n"
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_run_mount_cache_keeps_files_between_builds(busybox, store, tmp_path, build):
+    """A cache mount's content survives into the next build, not into layers."""
+    step = "RUN --mount=type=cache,target=/cache sh -c 'echo x >> /cache/log; wc -l < /cache/log > /count'\n"
+    build(store, tmp_path / "one", "FROM busybox\n" + step)
+    image, _ = build(store, tmp_path / "two", "FROM busybox\nENV N=2\n" + step)
+    assert image.run(["cat", "/count"]).stdout == b"2\n"
+    assert layer_names(image.layers[-1]) == ["count"]
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_run_mount_secret_is_readable_and_never_stored(
+    busybox, store, tmp_path, write_context
+):
+    """A secret is mounted at /run/secrets/ID and leaves no trace in the image."""
+    secret = tmp_path / "token"
+    secret.write_text("s3cret")
+    context = write_context(
+        tmp_path / "ctx",
+        "FROM busybox\nRUN --mount=type=secret,id=token wc -c < /run/secrets/token > /n\n",
+    )
+    image = layercake.Builder(store).build(context, secrets={"token": secret})
+    assert image.run(["cat", "/n"]).stdout == b"6\n"
+    assert layer_names(image.layers[-1]) == ["n"]
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_run_mount_tmpfs_and_network_none(busybox, store, tmp_path, build):
+    """A tmpfs mount is empty and thrown away; --network=none has only lo."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM busybox\n"
+        "RUN --mount=type=tmpfs,target=/scratch --network=none "
+        "sh -c 'echo hi > /scratch/f; ls /sys/class/net > /nets'\n",
+    )
+    assert layer_names(image.layers[-1]) == ["nets"]
+    assert image.run(["cat", "/nets"]).stdout == b"lo\n"
+
+
+def test_run_mount_of_an_unknown_type_is_refused(
+    busybox, store, tmp_path, write_context
+):
+    """--mount=type=ssh is not supported and says so."""
+    context = write_context(
+        tmp_path / "ctx", "FROM busybox\nRUN --mount=type=ssh true\n"
+    )
+    with pytest.raises(layercake.BuildError) as caught:
+        layercake.Builder(store).build(context)
+    assert str(caught.value) == (
+        "invalid RUN --mount=type=ssh: mount type 'ssh' is not supported "
+        "(bind, cache, tmpfs, secret)"
     )

@@ -121,7 +121,9 @@ def test_stop_sends_sigterm_then_reports_the_exit(busybox):
 
 def test_wait_before_start_is_an_error(busybox):
     """wait() on a container that never started says so."""
-    with layercake.Container(busybox, ["true"]) as container:
-        with pytest.raises(ContainerError) as caught:
-            container.wait()
+    with (
+        layercake.Container(busybox, ["true"]) as container,
+        pytest.raises(ContainerError) as caught,
+    ):
+        container.wait()
     assert str(caught.value) == f"container {container.short_id} is not started"

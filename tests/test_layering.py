@@ -32,7 +32,6 @@ def test_package_does_not_import_its_neighbours(package):
         f"{path.name}: {name}"
         for path in (SRC / package).glob("*.py")
         for name in imported_modules(path)
-        if name.startswith(FORBIDDEN[package])
-        or name.startswith(("layercake._", "layercake.cli"))
+        if name.startswith((*FORBIDDEN[package], "layercake._", "layercake.cli"))
     )
     assert offending == []

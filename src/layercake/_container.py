@@ -8,7 +8,7 @@ import shutil
 import signal
 from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 from layercake import runtime
 from layercake._run_config import RunConfig, env_list, process_spec
@@ -84,7 +84,7 @@ class Container:
     def __repr__(self) -> str:
         return f"Container({self.short_id!r}, image={self.image.short_id!r})"
 
-    def __enter__(self) -> Container:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(

@@ -28,6 +28,7 @@ from layercake.store import extract_tar
 __all__ = [
     "CopyRequest",
     "copy_into",
+    "copy_tree",
     "make_directory",
     "parse_chmod",
     "parse_chown",
@@ -58,6 +59,7 @@ class CopyRequest:
     owner: tuple[int, int] | None = None
     mode: int | None = None
     extract_archives: bool = False
+    keep_owners: bool = False
 
 
 def parse_chown(value: str, stack: LayerStack) -> tuple[int, int]:
@@ -142,6 +144,8 @@ class _Stager:
 
     def apply_metadata(self, source: os.stat_result, target: Path) -> None:
         uid, gid = self.request.owner or (0, 0)
+        if self.request.keep_owners:
+            uid, gid = source.st_uid, source.st_gid
         os.chown(target, uid, gid, follow_symlinks=False)
         if not stat.S_ISLNK(source.st_mode):
             mode = self.request.mode
@@ -246,3 +250,13 @@ def make_directory(
     """
     request = CopyRequest(keyword="WORKDIR", sources=(), dest=path, owner=owner)
     _Stager(staging, stack, request).ensure_dir(stack.resolve(path), owned=True)
+
+
+def copy_tree(tree: SourceTree, relative: str, target: Path) -> None:
+    """Copy a directory of ``tree`` into ``target`` keeping its owners.
+
+    Used where a step needs a real directory holding what a merged image
+    view or a filtered context shows (``RUN --mount=type=bind``).
+    """
+    request = CopyRequest(keyword="RUN", sources=(), dest="/", keep_owners=True)
+    _Stager(target, LayerStack(()), request).copy_tree(tree, relative, target)

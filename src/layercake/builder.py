@@ -18,6 +18,7 @@ import shutil
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Literal
 
 import attrs
 
@@ -29,12 +30,14 @@ from layercake._copy_into import (
     CopyRequest,
     SourceTree,
     copy_into,
+    copy_tree,
     make_directory,
     parse_chmod,
     parse_chown,
 )
 from layercake._image import Image
 from layercake._run_config import merge_env
+from layercake._run_mounts import MountRequest, parse_mount, prepared_mounts
 from layercake._stack_context import StackContext
 from layercake._store import Store, tag_name
 from layercake._users import resolve_user
@@ -534,11 +537,17 @@ class _StageBuild:
 
     def do_run(self, instruction: df.Run) -> tuple[BuildState, bool]:
         for flag in instruction.flags:
-            raise BuildError(
-                f"RUN --{flag} is not supported yet",
-                step=self.build.step,
-                instruction=_display(instruction),
-            )
+            if flag not in ("mount", "network"):
+                raise BuildError(
+                    f"RUN --{flag} is not supported",
+                    step=self.build.step,
+                    instruction=_display(instruction),
+                )
+        network = self.run_network(instruction)
+        mounts = [
+            parse_mount(self.expand(value, instruction))
+            for value in instruction.flags.get("mount", ())
+        ]
         args, script = self.run_args(instruction)
         build_env = [
             f"{name}={value}"
@@ -547,12 +556,60 @@ class _StageBuild:
         ]
         prefix = f"|{len(build_env)} {' '.join(build_env)} " if build_env else ""
         created_by = f"RUN {prefix}{' '.join(args)} # buildkit"
-        description = f"RUN {json.dumps(list(args))} {json.dumps(script)}"
+        description = json.dumps(
+            ["RUN", list(args), script, network, [m.describe() for m in mounts]]
+        )
+        sources = "".join(self.mount_digest(mount) for mount in mounts)
 
         def make() -> BuildState:
-            return self.execute(instruction, args, script, build_env, created_by)
+            return self.execute(
+                instruction, args, script, build_env, created_by, network, mounts
+            )
 
-        return self.cached_or(description, "", make)
+        return self.cached_or(description, sources, make)
+
+    def run_network(self, instruction: df.Run) -> Literal["none", "host"]:
+        values = instruction.flags.get("network", ("default",))
+        value = self.expand(values[-1], instruction)
+        if value not in ("default", "none", "host"):
+            raise BuildError(
+                f"RUN --network={value} is not supported (default, none or host)",
+                step=self.build.step,
+                instruction=_display(instruction),
+            )
+        # "default" has the network, as BuildKit's sandbox does.
+        return "none" if value == "none" else "host"
+
+    def mount_digest(self, mount: MountRequest) -> str:
+        """What of a mount's source the cache key must cover."""
+        if mount.type != "bind":
+            return ""
+        tree = self.mount_tree(mount)
+        relative = tree.resolve(mount.options.get("source", "/"), keyword="RUN")
+        return tree.digest(relative)
+
+    def mount_tree(self, mount: MountRequest) -> BuildContext | StackContext:
+        source = mount.options.get("from")
+        return self.source_tree(source) if source else self.build.context
+
+    def mount_source(self, mount: MountRequest, scratch: Path) -> Path:
+        """A host path holding a bind mount's source, as the build sees it."""
+        tree = self.mount_tree(mount)
+        (relative,) = tree.resolve(mount.options.get("source", "/"), keyword="RUN")
+        if isinstance(tree, BuildContext) and not tree.ignore.rules:
+            return tree.path(relative)
+        # A merged image view or a filtered context has no single host
+        # directory: give the step a copy of what it would see.
+        copy = (
+            scratch
+            / f"source-{hashlib.sha256(mount.describe().encode()).hexdigest()[:12]}"
+        )
+        copy.mkdir()
+        path = tree.path(relative)
+        if path.is_dir() and not path.is_symlink():
+            copy_tree(tree, relative, copy)
+            return copy
+        return path
 
     def execute(
         self,
@@ -561,6 +618,8 @@ class _StageBuild:
         script: str | None,
         build_env: list[str],
         created_by: str,
+        network: Literal["none", "host"],
+        mount_requests: list[MountRequest],
     ) -> BuildState:
         runtime.require()
         stack = self.build.writer.layer_stack(self.state)
@@ -579,33 +638,42 @@ class _StageBuild:
             (container / "script").write_text(script, encoding="utf-8")
             os.chmod(container / "script", 0o755)
             mounts = (BindMount(str(container / "script"), args[0], read_only=True),)
+        scratch = container / "mounts"
+        scratch.mkdir()
         output: list[bytes] = []
 
         def on_output(stream: str, data: bytes) -> None:
             output.append(data)
             self.build.emit(StepOutput(self.build.step, stream, data))  # type: ignore[arg-type]
 
-        spec = SandboxSpec(
-            rootfs=RootfsSpec(
-                lower_dirs=tuple(str(path) for path in stack.layer_dirs),
-                upper_dir=str(container / "upper"),
-                work_dir=str(container / "work"),
-                mount_point=str(container / "rootfs"),
-            ),
-            process=ProcessSpec(
-                args=args,
-                env=env,
-                cwd=self.config.working_dir or "/",
-                uid=user.uid,
-                gid=user.gid,
-                additional_gids=user.additional_gids,
-            ),
-            hostname=_BUILD_HOSTNAME,
-            network="host",
-            mounts=mounts,
-        )
         try:
-            result = runtime.run(spec, on_output=on_output)
+            with prepared_mounts(
+                mount_requests,
+                scratch=scratch,
+                cache_root=self.build.store.path / "cache-mounts",
+                source_path=lambda request: self.mount_source(request, scratch),
+                secrets=self.build.secrets,
+            ) as extra:
+                spec = SandboxSpec(
+                    rootfs=RootfsSpec(
+                        lower_dirs=tuple(str(path) for path in stack.layer_dirs),
+                        upper_dir=str(container / "upper"),
+                        work_dir=str(container / "work"),
+                        mount_point=str(container / "rootfs"),
+                    ),
+                    process=ProcessSpec(
+                        args=args,
+                        env=env,
+                        cwd=self.config.working_dir or "/",
+                        uid=user.uid,
+                        gid=user.gid,
+                        additional_gids=user.additional_gids,
+                    ),
+                    hostname=_BUILD_HOSTNAME,
+                    network=network,
+                    mounts=mounts + extra,
+                )
+                result = runtime.run(spec, on_output=on_output)
             if result.exit_code != 0:
                 tail = b"".join(output).decode("utf-8", "replace").splitlines()
                 raise BuildStepFailed(
@@ -641,6 +709,7 @@ class _Build:
         self.build_args = dict(build_args)
         self.no_cache = no_cache
         self.on_event = on_event
+        self.secrets: dict[str, Path] = {}
         self.writer = StateWriter(store._directory)
         self.platform_args = _platform_args()
         self.global_scope: dict[str, str] = {}
@@ -801,6 +870,7 @@ class Builder:
         build_args: Mapping[str, str] | None = None,
         target: str | None = None,
         no_cache: bool = False,
+        secrets: Mapping[str, str | os.PathLike[str]] | None = None,
         on_event: EventCallback | None = None,
     ) -> Image:
         """Build an image and tag it; return it.
@@ -814,6 +884,7 @@ class Builder:
             build_args: values for ``ARG`` instructions (``--build-arg``).
             target: the stage to build; default the last one.
             no_cache: run every step even when the cache has its result.
+            secrets: files for ``RUN --mount=type=secret``, by id.
             on_event: receives this build's events.
 
         Raises:
@@ -838,6 +909,7 @@ class Builder:
             no_cache,
             on_event or self.on_event,
         )
+        build.secrets = {name: Path(path) for name, path in (secrets or {}).items()}
         state = self._run_stages(build, target)
         self._warn_unused_args(build)
 

@@ -33,6 +33,7 @@ keyword to ``end_line``, as written.
 from __future__ import annotations
 
 from layercake.dockerfile._dump import dump
+from layercake.dockerfile._durations import parse_duration
 from layercake.dockerfile._instructions import (
     KEYWORDS,
     Add,
@@ -61,7 +62,6 @@ from layercake.dockerfile._instructions import (
     Volume,
     Workdir,
 )
-from layercake.dockerfile._durations import parse_duration
 from layercake.dockerfile._parse import parse, parse_instruction
 from layercake.dockerfile._shell import expand, expand_heredoc, expand_words
 
