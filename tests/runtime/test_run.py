@@ -289,3 +289,21 @@ def test_sensitive_proc_and_sys_entries_are_masked(make_spec: MakeSpec) -> None:
     result = run(make_spec("sh", "-c", "wc -c < /proc/keys; ls -A /sys/firmware"))
 
     assert result.stdout == b"0\n"
+
+
+def test_error_in_the_output_callback_kills_the_container(
+    make_spec: MakeSpec,
+) -> None:
+    """An exception from on_output propagates, and the container is killed first."""
+    seen: list[bytes] = []
+
+    def fail(stream: str, chunk: bytes) -> None:
+        seen.append(chunk)
+        raise RuntimeError("callback failed")
+
+    started = time.monotonic()
+    with pytest.raises(RuntimeError, match="callback failed"):
+        run(make_spec("sh", "-c", "echo started; sleep 30"), on_output=fail)
+
+    assert seen == [b"started\n"]
+    assert time.monotonic() - started < 5
