@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def readme_commands() -> list[str]:
     text = (ROOT / "README.md").read_text()
-    blocks = re.findall(r"```(?:sh|bash|console)\n(.*?)```", text, re.S)
+    blocks = re.findall(r"```(?:sh|bash|console)\n(.*?)```", text, re.DOTALL)
     return [line for block in blocks for line in block.strip().splitlines()]
 
 

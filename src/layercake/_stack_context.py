@@ -12,7 +12,6 @@ from __future__ import annotations
 import fnmatch
 import os
 import posixpath
-import stat
 from collections.abc import Iterator
 from pathlib import Path
 
