@@ -102,3 +102,10 @@ def rootfs_upper(rootfs: RootfsSpec) -> Path:
 def write_busybox_root() -> Callable[[Path], Path]:
     """Return the function that writes a busybox root into a given directory."""
     return make_busybox_root
+
+
+@pytest.fixture
+def root_user() -> None:
+    """Skip tests that switch users inside: rootless runs map only root."""
+    if os.geteuid() != 0:
+        pytest.skip("rootless containers run their process as root only")

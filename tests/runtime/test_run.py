@@ -93,14 +93,14 @@ def test_network_host_sees_the_host_interfaces(make_spec: MakeSpec) -> None:
     )
 
 
-def test_process_runs_as_the_given_user(make_spec: MakeSpec) -> None:
+def test_process_runs_as_the_given_user(make_spec: MakeSpec, root_user: None) -> None:
     """uid 1000 and gid 1000 are what `id` reports, named from /etc/passwd."""
     result = run(make_spec("id", uid=1000, gid=1000))
 
     assert result.stdout == b"uid=1000(app) gid=1000(app)\n"
 
 
-def test_additional_groups_are_set(make_spec: MakeSpec) -> None:
+def test_additional_groups_are_set(make_spec: MakeSpec, root_user: None) -> None:
     """additional_gids become the process's supplementary groups."""
     result = run(make_spec("id", "-G", uid=1000, gid=1000, additional_gids=(1000, 5)))
 
@@ -108,7 +108,7 @@ def test_additional_groups_are_set(make_spec: MakeSpec) -> None:
 
 
 def test_missing_working_directory_is_created_owned_by_root(
-    make_spec: MakeSpec, rootfs_upper: Path
+    make_spec: MakeSpec, rootfs_upper: Path, root_user: None
 ) -> None:
     """A missing cwd is created (root, 0755), entered, and kept in the upper dir."""
     result = run(make_spec("pwd", cwd="/srv/app", uid=1000, gid=1000))

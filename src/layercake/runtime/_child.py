@@ -382,10 +382,10 @@ def _make_dirs(path: str) -> None:
 
 
 def _drop_privileges(plan: Plan, cap_last: int) -> None:
+    for cap in range(cap_last + 1):
+        if cap not in _DOCKER_CAPS:
+            _do("drop capabilities", libc.prctl, libc.PR_CAPBSET_DROP, cap)
     if not plan.rootless:
-        for cap in range(cap_last + 1):
-            if cap not in _DOCKER_CAPS:
-                _do("drop capabilities", libc.prctl, libc.PR_CAPBSET_DROP, cap)
         _do("set groups", os.setgroups, list(plan.groups))
     _do(f"set group id {plan.gid}", os.setgid, plan.gid)
     _do(f"set user id {plan.uid}", os.setuid, plan.uid)
