@@ -7,6 +7,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from layer_samples import set_mtimes, snapshot
 
 from layercake.store import (
     ContainerConfig,
@@ -16,6 +17,7 @@ from layercake.store import (
     MediaType,
     RootFS,
     StoreDirectory,
+    extract_tar,
     host_platform,
 )
 
@@ -138,3 +140,61 @@ def test_store_reads_what_umoci_writes(layout: StoreDirectory, tmp_path: Path) -
     assert sorted(p.name for p in top.rglob("*")) == ["etc", "motd", "new"]
     assert os.lstat(top / "etc" / "motd").st_rdev == 0
     assert [name for name, _ in layout.tags()] == ["demo:latest", "demo:v2"]
+
+
+def _xattr_tree(root: Path) -> None:
+    (root / "dir").mkdir(parents=True)
+    (root / "dir" / "file").write_text("content")
+    os.chmod(root / "dir" / "file", 0o640)
+    os.setxattr(root / "dir" / "file", "user.origin", b"layercake")
+    os.symlink("dir/file", root / "link")
+    os.link(root / "dir" / "file", root / "hard")
+    set_mtimes(root)
+
+
+def test_gnu_tar_extracts_what_write_layer_packs(
+    layout: StoreDirectory, tmp_path: Path
+) -> None:
+    """GNU tar unpacks a layer blob to the same tree, xattrs included."""
+    tar = _tool("tar")
+    _xattr_tree(tmp_path / "tree")
+    layer = layout.write_layer(tmp_path / "tree")
+    out = tmp_path / "out"
+    out.mkdir()
+    subprocess.run(
+        [
+            tar,
+            "--xattrs",
+            "--xattrs-include=*",
+            "-xpf",
+            str(layout.blob_path(layer.digest)),
+            "-C",
+            str(out),
+        ],
+        check=True,
+    )
+    assert snapshot(out) == snapshot(tmp_path / "tree")
+
+
+def test_extract_tar_reads_what_gnu_tar_writes(tmp_path: Path) -> None:
+    """A GNU tar PAX archive with xattrs and links extracts to the same tree."""
+    tar = _tool("tar")
+    _xattr_tree(tmp_path / "tree")
+    archive = tmp_path / "a.tar.gz"
+    subprocess.run(
+        [
+            tar,
+            "--format=pax",
+            "--xattrs",
+            "--numeric-owner",
+            "-czf",
+            str(archive),
+            "-C",
+            str(tmp_path / "tree"),
+            ".",
+        ],
+        check=True,
+    )
+    with archive.open("rb") as stream:
+        extract_tar(stream, tmp_path / "out")
+    assert snapshot(tmp_path / "out") == snapshot(tmp_path / "tree")
