@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 
@@ -99,3 +102,25 @@ def test_setup_failure_names_the_step_and_the_error(
         f"container set-up failed: mount overlay on {tmp_path}/merged: "
         "no such file or directory (errno 2)"
     )
+
+
+def test_caller_with_closed_stdio_still_gets_output(rootfs: RootfsSpec) -> None:
+    """A caller whose fds 0 and 1 are closed still runs and captures correctly."""
+    fields = (rootfs.lower_dirs, rootfs.upper_dir, rootfs.work_dir, rootfs.mount_point)
+    script = textwrap.dedent(
+        f"""
+        import os
+        from layercake.runtime import ProcessSpec, RootfsSpec, SandboxSpec, run
+        os.close(0)
+        os.close(1)
+        spec = SandboxSpec(RootfsSpec(*{fields!r}), ProcessSpec(args=("echo", "hi")))
+        result = run(spec)
+        os.write(2, repr((result.exit_code, result.stdout)).encode())
+        """
+    )
+
+    completed = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, check=False, timeout=30
+    )
+
+    assert completed.stderr == b"(0, b'hi\\n')"

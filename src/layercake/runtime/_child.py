@@ -168,6 +168,8 @@ def _become_container(
 ) -> NoReturn:
     created: list[str] = []
     try:
+        # Set now and again after the user switch, which clears it.
+        _do("set parent death signal", libc.prctl, libc.PR_SET_PDEATHSIG, _SIGKILL)
         os.umask(0o022)
         flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC
         if plan.new_net:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import signal
@@ -145,7 +146,7 @@ def start(
     present = upper_dirs_present(
         spec.rootfs.upper_dir, tuple(m.target for m in spec.mounts)
     )
-    status_r, status_w = os.pipe()
+    status_r, status_w = _pipe_above_stdio()
     try:
         child = os.fork()
     except BaseException:
@@ -156,8 +157,14 @@ def start(
         _child.spawn(plan, (stdin, stdout, stderr), status_w, _LIFELINE_READ, _CAP_LAST)
     os.close(status_w)
 
-    with open(status_r, "rb", buffering=0, closefd=True) as status:
-        records = status.readall()
+    try:
+        with open(status_r, "rb", buffering=0, closefd=True) as status:
+            records = status.readall()
+    except BaseException:
+        # The relay child takes PID 1 with it (parent-death signal).
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        raise
     pid, created, failure = _parse(records)
     sandbox = Sandbox(pid, child, spec.rootfs.upper_dir, created, present)
     if failure is not None or pid == 0:
@@ -181,3 +188,18 @@ def _parse(records: bytes) -> tuple[int, list[str], str | None]:
         elif kind == b"E":
             failure = body.decode(errors="replace")
     return pid, created, failure
+
+
+def _pipe_above_stdio() -> tuple[int, int]:
+    # A caller with a closed stdin or stdout would get the status pipe as
+    # fd 0 or 1, which the child's stdio set-up would then overwrite.
+    read_end, write_end = os.pipe()
+    if min(read_end, write_end) >= 3:
+        return read_end, write_end
+    moved = (
+        fcntl.fcntl(read_end, fcntl.F_DUPFD_CLOEXEC, 3),
+        fcntl.fcntl(write_end, fcntl.F_DUPFD_CLOEXEC, 3),
+    )
+    os.close(read_end)
+    os.close(write_end)
+    return moved
