@@ -106,3 +106,32 @@ def write_context():
     Files are keyword arguments; ``__`` in a name stands for ``/``.
     """
     return _write_context
+
+
+@pytest.fixture
+def http_server(tmp_path: Path):
+    """Serve a temporary directory over HTTP on 127.0.0.1; yield (dir, base URL).
+
+    The server thread handles requests until the test ends, then stops.
+    """
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: object) -> None:
+            return None
+
+    handler = functools.partial(QuietHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=10)

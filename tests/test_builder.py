@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
 import tarfile
 from pathlib import Path
@@ -644,3 +645,71 @@ def test_run_mount_of_an_unknown_type_is_refused(
         "invalid RUN --mount=type=ssh: mount type 'ssh' is not supported "
         "(bind, cache, tmpfs, secret)"
     )
+
+
+def test_add_url_fetches_the_file_with_mode_0600_and_no_extraction(
+    busybox, store, tmp_path, build, http_server, busybox_rootfs
+):
+    """ADD of an http URL downloads it as is; an archive stays an archive."""
+    root, url = http_server
+    (root / "notes.txt").write_text("remote notes\n")
+    (root / "rootfs.tar").write_bytes(busybox_rootfs.read_bytes())
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        f"FROM busybox\nADD {url}/notes.txt {url}/rootfs.tar /downloads/\n",
+    )
+    with image.layers[-1].open() as blob, tarfile.open(fileobj=blob) as tar:
+        notes = tar.getmember("downloads/notes.txt")
+        assert (notes.mode, notes.uid) == (0o600, 0)
+        assert tar.extractfile(notes).read() == b"remote notes\n"
+        assert (
+            tar.getmember("downloads/rootfs.tar").size == busybox_rootfs.stat().st_size
+        )
+
+
+def test_add_url_with_a_wrong_checksum_is_refused(
+    busybox, store, tmp_path, write_context, http_server
+):
+    """--checksum must match the downloaded body."""
+    root, url = http_server
+    (root / "f").write_text("body\n")
+    wrong = "sha256:" + "0" * 64
+    context = write_context(
+        tmp_path / "ctx", f"FROM busybox\nADD --checksum={wrong} {url}/f /f\n"
+    )
+    with pytest.raises(layercake.BuildError) as caught:
+        layercake.Builder(store).build(context)
+    actual = "sha256:" + hashlib.sha256(b"body\n").hexdigest()
+    assert str(caught.value) == (
+        f"ADD {url}/f: checksum mismatch: expected {wrong}, got {actual}"
+    )
+    assert list((store.path / "tmp").iterdir()) == []
+
+
+def test_add_url_that_answers_404_names_the_status(
+    busybox, store, tmp_path, write_context, http_server
+):
+    """A failed download is a build error with the URL and the status."""
+    _, url = http_server
+    context = write_context(tmp_path / "ctx", f"FROM busybox\nADD {url}/missing /m\n")
+    with pytest.raises(layercake.BuildError) as caught:
+        layercake.Builder(store).build(context)
+    assert (
+        str(caught.value)
+        == f"ADD {url}/missing: the server answered 404 File not found"
+    )
+
+
+def test_changed_remote_file_invalidates_the_cache(
+    busybox, store, tmp_path, build, http_server
+):
+    """The cache keys on the fetched bytes, not the URL."""
+    root, url = http_server
+    (root / "v").write_text("1\n")
+    dockerfile = f"FROM busybox\nADD {url}/v /v\n"
+    first, _ = build(store, tmp_path / "ctx", dockerfile)
+    (root / "v").write_text("2\n")
+    second, events = build(store, tmp_path / "ctx", dockerfile)
+    assert second.id != first.id
+    assert [e for e in events if isinstance(e, StepCached)] == []

@@ -33,10 +33,13 @@ class BuildContext:
     Args:
         root: the context directory, or ``None`` for a build with no context
             (a Dockerfile given as text); every COPY source is then missing.
+        extractable: whether ADD extracts the archives found here.
     """
 
-    def __init__(self, root: Path | None) -> None:
+    def __init__(self, root: Path | None, *, extractable: bool = True) -> None:
         self.root = root.resolve() if root is not None else None
+        # ADD extracts local archives, never downloaded ones.
+        self.extractable = extractable
         self.ignore = IgnoreRules.load(self.root) if self.root else IgnoreRules()
         # (device, inode, size, mtime) -> sha256 of the content, so a file
         # that did not change is read once per Builder, not once per step.

@@ -38,6 +38,8 @@ __all__ = [
 class SourceTree(Protocol):
     """Where COPY sources come from: a build context or an image's files."""
 
+    extractable: bool
+
     def path(self, relative: str) -> Path:
         """The host path holding ``relative``."""
 
@@ -223,7 +225,7 @@ def copy_into(request: CopyRequest, staging: Path, stack: LayerStack) -> None:
 
     for context, relative in request.sources:
         source = context.path(relative)
-        if request.extract_archives and _is_archive(source):
+        if request.extract_archives and context.extractable and _is_archive(source):
             target = stager.ensure_dir(dest, owned=True)
             with open(source, "rb") as stream:
                 extract_tar(stream, target, whiteouts="keep")

@@ -33,6 +33,7 @@ class StackContext:
     """
 
     root = None
+    extractable = False
 
     def __init__(self, stack: LayerStack, name: str, image_id: str) -> None:
         self.stack = stack

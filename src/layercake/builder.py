@@ -16,7 +16,8 @@ import logging
 import os
 import shutil
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Literal
 
@@ -36,6 +37,7 @@ from layercake._copy_into import (
     parse_chown,
 )
 from layercake._image import Image
+from layercake._remote_source import download
 from layercake._run_config import merge_env
 from layercake._run_mounts import MountRequest, parse_mount, prepared_mounts
 from layercake._stack_context import StackContext
@@ -199,7 +201,7 @@ class _StageBuild:
         return dict(sorted(self.scope.args.items()))
 
     def cached_or(
-        self, description: str, extra: str, make: object
+        self, description: str, extra: str, make: Callable[[], BuildState]
     ) -> tuple[BuildState, bool]:
         """Return the cached state for this step, or make and cache it."""
         key = self.build.cache_key(self.state, description, self.visible_args(), extra)
@@ -209,8 +211,7 @@ class _StageBuild:
                 self.build.emit(StepCached(self.build.step, key))
                 logger.info("step %d cached: %s", self.build.step, description)
                 return hit, True
-        assert callable(make)
-        state: BuildState = make()
+        state = make()
         self.build.writer.remember(key, state)
         return state, False
 
@@ -398,22 +399,14 @@ class _StageBuild:
     def do_add(self, instruction: df.Add) -> tuple[BuildState, bool]:
         return self.copy_or_add(instruction, "ADD")
 
-    def copy_or_add(
-        self, instruction: df.Copy | df.Add, keyword: str
-    ) -> tuple[BuildState, bool]:
+    def copy_flags(self, instruction: df.Copy | df.Add, keyword: str) -> dict[str, str]:
+        """The expanded flags of a COPY or ADD, refusing those not supported."""
+        allowed = {"chown", "chmod", "link"}
+        allowed |= {"from"} if keyword == "COPY" else {"checksum"}
         flags = {
             name: self.expand(value, instruction)
             for name, value in instruction.flags.items()
         }
-        allowed = (
-            ("chown", "chmod", "link", "from")
-            if keyword == "COPY"
-            else (
-                "chown",
-                "chmod",
-                "link",
-            )
-        )
         for flag in flags:
             if flag not in allowed:
                 raise BuildError(
@@ -421,58 +414,87 @@ class _StageBuild:
                     step=self.build.step,
                     instruction=_display(instruction),
                 )
+        return flags
+
+    def copy_or_add(
+        self, instruction: df.Copy | df.Add, keyword: str
+    ) -> tuple[BuildState, bool]:
+        flags = self.copy_flags(instruction, keyword)
         words = [self.expand(raw, instruction) for raw in instruction.sources]
+        remote = [word for word in words if "://" in word]
+        if remote and keyword == "COPY":
+            raise BuildError(f"COPY cannot fetch URLs ({remote[0]}); use ADD")
+        if "checksum" in flags and len(remote) != len(words):
+            raise BuildError("ADD --checksum needs every source to be an http(s) URL")
         dest = self.expand(instruction.dest, instruction)
-        for word in words:
-            if "://" in word:
-                raise BuildError(
-                    f"{keyword} from a URL is not supported yet: {word}",
-                    step=self.build.step,
-                    instruction=_display(instruction),
-                )
-        tree = (
-            self.source_tree(flags["from"]) if "from" in flags else self.build.context
-        )
-        heredocs = self.heredoc_context(instruction)
-        sources: list[tuple[SourceTree, str]] = []
-        for word in words:
-            for relative in tree.resolve(word, keyword=keyword):
-                sources.append((tree, relative))
-        sources.extend((heredocs, doc.name) for doc in instruction.heredocs)
         if not dest.startswith("/"):
             trailing = "/" if dest.endswith("/") or dest in (".", "./") else ""
             dest = os.path.join(self.config.working_dir or "/", dest)
             dest = os.path.normpath(dest) + trailing
-        names = words + [f"<<{doc.name}" for doc in instruction.heredocs]
-        description = f"{keyword} {' '.join(names)} {dest} {sorted(flags.items())}"
-        digest = "".join(tree.digest([relative]) for tree, relative in sources)
 
-        def make() -> BuildState:
-            stack = self.build.writer.layer_stack(self.state)
+        tree = (
+            self.source_tree(flags["from"]) if "from" in flags else self.build.context
+        )
+        sources: list[tuple[SourceTree, str]] = [
+            (tree, relative)
+            for word in words
+            if "://" not in word
+            for relative in tree.resolve(word, keyword=keyword)
+        ]
+        with ExitStack() as temporary:
+            for extra in (
+                self.heredoc_context(instruction),
+                self.downloads(remote, flags.get("checksum")),
+            ):
+                if extra.root is not None:
+                    temporary.callback(shutil.rmtree, extra.root, ignore_errors=True)
+                    sources.extend(
+                        (extra, name) for name in sorted(os.listdir(extra.root))
+                    )
+            digest = "".join(tree.digest([relative]) for tree, relative in sources)
+            names = words + [f"<<{doc.name}" for doc in instruction.heredocs]
+            description = f"{keyword} {' '.join(names)} {dest} {sorted(flags.items())}"
             request = CopyRequest(
                 keyword=keyword,
                 sources=tuple(sources),
                 dest=dest,
-                owner=parse_chown(flags["chown"], stack) if "chown" in flags else None,
                 mode=parse_chmod(flags["chmod"]) if "chmod" in flags else None,
                 extract_archives=keyword == "ADD",
             )
-            staging = self.build.store._directory.tmp_dir("copy-")
-            try:
-                copy_into(request, staging, stack)
-                created_by = f"{_display(instruction)} # buildkit"
-                history = History(created=_created(), created_by=created_by)
-                return self.build.writer.derive(
-                    self.state, self.config, history, layer=staging
-                )
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+            return self.cached_or(
+                description, digest, lambda: self.copy_step(instruction, request, flags)
+            )
 
+    def copy_step(
+        self, instruction: df.Copy | df.Add, request: CopyRequest, flags: dict[str, str]
+    ) -> BuildState:
+        """Stage what a COPY or ADD adds and commit it as a layer."""
+        stack = self.build.writer.layer_stack(self.state)
+        if "chown" in flags:
+            request = attrs.evolve(request, owner=parse_chown(flags["chown"], stack))
+        staging = self.build.store._directory.tmp_dir("copy-")
         try:
-            return self.cached_or(description, digest, make)
+            copy_into(request, staging, stack)
+            created_by = f"{_display(instruction)} # buildkit"
+            history = History(created=_created(), created_by=created_by)
+            return self.build.writer.derive(
+                self.state, self.config, history, layer=staging
+            )
         finally:
-            if heredocs.root is not None:
-                shutil.rmtree(heredocs.root, ignore_errors=True)
+            shutil.rmtree(staging, ignore_errors=True)
+
+    def downloads(self, urls: list[str], checksum: str | None) -> BuildContext:
+        """A temporary context holding the files ADD fetches from ``urls``."""
+        if not urls:
+            return BuildContext(None)
+        directory = self.build.store._directory.tmp_dir("download-")
+        try:
+            for url in urls:
+                download(url, directory, checksum=checksum)
+        except BaseException:
+            shutil.rmtree(directory, ignore_errors=True)
+            raise
+        return BuildContext(directory, extractable=False)
 
     def source_tree(self, name: str) -> BuildContext | StackContext:
         """The files ``COPY --from=name`` reads: a built stage, or an image."""
