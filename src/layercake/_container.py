@@ -77,6 +77,8 @@ class Container:
         self._lower_dirs = tuple(str(path) for path in stack.layer_dirs)
         self.path = image.store._directory.containers_dir / self.id
         self.path.mkdir(parents=True)
+        # Which image the container uses, so the store refuses to remove it.
+        (self.path / "image").write_text(str(image.digest))
         self._sandbox: Sandbox | None = None
         self._exit_code: int | None = None
         logger.info("created container %s from %s", self.short_id, image.short_id)
