@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -713,3 +714,33 @@ def test_changed_remote_file_invalidates_the_cache(
     second, events = build(store, tmp_path / "ctx", dockerfile)
     assert second.id != first.id
     assert [e for e in events if isinstance(e, StepCached)] == []
+
+
+def test_links_in_a_source_path_stay_inside_the_context(
+    busybox, store, tmp_path, build
+):
+    """A directory link pointing at / resolves to the context root, not the host."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "etc").mkdir()
+    (context / "etc/hostname").write_text("from the context\n")
+    os.symlink("/", context / "root-link")
+    os.symlink("../../..", context / "up-link")
+    image, _ = build(
+        store,
+        context,
+        "FROM busybox\nCOPY root-link/etc/hostname up-link/etc/hostname /got/\n",
+    )
+    with image.layers[-1].open() as blob, tarfile.open(fileobj=blob) as tar:
+        assert tar.extractfile("got/hostname").read() == b"from the context\n"
+
+
+def test_a_link_source_is_copied_as_a_link(busybox, store, tmp_path, build):
+    """COPY of a symlink copies the link itself, never the host file it names."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    os.symlink("/etc/shadow", context / "shadow")
+    image, _ = build(store, context, "FROM busybox\nCOPY shadow /x/\n")
+    with image.layers[-1].open() as blob, tarfile.open(fileobj=blob) as tar:
+        member = tar.getmember("x/shadow")
+        assert (member.issym(), member.linkname) == (True, "/etc/shadow")

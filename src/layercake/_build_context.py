@@ -25,6 +25,7 @@ __all__ = ["BuildContext"]
 
 _GLOB_CHARS = frozenset("*?[")
 _CHUNK = 1 << 20
+_MAX_LINK_HOPS = 40
 
 
 class BuildContext:
@@ -63,6 +64,7 @@ class BuildContext:
                 f"{keyword} source {source!r} not found: the build has no context",
                 source=source,
             )
+        relative = self._resolve_parents(relative)
         if _GLOB_CHARS & set(relative):
             matches = self._glob(relative)
             if not matches:
@@ -81,6 +83,40 @@ class BuildContext:
                 source=source,
             )
         return [relative]
+
+    def _resolve_parents(self, relative: str) -> str:
+        """Follow links in the leading directories, never out of the context.
+
+        A link's target is taken inside the context: an absolute target
+        starts at the context root and ``..`` stops there, as BuildKit scopes
+        source paths. The last component is not followed: COPY copies a link
+        as a link.
+        """
+        assert self.root is not None
+        if relative == ".":
+            return relative
+        pending = relative.split("/")
+        last = pending.pop()
+        resolved: list[str] = []
+        hops = 0
+        while pending:
+            name = pending.pop(0)
+            if name in ("", "."):
+                continue
+            if name == "..":
+                if resolved:
+                    resolved.pop()
+                continue
+            candidate = self.root.joinpath(*resolved, name)
+            if candidate.is_symlink() and hops < _MAX_LINK_HOPS:
+                hops += 1
+                target = os.readlink(candidate)
+                if target.startswith("/"):
+                    resolved = []
+                pending[:0] = target.split("/")
+                continue
+            resolved.append(name)
+        return "/".join([*resolved, last])
 
     def _glob(self, pattern: str) -> list[str]:
         depth = pattern.count("/")
