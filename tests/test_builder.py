@@ -18,7 +18,7 @@ from layercake.errors import (
     DockerfileSyntaxError,
     InvalidReference,
 )
-from layercake.events import StepCached, StepStarted
+from layercake.events import BuildWarning, StepCached, StepStarted
 
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -744,3 +744,42 @@ def test_a_link_source_is_copied_as_a_link(busybox, store, tmp_path, build):
     with image.layers[-1].open() as blob, tarfile.open(fileobj=blob) as tar:
         member = tar.getmember("x/shadow")
         assert (member.issym(), member.linkname) == (True, "/etc/shadow")
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_proxy_build_args_reach_run_but_not_history_or_cache(
+    busybox, store, tmp_path, write_context
+):
+    """HTTP_PROXY needs no ARG line and does not change the cache key."""
+    context = write_context(
+        tmp_path / "ctx", 'FROM busybox\nRUN echo "$HTTP_PROXY" > /p\n'
+    )
+    first = layercake.Builder(store).build(
+        context, build_args={"HTTP_PROXY": "http://proxy.invalid:3128"}
+    )
+    assert first.run(["cat", "/p"]).stdout == b"http://proxy.invalid:3128\n"
+    assert (
+        first.history[-1].created_by
+        == 'RUN /bin/sh -c echo "$HTTP_PROXY" > /p # buildkit'
+    )
+    events = []
+    second = layercake.Builder(store).build(
+        context,
+        build_args={"HTTP_PROXY": "http://other.invalid:8080"},
+        on_event=events.append,
+    )
+    assert second.id == first.id
+    assert [e.step for e in events if isinstance(e, StepCached)] == [2]
+
+
+def test_undeclared_build_arg_is_reported_as_a_warning(
+    busybox, store, tmp_path, write_context
+):
+    """A --build-arg no ARG declares gives a BuildWarning event."""
+    context = write_context(tmp_path / "ctx", "FROM busybox\nARG USED\n")
+    events = []
+    layercake.Builder(store).build(
+        context, build_args={"USED": "1", "TYPO": "2"}, on_event=events.append
+    )
+    warnings = [e.message for e in events if isinstance(e, BuildWarning)]
+    assert warnings == ["build argument 'TYPO' was given but no ARG declares it"]

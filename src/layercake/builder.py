@@ -76,6 +76,11 @@ logger = logging.getLogger(__name__)
 _DEFAULT_SHELL = ("/bin/sh", "-c")
 _OUTPUT_TAIL_LINES = 20
 _BUILD_HOSTNAME = "buildkitsandbox"
+_PROXY_ARGS = tuple(
+    name
+    for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
+    for name in (base, base.lower())
+)
 
 
 def _go_list(args: Sequence[str]) -> str:
@@ -578,6 +583,7 @@ class _StageBuild:
         ]
         prefix = f"|{len(build_env)} {' '.join(build_env)} " if build_env else ""
         created_by = f"RUN {prefix}{' '.join(args)} # buildkit"
+        build_env += self.proxy_env()
         description = json.dumps(
             ["RUN", list(args), script, network, [m.describe() for m in mounts]]
         )
@@ -589,6 +595,20 @@ class _StageBuild:
             )
 
         return self.cached_or(description, sources, make)
+
+    def proxy_env(self) -> list[str]:
+        """Docker's predefined proxy ARGs given with --build-arg.
+
+        RUN sees them without an ARG line; like BuildKit, they stay out of
+        the history and the cache key, since they hold no build input.
+        """
+        env = []
+        for name in _PROXY_ARGS:
+            value = self.build.build_args.get(name)
+            if value is not None and name not in self.scope.args:
+                self.build.used_args.add(name)
+                env.append(f"{name}={value}")
+        return env
 
     def run_network(self, instruction: df.Run) -> Literal["none", "host"]:
         values = instruction.flags.get("network", ("default",))
