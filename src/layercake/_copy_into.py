@@ -46,6 +46,12 @@ class SourceTree(Protocol):
     def entries(self, relative: str) -> Iterator[str]:
         """``relative`` and, for a directory, everything beneath it."""
 
+    def resolve(self, source: str, *, keyword: str = "COPY") -> list[str]:
+        """The relative paths a source names."""
+
+    def digest(self, sources: list[str]) -> str:
+        """What the cache key must cover of these sources."""
+
 
 @attrs.frozen
 class CopyRequest:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 
@@ -194,6 +194,8 @@ class _StageBuild:
                 step=step,
                 instruction=_display(instruction),
             )
+        state: BuildState
+        cached: bool
         state, cached = handler(instruction)
         self.build.emit(
             StepFinished(step, time.monotonic() - started, cached, state.image_id)
@@ -221,7 +223,7 @@ class _StageBuild:
         return state, False
 
     def commit_config(
-        self, description: str, created_by: str, **changes: object
+        self, description: str, created_by: str, **changes: Any
     ) -> tuple[BuildState, bool]:
         def make() -> BuildState:
             config = attrs.evolve(self.config, **changes)
