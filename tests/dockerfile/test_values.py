@@ -13,7 +13,7 @@ from layercake.dockerfile import KEYWORDS, FrozenMap, Instruction, parse
 def test_instruction_union_has_one_class_per_keyword() -> None:
     """Every keyword has exactly one instruction class whose keyword it is."""
     classes = typing.get_args(Instruction)
-    keywords = sorted(str(attrs.fields_dict(cls)["keyword"].default) for cls in classes)
+    keywords = sorted(cls.keyword for cls in classes)
     assert keywords == sorted(KEYWORDS)
 
 

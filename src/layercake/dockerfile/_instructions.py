@@ -9,7 +9,7 @@ rules.
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import TypeVar
+from typing import ClassVar, TypeVar
 
 import attrs
 
@@ -156,93 +156,85 @@ class Heredoc:
 
 
 @attrs.frozen
-class From:
+class _Node:
+    """What every instruction has: where it is and its text as written."""
+
+    location: Location = attrs.field(kw_only=True)
+    original: str = attrs.field(kw_only=True, default="")
+
+
+@attrs.frozen
+class From(_Node):
     """``FROM [--platform=P] image [AS name]``; ``name`` is lower case."""
 
     image: str
     name: str | None
     platform: str | None
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="FROM", init=False)
+    keyword: ClassVar[str] = "FROM"
 
 
 @attrs.frozen
-class Arg:
+class Arg(_Node):
     """One name of an ``ARG`` instruction and its raw default, if any."""
 
     name: str
     default: str | None
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="ARG", init=False)
+    keyword: ClassVar[str] = "ARG"
 
 
 @attrs.frozen
-class Env:
+class Env(_Node):
     """``ENV`` pairs; keys and values raw (quotes still in)."""
 
     pairs: tuple[tuple[str, str], ...]
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="ENV", init=False)
+    keyword: ClassVar[str] = "ENV"
 
 
 @attrs.frozen
-class Label:
+class Label(_Node):
     """``LABEL`` pairs; keys and values raw (quotes still in)."""
 
     pairs: tuple[tuple[str, str], ...]
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="LABEL", init=False)
+    keyword: ClassVar[str] = "LABEL"
 
 
 @attrs.frozen
-class Run:
+class Run(_Node):
     """``RUN``: its command, its flags (every flag a tuple, ``--mount`` may
     repeat) and its heredocs in the order they were opened."""
 
     command: Command
     flags: Mapping[str, tuple[str, ...]] = attrs.field(converter=_tuple_map)
     heredocs: tuple[Heredoc, ...] = ()
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="RUN", init=False)
+    keyword: ClassVar[str] = "RUN"
 
 
 @attrs.frozen
-class Cmd:
+class Cmd(_Node):
     """``CMD``: the default command of the image."""
 
     command: Command
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="CMD", init=False)
+    keyword: ClassVar[str] = "CMD"
 
 
 @attrs.frozen
-class Entrypoint:
+class Entrypoint(_Node):
     """``ENTRYPOINT``: the entry point of the image."""
 
     command: Command
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="ENTRYPOINT", init=False)
+    keyword: ClassVar[str] = "ENTRYPOINT"
 
 
 @attrs.frozen
-class Shell:
+class Shell(_Node):
     """``SHELL [...]``: the shell used by later shell-form commands."""
 
     args: tuple[str, ...]
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="SHELL", init=False)
+    keyword: ClassVar[str] = "SHELL"
 
 
 @attrs.frozen
-class Copy:
+class Copy(_Node):
     """``COPY``: raw source paths (heredoc markers excluded), raw destination,
     flags by name without ``--`` (booleans as ``"true"``/``"false"``).
 
@@ -256,13 +248,11 @@ class Copy:
     flags: Mapping[str, str] = attrs.field(converter=_str_map)
     heredocs: tuple[Heredoc, ...] = ()
     excludes: tuple[str, ...] = ()
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="COPY", init=False)
+    keyword: ClassVar[str] = "COPY"
 
 
 @attrs.frozen
-class Add:
+class Add(_Node):
     """``ADD``: like :class:`Copy`, with ADD's own flags."""
 
     sources: tuple[str, ...]
@@ -270,33 +260,27 @@ class Add:
     flags: Mapping[str, str] = attrs.field(converter=_str_map)
     heredocs: tuple[Heredoc, ...] = ()
     excludes: tuple[str, ...] = ()
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="ADD", init=False)
+    keyword: ClassVar[str] = "ADD"
 
 
 @attrs.frozen
-class Workdir:
+class Workdir(_Node):
     """``WORKDIR path``; the whole rest of the line, raw."""
 
     path: str
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="WORKDIR", init=False)
+    keyword: ClassVar[str] = "WORKDIR"
 
 
 @attrs.frozen
-class User:
+class User(_Node):
     """``USER user[:group]``; raw."""
 
     user: str
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="USER", init=False)
+    keyword: ClassVar[str] = "USER"
 
 
 @attrs.frozen
-class Expose:
+class Expose(_Node):
     """``EXPOSE``: the whitespace-separated raw port words.
 
     Each word goes through :func:`expand_words` (as BuildKit does), which may
@@ -304,43 +288,35 @@ class Expose:
     """
 
     ports: tuple[str, ...]
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="EXPOSE", init=False)
+    keyword: ClassVar[str] = "EXPOSE"
 
 
 @attrs.frozen
-class Volume:
+class Volume(_Node):
     """``VOLUME``: raw paths, from the JSON list or split on whitespace."""
 
     paths: tuple[str, ...]
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="VOLUME", init=False)
+    keyword: ClassVar[str] = "VOLUME"
 
 
 @attrs.frozen
-class StopSignal:
+class StopSignal(_Node):
     """``STOPSIGNAL signal``; raw."""
 
     signal: str
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="STOPSIGNAL", init=False)
+    keyword: ClassVar[str] = "STOPSIGNAL"
 
 
 @attrs.frozen
-class Maintainer:
+class Maintainer(_Node):
     """``MAINTAINER name`` (deprecated, still accepted)."""
 
     name: str
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="MAINTAINER", init=False)
+    keyword: ClassVar[str] = "MAINTAINER"
 
 
 @attrs.frozen
-class OnBuild:
+class OnBuild(_Node):
     """``ONBUILD trigger``: the raw text of the inner instruction.
 
     :func:`layercake.dockerfile.parse_instruction` turns ``trigger`` into an
@@ -348,20 +324,16 @@ class OnBuild:
     """
 
     trigger: str
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="ONBUILD", init=False)
+    keyword: ClassVar[str] = "ONBUILD"
 
 
 @attrs.frozen
-class Healthcheck:
+class Healthcheck(_Node):
     """``HEALTHCHECK``: ``command`` is ``None`` for ``NONE``; flags raw."""
 
     command: Command | None
     flags: Mapping[str, str] = attrs.field(converter=_str_map)
-    location: Location = attrs.field(kw_only=True)
-    original: str = attrs.field(kw_only=True, default="")
-    keyword: str = attrs.field(default="HEALTHCHECK", init=False)
+    keyword: ClassVar[str] = "HEALTHCHECK"
 
 
 Instruction = (
