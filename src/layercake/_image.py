@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
@@ -11,6 +12,7 @@ from layercake._container import Container
 from layercake._layer_stack import LayerStack
 from layercake.runtime import RunResult
 from layercake.store import Descriptor, Digest, History, ImageConfig, Manifest
+from layercake.store._archive_save import ArchiveFormat, Compression
 
 if TYPE_CHECKING:
     from layercake._store import Store
@@ -138,6 +140,28 @@ class Image:
             size=self.store._directory.blob_path(self.digest).stat().st_size,
         )
         return self.store._tag(name, descriptor)
+
+    def save(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        format: ArchiveFormat = "docker",
+        compression: Compression = "gzip",
+    ) -> None:
+        """Write this image, with all its tags, to an archive file.
+
+        Args:
+            path: the archive to write; it appears only once complete.
+            format: ``"docker"`` (``docker save``'s layout) or ``"oci"``.
+            compression: ``"gzip"`` or ``"none"`` for the layers.
+
+        Raises:
+            ValueError: an unknown format or compression.
+            BlobNotFound: the store lost a blob of this image.
+            DigestMismatch: a blob in the store is damaged.
+            StoreError: the archive cannot be written.
+        """
+        self.store.save([self], path, format=format, compression=compression)
 
     def layer_stack(self) -> LayerStack:
         """The unpacked layers, top-most first, extracting any not yet unpacked."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import platformdirs
@@ -11,6 +12,13 @@ import platformdirs
 from layercake._image import Image
 from layercake.errors import ImageNotFound, InvalidReference
 from layercake.store import Descriptor, Digest, Manifest, Reference, StoreDirectory
+from layercake.store._archive_load import load_archive
+from layercake.store._archive_save import (
+    ArchiveFormat,
+    Compression,
+    SavedImage,
+    save_archive,
+)
 
 __all__ = ["Store", "default_store_path"]
 
@@ -79,6 +87,79 @@ class Store:
             if descriptor.digest not in seen:
                 seen[descriptor.digest] = self._load(descriptor.digest)
         return list(seen.values())
+
+    def save(
+        self,
+        images: Sequence[Image | str],
+        path: str | os.PathLike[str],
+        *,
+        format: ArchiveFormat = "docker",
+        compression: Compression = "gzip",
+    ) -> None:
+        """Write several images into one archive, as ``docker save`` does.
+
+        An image given as a tag is saved with that tag; one given by id has
+        no tag in the archive; an ``Image`` object carries all its tags.
+
+        Args:
+            images: ``Image`` objects, tags or image ids (at least one).
+            path: the archive file to write; replaced only once complete.
+            format: ``"docker"`` (``docker load`` and ``podman load`` read
+                it) or ``"oci"`` (a tarred OCI image layout).
+            compression: ``"gzip"`` (layers compressed while saving) or
+                ``"none"`` (layers as stored).
+
+        Raises:
+            ValueError: no images, or an unknown format or compression.
+            ImageNotFound: a tag or id names no image.
+            BlobNotFound: the store lost a blob of an image.
+            DigestMismatch: a blob in the store is damaged.
+            StoreError: the archive cannot be written.
+        """
+        if not images:
+            raise ValueError("nothing to save: no images given")
+        tags: dict[Digest, list[str]] = {}
+        for item in images:
+            image = self.image(item) if isinstance(item, str) else item
+            names = tags.setdefault(image.digest, [])
+            if isinstance(item, Image):
+                names.extend(item.tags)
+            elif self._is_tag(item):
+                names.append(tag_name(item))
+        saved = [
+            SavedImage(digest, tuple(dict.fromkeys(names)))
+            for digest, names in tags.items()
+        ]
+        save_archive(
+            self._directory, saved, Path(path), format=format, compression=compression
+        )
+
+    def load(self, path: str | os.PathLike[str]) -> list[Image]:
+        """Load every image of an archive; return them in archive order.
+
+        Reads ``docker save`` archives (classic and OCI layouts, gzip or
+        not) and OCI archives. Every blob is checked against its digest;
+        tags are set only when all images are stored.
+
+        Args:
+            path: the archive file.
+
+        Returns:
+            The loaded images, in the order the archive lists them.
+
+        Raises:
+            StoreError: the file cannot be read.
+            StoreCorrupted: it is not an image archive.
+            DigestMismatch: a blob in it is damaged.
+        """
+        loaded = load_archive(self._directory, Path(path))
+        return [self._load(image.manifest.digest) for image in loaded]
+
+    def _is_tag(self, text: str) -> bool:
+        try:
+            return self._directory.resolve_tag(tag_name(text)) is not None
+        except InvalidReference:
+            return False
 
     def _by_id(self, text: str) -> Image | None:
         wanted = text.removeprefix("sha256:").lower()

@@ -170,6 +170,17 @@ class StoreDirectory:
         self._tags.set(name, manifest)
         logger.info("tagged %s as %s", manifest.digest, name)
 
+    def set_tags(self, pairs: list[tuple[str, Descriptor]]) -> None:
+        """Set several tags in one atomic ``index.json`` update.
+
+        A name given twice ends up pointing at its last manifest.
+
+        Raises:
+            StoreCorrupted: ``index.json`` cannot be read.
+        """
+        last = dict(pairs)
+        self._tags.set_many(sorted(last.items(), key=lambda pair: pair[0]))
+
     def resolve_tag(self, name: str) -> Descriptor | None:
         """Return the descriptor tagged ``name``, or ``None``.
 

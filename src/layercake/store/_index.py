@@ -52,6 +52,23 @@ class Tags:
 
         self._update(change)
 
+    def set_many(self, pairs: list[tuple[str, Descriptor]]) -> None:
+        """Point each name at its manifest, all in one index update."""
+        if not pairs:
+            return
+        names = {name for name, _ in pairs}
+
+        def change(entries: list[Descriptor]) -> bool:
+            entries[:] = [
+                e for e in entries if e.annotations.get(REF_NAME) not in names
+            ]
+            for name, manifest in pairs:
+                annotations = {**manifest.annotations, REF_NAME: name}
+                entries.append(attrs.evolve(manifest, annotations=annotations))
+            return True
+
+        self._update(change)
+
     def resolve(self, name: str) -> Descriptor | None:
         """Return the descriptor tagged ``name`` (without the name annotation)."""
         for tag, descriptor in self.all():

@@ -1,0 +1,253 @@
+"""The public Store and Image API for archives, imports, exports and lifecycle."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+
+import layercake
+from layercake.errors import DigestMismatch, StoreCorrupted
+
+
+def _small_image(
+    store: layercake.Store, tmp_path: Path, write_context, tag: str = "demo:1"
+):
+    context = write_context(
+        tmp_path / f"ctx-{tag.replace(':', '-')}",
+        'FROM scratch\nCOPY hello /hello\nCMD ["/hello"]\n',
+        hello=f"hello from {tag}\n",
+    )
+    return layercake.Builder(store).build(context, tag=tag)
+
+
+def _layer_bytes(layer: layercake.Layer) -> bytes:
+    with layer.open() as file:
+        return file.read()
+
+
+def _members(path: Path) -> dict[str, bytes]:
+    with tarfile.open(path) as tar:
+        return {
+            info.name: tar.extractfile(info).read()  # type: ignore[union-attr]
+            for info in tar.getmembers()
+            if info.isfile()
+        }
+
+
+def _tar_bytes(entries: dict[str, bytes], links: dict[str, str] | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name, target in (links or {}).items():
+            info = tarfile.TarInfo(name)
+            info.type = tarfile.SYMTYPE
+            info.linkname = target
+            tar.addfile(info)
+    return buffer.getvalue()
+
+
+def test_docker_archive_has_current_dockers_layout_with_gzip_layers(
+    store, tmp_path, write_context
+):
+    """save() writes oci-layout, index.json, blobs and manifest.json; layers gzipped."""
+    image = _small_image(store, tmp_path, write_context)
+    archive = tmp_path / "demo.tar"
+    image.save(archive)
+
+    members = _members(archive)
+    layer = image.layers[0]
+    gz_layer = gzip.compress(_layer_bytes(layer), mtime=0)
+    config = f"blobs/sha256/{image.manifest.config.digest.hex}"
+    manifest = json.loads(members["manifest.json"])
+    assert manifest[0]["Config"] == config
+    assert manifest[0]["RepoTags"] == ["demo:1"]
+    (layer_name,) = manifest[0]["Layers"]
+    assert gzip.decompress(members[layer_name]) == _layer_bytes(layer)
+    assert (
+        layer_name == f"blobs/sha256/{hashlib.sha256(members[layer_name]).hexdigest()}"
+    )
+    assert len(members[layer_name]) < len(gz_layer) + 64
+    assert members["oci-layout"] == b'{"imageLayoutVersion":"1.0.0"}'
+    index = json.loads(members["index.json"])
+    assert index["manifests"][0]["annotations"] == {
+        "io.containerd.image.name": "docker.io/library/demo:1",
+        "org.opencontainers.image.ref.name": "1",
+    }
+    oci_manifest = json.loads(
+        members[index["manifests"][0]["digest"].replace("sha256:", "blobs/sha256/")]
+    )
+    assert oci_manifest["layers"][0]["mediaType"] == (
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    )
+    assert sorted(members) == sorted(
+        [
+            "oci-layout",
+            "index.json",
+            "manifest.json",
+            config,
+            layer_name,
+            index["manifests"][0]["digest"].replace("sha256:", "blobs/sha256/"),
+        ]
+    )
+
+
+def test_save_then_load_keeps_image_id_manifest_and_tags(
+    store, tmp_path, write_context
+):
+    """A docker archive loaded into another store gives the same id, manifest and tag."""
+    image = _small_image(store, tmp_path, write_context)
+    archive = tmp_path / "demo.tar"
+    image.save(archive)
+
+    other = layercake.Store(tmp_path / "other")
+    (loaded,) = other.load(archive)
+    assert loaded.id == image.id
+    assert loaded.digest == image.digest
+    assert loaded.tags == ("demo:1",)
+    assert _layer_bytes(loaded.layers[0]) == _layer_bytes(image.layers[0])
+
+
+def test_oci_archive_without_compression_carries_stored_layers(
+    store, tmp_path, write_context
+):
+    """format="oci", compression="none" writes the stored layer blob as is."""
+    image = _small_image(store, tmp_path, write_context)
+    archive = tmp_path / "demo.oci.tar"
+    image.save(archive, format="oci", compression="none")
+
+    members = _members(archive)
+    assert "manifest.json" not in members
+    layer = image.layers[0]
+    assert members[f"blobs/sha256/{layer.digest.hex}"] == _layer_bytes(layer)
+    index = json.loads(members["index.json"])
+    assert index["manifests"][0]["annotations"] == {
+        "org.opencontainers.image.ref.name": "demo:1"
+    }
+    (loaded,) = layercake.Store(tmp_path / "other").load(archive)
+    assert (loaded.digest, loaded.tags) == (image.digest, ("demo:1",))
+
+
+def test_store_save_writes_several_images_and_tags_in_one_archive(
+    store, tmp_path, write_context
+):
+    """Store.save() of two tags of one image and another image loads all three tags."""
+    first = _small_image(store, tmp_path, write_context, "one:1")
+    first.tag("one:alias")
+    second = _small_image(store, tmp_path, write_context, "two:1")
+    archive = tmp_path / "both.tar"
+    store.save(["one:1", "one:alias", second], archive)
+
+    other = layercake.Store(tmp_path / "other")
+    loaded = other.load(archive)
+    assert [(i.id, i.tags) for i in loaded] == [
+        (first.id, ("one:1", "one:alias")),
+        (second.id, ("two:1",)),
+    ]
+    assert json.loads(_members(archive)["manifest.json"])[0]["RepoTags"] == [
+        "one:1",
+        "one:alias",
+    ]
+
+
+def test_save_by_image_id_writes_no_tag(store, tmp_path, write_context):
+    """An image saved by id is loaded untagged."""
+    image = _small_image(store, tmp_path, write_context)
+    archive = tmp_path / "byid.tar"
+    store.save([image.short_id], archive)
+
+    assert json.loads(_members(archive)["manifest.json"])[0]["RepoTags"] is None
+    (loaded,) = layercake.Store(tmp_path / "other").load(archive)
+    assert (loaded.id, loaded.tags) == (image.id, ())
+
+
+def test_load_reads_the_classic_docker_save_layout(store, tmp_path, write_context):
+    """manifest.json + <id>/layer.tar (one a symlink) + repositories loads and tags."""
+    image = _small_image(store, tmp_path, write_context)
+    layer = _layer_bytes(image.layers[0])
+    config = image.store._directory.read_blob(image.manifest.config.digest)
+    config_json = json.loads(config)
+    config_json["rootfs"]["diff_ids"] *= 2
+    doubled = json.dumps(config_json).encode()
+    doubled_id = hashlib.sha256(doubled).hexdigest()
+    archive = tmp_path / "classic.tar"
+    archive.write_bytes(
+        _tar_bytes(
+            {
+                "aaaa/layer.tar": layer,
+                "aaaa/VERSION": b"1.0",
+                f"{doubled_id}.json": doubled,
+                "manifest.json": json.dumps(
+                    [
+                        {
+                            "Config": f"{doubled_id}.json",
+                            "RepoTags": ["docker.io/library/classic:latest"],
+                            "Layers": ["aaaa/layer.tar", "bbbb/layer.tar"],
+                        }
+                    ]
+                ).encode(),
+                "repositories": b'{"classic":{"latest":"bbbb"}}',
+            },
+            links={"bbbb/layer.tar": "../aaaa/layer.tar"},
+        )
+    )
+
+    (loaded,) = store.load(archive)
+    assert loaded.id == f"sha256:{doubled_id}"
+    assert loaded.tags == ("classic:latest",)
+    assert [layer.digest for layer in loaded.layers] == [image.layers[0].digest] * 2
+
+
+def test_load_refuses_a_damaged_layer_and_sets_no_tag(store, tmp_path, write_context):
+    """A layer whose bytes do not match the config's diff id fails the load; no tag."""
+    image = _small_image(store, tmp_path, write_context)
+    config = image.store._directory.read_blob(image.manifest.config.digest)
+    config_id = hashlib.sha256(config).hexdigest()
+    diff_id = image.layers[0].diff_id
+    archive = tmp_path / "damaged.tar"
+    archive.write_bytes(
+        _tar_bytes(
+            {
+                "x/layer.tar": _tar_bytes({"evil": b"not the layer"}),
+                f"{config_id}.json": config,
+                "manifest.json": json.dumps(
+                    [
+                        {
+                            "Config": f"{config_id}.json",
+                            "RepoTags": ["bad:1"],
+                            "Layers": ["x/layer.tar"],
+                        }
+                    ]
+                ).encode(),
+            }
+        )
+    )
+    other = layercake.Store(tmp_path / "other")
+
+    with pytest.raises(DigestMismatch) as caught:
+        other.load(archive)
+    assert caught.value.expected == str(diff_id)
+    assert str(caught.value).endswith(f" ({archive}:x/layer.tar)")
+    assert other.images() == []
+    assert not other._directory.has_blob(diff_id)
+    assert list((other.path / "tmp").iterdir()) == []
+
+
+def test_load_of_a_tar_without_manifest_says_it_is_no_image_archive(store, tmp_path):
+    """A plain tar with neither manifest.json nor index.json is refused by name."""
+    archive = tmp_path / "plain.tar"
+    archive.write_bytes(_tar_bytes({"etc/hostname": b"x\n"}))
+
+    with pytest.raises(StoreCorrupted) as caught:
+        store.load(archive)
+    assert str(caught.value) == (
+        f"not an image archive: {archive} has neither manifest.json nor index.json"
+    )
