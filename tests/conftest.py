@@ -18,6 +18,8 @@ import pytest
 import layercake
 from layercake.errors import RuntimeUnavailable
 
+pytest_plugins = ["pytester"]
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 

@@ -1,0 +1,162 @@
+"""layercake's pytest plugin: build images once, give each test fresh containers.
+
+Registered through the ``pytest11`` entry point, so installing layercake is
+enough. Fixtures:
+
+- ``layercake_store``: the session's :class:`~layercake.Store`. Set its
+  directory with ``--layercake-store`` or the ``layercake_store`` ini option
+  (default: the user's store, so the build cache outlives the session). The
+  store is safe to share between pytest-xdist workers.
+- ``layercake_image``: builds an image once per session and returns it;
+  takes ``Builder.build``'s arguments.
+- ``layercake_container``: starts throwaway containers for one test and
+  removes them after it, whatever happens; ``wait_for_log=`` waits for a line
+  of output before the test goes on. Containers die with the test process
+  even when it is killed.
+
+When a test fails, the last output lines and the exit status of each of its
+containers are added to the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from layercake import Container, Image, Store
+
+__all__ = [
+    "layercake_container",
+    "layercake_image",
+    "layercake_store",
+]
+
+_CONTAINERS = pytest.StashKey[list["Container"]]()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """Add --layercake-store and the layercake_store ini option."""
+    help_text = "store directory for layercake's fixtures (default: the user's store)"
+    parser.addini("layercake_store", help_text, default="")
+    group = parser.getgroup("layercake")
+    group.addoption("--layercake-store", dest="layercake_store", help=help_text)
+
+
+@pytest.fixture(scope="session")
+def layercake_store(pytestconfig: pytest.Config) -> Store:
+    """The store every layercake fixture of this session uses."""
+    import layercake
+
+    path = pytestconfig.getoption("layercake_store") or pytestconfig.getini(
+        "layercake_store"
+    )
+    if path:
+        return layercake.Store(Path(str(path)).expanduser())
+    return layercake.Store()
+
+
+@pytest.fixture(scope="session")
+def layercake_image(layercake_store: Store) -> Callable[..., Image]:
+    """Return ``build(context=None, *, dockerfile=, text=, tag=, build_args=,
+    target=)``, which builds each distinct image once per session."""
+    import layercake
+
+    built: dict[tuple[Any, ...], Image] = {}
+    builder = layercake.Builder(layercake_store)
+
+    def build(
+        context: str | Path | None = None,
+        *,
+        dockerfile: str | Path | None = None,
+        text: str | None = None,
+        tag: str | None = None,
+        build_args: Mapping[str, str] | None = None,
+        target: str | None = None,
+    ) -> Image:
+        key = (
+            str(context),
+            str(dockerfile),
+            text,
+            tag,
+            tuple(sorted((build_args or {}).items())),
+            target,
+        )
+        if key not in built:
+            built[key] = builder.build(
+                context,
+                dockerfile=dockerfile,
+                text=text,
+                tag=tag,
+                build_args=build_args,
+                target=target,
+            )
+        return built[key]
+
+    return build
+
+
+@pytest.fixture
+def layercake_container(
+    request: pytest.FixtureRequest, layercake_store: Store
+) -> Iterator[Callable[..., Container]]:
+    """Return ``start(image, command=None, *, wait_for_log=None, timeout=30,
+    **options)``: a started container, removed when the test ends.
+
+    ``image`` is an :class:`~layercake.Image` or a reference in the store;
+    ``options`` are :class:`~layercake.Container`'s keyword arguments.
+    """
+    import layercake
+    from layercake._waits import wait_for_log as wait_for
+
+    containers: list[Container] = []
+    request.node.stash[_CONTAINERS] = containers
+
+    def start(
+        image: Image | str,
+        command: Sequence[str] | None = None,
+        *,
+        wait_for_log: str | None = None,
+        timeout: float = 30.0,
+        **options: Any,
+    ) -> Container:
+        if isinstance(image, str):
+            image = layercake_store.image(image)
+        container = layercake.Container(image, command, **options)
+        containers.append(container)
+        container.start()
+        if wait_for_log is not None:
+            wait_for(container, wait_for_log, timeout=timeout)
+        return container
+
+    yield start
+
+    for container in reversed(containers):
+        container.remove(force=True)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Iterator[None]:
+    """Attach each container's exit status and last output to a failure."""
+    outcome: Any = yield
+    report: pytest.TestReport = outcome.get_result()
+    if not report.failed:
+        return
+    from layercake._waits import exit_status, log_tail
+
+    for container in item.stash.get(_CONTAINERS, []):
+        if not container.path.exists():
+            continue
+        status = exit_status(container)
+        state = "running" if status is None else f"exited with code {status}"
+        report.sections.append(
+            (
+                f"layercake container {container.short_id}",
+                f"{state}\nlast output:\n{log_tail(container)}",
+            )
+        )
