@@ -783,3 +783,28 @@ def test_undeclared_build_arg_is_reported_as_a_warning(
     )
     warnings = [e.message for e in events if isinstance(e, BuildWarning)]
     assert warnings == ["build argument 'TYPO' was given but no ARG declares it"]
+
+
+def test_abuild_builds_without_blocking_the_event_loop(busybox, store):
+    """Builder.abuild awaits a build while other tasks keep running."""
+    import asyncio
+
+    async def main():
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0)
+
+        task = asyncio.create_task(ticker())
+        image = await layercake.Builder(store).abuild(
+            None, text="FROM busybox\nLABEL async=yes\n"
+        )
+        task.cancel()
+        return image, ticks
+
+    image, ticks = asyncio.run(main())
+    assert image.config.config.labels == {"async": "yes"}
+    assert ticks > 0

@@ -10,6 +10,7 @@ is cached under a key over everything that determines it (see
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import logging
@@ -965,6 +966,18 @@ class Builder:
         )
         logger.info("built %s in %.2fs", image.short_id, time.monotonic() - started)
         return image
+
+    async def abuild(
+        self,
+        context: str | os.PathLike[str] | None,
+        **options: Any,
+    ) -> Image:
+        """:meth:`build` without blocking the event loop.
+
+        The build runs in a worker thread; events reach ``on_event`` from that
+        thread. Takes the same arguments and raises the same errors.
+        """
+        return await asyncio.to_thread(self.build, context, **options)
 
     def _parse(
         self,
