@@ -12,7 +12,21 @@ from pathlib import Path
 import pytest
 
 import layercake
-from layercake.errors import DigestMismatch, StoreCorrupted
+from layercake.errors import (
+    DigestMismatch,
+    StoreCorrupted,
+    StoreError,
+    UnsafeArchiveEntry,
+)
+from layercake.store import (
+    ContainerConfig,
+    Descriptor,
+    ImageConfig,
+    Manifest,
+    MediaType,
+    RootFS,
+    host_platform,
+)
 
 
 def _small_image(
@@ -251,3 +265,139 @@ def test_load_of_a_tar_without_manifest_says_it_is_no_image_archive(store, tmp_p
     assert str(caught.value) == (
         f"not an image archive: {archive} has neither manifest.json nor index.json"
     )
+
+
+def _tar_entries(*entries: tuple[str, str, bytes | str]) -> bytes:
+    """A tar from (kind, name, data-or-link-target) with kind f, d, h (hard link)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for kind, name, data in entries:
+            info = tarfile.TarInfo(name)
+            info.mtime = 1_700_000_000
+            if kind == "d":
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                tar.addfile(info)
+            elif kind == "h":
+                info.type, info.linkname = tarfile.LNKTYPE, str(data)
+                tar.addfile(info)
+            else:
+                assert isinstance(data, bytes)
+                info.size, info.mode = len(data), 0o644
+                tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def _image_of_layers(
+    store: layercake.Store, tag: str, *layers: bytes
+) -> layercake.Image:
+    directory = store._directory
+    descriptors = tuple(
+        Descriptor(MediaType.OCI_LAYER, directory.write_blob(data), len(data))
+        for data in layers
+    )
+    platform = host_platform()
+    config = ImageConfig(
+        architecture=platform.architecture,
+        os=platform.os,
+        config=ContainerConfig(),
+        rootfs=RootFS(tuple(d.digest for d in descriptors)),
+    )
+    manifest = directory.write_json(
+        Manifest(directory.write_json(config, MediaType.OCI_CONFIG), descriptors),
+        MediaType.OCI_MANIFEST,
+    )
+    directory.set_tag(tag, manifest)
+    return store.image(tag)
+
+
+def test_import_rootfs_makes_a_one_layer_image_with_the_changes(store, tmp_path):
+    """import_rootfs() of a gzip tarball stores it uncompressed with cmd and env set."""
+    plain = _tar_entries(("d", "bin", b""), ("f", "bin/hello", b"hi\n"))
+    tarball = tmp_path / "rootfs.tar.gz"
+    tarball.write_bytes(gzip.compress(plain))
+
+    image = store.import_rootfs(
+        tarball,
+        tag="imported:1",
+        changes=ContainerConfig(env=("A=1",)),
+        cmd=["/bin/hello"],
+    )
+
+    assert image.tags == ("imported:1",)
+    assert image.config.config == ContainerConfig(env=("A=1",), cmd=("/bin/hello",))
+    assert _layer_bytes(image.layers[0]) == plain
+    assert image.layers[0].digest == image.layers[0].diff_id
+    assert [(h.created_by, h.comment) for h in image.history] == [
+        ("layercake import", "imported from rootfs.tar.gz")
+    ]
+    assert (image.layers[0].unpacked_path() / "bin/hello").read_bytes() == b"hi\n"
+
+
+def test_import_rootfs_refuses_an_escaping_entry_and_makes_no_image(store, tmp_path):
+    """A tarball entry with .. is refused and no image or tag appears."""
+    tarball = tmp_path / "evil.tar"
+    tarball.write_bytes(_tar_entries(("f", "../escape", b"x")))
+
+    with pytest.raises(UnsafeArchiveEntry) as caught:
+        store.import_rootfs(tarball, tag="evil:1")
+    assert caught.value.entry == "../escape"
+    assert store.images() == []
+    assert not (tmp_path / "escape").exists()
+
+
+def test_import_rootfs_of_a_missing_file_names_it(store, tmp_path):
+    """A missing tarball gives a StoreError naming the path."""
+    with pytest.raises(StoreError) as caught:
+        store.import_rootfs(tmp_path / "nope.tar")
+    assert (
+        str(caught.value)
+        == f"cannot read {tmp_path / 'nope.tar'}: No such file or directory"
+    )
+
+
+def test_export_writes_the_merged_tree_with_whiteouts_applied(store, tmp_path):
+    """export() shows upper files over lower ones and drops whited-out paths."""
+    base = _tar_entries(
+        ("d", "etc", b""),
+        ("f", "etc/keep", b"old\n"),
+        ("h", "etc/keep2", "etc/keep"),
+        ("f", "etc/gone", b"gone\n"),
+        ("d", "opt", b""),
+        ("d", "opt/old", b""),
+        ("f", "opt/old/x", b"x\n"),
+    )
+    upper = _tar_entries(
+        ("d", "etc", b""),
+        ("f", "etc/.wh.gone", b""),
+        ("f", "etc/keep", b"new\n"),
+        ("d", "opt", b""),
+        ("f", "opt/.wh..wh..opq", b""),
+        ("f", "opt/new", b"n\n"),
+    )
+    image = _image_of_layers(store, "merged:1", base, upper)
+    target = tmp_path / "rootfs.tar"
+
+    image.export(target)
+
+    with tarfile.open(target) as tar:
+        found = {
+            info.name: (
+                tar.extractfile(info).read() if info.isfile() else info.type  # type: ignore[union-attr]
+            )
+            for info in tar.getmembers()
+        }
+    assert found == {
+        "etc": tarfile.DIRTYPE,
+        "etc/keep": b"new\n",
+        "etc/keep2": b"old\n",
+        "opt": tarfile.DIRTYPE,
+        "opt/new": b"n\n",
+    }
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_imported_busybox_runs(store, busybox_rootfs, container_runtime):
+    """A busybox rootfs imported with a cmd runs that cmd."""
+    image = store.import_rootfs(busybox_rootfs, cmd=["echo", "imported"])
+
+    assert image.run().stdout == b"imported\n"

@@ -13,6 +13,7 @@ from layercake._layer_stack import LayerStack
 from layercake.runtime import RunResult
 from layercake.store import Descriptor, Digest, History, ImageConfig, Manifest
 from layercake.store._archive_save import ArchiveFormat, Compression
+from layercake.store._export import export_layers
 
 if TYPE_CHECKING:
     from layercake._store import Store
@@ -162,6 +163,19 @@ class Image:
             StoreError: the archive cannot be written.
         """
         self.store.save([self], path, format=format, compression=compression)
+
+    def export(self, path: str | os.PathLike[str]) -> None:
+        """Write the image's merged file system to the tarball ``path``.
+
+        Whiteouts and opaque directories are applied, so the tar holds the
+        files a container of this image starts with, like ``docker export``
+        of a fresh container. The file appears only once complete.
+
+        Raises:
+            StoreError: a layer is missing, damaged or unsafe, or the file
+                cannot be written.
+        """
+        export_layers(self.layer_stack().layer_dirs, Path(path))
 
     def layer_stack(self) -> LayerStack:
         """The unpacked layers, top-most first, extracting any not yet unpacked."""

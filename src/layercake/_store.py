@@ -6,12 +6,21 @@ import logging
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
+import attrs
 import platformdirs
 
 from layercake._image import Image
 from layercake.errors import ImageNotFound, InvalidReference
-from layercake.store import Descriptor, Digest, Manifest, Reference, StoreDirectory
+from layercake.store import (
+    ContainerConfig,
+    Descriptor,
+    Digest,
+    Manifest,
+    Reference,
+    StoreDirectory,
+)
 from layercake.store._archive_load import load_archive
 from layercake.store._archive_save import (
     ArchiveFormat,
@@ -19,6 +28,7 @@ from layercake.store._archive_save import (
     SavedImage,
     save_archive,
 )
+from layercake.store._import import import_rootfs
 
 __all__ = ["Store", "default_store_path"]
 
@@ -154,6 +164,44 @@ class Store:
         """
         loaded = load_archive(self._directory, Path(path))
         return [self._load(image.manifest.digest) for image in loaded]
+
+    def import_rootfs(
+        self,
+        tar_path: str | os.PathLike[str],
+        *,
+        tag: str | None = None,
+        changes: ContainerConfig | None = None,
+        **config: Any,
+    ) -> Image:
+        """Make a one-layer image from a root file system tarball.
+
+        Like ``docker import``: the tarball (plain, gzip, bzip2, xz or zstd)
+        becomes the only layer, stored uncompressed.
+
+        Args:
+            tar_path: the tarball holding the file system.
+            tag: a tag for the new image, if any.
+            changes: the run defaults (``Cmd``, ``Env``...) to start from.
+            **config: ``ContainerConfig`` fields that override ``changes``,
+                e.g. ``cmd=["/bin/sh"]``, ``env=["A=1"]``, ``working_dir="/"``.
+
+        Returns:
+            The new image.
+
+        Raises:
+            TypeError: a keyword is not a ``ContainerConfig`` field.
+            InvalidReference: ``tag`` is not a valid reference.
+            StoreError: the tarball cannot be read.
+            StoreCorrupted: it is not a tar archive.
+            UnsafeArchiveEntry: an entry would escape the file system.
+        """
+        if tag is not None:
+            tag_name(tag)
+        run_config = attrs.evolve(changes or ContainerConfig(), **config)
+        manifest = import_rootfs(self._directory, Path(tar_path), run_config)
+        if tag is not None:
+            self._tag(tag, manifest)
+        return self._load(manifest.digest)
 
     def _is_tag(self, text: str) -> bool:
         try:

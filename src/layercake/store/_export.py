@@ -1,0 +1,100 @@
+"""Write the merged file system of stacked layers as one tar stream.
+
+The layers are overlayfs lower directories, top-most first. A path's
+version is the top-most one; a whiteout (0:0 character device) hides it
+and everything below, and an opaque directory hides the lower layers'
+copies of its contents, as overlayfs itself resolves them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import stat
+import tarfile
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from layercake.errors import StoreError
+
+from ._pack import _info, _is_opaque, _Packer, _xattrs
+
+__all__ = ["export_layers"]
+
+_BLOCK = tarfile.BLOCKSIZE
+
+
+def export_layers(layers: Sequence[Path], path: Path) -> None:
+    """Write the merged tree of ``layers`` (top-most first) to the tar ``path``.
+
+    The file appears only once complete. Whiteouts and opaque directories
+    are applied, so the tar holds exactly the files a container would see.
+
+    Raises:
+        StoreError: the tar cannot be written, or a file changed while read.
+    """
+    path = Path(path).absolute()
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    try:
+        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
+            packer = _MergedPacker(out)
+            packer.merge([os.fspath(layer) for layer in layers], "")
+            out.write(b"\0" * (2 * _BLOCK))
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(temp, 0o644)
+        os.replace(temp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise StoreError(
+            f"cannot write {path}: {exc.strerror or exc}", path=str(path)
+        ) from exc
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temp)
+        raise
+
+
+def _is_whiteout(st: os.stat_result) -> bool:
+    return stat.S_ISCHR(st.st_mode) and st.st_rdev == 0
+
+
+class _MergedPacker(_Packer):
+    def merge(self, tops: list[str], prefix: str) -> None:
+        names: set[str] = set()
+        for top in tops:
+            names.update(os.listdir(top))
+        for name in sorted(names):
+            self._entry(tops, name, prefix)
+
+    def _entry(self, tops: list[str], name: str, prefix: str) -> None:
+        found: tuple[str, os.stat_result] | None = None
+        visible: list[str] = []
+        for top in tops:
+            path = os.path.join(top, name)
+            try:
+                st = os.lstat(path)
+            except FileNotFoundError:
+                continue
+            if found is None:
+                if _is_whiteout(st):
+                    return
+                found = (path, st)
+            # A non-directory (file, whiteout) hides every lower copy.
+            if not stat.S_ISDIR(st.st_mode):
+                break
+            visible.append(path)
+            if _is_opaque(path):
+                break
+        if found is None:
+            return
+
+        path, st = found
+        rel = prefix + name
+        if stat.S_ISDIR(st.st_mode):
+            self._header(_info(rel, st, tarfile.DIRTYPE), _xattrs(path))
+            self.merge(visible, rel + "/")
+        else:
+            self._other(path, rel, st)
