@@ -1,28 +1,69 @@
-"""The public ``Container``: one run of an image, with its own writable layer."""
+"""The public ``Container``: one run of an image, with its own writable layer.
+
+A container's directory (``store/containers/<id>/``) records how it was made
+and where it is in its life (see :mod:`layercake._container_state`), so
+another process can find it with :func:`list_containers` or
+:meth:`Container.load` and stop, kill, inspect or remove it.
+"""
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
+import re
 import secrets
+import select
 import shutil
 import signal
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
+
+import attrs
 
 from layercake import runtime
-from layercake._run_config import RunConfig, env_list, process_spec
-from layercake.errors import ContainerError, ContainerTimeout
-from layercake.runtime import RootfsSpec, RunResult, Sandbox, SandboxSpec
+from layercake._container_state import (
+    LOG_FILE,
+    ZERO_TIME,
+    ContainerRecord,
+    ContainerState,
+    is_alive,
+    now,
+    parse_time,
+    read_record,
+    read_state,
+    write_record,
+    write_state,
+)
+from layercake._monitor import launch
+from layercake._run_config import RunConfig, env_list, merge_env, process_spec
+from layercake._users import resolve_user
+from layercake._volumes import VolumeSpec, prepare_volumes
+from layercake.errors import ContainerConfigError, ContainerError, ContainerTimeout
+from layercake.runtime import (
+    BindMount,
+    RootfsSpec,
+    RunResult,
+    Sandbox,
+    SandboxSpec,
+    TmpfsMount,
+)
 
 if TYPE_CHECKING:
     from layercake._image import Image
+    from layercake._store import Store
 
-__all__ = ["Container"]
+__all__ = ["Container", "list_containers", "prune_containers"]
 
 logger = logging.getLogger(__name__)
 
 _STOP_TIMEOUT = 10.0
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+_POLL_INTERVAL = 0.05
 
 
 def _entrypoint(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
@@ -34,17 +75,47 @@ def _entrypoint(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
     return tuple(value)
 
 
+def _tmpfs(value: Sequence[TmpfsMount | str] | None) -> tuple[TmpfsMount, ...]:
+    mounts = []
+    for item in value or ():
+        if isinstance(item, TmpfsMount):
+            mounts.append(item)
+            continue
+        # docker run --tmpfs /run:size=65536,mode=1777
+        target, _, options = item.partition(":")
+        fields = dict(o.partition("=")[::2] for o in options.split(",") if o)
+        try:
+            mounts.append(
+                TmpfsMount(
+                    target,
+                    size=int(fields.get("size", "0")),
+                    mode=int(fields.get("mode", "1777"), 8),
+                )
+            )
+        except ValueError:
+            raise ContainerConfigError(f"invalid tmpfs option {item!r}") from None
+    return tuple(mounts)
+
+
 class Container:
     """A container made from an image, with ``docker run`` semantics.
 
-    Creating one checks the configuration (command, user) and prepares its
-    directory; nothing runs until :meth:`run` or :meth:`start`. Use it as a
-    context manager: leaving the block kills whatever still runs and removes
-    the container, its writable layer and its logs.
+    Creating one checks the configuration (command, user, name, volumes) and
+    records it in its directory; nothing runs until :meth:`run`,
+    :meth:`attach` or :meth:`start`. Use it as a context manager: leaving the
+    block kills whatever still runs and removes the container, its writable
+    layer, its anonymous volumes and its logs.
+
+    ``volumes`` entries are ``(source, target)`` or ``(source, target, "ro")``:
+    an absolute ``source`` is a host path bound in; any other is a named
+    volume under ``store/volumes/<name>``, created on first use and seeded
+    with the image's content at ``target``. Each ``VOLUME`` of the image not
+    covered gets an anonymous volume, removed with the container.
 
     Raises:
         ContainerConfigError: the image has no command and none was given,
-            or the user is not in the image's /etc/passwd.
+            the user is not in the image's /etc/passwd, the name is invalid
+            or taken, or a volume or tmpfs entry is malformed.
         RuntimeUnavailable: this machine cannot run containers.
     """
 
@@ -59,6 +130,11 @@ class Container:
         user: str | None = None,
         hostname: str | None = None,
         network: str = "none",
+        name: str | None = None,
+        init: bool = False,
+        read_only: bool = False,
+        tmpfs: Sequence[TmpfsMount | str] | None = None,
+        volumes: Sequence[VolumeSpec] | None = None,
     ) -> None:
         runtime.require()
         self.image = image
@@ -75,13 +151,91 @@ class Container:
         stack = image.layer_stack()
         self._process = process_spec(image.config.config, self.config, stack)
         self._lower_dirs = tuple(str(path) for path in stack.layer_dirs)
-        self.path = image.store._directory.containers_dir / self.id
-        self.path.mkdir(parents=True)
-        # Which image the container uses, so the store refuses to remove it.
-        (self.path / "image").write_text(str(image.digest))
+        containers = image.store._directory.containers_dir
+        self.path = containers / self.id
         self._sandbox: Sandbox | None = None
         self._exit_code: int | None = None
+        self._state: ContainerState | None = None
+        tmpfs_mounts = _tmpfs(tmpfs)
+
+        containers.mkdir(parents=True, exist_ok=True)
+        with _names_locked(containers):
+            self.name = _claim_name(containers, name, self.id)
+            self.path.mkdir()
+            # Which image the container uses, so the store refuses to remove it.
+            (self.path / "image").write_text(str(image.digest))
+            binds = prepare_volumes(
+                image.store.path / "volumes",
+                self.path / "volumes",
+                tuple(volumes or ()),
+                tuple(image.config.config.volumes),
+                stack,
+            )
+            self.record = ContainerRecord(
+                id=self.id,
+                name=self.name,
+                created=now(),
+                image=str(image.digest),
+                image_reference=(image.tags or (image.id,))[0],
+                process=self._process,
+                lower_dirs=self._lower_dirs,
+                hostname=self.config.hostname or self.short_id,
+                network=network,
+                command=self.config.command,
+                entrypoint=self.config.entrypoint,
+                env=self.config.env,
+                workdir=workdir,
+                user=user,
+                init=init,
+                read_only=read_only,
+                tmpfs=tuple((t.target, t.size, t.mode) for t in tmpfs_mounts),
+                binds=tuple((b.source, b.target, b.read_only) for b in binds),
+            )
+            write_record(self.path, self.record)
         logger.info("created container %s from %s", self.short_id, image.short_id)
+
+    @classmethod
+    def load(cls, store: Store, key: str) -> Container:
+        """Find a container of ``store`` by id, name or unique id prefix.
+
+        Raises:
+            ContainerError: no container, or more than one, matches ``key``.
+        """
+        containers = store._directory.containers_dir
+        found = {c.id: c for c in _all(store) if c.name == key.lstrip("/")}
+        if not found:
+            found = {c.id: c for c in _all(store) if c.id.startswith(key.lower())}
+        if len(found) == 1 and key:
+            return next(iter(found.values()))
+        if len(found) > 1 and key:
+            raise ContainerError(
+                f"container prefix {key} is ambiguous: {len(found)} containers match"
+            )
+        raise ContainerError(f"no such container: {key} in {containers}")
+
+    @classmethod
+    def _from_record(cls, store: Store, path: Path, record: ContainerRecord) -> Self:
+        container = cls.__new__(cls)
+        container.image = store._load(_digest(record.image))
+        container.id = record.id
+        container.name = record.name
+        container.record = record
+        container.config = RunConfig(
+            command=record.command,
+            entrypoint=record.entrypoint,
+            env=record.env,
+            workdir=record.workdir,
+            user=record.user,
+            hostname=record.hostname,
+            network=record.network,
+        )
+        container._process = record.process
+        container._lower_dirs = record.lower_dirs
+        container.path = path
+        container._sandbox = None
+        container._exit_code = None
+        container._state = None
+        return container
 
     def __repr__(self) -> str:
         return f"Container({self.short_id!r}, image={self.image.short_id!r})"
@@ -105,7 +259,42 @@ class Container:
     @property
     def exit_code(self) -> int | None:
         """The exit code once the container has exited, else ``None``."""
+        if self._exit_code is None and self._sandbox is None:
+            state = self.state()
+            if state.status == "exited":
+                self._exit_code = state.exit_code
         return self._exit_code
+
+    @property
+    def status(self) -> str:
+        """``created``, ``running`` or ``exited``, as ``docker ps`` shows it."""
+        return self.state().status
+
+    def state(self) -> ContainerState:
+        """The recorded state, corrected when its monitor process died.
+
+        A container whose monitor died (its host crashed or was killed) is
+        killed if anything of it still runs and recorded as exited with 137.
+        """
+        if self._state is not None:
+            return self._state
+        state = read_state(self.path)
+        if state.status == "running" and not is_alive(
+            state.monitor_pid, state.monitor_start
+        ):
+            if is_alive(state.pid, state.pid_start):
+                _signal(state.pid, signal.SIGKILL)
+            state = read_state(self.path)
+            if state.status == "running":
+                state = attrs.evolve(
+                    state,
+                    status="exited",
+                    exit_code=128 + signal.SIGKILL,
+                    finished_at=now(),
+                    error="the container's monitor process died",
+                )
+                write_state(self.path, state)
+        return state
 
     def _spec(self) -> SandboxSpec:
         network = self.config.network
@@ -122,15 +311,33 @@ class Container:
                 mount_point=str(self.path / "rootfs"),
             ),
             process=self._process,
-            hostname=self.config.hostname or self.short_id,
+            hostname=self.record.hostname,
             network=network,  # type: ignore[arg-type]
+            mounts=tuple(BindMount(*bind) for bind in self.record.binds),
+            tmpfs=tuple(TmpfsMount(*mount) for mount in self.record.tmpfs),
+            init=self.record.init,
+            read_only=self.record.read_only,
         )
 
     def _ensure_not_started(self) -> None:
-        if self._sandbox is not None or self._exit_code is not None:
+        if (
+            self._sandbox is not None
+            or self._exit_code is not None
+            or self.state().status != "created"
+        ):
             raise ContainerError(
                 f"container {self.short_id} was already started", container_id=self.id
             )
+
+    def _record_end(self, started_at: str, exit_code: int) -> None:
+        self._exit_code = exit_code
+        self._state = ContainerState(
+            status="exited",
+            exit_code=exit_code,
+            started_at=started_at,
+            finished_at=now(),
+        )
+        write_state(self.path, self._state)
 
     def run(
         self, *, stdin: bytes | None = None, timeout: float | None = None
@@ -141,8 +348,9 @@ class Container:
             ContainerError: already started, failed to start, or timed out.
         """
         self._ensure_not_started()
+        started_at = now()
         result = runtime.run(self._spec(), stdin=stdin, timeout=timeout)
-        self._exit_code = result.exit_code
+        self._record_end(started_at, result.exit_code)
         logger.info("container %s exited with %d", self.short_id, result.exit_code)
         return result
 
@@ -162,25 +370,32 @@ class Container:
             ContainerError: already started or failed to start.
         """
         self._ensure_not_started()
+        started_at = now()
         self._sandbox = runtime.start(
             self._spec(), stdin=stdin, stdout=stdout, stderr=stderr
         )
-        return self.wait()
+        exit_code = self._sandbox.wait()
+        self._record_end(started_at, exit_code)
+        return exit_code
 
-    def start(self) -> None:
-        """Start in the background; output goes to the container's log files.
+    def start(self, *, detach: bool = False) -> None:
+        """Start in the background under a monitor that records state and logs.
+
+        Without ``detach`` the container dies with this Python process;
+        with it, it keeps running after this process exits, and any process
+        can find it (:meth:`load`) to wait for, stop or remove it.
 
         Raises:
             ContainerError: already started or failed to start.
         """
         self._ensure_not_started()
-        with (
-            open(self.path / "stdout.log", "wb") as out,
-            open(self.path / "stderr.log", "wb") as err,
-        ):
-            self._sandbox = runtime.start(
-                self._spec(), stdout=out.fileno(), stderr=err.fileno()
-            )
+        try:
+            launch(self._spec(), self.path, detach=detach)
+        except ContainerError as error:
+            raise ContainerError(
+                f"container {self.short_id} failed to start: {error}",
+                container_id=self.id,
+            ) from None
         logger.info("started container %s", self.short_id)
 
     def wait(self, timeout: float | None = None) -> int:
@@ -189,36 +404,124 @@ class Container:
         Raises:
             ContainerError: not started, or still running after ``timeout``.
         """
-        if self._exit_code is not None:
+        if self.exit_code is not None:
+            return self._exit_code  # type: ignore[return-value]
+        if self._sandbox is not None:
+            self._exit_code = self._sandbox.wait(timeout)
             return self._exit_code
-        if self._sandbox is None:
+        state = self.state()
+        if state.status == "created":
             raise ContainerError(
                 f"container {self.short_id} is not started", container_id=self.id
             )
-        self._exit_code = self._sandbox.wait(timeout)
-        return self._exit_code
+        if not _wait_for_exit(state.monitor_pid, state.monitor_start, timeout):
+            raise ContainerTimeout(
+                f"container {self.short_id} still running after {timeout:g} seconds",
+                timeout=timeout or 0.0,
+            )
+        state = self.state()
+        self._exit_code = state.exit_code
+        return state.exit_code
 
-    def logs(self, *, stdout: bool = True, stderr: bool = True) -> bytes:
-        """Return what a started container wrote, stdout first, then stderr."""
-        chunks = []
-        for wanted, name in ((stdout, "stdout.log"), (stderr, "stderr.log")):
-            path = self.path / name
-            if wanted and path.exists():
-                chunks.append(path.read_bytes())
-        return b"".join(chunks)
+    @overload
+    def logs(
+        self,
+        *,
+        stdout: bool = ...,
+        stderr: bool = ...,
+        follow: Literal[False] = ...,
+        since: float | str | None = ...,
+        tail: int | None = ...,
+        timestamps: bool = ...,
+    ) -> bytes: ...
+
+    @overload
+    def logs(
+        self,
+        *,
+        stdout: bool = ...,
+        stderr: bool = ...,
+        follow: Literal[True],
+        since: float | str | None = ...,
+        tail: int | None = ...,
+        timestamps: bool = ...,
+    ) -> Iterator[bytes]: ...
+
+    def logs(
+        self,
+        *,
+        stdout: bool = True,
+        stderr: bool = True,
+        follow: bool = False,
+        since: float | str | None = None,
+        tail: int | None = None,
+        timestamps: bool = False,
+    ) -> bytes | Iterator[bytes]:
+        """Return what a started container wrote, in the order it wrote it.
+
+        ``since`` (Unix seconds, or an RFC 3339 time) keeps lines written at
+        or after it; ``tail`` keeps the last lines; ``timestamps`` prefixes
+        each line with its time, as ``docker logs -t``. With ``follow`` an
+        iterator yields each line as it is written until the container ends.
+        """
+        streams = {s for s, w in (("stdout", stdout), ("stderr", stderr)) if w}
+        floor = _since_ns(since)
+        lines = _log_lines(self.path / LOG_FILE, streams, floor, timestamps)
+        if tail is not None:
+            lines = lines[-tail:] if tail > 0 else []
+        if not follow:
+            return b"".join(lines)
+        return self._follow(lines, streams, floor, timestamps)
+
+    def _follow(
+        self,
+        first: list[bytes],
+        streams: set[str],
+        floor: int,
+        timestamps: bool,
+    ) -> Iterator[bytes]:
+        yield from first
+        path = self.path / LOG_FILE
+        offset = path.stat().st_size if path.exists() else 0
+        while True:
+            running = self.state().status == "running"
+            if path.exists():
+                with open(path, "rb") as file:
+                    file.seek(offset)
+                    data = file.read()
+                complete = data[: data.rfind(b"\n") + 1]
+                offset += len(complete)
+                for raw in complete.splitlines():
+                    line = _format_line(raw, streams, floor, timestamps)
+                    if line is not None:
+                        yield line
+            if not running:
+                return
+            time.sleep(_POLL_INTERVAL)
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
-        """Send a signal to the container's main process (default SIGKILL)."""
-        if self._sandbox is not None and self._exit_code is None:
-            if sig == signal.SIGKILL:
-                self._sandbox.kill()
-            else:
+        """Send a signal to the container's main process (default SIGKILL).
+
+        Works from any process on a started container; nothing happens if it
+        is not running.
+        """
+        if self._sandbox is not None:
+            if self._exit_code is None:
                 self._sandbox.send_signal(sig)
+            return
+        state = self.state()
+        if state.status == "running" and is_alive(state.pid, state.pid_start):
+            _signal(state.pid, sig)
 
     def stop(self, timeout: float = _STOP_TIMEOUT) -> int:
-        """Stop as ``docker stop`` does: StopSignal, then SIGKILL after ``timeout``."""
-        if self._sandbox is None or self._exit_code is not None:
-            return self.wait() if self._sandbox else -1
+        """Stop as ``docker stop`` does: StopSignal, then SIGKILL after ``timeout``.
+
+        Returns the exit code, or -1 for a container that never started.
+        """
+        if self._sandbox is None and self.state().status == "created":
+            return -1
+        if self.exit_code is not None:
+            return self._exit_code  # type: ignore[return-value]
         stop_signal = self.image.config.config.stop_signal or "SIGTERM"
         self.kill(_signal_number(stop_signal))
         try:
@@ -228,12 +531,12 @@ class Container:
             return self.wait()
 
     def remove(self, *, force: bool = False) -> None:
-        """Delete the container and its writable layer.
+        """Delete the container, its writable layer, anonymous volumes and logs.
 
         Raises:
             ContainerError: it still runs and ``force`` is false.
         """
-        if self._sandbox is not None and self._exit_code is None:
+        if self.path.exists() and self.exit_code is None and self._running():
             if not force:
                 raise ContainerError(
                     f"container {self.short_id} is running; stop it or use force",
@@ -244,6 +547,272 @@ class Container:
         if self.path.exists():
             shutil.rmtree(self.path)
             logger.info("removed container %s", self.short_id)
+
+    def _running(self) -> bool:
+        if self._sandbox is not None:
+            return self._exit_code is None
+        return self.state().status == "running"
+
+    def _running_pid(self) -> int:
+        state = self.state()
+        if state.status != "running" or not is_alive(state.pid, state.pid_start):
+            raise ContainerError(
+                f"container {self.short_id} is not running", container_id=self.id
+            )
+        return state.pid
+
+    def exec(
+        self,
+        args: Sequence[str],
+        *,
+        env: Mapping[str, str] | Sequence[str] | None = None,
+        user: str | None = None,
+        workdir: str | None = None,
+        stdin: bytes | None = None,
+        timeout: float | None = None,
+    ) -> RunResult:
+        """Run ``args`` in the running container, as ``docker exec`` does.
+
+        The process joins the container's mount, PID, UTS, IPC and network
+        namespaces; it gets the container's environment with ``env`` applied
+        over it, the container's user unless ``user`` is given (HOME follows
+        the user then, unless set), and the container's working directory
+        unless ``workdir`` is given.
+
+        Raises:
+            ContainerConfigError: no command, or an unknown user.
+            ContainerError: the container is not running.
+            ContainerTimeout: the process ran longer than ``timeout`` seconds.
+        """
+        if not args:
+            raise ContainerConfigError("no command given to exec")
+        pid = self._running_pid()
+        process = self._process
+        overrides = env_list(env)
+        if user is not None:
+            resolved = resolve_user(user, self.image.layer_stack())
+            process = attrs.evolve(
+                process,
+                uid=resolved.uid,
+                gid=resolved.gid,
+                additional_gids=resolved.additional_gids,
+            )
+            if not any(item.startswith("HOME=") for item in overrides):
+                overrides += (f"HOME={resolved.home or '/'}",)
+        process = attrs.evolve(
+            process,
+            args=tuple(args),
+            env=merge_env(process.env, overrides),
+            cwd=workdir or process.cwd,
+        )
+        return runtime.run_in(pid, process, stdin=stdin, timeout=timeout)
+
+    def inspect(self) -> dict[str, Any]:
+        """Describe the container with ``docker inspect``'s field names."""
+        state = self.state()
+        record = self.record
+        running = state.status == "running"
+        image_config = self.image.config.config
+        return {
+            "Id": self.id,
+            "Created": record.created,
+            "Path": record.process.args[0],
+            "Args": list(record.process.args[1:]),
+            "State": {
+                "Status": state.status,
+                "Running": running,
+                "Paused": False,
+                "Restarting": False,
+                "OOMKilled": state.oom_killed,
+                "Dead": False,
+                "Pid": state.pid if running else 0,
+                "ExitCode": state.exit_code,
+                "Error": state.error,
+                "StartedAt": state.started_at,
+                "FinishedAt": state.finished_at,
+            },
+            "Image": self.image.id,
+            "Name": "/" + self.name,
+            "LogPath": str(self.path / LOG_FILE),
+            "HostConfig": {
+                "NetworkMode": record.network,
+                "ReadonlyRootfs": record.read_only,
+                "Init": record.init,
+                "Binds": [
+                    f"{source}:{target}" + (":ro" if ro else "")
+                    for source, target, ro in record.binds
+                ],
+                "Tmpfs": {
+                    target: f"mode={mode:o}" + (f",size={size}" if size else "")
+                    for target, size, mode in record.tmpfs
+                },
+            },
+            "Config": {
+                "Hostname": record.hostname,
+                "User": record.user if record.user is not None else image_config.user,
+                "Env": list(record.process.env),
+                "Cmd": list(record.command)
+                if record.command is not None
+                else _list_or_none(image_config.cmd),
+                "Entrypoint": list(record.entrypoint)
+                if record.entrypoint is not None
+                else _list_or_none(image_config.entrypoint),
+                "Image": record.image_reference,
+                "WorkingDir": record.process.cwd,
+                "Labels": dict(image_config.labels),
+            },
+        }
+
+
+def _list_or_none(value: tuple[str, ...] | None) -> list[str] | None:
+    return list(value) if value is not None else None
+
+
+def _digest(text: str) -> Any:
+    from layercake.store import Digest
+
+    return Digest.parse(text)
+
+
+def _all(store: Store) -> list[Container]:
+    containers = store._directory.containers_dir
+    found = []
+    try:
+        entries = sorted(containers.iterdir())
+    except FileNotFoundError:
+        return []
+    for path in entries:
+        try:
+            record = read_record(path)
+        except (OSError, ValueError):
+            continue
+        try:
+            found.append(Container._from_record(store, path, record))
+        except Exception as error:  # noqa: BLE001 - one bad entry hides no other
+            logger.warning("skipping container %s: %s", path.name, error)
+    return found
+
+
+def list_containers(store: Store, *, all: bool = False) -> list[Container]:
+    """The containers of ``store``, newest first, as ``docker ps [-a]`` lists them.
+
+    Without ``all`` only running ones. A container whose monitor died with
+    its host is recognised as exited here (see :meth:`Container.state`).
+    """
+    containers = [c for c in _all(store) if all or c.status == "running"]
+    return sorted(containers, key=lambda c: c.record.created, reverse=True)
+
+
+def prune_containers(store: Store) -> list[str]:
+    """Remove every container of ``store`` that is not running; return their ids."""
+    removed = []
+    for container in _all(store):
+        if container.status != "running":
+            container.remove()
+            removed.append(container.id)
+    return removed
+
+
+class _names_locked:
+    """Hold an exclusive lock on the containers directory (names are unique)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        self._fd = os.open(self._directory, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)
+
+
+def _claim_name(containers: Path, name: str | None, container_id: str) -> str:
+    if name is None:
+        return container_id[:12]
+    name = name.removeprefix("/")
+    if not _NAME.fullmatch(name):
+        raise ContainerConfigError(
+            f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+            "are allowed"
+        )
+    for path in containers.iterdir():
+        try:
+            taken = read_record(path).name
+        except (OSError, ValueError):
+            continue
+        if taken == name:
+            raise ContainerConfigError(
+                f'the container name "/{name}" is already in use by container '
+                f"{path.name}"
+            )
+    return name
+
+
+def _wait_for_exit(pid: int, start: int, timeout: float | None) -> bool:
+    """Wait until the process ``pid`` (started at ``start``) is gone."""
+    if not is_alive(pid, start):
+        return True
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        if not is_alive(pid, start):
+            return True
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        wait_ms = None if timeout is None else max(0.0, timeout) * 1000
+        return bool(poller.poll(wait_ms))
+    finally:
+        os.close(pidfd)
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+
+
+def _since_ns(since: float | str | None) -> int:
+    if since is None:
+        return 0
+    if isinstance(since, str):
+        return parse_time(since)
+    return int(since * 1_000_000_000)
+
+
+def _format_line(
+    raw: bytes, streams: set[str], floor: int, timestamps: bool
+) -> bytes | None:
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return None
+    if entry.get("stream") not in streams:
+        return None
+    stamp = str(entry.get("time", ZERO_TIME))
+    if floor and parse_time(stamp) < floor:
+        return None
+    text = str(entry.get("log", "")).encode()
+    return (stamp.encode() + b" " + text) if timestamps else text
+
+
+def _log_lines(
+    path: Path, streams: set[str], floor: int, timestamps: bool
+) -> list[bytes]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    lines = []
+    for raw in data.splitlines():
+        line = _format_line(raw, streams, floor, timestamps)
+        if line is not None:
+            lines.append(line)
+    return lines
 
 
 def _signal_number(name: str) -> int:

@@ -8,9 +8,16 @@ network is asked for) network namespaces, in a user namespace when not root.
 
 from __future__ import annotations
 
+from ._enter import enter
 from ._probe import Capabilities, probe, require
-from ._run import OutputCallback, run
-from ._sandbox import Sandbox, start
+from ._run import OutputCallback, run, run_in
+from ._sandbox import (
+    Sandbox,
+    lifeline,
+    lifeline_owned,
+    release_lifeline,
+    start,
+)
 from ._spec import (
     DEFAULT_PATH,
     BindMount,
@@ -18,6 +25,7 @@ from ._spec import (
     RootfsSpec,
     RunResult,
     SandboxSpec,
+    TmpfsMount,
 )
 
 __all__ = [
@@ -30,8 +38,14 @@ __all__ = [
     "RunResult",
     "Sandbox",
     "SandboxSpec",
+    "TmpfsMount",
+    "enter",
+    "lifeline",
+    "lifeline_owned",
     "probe",
+    "release_lifeline",
     "require",
     "run",
+    "run_in",
     "start",
 ]

@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import os
 import select
+import signal
 import stat
 from collections.abc import Callable
 from typing import NoReturn
 
 from . import _libc as libc
-from ._plan import Plan
+from ._plan import Plan, ProcessPlan
 from ._scoped import resolve_in_root
 
 __all__ = ["SETUP_FAILED", "spawn"]
@@ -190,8 +191,18 @@ def _become_container(
         _mount_rootfs(plan)
         _mount_specials(plan, created)
         _mount_binds(plan, created)
+        _mount_tmpfs(plan, created)
         _pivot(plan)
         _enter_cwd(plan)
+        if plan.read_only:
+            _do(
+                "make the root file system read-only",
+                libc.mount,
+                None,
+                b"/",
+                None,
+                libc.MS_REMOUNT | libc.MS_BIND | libc.MS_RDONLY,
+            )
         _drop_privileges(plan, cap_last)
         _do("set parent death signal", libc.prctl, libc.PR_SET_PDEATHSIG, _SIGKILL)
         _do("set up stdio", _wire_stdio, stdio)
@@ -202,10 +213,59 @@ def _become_container(
     records = b"".join(b"C" + os.fsencode(p) + b"\0" for p in created)
     if records:
         os.write(status_w, records)
+    if plan.init:
+        _run_init(plan, status_w)
     libc.reset_signals()
     os.closerange(3, status_w)
     os.closerange(status_w + 1, _MAX_FD)
     _exec(plan)
+
+
+# Signals a ``docker run --init`` init passes on to the process it started.
+_FORWARDED = tuple(
+    s
+    for s in signal.Signals
+    if s not in (signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD)
+    and s < signal.SIGRTMIN
+    and s not in (signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE)
+)
+
+
+def _run_init(plan: Plan, status_w: int) -> None:
+    """Fork the process; as PID 1, forward signals to it and reap zombies.
+
+    Returns in the forked process (which goes on to exec); the init itself
+    ends with the process's exit status once it has ended.
+    """
+    try:
+        child = os.fork()
+    except OSError as error:
+        _die(SETUP_FAILED, f"init: fork: {(error.strerror or str(error)).lower()}")
+    if child == 0:
+        return
+    os.close(status_w)
+    os.closerange(3, _MAX_FD)
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(child, signum)
+        except OSError:
+            pass
+
+    for signum in _FORWARDED:
+        try:
+            signal.signal(signum, forward)
+        except (OSError, ValueError):
+            continue
+    while True:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            os._exit(SETUP_FAILED)
+        if pid == child:
+            if os.WIFSIGNALED(status):
+                os._exit(128 + os.WTERMSIG(status))
+            os._exit(os.WEXITSTATUS(status))
 
 
 def _mount_rootfs(plan: Plan) -> None:
@@ -349,6 +409,20 @@ def _mount_binds(plan: Plan, created: list[str]) -> None:
         _bind(source, host, read_only, target)
 
 
+def _mount_tmpfs(plan: Plan, created: list[str]) -> None:
+    for target, data in plan.tmpfs:
+        host = _target(plan, target, "dir", created)
+        _do(
+            f"mount tmpfs on {target}",
+            libc.mount,
+            b"tmpfs",
+            host,
+            b"tmpfs",
+            libc.MS_NOSUID | libc.MS_NODEV,
+            data,
+        )
+
+
 def _bind(source: bytes, target: bytes, read_only: bool, name: str) -> None:
     step = f"bind mount {os.fsdecode(source)} on {name}"
     _do(step, libc.mount, source, target, None, libc.MS_BIND | libc.MS_REC)
@@ -373,7 +447,7 @@ def _pivot(plan: Plan) -> None:
     _do("enter /", os.chdir, "/")
 
 
-def _enter_cwd(plan: Plan) -> None:
+def _enter_cwd(plan: Plan | ProcessPlan) -> None:
     _do(f"create working directory {plan.cwd}", _make_dirs, plan.cwd)
     _do(f"enter working directory {plan.cwd}", os.chdir, plan.cwd)
 
@@ -383,7 +457,7 @@ def _make_dirs(path: str) -> None:
         os.makedirs(path, 0o755, exist_ok=True)
 
 
-def _drop_privileges(plan: Plan, cap_last: int) -> None:
+def _drop_privileges(plan: Plan | ProcessPlan, cap_last: int) -> None:
     for cap in range(cap_last + 1):
         if cap not in _DOCKER_CAPS:
             _do("drop capabilities", libc.prctl, libc.PR_CAPBSET_DROP, cap)
@@ -403,7 +477,7 @@ def _wire_stdio(stdio: tuple[int | None, int | None, int | None]) -> None:
             os.dup2(fd, target)
 
 
-def _exec(plan: Plan) -> NoReturn:
+def _exec(plan: Plan | ProcessPlan) -> NoReturn:
     name = plan.argv[0]
     path = name if "/" in name else _look_up(name, plan.search_path)
     if path is None:

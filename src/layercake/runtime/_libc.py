@@ -35,6 +35,7 @@ __all__ = [
     "prctl",
     "reset_signals",
     "sethostname",
+    "setns",
     "umount2",
     "unshare",
 ]
@@ -82,6 +83,8 @@ _sethostname = _libc.sethostname
 _sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _prctl = _libc.prctl
 _prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
+_setns = _libc.setns
+_setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _syscall = _libc.syscall
 _socket = _libc.socket
 _socket.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int]
@@ -124,6 +127,11 @@ def umount2(target: bytes, flags: int) -> None:
 def unshare(flags: int) -> None:
     """Call unshare(2); raises OSError on failure."""
     _check(_unshare(flags))
+
+
+def setns(fd: int, nstype: int) -> None:
+    """Call setns(2) to join the namespace ``fd`` refers to; raises OSError."""
+    _check(_setns(fd, nstype))
 
 
 def sethostname(name: bytes) -> None:

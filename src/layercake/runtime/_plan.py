@@ -14,9 +14,9 @@ import attrs
 
 from layercake.errors import ContainerConfigError
 
-from ._spec import DEFAULT_PATH, SandboxSpec
+from ._spec import DEFAULT_PATH, ProcessSpec, SandboxSpec
 
-__all__ = ["Plan", "prepare"]
+__all__ = ["Plan", "ProcessPlan", "prepare", "prepare_process"]
 
 _PAGE_SIZE = resource.getpagesize()
 _HOST_RESOLV_CONF = "/etc/resolv.conf"
@@ -35,6 +35,9 @@ class Plan:
     new_net: bool
     etc_files: tuple[tuple[str, bytes], ...]
     mounts: tuple[tuple[bytes, str, bool, bool], ...]
+    tmpfs: tuple[tuple[str, bytes], ...]
+    init: bool
+    read_only: bool
     argv: tuple[str, ...]
     env: dict[str, str]
     search_path: tuple[str, ...]
@@ -45,6 +48,48 @@ class Plan:
     rootless: bool
     host_uid: int
     host_gid: int
+
+
+@attrs.frozen
+class ProcessPlan:
+    """The fork-ready form of a process run in an existing container."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    search_path: tuple[str, ...]
+    cwd: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    rootless: bool
+
+
+def prepare_process(process: ProcessSpec) -> ProcessPlan:
+    """Check a process spec for :func:`layercake.runtime.enter`.
+
+    Raises:
+        ContainerConfigError: no command, a malformed environment entry, or
+            a user switch without root.
+    """
+    if not process.args:
+        raise ContainerConfigError("no command given to run")
+    env = _environment(process.env)
+    rootless = os.geteuid() != 0
+    if rootless and (process.uid or process.gid or process.additional_gids):
+        raise ContainerConfigError(
+            f"user {process.uid}:{process.gid} cannot be used without root: "
+            "rootless containers run their process as root only"
+        )
+    return ProcessPlan(
+        argv=process.args,
+        env=env,
+        search_path=tuple(env["PATH"].split(":")),
+        cwd=process.cwd or "/",
+        uid=process.uid,
+        gid=process.gid,
+        groups=process.additional_gids,
+        rootless=rootless,
+    )
 
 
 def prepare(spec: SandboxSpec) -> Plan:
@@ -80,6 +125,9 @@ def prepare(spec: SandboxSpec) -> Plan:
         new_net=spec.network != "host",
         etc_files=_etc_files(spec.hostname),
         mounts=tuple(_bind(m.source, m.target, m.read_only) for m in spec.mounts),
+        tmpfs=tuple(_tmpfs(t.target, t.size, t.mode) for t in spec.tmpfs),
+        init=spec.init,
+        read_only=spec.read_only,
         argv=process.args,
         env=env,
         search_path=tuple(env["PATH"].split(":")),
@@ -161,3 +209,14 @@ def _bind(source: str, target: str, read_only: bool) -> tuple[bytes, str, bool, 
     if not os.path.exists(source):
         raise ContainerConfigError(f"bind mount source {source} does not exist")
     return os.fsencode(source), target, os.path.isdir(source), read_only
+
+
+def _tmpfs(target: str, size: int, mode: int) -> tuple[str, bytes]:
+    if not target.startswith("/"):
+        raise ContainerConfigError(f"tmpfs target {target!r} is not an absolute path")
+    if size < 0 or not 0 <= mode <= 0o7777:
+        raise ContainerConfigError(
+            f"tmpfs on {target} has an invalid size {size} or mode {mode:o}"
+        )
+    data = f"mode={mode:o}" + (f",size={size}" if size else "")
+    return target, data.encode()

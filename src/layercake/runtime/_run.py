@@ -10,10 +10,11 @@ from typing import Literal
 
 from layercake.errors import ContainerTimeout
 
-from ._sandbox import start
-from ._spec import RunResult, SandboxSpec
+from ._enter import enter
+from ._sandbox import Sandbox, start
+from ._spec import ProcessSpec, RunResult, SandboxSpec
 
-__all__ = ["run"]
+__all__ = ["run", "run_in"]
 
 OutputCallback = Callable[[Literal["stdout", "stderr"], bytes], None]
 
@@ -40,13 +41,53 @@ def run(
         ContainerTimeout: it ran longer than ``timeout`` seconds; it was
             killed, with every process in it, before this was raised.
     """
+    return _collect(
+        lambda i, o, e: start(spec, stdin=i, stdout=o, stderr=e),
+        stdin,
+        on_output,
+        timeout,
+    )
+
+
+def run_in(
+    pid: int,
+    process: ProcessSpec,
+    *,
+    stdin: bytes | None = None,
+    on_output: OutputCallback | None = None,
+    timeout: float | None = None,
+) -> RunResult:
+    """Run ``process`` in the running container ``pid`` and wait for it to end.
+
+    Output, ``stdin`` and ``timeout`` work as in :func:`run`; see
+    :func:`layercake.runtime.enter` for how the process joins the container.
+
+    Raises:
+        ContainerConfigError: the process spec cannot work.
+        ContainerError: the container is not running or could not be joined.
+        ContainerTimeout: it ran longer than ``timeout`` seconds and was killed.
+    """
+    return _collect(
+        lambda i, o, e: enter(pid, process, stdin=i, stdout=o, stderr=e),
+        stdin,
+        on_output,
+        timeout,
+    )
+
+
+def _collect(
+    starter: Callable[[int | None, int, int], Sandbox],
+    stdin: bytes | None,
+    on_output: OutputCallback | None,
+    timeout: float | None,
+) -> RunResult:
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     in_r = in_w = None
     if stdin is not None:
         in_r, in_w = os.pipe()
     try:
-        sandbox = start(spec, stdin=in_r, stdout=out_w, stderr=err_w)
+        sandbox = starter(in_r, out_w, err_w)
     except BaseException:
         _close(out_r, err_r, in_w)
         raise

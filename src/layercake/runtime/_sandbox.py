@@ -16,7 +16,7 @@ from ._litter import remove_litter, upper_dirs_present
 from ._plan import prepare
 from ._spec import SandboxSpec
 
-__all__ = ["Sandbox", "start"]
+__all__ = ["Sandbox", "lifeline", "lifeline_owned", "release_lifeline", "start"]
 
 
 def _read_cap_last() -> int:
@@ -32,6 +32,34 @@ _CAP_LAST = _read_cap_last()
 # Every container's relay process watches the read end; the write end stays
 # open in this process until it dies, which ends every container it started.
 _LIFELINE_READ, _LIFELINE_WRITE = os.pipe()
+
+
+def lifeline() -> int:
+    """The read end of the pipe that ends when this process (or its owner) dies."""
+    return _LIFELINE_READ
+
+
+def lifeline_owned() -> tuple[int, ...]:
+    """The lifeline write end this process holds, if it holds one."""
+    return (_LIFELINE_WRITE,) if _LIFELINE_WRITE >= 0 else ()
+
+
+def release_lifeline(*, detach: bool) -> None:
+    """Call in a freshly forked process that will start containers.
+
+    The fork inherited the starting process's lifeline write end, which would
+    keep that process's containers alive as long as the fork lives: it is
+    closed here. With ``detach`` the fork gets a lifeline of its own, so the
+    containers it starts outlive the original process and die with the
+    fork; without it, they still die with the original process.
+    """
+    global _LIFELINE_READ, _LIFELINE_WRITE
+    if _LIFELINE_WRITE >= 0:
+        os.close(_LIFELINE_WRITE)
+        _LIFELINE_WRITE = -1
+    if detach:
+        os.close(_LIFELINE_READ)
+        _LIFELINE_READ, _LIFELINE_WRITE = os.pipe()
 
 
 class Sandbox:

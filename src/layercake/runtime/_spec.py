@@ -13,6 +13,7 @@ __all__ = [
     "RootfsSpec",
     "RunResult",
     "SandboxSpec",
+    "TmpfsMount",
 ]
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -31,6 +32,19 @@ class BindMount:
     source: str
     target: str
     read_only: bool = False
+
+
+@attrs.frozen
+class TmpfsMount:
+    """A fresh tmpfs mounted at ``target`` inside the container.
+
+    ``size`` is in bytes (0: the kernel's default, half of RAM); ``mode`` is
+    the permission of its root directory. It is mounted nosuid and nodev.
+    """
+
+    target: str
+    size: int = 0
+    mode: int = 0o1777
 
 
 @attrs.frozen
@@ -72,7 +86,11 @@ class SandboxSpec:
     """Everything needed to run one process in an isolated container.
 
     ``network`` is ``"none"`` (a new network namespace with only loopback,
-    up) or ``"host"`` (the caller's network).
+    up) or ``"host"`` (the caller's network). ``tmpfs`` mounts come after
+    the bind ``mounts``. With ``init`` a minimal init is PID 1: it forwards
+    signals to the process and reaps orphaned zombies; without it the
+    process itself is PID 1. ``read_only`` makes the root file system
+    read-only (mounts keep their own mode).
     """
 
     rootfs: RootfsSpec
@@ -80,6 +98,9 @@ class SandboxSpec:
     hostname: str = "layercake"
     network: Literal["none", "host"] = "none"
     mounts: tuple[BindMount, ...] = ()
+    tmpfs: tuple[TmpfsMount, ...] = ()
+    init: bool = False
+    read_only: bool = False
 
 
 @attrs.frozen

@@ -1,0 +1,165 @@
+"""What a container's directory records, so any process can find and drive it.
+
+``containers/<id>/`` holds ``config.json`` (how the container was created,
+written once), ``state.json`` (status, pids, exit code and times, replaced
+atomically on each change) and ``container-json.log`` (its output, one JSON
+object per line as Docker's json-file log driver writes it).
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import time
+from pathlib import Path
+from typing import Literal
+
+import attrs
+import cattrs
+
+from layercake.runtime import ProcessSpec
+
+__all__ = [
+    "CONFIG_FILE",
+    "LOG_FILE",
+    "STATE_FILE",
+    "ZERO_TIME",
+    "ContainerRecord",
+    "ContainerState",
+    "is_alive",
+    "now",
+    "parse_time",
+    "process_start_time",
+    "read_record",
+    "read_state",
+    "write_record",
+    "write_state",
+]
+
+ZERO_TIME = "0001-01-01T00:00:00Z"
+"""Docker's StartedAt and FinishedAt for a time that has not come yet."""
+
+CONFIG_FILE = "config.json"
+STATE_FILE = "state.json"
+LOG_FILE = "container-json.log"
+
+Status = Literal["created", "running", "exited"]
+
+_converter = cattrs.Converter()
+
+
+@attrs.frozen
+class ContainerRecord:
+    """How a container was created: its image, overrides and resolved process."""
+
+    id: str
+    name: str
+    created: str
+    image: str
+    image_reference: str
+    process: ProcessSpec
+    lower_dirs: tuple[str, ...]
+    hostname: str
+    network: str = "none"
+    command: tuple[str, ...] | None = None
+    entrypoint: tuple[str, ...] | None = None
+    env: tuple[str, ...] = ()
+    workdir: str | None = None
+    user: str | None = None
+    init: bool = False
+    read_only: bool = False
+    labels: tuple[tuple[str, str], ...] = ()
+    tmpfs: tuple[tuple[str, int, int], ...] = ()
+    binds: tuple[tuple[str, str, bool], ...] = ()
+
+
+@attrs.frozen
+class ContainerState:
+    """Where a container is in its life (Docker's ``State`` object, and pids).
+
+    ``pid_start`` and ``monitor_start`` are the kernel start times of the
+    two processes, so a pid reused by an unrelated process is never taken
+    for the container's.
+    """
+
+    status: Status = "created"
+    pid: int = 0
+    pid_start: int = 0
+    monitor_pid: int = 0
+    monitor_start: int = 0
+    exit_code: int = 0
+    started_at: str = ZERO_TIME
+    finished_at: str = ZERO_TIME
+    oom_killed: bool = False
+    error: str = ""
+
+
+def now() -> str:
+    """The current UTC time in RFC 3339 with nanoseconds, as Docker writes it."""
+    ns = time.time_ns()
+    seconds, fraction = divmod(ns, 1_000_000_000)
+    stamp = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S") + f".{fraction:09d}Z"
+
+
+def parse_time(text: str) -> int:
+    """Nanoseconds since the epoch of a time :func:`now` wrote."""
+    whole, _, fraction = text.rstrip("Z").partition(".")
+    stamp = datetime.datetime.strptime(whole, "%Y-%m-%dT%H:%M:%S")
+    seconds = int(stamp.replace(tzinfo=datetime.UTC).timestamp())
+    return seconds * 1_000_000_000 + int((fraction or "0").ljust(9, "0")[:9])
+
+
+def process_start_time(pid: int) -> int | None:
+    """The kernel start time of ``pid`` (clock ticks after boot), or None if gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as file:
+            data = file.read()
+    except OSError:
+        return None
+    # The command name may hold spaces and parentheses: count from the last ')'.
+    fields = data[data.rindex(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def is_alive(pid: int, start: int) -> bool:
+    """Whether ``pid`` still is the process that started at ``start``."""
+    return pid > 0 and process_start_time(pid) == start
+
+
+def _write_json(path: Path, value: object) -> None:
+    temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    with open(temporary, "w") as file:
+        json.dump(value, file, separators=(",", ":"))
+    os.replace(temporary, path)
+
+
+def write_record(directory: Path, record: ContainerRecord) -> None:
+    """Write ``config.json`` in a container's directory."""
+    _write_json(directory / CONFIG_FILE, _converter.unstructure(record))
+
+
+def read_record(directory: Path) -> ContainerRecord:
+    """Read ``config.json``; raises OSError or ValueError when it is missing or bad."""
+    with open(directory / CONFIG_FILE) as file:
+        data = json.load(file)
+    try:
+        return _converter.structure(data, ContainerRecord)
+    except (cattrs.BaseValidationError, KeyError, TypeError) as error:
+        raise ValueError(f"{directory / CONFIG_FILE}: {error}") from None
+
+
+def write_state(directory: Path, state: ContainerState) -> None:
+    """Replace ``state.json`` atomically."""
+    _write_json(directory / STATE_FILE, attrs.asdict(state))
+
+
+def read_state(directory: Path) -> ContainerState:
+    """Read ``state.json``; a container never started has none (``created``)."""
+    try:
+        with open(directory / STATE_FILE) as file:
+            data = json.load(file)
+    except FileNotFoundError:
+        return ContainerState()
+    return _converter.structure(data, ContainerState)

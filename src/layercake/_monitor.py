@@ -1,0 +1,160 @@
+"""The monitor: a small process that supervises one started container.
+
+:func:`launch` double-forks it (no interpreter start-up, so it is ready in
+about a millisecond): it starts the container, records its state in the
+container's directory, writes its output to ``container-json.log`` as JSON
+lines (``{"log", "stream", "time"}``, Docker's json-file format), and
+records the exit code and end time when the container ends.
+
+Attached (``detach=False``) the container still dies with the process that
+started it, through the runtime's lifeline; detached, it outlives that
+process and ends only when it exits or is stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+from pathlib import Path
+from typing import NoReturn
+
+import attrs
+
+from layercake import runtime
+from layercake._container_state import (
+    LOG_FILE,
+    ContainerState,
+    now,
+    process_start_time,
+    read_state,
+    write_state,
+)
+from layercake.errors import ContainerError
+from layercake.runtime import SandboxSpec
+
+__all__ = ["launch"]
+
+_CHUNK = 65536
+_MAX_FD = 1 << 20
+
+
+def launch(spec: SandboxSpec, directory: Path, *, detach: bool) -> ContainerState:
+    """Start ``spec`` under a monitor process; return once it runs.
+
+    Raises:
+        ContainerError: the container could not be started; the message
+            says why.
+    """
+    ready_r, ready_w = os.pipe()
+    middle = os.fork()
+    if middle == 0:
+        try:
+            os.close(ready_r)
+            os.setsid()
+            if os.fork() == 0:
+                _monitor(spec, directory, detach, ready_w)
+        finally:
+            os._exit(0)
+    os.close(ready_w)
+    os.waitpid(middle, 0)
+    with open(ready_r, "rb", buffering=0, closefd=True) as ready:
+        answer = ready.readall()
+    if answer != b"ok":
+        reason = answer.decode(errors="replace") or "the monitor process died"
+        raise ContainerError(reason)
+    return read_state(directory)
+
+
+def _monitor(
+    spec: SandboxSpec, directory: Path, detach: bool, ready_w: int
+) -> NoReturn:
+    code = 0
+    try:
+        null = os.open("/dev/null", os.O_RDWR)
+        for target in (0, 1, 2):
+            os.dup2(null, target)
+        os.close(null)
+        runtime.release_lifeline(detach=detach)
+        # Inherited pipe ends would keep the starter's other pipes from ending.
+        _close_all_but(ready_w, runtime.lifeline(), *runtime.lifeline_owned())
+
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            sandbox = runtime.start(spec, stdout=out_w, stderr=err_w)
+        except Exception as error:  # noqa: BLE001 - reported to the starter
+            os.write(ready_w, str(error).encode())
+            os._exit(1)
+        os.close(out_w)
+        os.close(err_w)
+        me = os.getpid()
+        state = ContainerState(
+            status="running",
+            pid=sandbox.pid,
+            pid_start=process_start_time(sandbox.pid) or 0,
+            monitor_pid=me,
+            monitor_start=process_start_time(me) or 0,
+            started_at=now(),
+        )
+        write_state(directory, state)
+        os.write(ready_w, b"ok")
+        os.close(ready_w)
+
+        _write_log(directory / LOG_FILE, out_r, err_r)
+        exit_code = sandbox.wait()
+        write_state(
+            directory,
+            attrs.evolve(
+                state, status="exited", exit_code=exit_code, finished_at=now()
+            ),
+        )
+    except BaseException:  # noqa: BLE001 - a forked monitor must never return
+        code = 1
+    os._exit(code)
+
+
+def _close_all_but(*keep: int) -> None:
+    low = 3
+    for fd in sorted(f for f in keep if f >= 3):
+        os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, _MAX_FD)
+
+
+def _write_log(path: Path, out_r: int, err_r: int) -> None:
+    """Copy both streams into the log, one JSON object per line, until both end."""
+    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
+    names = {out_r: "stdout", err_r: "stderr"}
+    partial = {out_r: b"", err_r: b""}
+    poller = select.poll()
+    for fd in names:
+        poller.register(fd, select.POLLIN)
+    open_fds = set(names)
+    try:
+        while open_fds:
+            for fd, _event in poller.poll():
+                chunk = os.read(fd, _CHUNK)
+                if not chunk:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+                    os.close(fd)
+                    lines = [partial[fd]] if partial[fd] else []
+                else:
+                    *lines, partial[fd] = (partial[fd] + chunk).split(b"\n")
+                    lines = [line + b"\n" for line in lines]
+                if lines:
+                    os.write(log, _entries(lines, names[fd]))
+    finally:
+        os.close(log)
+
+
+def _entries(lines: list[bytes], stream: str) -> bytes:
+    stamp = now()
+    return b"".join(
+        json.dumps(
+            {"log": line.decode(errors="replace"), "stream": stream, "time": stamp}
+        ).encode()
+        + b"\n"
+        for line in lines
+    )

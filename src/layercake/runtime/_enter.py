@@ -1,0 +1,141 @@
+"""Run another process in a running container's namespaces (``docker exec``).
+
+The direct child joins the container's namespaces through setns(2) on
+``/proc/<pid>/ns/*`` (the user namespace first when rootless, the mount
+namespace last, which also moves it to the container's root), then forks:
+only a child of the joining process lands in the PID namespace. That
+grandchild drops to the process's user and execs; the direct child relays
+its exit status, as for :func:`layercake.runtime.start`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from layercake.errors import ContainerError
+
+from . import _child
+from . import _libc as libc
+from ._plan import ProcessPlan, prepare_process
+from ._sandbox import _CAP_LAST, Sandbox, _parse, _pipe_above_stdio, lifeline
+from ._spec import ProcessSpec
+
+__all__ = ["enter"]
+
+_NAMESPACES = (
+    ("ipc", libc.CLONE_NEWIPC),
+    ("uts", libc.CLONE_NEWUTS),
+    ("net", libc.CLONE_NEWNET),
+    ("pid", libc.CLONE_NEWPID),
+    ("mnt", libc.CLONE_NEWNS),
+)
+
+
+def enter(
+    pid: int,
+    process: ProcessSpec,
+    *,
+    stdin: int | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+) -> Sandbox:
+    """Start ``process`` in the namespaces of the running container ``pid``.
+
+    ``pid`` is the host pid of the container's PID 1. The file descriptors
+    work as in :func:`layercake.runtime.start`. The process gets the
+    container's capability bounding set, its root and its hostname; it ends
+    when the caller dies, like a started container.
+
+    Raises:
+        ContainerConfigError: the process spec cannot work.
+        ContainerError: the container is not running, or joining it failed.
+    """
+    plan = prepare_process(process)
+    names = (("user", libc.CLONE_NEWUSER),) if plan.rootless else ()
+    fds: list[tuple[str, int, int]] = []
+    try:
+        for name, kind in names + _NAMESPACES:
+            path = f"/proc/{pid}/ns/{name}"
+            fds.append((name, os.open(path, os.O_RDONLY | os.O_CLOEXEC), kind))
+    except OSError as error:
+        for _, fd, _ in fds:
+            os.close(fd)
+        raise ContainerError(
+            f"container process {pid} is not running: {error.strerror}"
+        ) from None
+
+    status_r, status_w = _pipe_above_stdio()
+    try:
+        child = os.fork()
+    except BaseException:
+        for fd in (status_r, status_w, *(fd for _, fd, _ in fds)):
+            os.close(fd)
+        raise
+    if child == 0:
+        _join(plan, fds, (stdin, stdout, stderr), status_w, lifeline())
+    os.close(status_w)
+    for _, fd, _ in fds:
+        os.close(fd)
+
+    try:
+        with open(status_r, "rb", buffering=0, closefd=True) as status:
+            records = status.readall()
+    except BaseException:
+        os.kill(child, signal.SIGKILL)
+        os.waitpid(child, 0)
+        raise
+    process_pid, _, failure = _parse(records)
+    sandbox = Sandbox(process_pid, child, "", [], frozenset())
+    if failure is not None or process_pid == 0:
+        if process_pid > 0:
+            sandbox.kill()
+        sandbox.wait()
+        raise ContainerError(f"exec set-up failed: {failure or 'no pid reported'}")
+    return sandbox
+
+
+def _join(
+    plan: ProcessPlan,
+    fds: list[tuple[str, int, int]],
+    stdio: tuple[int | None, int | None, int | None],
+    status_w: int,
+    lifeline_fd: int,
+) -> None:
+    try:
+        os.setsid()
+        for name, fd, kind in fds:
+            _child._do(f"join {name} namespace", libc.setns, fd, kind)
+            os.close(fd)
+        pid = os.fork()
+        if pid == 0:
+            _become_process(plan, stdio, status_w)
+        os.write(status_w, b"P%d\0" % pid)
+        os.closerange(3, lifeline_fd)
+        os.closerange(lifeline_fd + 1, _child._MAX_FD)
+        _child._relay_exit(pid, lifeline_fd)
+    except BaseException as error:  # noqa: BLE001 - a child must never return
+        _child._report(status_w, [], error)
+        os._exit(_child.SETUP_FAILED)
+
+
+def _become_process(
+    plan: ProcessPlan,
+    stdio: tuple[int | None, int | None, int | None],
+    status_w: int,
+) -> None:
+    try:
+        _child._do("set parent death signal", libc.prctl, libc.PR_SET_PDEATHSIG, 9)
+        os.umask(0o022)
+        _child._do("enter /", os.chdir, "/")
+        _child._enter_cwd(plan)
+        _child._drop_privileges(plan, _CAP_LAST)
+        _child._do("set parent death signal", libc.prctl, libc.PR_SET_PDEATHSIG, 9)
+        _child._do("set up stdio", _child._wire_stdio, stdio)
+    except BaseException as error:  # noqa: BLE001 - a child must never return
+        _child._report(status_w, [], error)
+        os._exit(_child.SETUP_FAILED)
+    libc.reset_signals()
+    os.closerange(3, status_w)
+    os.closerange(status_w + 1, _child._MAX_FD)
+    _child._exec(plan)
