@@ -18,9 +18,16 @@ message can name the file, line, digest, path or reference involved::
     │   ├── BuildContextError
     │   └── BuildStepFailed
     ├── RuntimeUnavailable
-    └── ContainerError
-        ├── ContainerConfigError (ValueError)
-        └── ContainerTimeout (TimeoutError)
+    ├── ContainerError
+    │   ├── ContainerConfigError (ValueError)
+    │   └── ContainerTimeout (TimeoutError)
+    └── RegistryError
+        ├── RegistryUnauthorized (PermissionError)
+        ├── RegistryDenied (PermissionError)
+        ├── ManifestUnknown (LookupError)
+        ├── BlobUnknown (LookupError)
+        ├── TooManyRequests
+        └── InvalidRegistryResponse
 
 Messages are lower case with no trailing period.
 """
@@ -29,6 +36,7 @@ from __future__ import annotations
 
 __all__ = [
     "BlobNotFound",
+    "BlobUnknown",
     "BuildContextError",
     "BuildError",
     "BuildStepFailed",
@@ -40,10 +48,16 @@ __all__ = [
     "DockerfileSyntaxError",
     "ImageNotFound",
     "InvalidReference",
+    "InvalidRegistryResponse",
     "LayercakeError",
+    "ManifestUnknown",
+    "RegistryDenied",
+    "RegistryError",
+    "RegistryUnauthorized",
     "RuntimeUnavailable",
     "StoreCorrupted",
     "StoreError",
+    "TooManyRequests",
     "UnsafeArchiveEntry",
 ]
 
@@ -273,3 +287,57 @@ class ContainerTimeout(ContainerError, TimeoutError):
     ) -> None:
         self.timeout = timeout
         super().__init__(message, container_id=container_id)
+
+
+class RegistryError(LayercakeError):
+    """A registry refused a request, failed, or sent something unusable.
+
+    Attributes:
+        url: the URL of the request, without its query string (which may
+            hold signed credentials), or ``None``.
+        status: the HTTP status, or ``None`` when there was no response.
+        code: the registry's error code (``MANIFEST_UNKNOWN``...), or ``None``.
+        reference: the image reference being pulled or pushed, or ``None``.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        code: str | None = None,
+        reference: str | None = None,
+    ) -> None:
+        self.url = url
+        self.status = status
+        self.code = code
+        self.reference = reference
+        super().__init__(message)
+
+
+class RegistryUnauthorized(RegistryError, PermissionError):
+    """The registry wants credentials, or rejected the ones given."""
+
+
+class RegistryDenied(RegistryError, PermissionError):
+    """The credentials were accepted but do not allow this access."""
+
+
+class ManifestUnknown(RegistryError, LookupError):
+    """The registry has no manifest with this tag or digest."""
+
+
+class BlobUnknown(RegistryError, LookupError):
+    """The registry has no blob with this digest."""
+
+
+class TooManyRequests(RegistryError):
+    """The registry kept rate-limiting the request after every retry."""
+
+
+class InvalidRegistryResponse(RegistryError):
+    """The registry sent content that is malformed, too big or not as promised.
+
+    Nothing from such a response is stored.
+    """
