@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
 import layercake
+from layercake._container import Container, list_containers, prune_containers
 from layercake.errors import ContainerConfigError, ContainerError
 
 pytestmark = pytest.mark.usefixtures("container_runtime")
@@ -127,3 +133,347 @@ def test_wait_before_start_is_an_error(busybox):
     ):
         container.wait()
     assert str(caught.value) == f"container {container.short_id} is not started"
+
+
+# Persistent state, detached containers, logs, inspect, exec
+
+
+def wait_for(condition, timeout: float = 10.0) -> None:
+    """Poll ``condition`` until it is true or ``timeout`` seconds passed."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+def start_in_subprocess(store_path: Path, detach: bool, command: list[str]) -> str:
+    """Create and start a container named "bg" from a process that then exits."""
+    script = (
+        "import sys, layercake\n"
+        "store = layercake.Store(sys.argv[1])\n"
+        "image = store.image('busybox:latest')\n"
+        f"c = layercake.Container(image, {command!r}, name='bg')\n"
+        f"c.start(detach={detach})\n"
+        "print(c.id)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(store_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    return done.stdout.strip()
+
+
+def test_detached_container_outlives_its_starting_process(busybox):
+    """A detached container keeps running; another process stops and removes it."""
+    store = busybox.store
+    container_id = start_in_subprocess(
+        store.path, True, ["sh", "-c", "echo hi; sleep 60"]
+    )
+    container = Container.load(store, "bg")
+    assert (container.id, container.status) == (container_id, "running")
+    wait_for(lambda: container.logs() == b"hi\n")
+    # sh as PID 1 ignores SIGTERM without a trap: stop has to kill it.
+    assert container.stop(timeout=0.2) == 137
+    state = container.inspect()["State"]
+    assert (state["Status"], state["Running"], state["ExitCode"], state["Pid"]) == (
+        "exited",
+        False,
+        137,
+        0,
+    )
+    path = container.path
+    container.remove()
+    assert not path.exists()
+    assert host_mounts_under(path) == []
+
+
+def test_attached_start_dies_with_its_starting_process(busybox):
+    """Without detach, the container is killed when its starting process exits."""
+    start_in_subprocess(busybox.store.path, False, ["sleep", "60"])
+    container = Container.load(busybox.store, "bg")
+    assert container.wait(timeout=10) == 137
+    assert container.status == "exited"
+    container.remove()
+
+
+def test_logs_are_json_lines_with_stream_and_time(busybox):
+    """The log file holds Docker json-file entries; logs() filters them."""
+    script = "echo out; sleep 0.05; echo err >&2; printf partial"
+    with Container(busybox, ["sh", "-c", script]) as container:
+        container.start()
+        assert container.wait(timeout=10) == 0
+        entries = [
+            json.loads(line)
+            for line in (container.path / "container-json.log").read_text().split("\n")
+            if line
+        ]
+        assert [(e["log"], e["stream"]) for e in entries] == [
+            ("out\n", "stdout"),
+            ("err\n", "stderr"),
+            ("partial", "stdout"),
+        ]
+        assert all(
+            re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{9}Z", e["time"])
+            for e in entries
+        )
+        assert container.logs() == b"out\nerr\npartial"
+        assert container.logs(stdout=False) == b"err\n"
+        assert container.logs(tail=1) == b"partial"
+        assert container.logs(since=entries[1]["time"]) == b"err\npartial"
+        assert container.logs(since=time.time() + 60) == b""
+        stamped = container.logs(stderr=False, timestamps=True)
+        assert stamped == (
+            f"{entries[0]['time']} out\n{entries[2]['time']} partial".encode()
+        )
+
+
+def test_logs_follow_yields_lines_until_the_container_exits(busybox):
+    """follow=True streams lines as they come and ends with the container."""
+    with Container(
+        busybox, ["sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.05; done"]
+    ) as container:
+        container.start()
+        assert list(container.logs(follow=True)) == [b"1\n", b"2\n", b"3\n"]
+
+
+def test_inspect_uses_dockers_field_names(busybox):
+    """inspect() of a created container has Docker's fields and zero times."""
+    with Container(
+        busybox, ["echo", "hi"], name="web", hostname="box", env={"A": "1"}
+    ) as container:
+        info = container.inspect()
+        assert info["Id"] == container.id
+        assert info["Name"] == "/web"
+        assert info["Image"] == busybox.id
+        assert (info["Path"], info["Args"]) == ("echo", ["hi"])
+        assert info["State"] == {
+            "Status": "created",
+            "Running": False,
+            "Paused": False,
+            "Restarting": False,
+            "OOMKilled": False,
+            "Dead": False,
+            "Pid": 0,
+            "ExitCode": 0,
+            "Error": "",
+            "StartedAt": "0001-01-01T00:00:00Z",
+            "FinishedAt": "0001-01-01T00:00:00Z",
+        }
+        assert info["Config"] == {
+            "Hostname": "box",
+            "User": "",
+            "Env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "A=1",
+                "HOSTNAME=box",
+                "HOME=/root",
+            ],
+            "Cmd": ["echo", "hi"],
+            "Entrypoint": None,
+            "Image": "busybox:latest",
+            "WorkingDir": "/",
+            "Labels": {},
+        }
+
+
+def test_run_records_the_exit_in_the_state(busybox):
+    """After run(), inspect() reports the exit code and both times."""
+    with Container(busybox, ["sh", "-c", "exit 3"]) as container:
+        container.run()
+        state = container.inspect()["State"]
+        assert (state["Status"], state["ExitCode"]) == ("exited", 3)
+        assert state["StartedAt"] <= state["FinishedAt"]
+        assert state["FinishedAt"] != "0001-01-01T00:00:00Z"
+
+
+def test_list_containers_and_load_by_name_id_or_prefix(busybox):
+    """list_containers shows running ones (all=True every one), newest first."""
+    store = busybox.store
+    with (
+        Container(busybox, ["sleep", "60"], name="one") as one,
+        Container(busybox, ["true"], name="two") as two,
+    ):
+        one.start()
+        assert [c.id for c in list_containers(store)] == [one.id]
+        assert [c.id for c in list_containers(store, all=True)] == [two.id, one.id]
+        assert Container.load(store, "two").id == two.id
+        assert Container.load(store, "/one").id == one.id
+        assert Container.load(store, two.id[:8]).name == "two"
+        with pytest.raises(ContainerError) as caught:
+            Container.load(store, "three")
+        assert str(caught.value) == (
+            f"no such container: three in {store.path / 'containers'}"
+        )
+
+
+def test_a_taken_name_is_refused(busybox):
+    """Two containers of one store cannot share a name."""
+    with Container(busybox, ["true"], name="web") as first:
+        with pytest.raises(ContainerConfigError) as caught:
+            Container(busybox, ["true"], name="web")
+        assert str(caught.value) == (
+            f'the container name "/web" is already in use by container {first.id}'
+        )
+
+
+def test_invalid_name_is_refused(busybox):
+    """Names follow Docker's pattern."""
+    with pytest.raises(ContainerConfigError) as caught:
+        Container(busybox, ["true"], name="no spaces")
+    assert str(caught.value) == (
+        "invalid container name 'no spaces': only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+    )
+
+
+def test_a_dead_monitor_leaves_an_exited_container_that_prune_removes(busybox):
+    """Killing the monitor ends the container; the next listing says exited."""
+    store = busybox.store
+    container = Container(busybox, ["sleep", "60"], name="orphan")
+    container.start(detach=True)
+    state = container.state()
+    os.kill(state.monitor_pid, signal.SIGKILL)
+    wait_for(lambda: not os.path.exists(f"/proc/{state.pid}"))
+    assert list_containers(store) == []
+    loaded = Container.load(store, "orphan")
+    assert (loaded.status, loaded.exit_code) == ("exited", 137)
+    assert loaded.inspect()["State"]["Error"] == "the container's monitor process died"
+    assert prune_containers(store) == [container.id]
+    assert not container.path.exists()
+
+
+def test_exec_joins_the_running_containers_namespaces(busybox):
+    """exec sees the container's hostname, PID namespace, files and user switch."""
+    with Container(
+        busybox, ["sh", "-c", "echo mark > /tmp/mark; sleep 60"], hostname="box"
+    ) as container:
+        container.start()
+        wait_for(lambda: (container.path / "upper/tmp/mark").exists())
+        result = container.exec(
+            ["sh", "-c", "hostname; cat /tmp/mark; cat /proc/1/cmdline; pwd; id -u"],
+            user="app",
+            workdir="/tmp",
+        )
+        assert (result.exit_code, result.stderr) == (0, b"")
+        # busybox sh execs its last command: PID 1 is now sleep.
+        assert result.stdout == b"box\nmark\nsleep\x0060\x00/tmp\n1000\n"
+
+
+def test_exec_has_the_container_env_with_overrides_and_its_exit_code(busybox):
+    """exec's env is the container's with overrides applied; codes come back."""
+    with Container(busybox, ["sleep", "60"], env={"A": "1", "B": "2"}) as container:
+        container.start()
+        result = container.exec(
+            ["sh", "-c", 'echo "$A $B $HOME"; exit 4'], env={"B": "3"}
+        )
+        assert (result.exit_code, result.stdout) == (4, b"1 3 /root\n")
+
+
+def test_exec_in_a_container_that_is_not_running_is_an_error(busybox):
+    """exec needs a running container."""
+    with Container(busybox, ["true"]) as container:
+        container.run()
+        with pytest.raises(ContainerError) as caught:
+            container.exec(["true"])
+        assert str(caught.value) == f"container {container.short_id} is not running"
+
+
+def test_init_is_pid_1_and_forwards_the_stop_signal(busybox):
+    """With init=True the command is not PID 1 and still gets SIGTERM."""
+    script = "trap 'exit 3' TERM; echo $$; while true; do sleep 0.05; done"
+    with Container(busybox, ["sh", "-c", script], init=True) as container:
+        container.start()
+        wait_for(lambda: container.logs() != b"")
+        assert container.logs() == b"2\n"
+        assert container.stop(timeout=10) == 3
+
+
+def test_init_reaps_orphans(busybox):
+    """An orphan reparented to the init is reaped: no zombie remains."""
+    script = "sh -c 'sleep 0.05 &'; sleep 0.5; ps -o stat | grep -c Z; true"
+    with Container(busybox, ["sh", "-c", script], init=True) as container:
+        assert container.run().stdout == b"0\n"
+
+
+def test_tmpfs_is_a_real_tmpfs_and_leaves_nothing_in_the_layer(busybox):
+    """--tmpfs mounts a tmpfs with its size and mode."""
+    with Container(
+        busybox,
+        ["sh", "-c", "grep ' /scratch ' /proc/mounts; stat -c %a /scratch"],
+        tmpfs=["/scratch:size=65536,mode=700"],
+    ) as container:
+        result = container.run()
+        assert result.stdout == (
+            b"tmpfs /scratch tmpfs rw,nosuid,nodev,relatime,size=64k,mode=700 0 0\n"
+            b"700\n"
+        )
+        assert not (container.path / "upper" / "scratch").exists()
+
+
+def test_read_only_root_refuses_writes_but_tmpfs_takes_them(busybox):
+    """read_only=True makes / read-only; a tmpfs stays writable."""
+    with Container(
+        busybox,
+        ["sh", "-c", "touch /x; touch /run/ok && echo ok"],
+        read_only=True,
+        tmpfs=["/run"],
+    ) as container:
+        result = container.run()
+        assert result.stderr == b"touch: /x: Read-only file system\n"
+        assert result.stdout == b"ok\n"
+
+
+def test_bind_mount_read_only_and_read_write(busybox, tmp_path):
+    """Host directories bound in; "ro" refuses writes, "rw" passes them through."""
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "in.txt").write_text("host\n")
+    out = tmp_path / "out"
+    out.mkdir()
+    script = "cat /data/in.txt; echo new > /data/x; echo made > /out/f"
+    with Container(
+        busybox,
+        ["sh", "-c", script],
+        volumes=[(str(data), "/data", "ro"), (str(out), "/out")],
+    ) as container:
+        result = container.run()
+    assert result.stdout == b"host\n"
+    assert result.stderr == b"sh: can't create /data/x: Read-only file system\n"
+    assert (out / "f").read_text() == "made\n"
+    assert sorted(p.name for p in data.iterdir()) == ["in.txt"]
+
+
+def test_named_volume_is_seeded_from_the_image_and_persists(busybox, write_context):
+    """A new named volume gets the image's files at its target and keeps writes."""
+    context = write_context(
+        Path(busybox.store.path).parent / "vol-context",
+        "FROM busybox:latest\nRUN mkdir /conf && echo seeded > /conf/a\n",
+    )
+    image = layercake.Builder(busybox.store).build(context)
+    with Container(
+        image,
+        ["sh", "-c", "cat /conf/a; echo more > /conf/b"],
+        volumes=[("cfg", "/conf")],
+    ) as first:
+        assert first.run().stdout == b"seeded\n"
+    with Container(
+        image, ["sh", "-c", "cat /conf/a /conf/b"], volumes=[("cfg", "/conf")]
+    ) as second:
+        assert second.run().stdout == b"seeded\nmore\n"
+    assert sorted(os.listdir(busybox.store.path / "volumes" / "cfg")) == ["a", "b"]
+
+
+def test_image_volume_gets_an_anonymous_volume_removed_with_it(busybox, write_context):
+    """Each VOLUME of the image is an anonymous volume in the container's dir."""
+    context = write_context(
+        Path(busybox.store.path).parent / "anon-context",
+        "FROM busybox:latest\nRUN mkdir /db && echo init > /db/x\nVOLUME /db\n",
+    )
+    image = layercake.Builder(busybox.store).build(context)
+    with Container(image, ["sh", "-c", "cat /db/x; echo y > /db/y"]) as container:
+        assert container.run().stdout == b"init\n"
+        assert not (container.path / "upper" / "db" / "y").exists()
+        (volume,) = (container.path / "volumes").iterdir()
+        assert sorted(os.listdir(volume)) == ["x", "y"]

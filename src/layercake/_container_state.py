@@ -112,7 +112,7 @@ def parse_time(text: str) -> int:
 
 
 def process_start_time(pid: int) -> int | None:
-    """The kernel start time of ``pid`` (clock ticks after boot), or None if gone."""
+    """The kernel start time of ``pid`` (clock ticks after boot), or None if ended."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as file:
             data = file.read()
@@ -120,6 +120,8 @@ def process_start_time(pid: int) -> int | None:
         return None
     # The command name may hold spaces and parentheses: count from the last ')'.
     fields = data[data.rindex(b")") + 2 :].split()
+    if fields[0] in (b"Z", b"X"):
+        return None  # ended, only waiting to be reaped
     return int(fields[19])
 
 
