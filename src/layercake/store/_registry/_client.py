@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
@@ -104,6 +105,7 @@ class RegistryClient:
         self._backoff = backoff
         self._tokens = TokenCache()
         self._basic = False
+        self._auth_lock = threading.Lock()
         verify: ssl.SSLContext | bool = True
         if ca_file is not None:
             verify = ssl.create_default_context()
@@ -255,17 +257,26 @@ class RegistryClient:
         return None
 
     def _authenticate(self, response: httpx.Response, scopes: tuple[str, ...]) -> bool:
+        sent = response.request.headers.get("Authorization")
         challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
         if challenge is None:
             return False
-        if challenge.scheme == "basic":
-            if self._credentials is None or self._basic:
-                return False
-            self._basic = True
-            return True
-        if challenge.scheme == "bearer":
-            token = self._tokens.fetch(self._http, challenge, scopes, self._credentials)
-            return token is not None
+        # Parallel transfers meet the same 401 at once; one thread fetches
+        # the token while the others wait and then reuse it.
+        with self._auth_lock:
+            current = self._authorization(scopes)
+            if current is not None and current != sent:
+                return True
+            if challenge.scheme == "basic":
+                if self._credentials is None:
+                    return False
+                self._basic = True
+                return sent != self._credentials.basic_header()
+            if challenge.scheme == "bearer":
+                token = self._tokens.fetch(
+                    self._http, challenge, scopes, self._credentials
+                )
+                return token is not None
         return False
 
     def _delay(self, attempt: int, response: httpx.Response) -> float:

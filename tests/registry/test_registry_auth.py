@@ -1,0 +1,215 @@
+"""Authentication: HTTP Basic on a real registry, the Bearer token flow, login."""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import urllib.parse
+from pathlib import Path
+
+import pytest
+from registry_servers import QuietHandler, RunningRegistry, make_image
+
+from layercake.errors import RegistryUnauthorized
+from layercake.store import StoreDirectory
+from layercake.store._registry import Credentials, login, pull, push
+
+FILES = [{"etc/hello": b"hello\n"}]
+
+
+def test_basic_auth_push_and_pull_with_credentials(
+    tmp_path: Path, auth_registry: RunningRegistry
+) -> None:
+    """With the htpasswd user's credentials, push and pull both work."""
+    assert auth_registry.username is not None and auth_registry.password
+    credentials = Credentials(auth_registry.username, auth_registry.password)
+    store = StoreDirectory(tmp_path / "a")
+    manifest = make_image(store, FILES)
+    reference = f"{auth_registry.host}/tests/private:1"
+    push(store, manifest, reference, credentials=credentials)
+
+    pulled = pull(StoreDirectory(tmp_path / "b"), reference, credentials=credentials)
+    assert pulled.digest == manifest.digest
+
+
+def test_pull_without_credentials_is_unauthorized(
+    tmp_path: Path, auth_registry: RunningRegistry
+) -> None:
+    """Without credentials the registry's 401 becomes RegistryUnauthorized."""
+    with pytest.raises(RegistryUnauthorized) as caught:
+        pull(StoreDirectory(tmp_path / "b"), f"{auth_registry.host}/tests/private:1")
+
+    url = f"http://{auth_registry.host}/v2/tests/private/manifests/1"
+    assert str(caught.value) == (
+        f"manifest pull failed for {auth_registry.host}/tests/private:1: GET {url} "
+        "returned 401 UNAUTHORIZED: authentication required"
+    )
+    assert (caught.value.status, caught.value.code) == (401, "UNAUTHORIZED")
+
+
+def test_login_stores_docker_style_credentials_that_pull_uses(
+    tmp_path: Path, auth_registry: RunningRegistry, docker_config: Path
+) -> None:
+    """login() verifies, writes a base64 ``auths`` entry; pulls then find it."""
+    user, password = auth_registry.username, auth_registry.password
+    assert user is not None and password is not None
+    login(auth_registry.host, user, password)
+
+    config = json.loads(docker_config.read_text())
+    secret = base64.b64encode(f"{user}:{password}".encode()).decode()
+    assert config == {"auths": {auth_registry.host: {"auth": secret}}}
+    assert os.stat(docker_config).st_mode & 0o777 == 0o600
+
+    store = StoreDirectory(tmp_path / "a")
+    reference = f"{auth_registry.host}/tests/private:1"
+    push(store, make_image(store, FILES), reference)
+    assert pull(StoreDirectory(tmp_path / "b"), reference).size > 0
+
+
+def test_login_with_wrong_password_raises_and_stores_nothing(
+    auth_registry: RunningRegistry, docker_config: Path
+) -> None:
+    """A rejected login raises RegistryUnauthorized and writes no config."""
+    with pytest.raises(RegistryUnauthorized) as caught:
+        login(auth_registry.host, "docker", "wrong-password")
+
+    assert str(caught.value) == (
+        f"login to {auth_registry.host} failed: 'docker' was not accepted "
+        f"(GET http://{auth_registry.host}/v2/ returned 401)"
+    )
+    assert not docker_config.exists()
+
+
+def test_password_never_appears_in_logs_errors_or_reprs(
+    tmp_path: Path, auth_registry: RunningRegistry, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Secrets stay out of log records, exception text and reprs."""
+    assert auth_registry.username is not None and auth_registry.password
+    credentials = Credentials(auth_registry.username, auth_registry.password)
+    caplog.set_level(logging.DEBUG)
+    store = StoreDirectory(tmp_path / "a")
+    push(
+        store,
+        make_image(store, FILES),
+        f"{auth_registry.host}/t/p:1",
+        credentials=credentials,
+    )
+    with pytest.raises(RegistryUnauthorized) as caught:
+        login(auth_registry.host, "docker", "hunter2-secret")
+
+    text = caplog.text + str(caught.value) + repr(credentials)
+    assert auth_registry.password not in text
+    assert "hunter2-secret" not in text
+    assert repr(credentials) == "Credentials(username='docker', password=<hidden>)"
+
+
+def bearer_registry(serve, upstream: str, user: str, password: str):
+    """Serve a stand-in registry that demands Bearer tokens from its realm.
+
+    Requests with a token granting the needed scope are proxied to the real
+    registry ``upstream``; the realm ``/token`` checks Basic credentials.
+    Returns (host, token requests as (scopes, had credentials)).
+    """
+    tokens: dict[str, set[tuple[str, str]]] = {}
+    token_requests: list[tuple[tuple[str, ...], bool]] = []
+    expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+    host: list[str] = []
+
+    class StandIn(QuietHandler):
+        def do_GET(self) -> None:
+            if self.path.startswith("/token"):
+                self.token()
+            else:
+                self.guarded()
+
+        def token(self) -> None:
+            query = urllib.parse.parse_qs(urllib.parse.urlsplit(self.path).query)
+            scopes = tuple(query.get("scope", []))
+            authorization = self.headers.get("Authorization")
+            token_requests.append((scopes, authorization is not None))
+            if query.get("service") != ["stand-in"] or authorization != expected:
+                self.reply(401, b'{"details":"bad credentials"}')
+                return
+            granted = set()
+            for scope in scopes:
+                _, repo, actions = scope.split(":")
+                granted |= {(repo, action) for action in actions.split(",")}
+            token = f"token-{len(tokens)}"
+            tokens[token] = granted
+            body = json.dumps({"token": token, "expires_in": 300}).encode()
+            self.reply(200, body, {"Content-Type": "application/json"})
+
+        def guarded(self) -> None:
+            path = urllib.parse.urlsplit(self.path).path
+            repo = path.removeprefix("/v2/").rsplit("/", 2)[0]
+            if "/blobs/uploads" in path:
+                repo = path.removeprefix("/v2/").split("/blobs/uploads")[0]
+            action = "pull" if self.command in ("GET", "HEAD") else "push"
+            token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            if (repo, action) in tokens.get(token, set()):
+                self.forward(upstream)
+                return
+            self.body()
+            challenge = (
+                f'Bearer realm="http://{host[0]}/token",service="stand-in",'
+                f'scope="repository:{repo}:{action}"'
+            )
+            errors = b'{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}'
+            self.reply(401, errors, {"WWW-Authenticate": challenge})
+
+        do_HEAD = do_POST = do_PUT = do_PATCH = guarded
+
+    host.append(serve(StandIn))
+    return host[0], token_requests
+
+
+def test_bearer_flow_gets_one_token_per_scope_with_credentials(
+    tmp_path: Path, registry: RunningRegistry, serve
+) -> None:
+    """Tokens come from the realm with Basic credentials, once per scope."""
+    host, token_requests = bearer_registry(serve, registry.host, "alice", "s3cret")
+    credentials = Credentials("alice", "s3cret")
+    store = StoreDirectory(tmp_path / "a")
+    manifest = make_image(store, [*FILES, {"etc/second": b"2\n"}])
+    push(store, manifest, f"{host}/team/app:1", credentials=credentials)
+    pulled = pull(
+        StoreDirectory(tmp_path / "b"), f"{host}/team/app:1", credentials=credentials
+    )
+
+    assert pulled.digest == manifest.digest
+    assert token_requests == [
+        (("repository:team/app:pull,push",), True),
+        (("repository:team/app:pull",), True),
+    ]
+
+
+def test_bearer_flow_without_credentials_is_unauthorized(
+    tmp_path: Path, registry: RunningRegistry, serve
+) -> None:
+    """When the realm refuses anonymous tokens, pull raises RegistryUnauthorized."""
+    host, token_requests = bearer_registry(serve, registry.host, "alice", "s3cret")
+    with pytest.raises(RegistryUnauthorized) as caught:
+        pull(StoreDirectory(tmp_path / "b"), f"{host}/team/app:1")
+
+    assert str(caught.value) == (
+        f"manifest pull failed for {host}/team/app:1: GET "
+        f"http://{host}/v2/team/app/manifests/1 returned 401 UNAUTHORIZED: "
+        "token needed"
+    )
+    assert token_requests == [(("repository:team/app:pull",), False)]
+
+
+def test_docker_config_entries_by_url_key_are_found(
+    tmp_path: Path, registry: RunningRegistry, serve, docker_config: Path
+) -> None:
+    """An ``auths`` entry keyed by URL (old Docker style) supplies credentials."""
+    host, token_requests = bearer_registry(serve, registry.host, "bob", "pw")
+    secret = base64.b64encode(b"bob:pw").decode()
+    docker_config.write_text(
+        json.dumps({"auths": {f"http://{host}/v1/": {"auth": secret}}})
+    )
+    store = StoreDirectory(tmp_path / "a")
+    push(store, make_image(store, FILES), f"{host}/team/app:1")
+    assert token_requests == [(("repository:team/app:pull,push",), True)]
