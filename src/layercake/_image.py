@@ -3,15 +3,23 @@
 from __future__ import annotations
 
 import functools
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 from layercake._container import Container
 from layercake._layer_stack import LayerStack
 from layercake.runtime import RunResult
-from layercake.store import Descriptor, Digest, History, ImageConfig, Manifest
+from layercake.store import (
+    Descriptor,
+    Digest,
+    History,
+    ImageConfig,
+    Manifest,
+    to_json,
+)
 from layercake.store._archive_save import ArchiveFormat, Compression
 from layercake.store._export import export_layers
 
@@ -129,6 +137,51 @@ class Image:
             if descriptor.digest == self.digest
         )
 
+    def inspect(self) -> dict[str, Any]:
+        """Describe the image as ``docker image inspect`` does (one object).
+
+        The keys are Docker's: ``Id``, ``RepoTags``, ``RepoDigests``,
+        ``Parent``, ``Comment``, ``Created``, ``Author``, ``Config``,
+        ``Architecture``, ``Variant`` (when set), ``Os``, ``Size``,
+        ``RootFS`` and ``Metadata``; ``Descriptor`` adds the manifest.
+
+        Raises:
+            BlobNotFound: the store lost the config blob.
+            StoreCorrupted: the config cannot be read.
+        """
+        config = self.config
+        comments = [h.comment for h in config.history if h.comment]
+        result: dict[str, Any] = {
+            "Id": self.id,
+            "RepoTags": list(self.tags),
+            "RepoDigests": [],
+            "Parent": "",
+            "Comment": comments[-1] if comments else "",
+            "Created": config.created or "",
+            "DockerVersion": "",
+            "Author": config.author or "",
+            "Config": json.loads(to_json(config.config)),
+            "Architecture": config.architecture,
+            "Os": config.os,
+            "Size": sum(layer.size for layer in self.layers),
+            "RootFS": {
+                "Type": config.rootfs.type,
+                "Layers": [str(d) for d in config.rootfs.diff_ids],
+            },
+            "Metadata": {"LastTagTime": ""},
+            "Descriptor": {
+                "mediaType": self.manifest.media_type,
+                "digest": str(self.digest),
+                "size": self._manifest_size(),
+            },
+        }
+        if config.variant:
+            result["Variant"] = config.variant
+        return result
+
+    def _manifest_size(self) -> int:
+        return self.store._directory.blob_path(self.digest).stat().st_size
+
     def tag(self, name: str) -> str:
         """Point the tag ``name`` at this image; return the tag as stored.
 
@@ -138,7 +191,7 @@ class Image:
         descriptor = Descriptor(
             media_type=self.manifest.media_type,
             digest=self.digest,
-            size=self.store._directory.blob_path(self.digest).stat().st_size,
+            size=self._manifest_size(),
         )
         return self.store._tag(name, descriptor)
 

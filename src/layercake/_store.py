@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,7 @@ import attrs
 import platformdirs
 
 from layercake._image import Image
-from layercake.errors import ImageNotFound, InvalidReference
+from layercake.errors import ImageInUse, ImageNotFound, InvalidReference, StoreError
 from layercake.store import (
     ContainerConfig,
     Descriptor,
@@ -28,7 +29,16 @@ from layercake.store._archive_save import (
     SavedImage,
     save_archive,
 )
+from layercake.store._filters import ImageFilter
 from layercake.store._import import import_rootfs
+from layercake.store._space import (
+    DiskUsage,
+    PruneReport,
+    container_images,
+    disk_usage,
+    prune,
+)
+from layercake.store._verify import VerifyReport, verify
 
 __all__ = ["Store", "default_store_path"]
 
@@ -90,13 +100,168 @@ class Store:
             raise ImageNotFound(reference)
         return image
 
-    def images(self) -> list[Image]:
-        """Every tagged image, once each, sorted by its first tag."""
+    def images(
+        self, filters: Mapping[str, str | bool | Sequence[str]] | None = None
+    ) -> list[Image]:
+        """Every image, once each: tagged ones sorted by first tag, then dangling.
+
+        Args:
+            filters: Docker's ``images --filter`` keys: ``dangling``
+                (``"true"``/``"false"`` or a bool), ``label`` (``"key"`` or
+                ``"key=value"``, a list must all match) and ``reference``
+                (glob patterns over ``name`` or ``name:tag``, any may match;
+                ``*`` stops at ``/``).
+
+        Returns:
+            The matching images.
+
+        Raises:
+            ValueError: an unknown filter key or a bad ``dangling`` value.
+            StoreCorrupted: ``index.json`` cannot be read.
+        """
+        match = ImageFilter.parse(filters or {})
         seen: dict[Digest, Image] = {}
         for _name, descriptor in self._directory.tags():
             if descriptor.digest not in seen:
                 seen[descriptor.digest] = self._load(descriptor.digest)
-        return list(seen.values())
+        for descriptor in self._directory.untagged():
+            if descriptor.digest not in seen:
+                with contextlib.suppress(StoreError):
+                    seen[descriptor.digest] = self._load(descriptor.digest)
+        return [
+            image
+            for image in seen.values()
+            if match.matches(image.tags, image.config.config.labels)
+        ]
+
+    def untag(self, name: str) -> None:
+        """Remove the tag ``name`` (``docker rmi`` of one of several tags).
+
+        The image itself stays; if that was its last tag it becomes
+        dangling (listed with no tags) until removed or pruned.
+
+        Args:
+            name: the tag, in any form Docker accepts (``busybox`` is
+                ``busybox:latest``).
+
+        Raises:
+            InvalidReference: ``name`` is not a valid reference.
+            ImageNotFound: no tag has that name.
+        """
+        if not self._directory.remove_tag(tag_name(name)):
+            raise ImageNotFound(name)
+        logger.info("untagged %s", name)
+
+    def remove(self, reference: str, *, force: bool = False) -> list[str]:
+        """Remove an image, as ``docker rmi`` does.
+
+        A tag of an image that has other tags is only untagged. Otherwise
+        all its tags go and the image is deleted; its blobs and unpacked
+        layers are freed by :meth:`prune` once nothing else uses them.
+
+        Args:
+            reference: a tag, an image id or an id prefix.
+            force: remove even while containers use the image, or when an
+                id names an image with several tags.
+
+        Returns:
+            Docker's lines: ``Untagged: NAME`` for each tag removed, then
+            ``Deleted: ID`` if the image went.
+
+        Raises:
+            ImageNotFound: nothing has that name or id.
+            ImageInUse: a container uses the image, or an id names an image
+                with several tags, and ``force`` is false.
+        """
+        image = self.image(reference)
+        tags = image.tags
+        by_tag = self._is_tag(reference)
+        if by_tag and len(tags) > 1:
+            self.untag(reference)
+            return [f"Untagged: {tag_name(reference)}"]
+
+        users = tuple(
+            cid
+            for cid, digest in container_images(self._directory).items()
+            if digest == image.digest
+        )
+        if users and not force:
+            raise ImageInUse(
+                f"unable to remove {reference}: container {users[0][:12]} uses "
+                f"image {image.short_id} (force to remove anyway)",
+                reference=reference,
+                container_ids=users,
+            )
+        if not by_tag and len(tags) > 1 and not force:
+            raise ImageInUse(
+                f"unable to delete {image.short_id} (must be forced): image is "
+                f"referenced in {len(tags)} tags",
+                reference=reference,
+            )
+        names = self._directory.remove_image(image.digest)
+        logger.info("removed image %s", image.digest)
+        return [f"Untagged: {name}" for name in names] + [f"Deleted: {image.id}"]
+
+    def prune(
+        self,
+        *,
+        dangling: bool = True,
+        cache_older_than: float | None = None,
+        grace: float = 3600.0,
+    ) -> PruneReport:
+        """Free space: dangling images, old build cache, unused blobs and layers.
+
+        Nothing an image, a cache entry or a container needs is removed. Blobs,
+        unpacked layers and ``tmp/`` leftovers must also be older than
+        ``grace``, since a build or load still running may be about to use
+        them.
+
+        Args:
+            dangling: remove images no tag names (unless a container uses one).
+            cache_older_than: remove build cache entries at least this many
+                seconds old (``0`` for all); ``None`` keeps the cache.
+            grace: seconds an unreferenced file must have existed to go.
+
+        Returns:
+            What was removed and the bytes reclaimed.
+
+        Raises:
+            StoreCorrupted: ``index.json`` cannot be read.
+        """
+        return prune(
+            self._directory,
+            dangling=dangling,
+            cache_older_than=cache_older_than,
+            grace=grace,
+        )
+
+    def df(self) -> DiskUsage:
+        """Measure the space used by images, layers, containers and the cache.
+
+        Returns:
+            Counts and byte sizes (``docker system df``); blobs two images
+            share are counted once in ``images_size`` and again in
+            ``shared_size``.
+
+        Raises:
+            StoreCorrupted: ``index.json`` cannot be read.
+        """
+        return disk_usage(self._directory)
+
+    def verify(self) -> VerifyReport:
+        """Re-hash every blob and compare every unpacked layer with its blob.
+
+        Damaged blobs are moved into ``tmp/`` so they are never served again
+        (a later load or pull restores them); damaged unpacked layers are
+        removed and unpacked afresh when next needed.
+
+        Returns:
+            What was checked and one sentence per problem found.
+
+        Raises:
+            StoreCorrupted: ``index.json`` cannot be read.
+        """
+        return verify(self._directory)
 
     def save(
         self,
@@ -201,6 +366,8 @@ class Store:
         manifest = import_rootfs(self._directory, Path(tar_path), run_config)
         if tag is not None:
             self._tag(tag, manifest)
+        else:
+            self._directory.add_untagged(manifest)
         return self._load(manifest.digest)
 
     def _is_tag(self, text: str) -> bool:

@@ -11,7 +11,8 @@ message can name the file, line, digest, path or reference involved::
     │   ├── DigestMismatch
     │   ├── BlobNotFound (LookupError)
     │   ├── UnsafeArchiveEntry
-    │   └── StoreCorrupted
+    │   ├── StoreCorrupted
+    │   └── ImageInUse
     ├── InvalidReference (ValueError)
     ├── ImageNotFound (LookupError)
     ├── BuildError
@@ -46,6 +47,7 @@ __all__ = [
     "DigestMismatch",
     "DockerfileError",
     "DockerfileSyntaxError",
+    "ImageInUse",
     "ImageNotFound",
     "InvalidReference",
     "InvalidRegistryResponse",
@@ -341,3 +343,19 @@ class InvalidRegistryResponse(RegistryError):
 
     Nothing from such a response is stored.
     """
+
+
+class ImageInUse(StoreError):
+    """An image cannot be removed: containers use it or it has several tags.
+
+    Attributes:
+        reference: the reference or id that was to be removed.
+        container_ids: the containers that use the image (may be empty).
+    """
+
+    def __init__(
+        self, message: str, *, reference: str, container_ids: tuple[str, ...] = ()
+    ) -> None:
+        self.reference = reference
+        self.container_ids = container_ids
+        super().__init__(message)

@@ -79,6 +79,9 @@ def load_archive(store: StoreDirectory, path: Path) -> list[LoadedImage]:
             )
 
     store.set_tags([(tag, image.manifest) for image in loaded for tag in image.tags])
+    for image in loaded:
+        if not image.tags:
+            store.add_untagged(image.manifest)
     logger.info("loaded %d image(s) from %s", len(loaded), path)
     return loaded
 

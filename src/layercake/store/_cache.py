@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from pathlib import Path
 
@@ -56,6 +57,30 @@ class BuildCache:
         """
         data = f"{manifest}\n".encode("ascii")
         replace_file(self._path(key), data, temp_dir=self._temp_dir)
+
+    def entries(self) -> list[tuple[str, Digest, float]]:
+        """Return (key, manifest digest, mtime) of every readable entry, sorted."""
+        found = []
+        for path in sorted(self._directory.iterdir()):
+            if not _KEY.fullmatch(path.name):
+                continue
+            try:
+                digest = self.get(path.name)
+                mtime = path.stat().st_mtime
+            except (StoreCorrupted, FileNotFoundError):
+                continue
+            if digest is not None:
+                found.append((path.name, digest, mtime))
+        return found
+
+    def remove(self, key: str) -> None:
+        """Remove the entry for ``key`` if there is one.
+
+        Raises:
+            StoreError: ``key`` is not lowercase hex.
+        """
+        with contextlib.suppress(FileNotFoundError):
+            self._path(key).unlink()
 
     def _path(self, key: str) -> Path:
         if not _KEY.fullmatch(key):

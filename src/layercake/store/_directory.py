@@ -200,6 +200,30 @@ class StoreDirectory:
         """
         return self._tags.remove(name)
 
+    def untagged(self) -> list[Descriptor]:
+        """Return the images no tag names (unnamed ``index.json`` entries).
+
+        Raises:
+            StoreCorrupted: ``index.json`` cannot be read.
+        """
+        return self._tags.untagged()
+
+    def add_untagged(self, manifest: Descriptor) -> None:
+        """Record ``manifest`` as an image (dangling until tagged).
+
+        Raises:
+            StoreCorrupted: ``index.json`` cannot be read.
+        """
+        self._tags.add_untagged(manifest)
+
+    def remove_image(self, digest: Digest) -> list[str]:
+        """Drop every ``index.json`` entry of ``digest``; return its tags.
+
+        Raises:
+            StoreCorrupted: ``index.json`` cannot be read.
+        """
+        return self._tags.remove_image(digest)
+
     def tags(self) -> list[tuple[str, Descriptor]]:
         """Return all (name, descriptor) pairs sorted by name.
 
@@ -267,7 +291,7 @@ class StoreDirectory:
 
         staging = self.tmp_dir("layer-")
         try:
-            self._extract_verified(layer, diff_id, staging)
+            self.extract_verified(layer, diff_id, staging)
             os.chmod(staging, 0o755)
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
@@ -276,7 +300,15 @@ class StoreDirectory:
         logger.info("unpacked layer %s into %s", diff_id, target)
         return target
 
-    def _extract_verified(self, layer: Descriptor, diff_id: Digest, into: Path) -> None:
+    def extract_verified(self, layer: Descriptor, diff_id: Digest, into: Path) -> None:
+        """Extract a layer blob into ``into`` (overlay form), checking both digests.
+
+        Raises:
+            BlobNotFound: the layer blob is missing.
+            DigestMismatch: the blob or its uncompressed stream is wrong.
+            UnsafeArchiveEntry: an entry would escape ``into``.
+            StoreCorrupted: the blob is not a readable tar archive.
+        """
         path = str(self.blob_path(layer.digest))
         with self._blobs.open(layer.digest) as blob:
             raw = HashingReader(blob)
@@ -333,6 +365,48 @@ class StoreDirectory:
             StoreError: ``key`` is not lowercase hex.
         """
         self._cache.put(key, manifest)
+
+    def cache_entries(self) -> list[tuple[str, Digest, float]]:
+        """Return every build cache entry as (key, manifest digest, mtime).
+
+        Entries that do not hold a digest are left out.
+        """
+        return self._cache.entries()
+
+    def cache_remove(self, key: str) -> None:
+        """Remove the build cache entry ``key`` if it exists.
+
+        Raises:
+            StoreError: ``key`` is not lowercase hex.
+        """
+        self._cache.remove(key)
+
+    # space
+
+    def blob_digests(self) -> list[Digest]:
+        """Return the digest of every blob file in the store, sorted."""
+        found = []
+        for path in sorted((self._root / "blobs" / "sha256").iterdir()):
+            try:
+                found.append(Digest.parse(f"sha256:{path.name}"))
+            except StoreError:
+                logger.warning("ignoring stray file %s", path)
+        return found
+
+    def remove_blob(self, digest: Digest) -> None:
+        """Delete the blob ``digest`` if present (a no-op otherwise)."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.blob_path(digest))
+
+    def remove_unpacked(self, diff_id: Digest) -> None:
+        """Delete ``layers/<hex>``: renamed into ``tmp/`` first, so it goes at once."""
+        target = self.layers_dir / diff_id.hex
+        doomed = Path(tempfile.mkdtemp(prefix="removed-", dir=self._root / "tmp"))
+        try:
+            os.rename(target, doomed / "layer")
+        except FileNotFoundError:
+            pass
+        shutil.rmtree(doomed, ignore_errors=True)
 
     def __repr__(self) -> str:
         return f"StoreDirectory({str(self._root)!r})"

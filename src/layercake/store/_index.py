@@ -11,6 +11,7 @@ from pathlib import Path
 import attrs
 
 from ._atomic import replace_file
+from ._digest import Digest
 from ._models import Descriptor, Index, from_json, to_json
 
 __all__ = ["REF_NAME", "Tags"]
@@ -98,12 +99,52 @@ class Tags:
             found.append((name, attrs.evolve(entry, annotations=rest)))
         return sorted(found, key=lambda pair: pair[0])
 
-    def _update(self, change: Callable[[list[Descriptor]], bool]) -> bool:
+    def untagged(self) -> list[Descriptor]:
+        """Return the entries without a name (dangling images), in index order."""
+        return [e for e in self.read().manifests if REF_NAME not in e.annotations]
+
+    def add_untagged(self, manifest: Descriptor) -> None:
+        """Record ``manifest`` as an image even if no tag names it."""
+
+        def change(entries: list[Descriptor]) -> bool:
+            if any(e.digest == manifest.digest for e in entries):
+                return False
+            entries.append(attrs.evolve(manifest, annotations={}))
+            return True
+
+        self._update(change)
+
+    def remove_image(self, digest: Digest) -> list[str]:
+        """Drop every entry of ``digest``; return the names it had, sorted."""
+        names: list[str] = []
+
+        def change(entries: list[Descriptor]) -> bool:
+            names.extend(
+                e.annotations[REF_NAME]
+                for e in entries
+                if e.digest == digest and REF_NAME in e.annotations
+            )
+            kept = [e for e in entries if e.digest != digest]
+            changed = len(kept) != len(entries)
+            entries[:] = kept
+            return changed
+
+        self._update(change, keep_dropped=False)
+        return sorted(names)
+
+    def _update(
+        self,
+        change: Callable[[list[Descriptor]], bool],
+        *,
+        keep_dropped: bool = True,
+    ) -> bool:
         with self._locked():
             index = self.read()
             entries = list(index.manifests)
             changed = change(entries)
             if changed:
+                if keep_dropped:
+                    entries = _keep_dropped(index.manifests, entries)
                 updated = attrs.evolve(index, manifests=entries)
                 replace_file(self._path, to_json(updated), temp_dir=self._temp_dir)
             return changed
@@ -116,3 +157,22 @@ class Tags:
             yield
         finally:
             os.close(fd)
+
+
+def _keep_dropped(
+    before: tuple[Descriptor, ...], after: list[Descriptor]
+) -> list[Descriptor]:
+    """Keep images whose last tag went as unnamed entries; drop stale ones.
+
+    A manifest that lost its last name stays in the index without one, as
+    a dangling image (Docker's ``<none>:<none>``), until removed or pruned;
+    an unnamed entry whose manifest got a name again is dropped.
+    """
+    named = {e.digest for e in after if REF_NAME in e.annotations}
+    kept = [e for e in after if REF_NAME in e.annotations or e.digest not in named]
+    present = {e.digest for e in kept}
+    for entry in before:
+        if entry.digest not in present:
+            kept.append(attrs.evolve(entry, annotations={}))
+            present.add(entry.digest)
+    return kept
