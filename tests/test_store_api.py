@@ -13,7 +13,10 @@ import pytest
 
 import layercake
 from layercake.errors import (
+    BlobNotFound,
     DigestMismatch,
+    ImageInUse,
+    ImageNotFound,
     StoreCorrupted,
     StoreError,
     UnsafeArchiveEntry,
@@ -401,3 +404,249 @@ def test_imported_busybox_runs(store, busybox_rootfs, container_runtime):
     image = store.import_rootfs(busybox_rootfs, cmd=["echo", "imported"])
 
     assert image.run().stdout == b"imported\n"
+
+
+def test_untag_of_the_last_tag_leaves_a_dangling_image(store, tmp_path, write_context):
+    """untag() removes the name; the image is then listed as dangling."""
+    image = _small_image(store, tmp_path, write_context)
+
+    store.untag("demo:1")
+
+    assert store.images() == [image]
+    assert store.images({"dangling": "true"})[0].tags == ()
+    assert store.images({"dangling": "false"}) == []
+    with pytest.raises(ImageNotFound) as caught:
+        store.untag("demo:1")
+    assert str(caught.value) == "image not found: demo:1"
+
+
+def test_retagging_a_name_leaves_the_old_image_dangling(store, tmp_path, write_context):
+    """A tag moved to a new build leaves the previous image dangling, as Docker does."""
+    old = _small_image(store, tmp_path, write_context, "demo:1")
+    context = write_context(tmp_path / "ctx2", "FROM scratch\nCOPY x /x\n", x="2\n")
+    new = layercake.Builder(store).build(context, tag="demo:1")
+
+    assert store.images({"dangling": True}) == [old]
+    assert store.images({"dangling": False}) == [new]
+
+
+def test_remove_of_one_of_several_tags_only_untags(store, tmp_path, write_context):
+    """remove("a") of an image also tagged b keeps the image under b."""
+    image = _small_image(store, tmp_path, write_context, "a:1")
+    image.tag("b:1")
+
+    assert store.remove("a:1") == ["Untagged: a:1"]
+    assert store.image("b:1") == image
+
+
+def test_remove_by_id_of_a_multi_tagged_image_needs_force(
+    store, tmp_path, write_context
+):
+    """An id naming an image with two tags is refused unless forced, then all go."""
+    image = _small_image(store, tmp_path, write_context, "a:1")
+    image.tag("b:1")
+
+    with pytest.raises(ImageInUse) as caught:
+        store.remove(image.short_id)
+    assert str(caught.value) == (
+        f"unable to delete {image.short_id} (must be forced): image is "
+        "referenced in 2 tags"
+    )
+    assert store.remove(image.short_id, force=True) == [
+        "Untagged: a:1",
+        "Untagged: b:1",
+        f"Deleted: {image.id}",
+    ]
+    assert store.images() == []
+
+
+def test_remove_is_refused_while_a_container_uses_the_image(
+    store, tmp_path, write_context
+):
+    """containers/<id>/image naming the manifest blocks remove unless forced."""
+    image = _small_image(store, tmp_path, write_context)
+    container = store.path / "containers" / "c0ffee"
+    container.mkdir()
+    (container / "image").write_text(str(image.digest))
+
+    with pytest.raises(ImageInUse) as caught:
+        store.remove("demo:1")
+    assert str(caught.value) == (
+        f"unable to remove demo:1: container c0ffee uses image {image.short_id} "
+        "(force to remove anyway)"
+    )
+    assert caught.value.container_ids == ("c0ffee",)
+    assert store.remove("demo:1", force=True) == [
+        "Untagged: demo:1",
+        f"Deleted: {image.id}",
+    ]
+    # The container still needs its blobs: prune keeps them.
+    store.prune(grace=0)
+    assert store._directory.has_blob(image.digest)
+    assert image.layers[0].unpacked_path().is_dir()
+
+
+def test_inspect_uses_dockers_field_names(store, tmp_path, write_context, monkeypatch):
+    """inspect() returns Docker's keys with the image's values."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    image = _small_image(store, tmp_path, write_context)
+    layer = image.layers[0]
+
+    assert image.inspect() == {
+        "Id": image.id,
+        "RepoTags": ["demo:1"],
+        "RepoDigests": [],
+        "Parent": "",
+        "Comment": "",
+        "Created": "2023-11-14T22:13:20Z",
+        "DockerVersion": "",
+        "Author": "",
+        "Config": {
+            "Env": [
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+            ],
+            "Cmd": ["/hello"],
+        },
+        "Architecture": image.config.architecture,
+        "Os": "linux",
+        "Size": layer.size,
+        "RootFS": {"Type": "layers", "Layers": [str(layer.diff_id)]},
+        "Metadata": {"LastTagTime": ""},
+        "Descriptor": {
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": str(image.digest),
+            "size": (store.path / "blobs/sha256" / image.digest.hex).stat().st_size,
+        },
+    }
+    assert [h.created_by for h in image.history] == [
+        "COPY hello /hello # buildkit",
+        'CMD ["/hello"]',
+    ]
+
+
+def test_images_filters_by_label_and_reference(store, tmp_path, write_context):
+    """label= needs every label to match; reference= globs stop at slashes."""
+    context = write_context(
+        tmp_path / "ctx-l", "FROM scratch\nLABEL tier=web team=a\nCOPY f /f\n", f="1"
+    )
+    web = layercake.Builder(store).build(context, tag="shop/web:1")
+    other = _small_image(store, tmp_path, write_context, "shop:2")
+
+    assert store.images({"label": "tier=web"}) == [web]
+    assert store.images({"label": ["tier=web", "team=b"]}) == []
+    assert store.images({"label": "tier"}) == [web]
+    assert store.images({"reference": "shop"}) == [other]
+    assert store.images({"reference": "shop/*"}) == [web]
+    assert store.images({"reference": "shop*:2"}) == [other]
+    with pytest.raises(ValueError) as caught:
+        store.images({"colour": "red"})
+    assert str(caught.value) == (
+        "invalid filter 'colour': use one of dangling, label, reference"
+    )
+
+
+def test_prune_removes_dangling_images_and_their_blobs_only(
+    store, tmp_path, write_context
+):
+    """prune() deletes a dangling image, its blobs and unpacked layer; keeps the rest."""
+    kept = _small_image(store, tmp_path, write_context, "keep:1")
+    gone = _small_image(store, tmp_path, write_context, "gone:1")
+    gone_layer = gone.layers[0]
+    gone_layer.unpacked_path()
+    kept.layers[0].unpacked_path()
+    store.untag("gone:1")
+    (store.path / "tmp" / "leftover").write_bytes(b"12345")
+    before = store.df()
+
+    report = store.prune(grace=0, cache_older_than=0)
+
+    assert report.images_deleted == (str(gone.digest),)
+    assert report.layers_deleted == 1
+    assert report.tmp_entries_deleted == 1
+    assert report.cache_entries_deleted == before.cache_entries
+    assert store.images() == [kept]
+    assert not store._directory.has_blob(gone_layer.digest)
+    assert not (store.path / "layers" / gone_layer.diff_id.hex).exists()
+    assert (
+        kept.layers[0].unpacked_path() / "hello"
+    ).read_bytes() == b"hello from keep:1\n"
+    assert store.verify().problems == ()
+    after = store.df()
+    assert after.images == 1
+    assert after.unreferenced_size == 0
+    assert after.cache_entries == 0
+
+
+def test_prune_keeps_blobs_younger_than_the_grace_period(store, tmp_path):
+    """A fresh unreferenced blob (a build in progress) survives prune()."""
+    digest = store._directory.write_blob(b"in flight")
+
+    assert store.prune().blobs_deleted == 0
+    assert store._directory.has_blob(digest)
+    assert store.prune(grace=0).blobs_deleted == 1
+
+
+def test_df_counts_shared_blobs_once(store, tmp_path, write_context):
+    """Two tags of one image are one image; a layer two images share is shared."""
+    base = _small_image(store, tmp_path, write_context, "base:1")
+    context = write_context(tmp_path / "ctx-top", 'FROM base:1\nCMD ["/x"]\n')
+    top = layercake.Builder(store).build(context, tag="top:1")
+    base.tag("base:alias")
+
+    usage = store.df()
+
+    layer = base.layers[0]
+    assert top.layers[0].digest == layer.digest
+    assert usage.images == 2
+    assert usage.shared_size == layer.size
+    blob_sizes = {
+        d: (store.path / "blobs/sha256" / d.hex).stat().st_size
+        for image in (base, top)
+        for d in (image.digest, image.manifest.config.digest, layer.digest)
+    }
+    assert usage.images_size == sum(blob_sizes.values())
+
+
+def test_verify_moves_a_damaged_blob_away_and_reports_it(
+    store, tmp_path, write_context
+):
+    """A flipped byte in a layer blob is reported and the blob is not served again."""
+    image = _small_image(store, tmp_path, write_context)
+    layer = image.layers[0]
+    path = store.path / "blobs/sha256" / layer.digest.hex
+    data = bytearray(path.read_bytes())
+    data[600] ^= 1
+    path.write_bytes(bytes(data))
+    actual = "sha256:" + hashlib.sha256(data).hexdigest()
+
+    report = store.verify()
+
+    (problem, missing) = report.problems
+    assert problem.startswith(
+        f"blob {layer.digest} is damaged: its content hashes to {actual} (moved to {store.path}/tmp/damaged-"
+    )
+    assert missing.startswith(f"blob {layer.digest} is missing; ")
+    assert str(image.digest) in missing
+    assert not path.exists()
+    with pytest.raises(BlobNotFound):
+        image.save(tmp_path / "never.tar")
+    assert not (tmp_path / "never.tar").exists()
+
+
+def test_verify_removes_a_tampered_unpacked_layer(store, tmp_path, write_context):
+    """An unpacked layer edited on disk is reported, removed and unpacked afresh."""
+    image = _small_image(store, tmp_path, write_context)
+    unpacked = image.layers[0].unpacked_path()
+    (unpacked / "hello").write_text("tampered\n")
+
+    report = store.verify()
+
+    expected = (
+        f"unpacked layer {image.layers[0].diff_id} differs from its blob (removed; "
+        "it is unpacked again when needed)"
+    )
+    assert report.problems == (expected,)
+    assert (
+        image.layers[0].unpacked_path() / "hello"
+    ).read_text() == "hello from demo:1\n"
+    assert store.verify().ok

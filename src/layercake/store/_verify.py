@@ -78,11 +78,17 @@ def verify(store: StoreDirectory) -> VerifyReport:
     roots = [d.digest for _, d in store.tags()] + [d.digest for d in store.untagged()]
     roots += [d for _, d, _ in store.cache_entries()]
     roots += list(container_images(store).values())
+    missing: dict[Digest, set[Digest]] = {}
     for root in dict.fromkeys(roots):
-        for needed in sorted(reach(store, root).blobs):
+        for needed in reach(store, root).blobs:
             if not store.has_blob(needed):
-                problems.append(f"image {root} needs blob {needed}, which is missing")
+                missing.setdefault(needed, set()).add(root)
         layers.update(_layers_of(store, root))
+    for needed, users in missing.items():
+        problems.append(
+            f"blob {needed} is missing; {len(users)} manifest(s) need it: "
+            + ", ".join(str(user) for user in sorted(users))
+        )
 
     checked = 0
     for path in sorted(store.layers_dir.iterdir()):
