@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import tarfile
 import sys
 import time
 from pathlib import Path
@@ -477,3 +478,136 @@ def test_image_volume_gets_an_anonymous_volume_removed_with_it(busybox, write_co
         assert not (container.path / "upper" / "db" / "y").exists()
         (volume,) = (container.path / "volumes").iterdir()
         assert sorted(os.listdir(volume)) == ["x", "y"]
+
+
+# Files: diff, commit, copy in and out, export
+
+
+def test_diff_lists_added_changed_and_deleted_paths(busybox):
+    """diff() reads the upper directory: new files A, changed C, whiteouts D."""
+    script = "echo x > /new; echo y >> /etc/passwd; rm /etc/group; mkdir -p /a/b"
+    with Container(busybox, ["sh", "-c", script]) as container:
+        container.run()
+        assert container.diff() == [
+            ("A", "/a"),
+            ("A", "/a/b"),
+            ("C", "/etc"),
+            ("D", "/etc/group"),
+            ("C", "/etc/passwd"),
+            ("A", "/new"),
+        ]
+
+
+def test_diff_of_a_running_container_leaves_out_mount_targets(busybox):
+    """Mount targets the runtime creates are not changes."""
+    with Container(busybox, ["sh", "-c", "touch /made; sleep 60"]) as container:
+        container.start()
+        wait_for(lambda: (container.path / "upper" / "made").exists())
+        assert container.diff() == [("A", "/made")]
+
+
+def test_commit_makes_an_image_with_the_changes_and_overrides(busybox):
+    """commit() adds one layer with the changes, applies config, tags it."""
+    with Container(
+        busybox, ["sh", "-c", "echo kept > /kept; rm /etc/group"], env={"E": "1"}
+    ) as container:
+        container.run()
+        image = container.commit(
+            tag="committed:1", command=["cat", "/kept"], message="by test"
+        )
+    assert image.tags == ("committed:1",)
+    assert len(image.layers) == len(busybox.layers) + 1
+    assert image.history[-1].comment == "by test"
+    assert image.config.config.env[-1] == "E=1"
+    result = image.run()
+    assert (result.exit_code, result.stdout) == (0, b"kept\n")
+    assert image.run(["ls", "/etc/group"]).exit_code == 1
+
+
+def test_commit_without_changes_adds_no_layer(busybox):
+    """A container that changed nothing commits to an image with the same layers."""
+    with Container(busybox, ["true"]) as container:
+        container.run()
+        image = container.commit()
+    assert [layer.digest for layer in image.layers] == [
+        layer.digest for layer in busybox.layers
+    ]
+    assert image.history[-1].empty_layer is True
+
+
+def test_copy_to_and_from_a_stopped_container(busybox, tmp_path):
+    """Bytes and host trees go in; files and trees come out, links as links."""
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    (tree / "sub" / "f").write_text("file\n")
+    (tree / "link").symlink_to("/etc/passwd")
+    with Container(busybox, ["true"]) as container:
+        container.copy_to("/opt/hello.txt", b"hello\n")
+        container.copy_to("/opt/tree", tree)
+        assert container.copy_from("/opt/hello.txt") == b"hello\n"
+        assert container.copy_from("/opt/tree/sub/f") == b"file\n"
+        out = tmp_path / "out"
+        assert container.copy_from("/opt/tree", out) is None
+        assert (out / "tree" / "sub" / "f").read_text() == "file\n"
+        assert os.readlink(out / "tree" / "link") == "/etc/passwd"
+        assert container.diff()[:3] == [
+            ("A", "/opt"),
+            ("A", "/opt/hello.txt"),
+            (
+                "A",
+                "/opt/tree",
+            ),
+        ]
+
+
+def test_links_in_the_container_never_lead_to_host_paths(busybox, tmp_path):
+    """Links to absolute paths resolve in the container, for copies both ways."""
+    secret = tmp_path / "host-secret"
+    secret.write_text("host only\n")
+    script = f"ln -s {secret} /escape; ln -s {tmp_path} /escape-dir"
+    with Container(busybox, ["sh", "-c", script]) as container:
+        container.run()
+        with pytest.raises(ContainerError) as caught:
+            container.copy_from("/escape")
+        assert str(caught.value) == (
+            "cannot copy /escape from the container: not a regular file"
+        )
+        container.copy_from("/escape", tmp_path / "out")
+        assert os.readlink(tmp_path / "out" / "escape") == str(secret)
+        container.copy_to("/escape-dir/planted", b"x\n")
+        assert not (tmp_path / "planted").exists()
+        planted = container.path / "upper" / str(tmp_path).lstrip("/") / "planted"
+        assert planted.read_bytes() == b"x\n"
+
+
+def test_copy_from_a_missing_path_names_it(busybox):
+    """A missing container path is a clear error."""
+    with Container(busybox, ["true"]) as container:
+        with pytest.raises(ContainerError) as caught:
+            container.copy_from("/nope")
+        assert str(caught.value) == (
+            "cannot copy /nope from the container: /nope: no such file or directory"
+        )
+
+
+def test_copy_from_a_running_container_sees_its_files(busybox):
+    """Copies from a running container go through its mount namespace."""
+    with Container(busybox, ["sh", "-c", "echo live > /live; sleep 60"]) as container:
+        container.start()
+        wait_for(lambda: (container.path / "upper" / "live").exists())
+        assert container.copy_from("/live") == b"live\n"
+        container.copy_to("/given", b"given\n")
+        assert container.exec(["cat", "/given"]).stdout == b"given\n"
+
+
+def test_export_writes_the_merged_file_system_without_mounts(busybox, tmp_path):
+    """export() is a tar of the merged root; /proc contents are not in it."""
+    with Container(busybox, ["sh", "-c", "echo e > /exported; sleep 60"]) as container:
+        container.start()
+        wait_for(lambda: (container.path / "upper" / "exported").exists())
+        container.export(tmp_path / "fs.tar")
+    with tarfile.open(tmp_path / "fs.tar") as tar:
+        names = tar.getnames()
+        assert tar.extractfile("exported").read() == b"e\n"
+    assert "bin/busybox" in names
+    assert not any(name.startswith("proc/") for name in names)

@@ -17,6 +17,7 @@ import secrets
 import select
 import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -26,6 +27,15 @@ from typing import TYPE_CHECKING, Any, Literal, Self, overload
 import attrs
 
 from layercake import runtime
+from layercake._container_files import (
+    RUNTIME_TARGETS,
+    Change,
+    copy_from,
+    copy_to,
+    export,
+    prune_to,
+    upper_changes,
+)
 from layercake._container_state import (
     LOG_FILE,
     ZERO_TIME,
@@ -606,6 +616,153 @@ class Container:
             cwd=workdir or process.cwd,
         )
         return runtime.run_in(pid, process, stdin=stdin, timeout=timeout)
+
+    def _live_pid(self) -> int | None:
+        state = self.state()
+        if state.status == "running" and is_alive(state.pid, state.pid_start):
+            return state.pid
+        return None
+
+    def _ignored(self) -> frozenset[str]:
+        targets = {t for _, t, _ in self.record.binds}
+        targets |= {t for t, _, _ in self.record.tmpfs}
+        return RUNTIME_TARGETS | frozenset(os.path.normpath(t) for t in targets)
+
+    def diff(self) -> list[Change]:
+        """What the container changed in its image, as ``docker diff`` lists it.
+
+        ``("A", path)`` added, ``("C", path)`` changed, ``("D", path)``
+        deleted (an overlay whiteout), in path order. Mount targets the
+        runtime had to create, and volume contents, are not changes.
+        """
+        return upper_changes(
+            self.path / "upper", self.image.layer_stack(), self._ignored()
+        )
+
+    def commit(
+        self,
+        *,
+        tag: str | None = None,
+        message: str | None = None,
+        author: str | None = None,
+        command: Sequence[str] | None = None,
+        entrypoint: Sequence[str] | None = None,
+        env: Mapping[str, str] | Sequence[str] | None = None,
+        workdir: str | None = None,
+        user: str | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> Image:
+        """Make an image of the container's image plus its changes.
+
+        The changes become one layer (none if there are none); the config is
+        the image's with the container's overrides (command, entrypoint,
+        env, workdir, user) and then the keyword arguments applied, as
+        ``docker commit --change`` does. ``tag`` tags the new image.
+
+        Raises:
+            StoreError: the layer could not be written.
+            InvalidReference: ``tag`` is not a valid reference.
+        """
+        from layercake._build_state import StateWriter
+        from layercake.store import History
+
+        store = self.image.store
+        directory = store._directory
+        base = self.image.config.config
+        record = self.record
+        run_env = merge_env(base.env, record.env)
+        config = attrs.evolve(
+            base,
+            cmd=record.command if record.command is not None else base.cmd,
+            entrypoint=record.entrypoint
+            if record.entrypoint is not None
+            else base.entrypoint,
+            env=run_env,
+            working_dir=record.workdir or base.working_dir,
+            user=record.user if record.user is not None else base.user,
+        )
+        if record.entrypoint is not None and record.command is None:
+            config = attrs.evolve(config, cmd=None)
+        config = attrs.evolve(
+            config,
+            cmd=tuple(command) if command is not None else config.cmd,
+            entrypoint=tuple(entrypoint)
+            if entrypoint is not None
+            else config.entrypoint,
+            env=merge_env(config.env, env_list(env)),
+            working_dir=workdir if workdir is not None else config.working_dir,
+            user=user if user is not None else config.user,
+            labels={**config.labels, **(labels or {})},
+        )
+
+        changes = self.diff()
+        staging = directory.tmp_dir("commit-")
+        try:
+            upper = self.path / "upper"
+            if changes and upper.is_dir():
+                subprocess.run(
+                    ["cp", "-a", "--", f"{upper}/.", f"{staging}/"],
+                    check=True,
+                    capture_output=True,
+                )
+                prune_to(staging, changes)
+            history = History(
+                created=now(),
+                created_by=" ".join(record.process.args),
+                author=author,
+                comment=message,
+            )
+            writer = StateWriter(directory)
+            state = writer.derive(
+                writer.load(self.image.digest), config, history, layer=staging
+            )
+        finally:
+            if staging.exists():
+                shutil.rmtree(staging)
+        image = store._load(state.manifest_digest)
+        if tag is not None:
+            image.tag(tag)
+        logger.info("committed container %s as %s", self.short_id, image.short_id)
+        return image
+
+    def copy_from(
+        self, path: str, host_dir: str | os.PathLike[str] | None = None
+    ) -> bytes | None:
+        """Copy ``path`` out of the container, running or not.
+
+        Without ``host_dir``, ``path`` must be a regular file and its bytes
+        are returned. With it, the file, link or directory tree is written
+        into ``host_dir`` (created when missing) under its own name, links
+        as links; nothing is written outside ``host_dir``.
+
+        Raises:
+            ContainerError: the path is missing, or not a regular file when
+                bytes are asked for.
+        """
+        target = Path(host_dir) if host_dir is not None else None
+        return copy_from(self._spec(), self._live_pid(), path, target)
+
+    def copy_to(self, path: str, source: bytes | str | os.PathLike[str]) -> None:
+        """Put ``source`` at ``path`` in the container, running or not.
+
+        ``source`` is the content of a new file (bytes, mode 0644) or a host
+        file, link or directory tree, copied as it is (links as links) and
+        owned by root. Missing parent directories are created; symbolic
+        links on the way resolve inside the container.
+
+        Raises:
+            ContainerError: ``source`` is missing or the copy failed.
+        """
+        content = source if isinstance(source, bytes) else Path(source)
+        copy_to(self._spec(), self._live_pid(), path, content)
+
+    def export(self, path: str | os.PathLike[str]) -> None:
+        """Write the merged file system to ``path`` as a tar archive.
+
+        Raises:
+            ContainerError: the archive could not be written.
+        """
+        export(self._spec(), self._live_pid(), Path(path))
 
     def inspect(self) -> dict[str, Any]:
         """Describe the container with ``docker inspect``'s field names."""

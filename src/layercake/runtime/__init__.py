@@ -27,6 +27,7 @@ from ._spec import (
     SandboxSpec,
     TmpfsMount,
 )
+from ._view import enter_rootfs
 
 __all__ = [
     "DEFAULT_PATH",
@@ -40,6 +41,7 @@ __all__ = [
     "SandboxSpec",
     "TmpfsMount",
     "enter",
+    "enter_rootfs",
     "lifeline",
     "lifeline_owned",
     "probe",
