@@ -7,8 +7,8 @@ import os
 import re
 import signal
 import subprocess
-import tarfile
 import sys
+import tarfile
 import time
 from pathlib import Path
 
