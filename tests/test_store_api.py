@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import os
 import tarfile
 from pathlib import Path
 
@@ -650,3 +651,37 @@ def test_verify_removes_a_tampered_unpacked_layer(store, tmp_path, write_context
         image.layers[0].unpacked_path() / "hello"
     ).read_text() == "hello from demo:1\n"
     assert store.verify().ok
+
+
+def test_source_date_epoch_gives_the_same_image_id_in_two_stores(
+    tmp_path, write_context, monkeypatch
+):
+    """With SOURCE_DATE_EPOCH, two builds of one context at different times match."""
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "1700000000")
+    context = write_context(
+        tmp_path / "ctx",
+        'FROM scratch\nCOPY . /app/\nCMD ["/app/run"]\n',
+        run="#!/bin/sh\n",
+        lib__data="data\n",
+    )
+    first = layercake.Builder(layercake.Store(tmp_path / "one")).build(context)
+    for path in context.rglob("*"):
+        os.utime(path, (1_800_000_000, 1_800_000_000))
+    second = layercake.Builder(layercake.Store(tmp_path / "two")).build(context)
+
+    assert second.id == first.id
+    with second.layers[0].open() as blob, tarfile.open(fileobj=blob) as tar:
+        assert {info.mtime for info in tar.getmembers()} == {1_700_000_000}
+
+
+def test_without_source_date_epoch_layers_keep_file_mtimes(
+    tmp_path, write_context, monkeypatch
+):
+    """Unset, the layer records the files' own mtimes."""
+    monkeypatch.delenv("SOURCE_DATE_EPOCH", raising=False)
+    context = write_context(tmp_path / "ctx", "FROM scratch\nCOPY f /f\n", f="x")
+    os.utime(context / "f", (1_600_000_000, 1_600_000_000))
+    image = layercake.Builder(layercake.Store(tmp_path / "s")).build(context)
+
+    with image.layers[0].open() as blob, tarfile.open(fileobj=blob) as tar:
+        assert tar.getmember("f").mtime == 1_600_000_000

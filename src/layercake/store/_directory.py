@@ -33,6 +33,12 @@ T = TypeVar("T")
 _LAYOUT_VERSION = b'{"imageLayoutVersion":"1.0.0"}'
 
 
+def source_date_epoch() -> int | None:
+    """``SOURCE_DATE_EPOCH`` as an integer, or ``None`` if unset or not a number."""
+    text = os.environ.get("SOURCE_DATE_EPOCH", "").strip()
+    return int(text) if text.isdigit() else None
+
+
 class StoreDirectory:
     """One store directory: an OCI image layout that layercake also works in.
 
@@ -238,7 +244,9 @@ class StoreDirectory:
         """Pack ``directory`` into an uncompressed OCI layer blob.
 
         The digest of the returned descriptor is also the layer's diff id.
-        See :func:`pack_directory` for what the tar holds.
+        See :func:`pack_directory` for what the tar holds. When the
+        ``SOURCE_DATE_EPOCH`` environment variable holds a number, entry
+        mtimes are clamped to it, so the same tree gives the same digest.
 
         Raises:
             StoreError: a file changed while packing, or the tree is an
@@ -246,7 +254,7 @@ class StoreDirectory:
                 (metacopy or redirect_dir entries).
         """
         with self._blobs.writer() as writer:
-            pack_directory(directory, writer)
+            pack_directory(directory, writer, clamp_mtime=source_date_epoch())
         logger.info("packed %s into layer %s", directory, writer.digest)
         return Descriptor(
             media_type=MediaType.OCI_LAYER, digest=writer.digest, size=writer.size

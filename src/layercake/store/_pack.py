@@ -40,27 +40,31 @@ class _Sink(Protocol):
     def write(self, data: bytes, /) -> int: ...
 
 
-def pack_directory(directory: Path, out: _Sink) -> None:
+def pack_directory(
+    directory: Path, out: _Sink, *, clamp_mtime: int | None = None
+) -> None:
     """Write the tree under ``directory`` to ``out`` as an uncompressed tar.
 
     Overlay whiteouts (character devices 0:0) become ``.wh.NAME`` files, an
     opaque directory gets a ``.wh..wh..opq`` entry, overlay xattrs are left
     out, other xattrs are kept as ``SCHILY.xattr.*`` PAX records. Sockets
-    cannot be represented in tar and are skipped.
+    cannot be represented in tar and are skipped. With ``clamp_mtime``, no
+    entry's mtime is later than it (``SOURCE_DATE_EPOCH`` reproducibility).
 
     Raises:
         StoreError: a file changed size while it was being read, or the tree
             holds overlay metacopy/redirect entries whose data lives in a
             lower layer.
     """
-    packer = _Packer(out)
+    packer = _Packer(out, clamp_mtime)
     packer.walk(os.fspath(directory), "")
     out.write(b"\0" * (2 * _BLOCK))
 
 
 class _Packer:
-    def __init__(self, out: _Sink) -> None:
+    def __init__(self, out: _Sink, clamp_mtime: int | None = None) -> None:
         self._out = out
+        self._clamp = clamp_mtime
         self._links: dict[tuple[int, int], str] = {}
 
     def walk(self, top: str, prefix: str) -> None:
@@ -145,6 +149,8 @@ class _Packer:
 
     def _header(self, info: tarfile.TarInfo, xattrs: dict[str, str]) -> None:
         info.pax_headers = xattrs
+        if self._clamp is not None and info.mtime > self._clamp:
+            info.mtime = self._clamp
         self._out.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
 
 
