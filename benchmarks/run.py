@@ -657,11 +657,21 @@ def prepare(bench: Bench) -> None:
     )
 
 
+def _commit() -> str:
+    result = subprocess.run(
+        ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return result.stdout.strip() or "an unknown commit"
+
+
 def report(bench: Bench) -> str:
     """The final tables as Markdown."""
     lines = [
         (
-            f"layercake {layercake.__version__}, "
+            f"layercake {layercake.__version__} at {_commit()}, "
             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
             f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
         ),
