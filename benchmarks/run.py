@@ -687,7 +687,7 @@ def report(bench: Bench) -> str:
         if ours is None or peer is None:
             continue
         lines.append(
-            f"| {ours.label} | {peer.label} | {ours.median / peer.median:.2f} |"
+            f"| {ours.label} | {peer.label} | {ours.median / peer.median:.3f} |"
         )
     lines += ["", "| target | measured | limit | met |", "|---|---:|---:|---|"]
     for t in bench.targets:
