@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import logging
 import os
@@ -21,6 +22,7 @@ __all__ = ["BlobWriter", "Blobs"]
 logger = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
+_FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
 class BlobWriter:
@@ -96,6 +98,7 @@ class Blobs:
 
         Raises:
             DigestMismatch: the content does not hash to ``expected``.
+            StoreError: the store's file system is full.
         """
         fd, temp = tempfile.mkstemp(dir=self._temp_dir, prefix="blob-")
         try:
@@ -108,9 +111,15 @@ class Blobs:
             os.chmod(temp, 0o644)
             target = self.path(digest)
             os.replace(temp, target)
-        except BaseException:
+        except BaseException as exc:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(temp)
+            if isinstance(exc, OSError) and exc.errno in _FULL:
+                raise StoreError(
+                    f"cannot write a blob: the store's file system is full "
+                    f"({self._directory})",
+                    path=str(self._directory),
+                ) from exc
             raise
         fsync_directory(target.parent)
         logger.debug("wrote blob %s (%d bytes)", digest, writer.size)

@@ -292,6 +292,7 @@ class StoreDirectory:
                 wrong digest.
             UnsafeArchiveEntry: an entry would escape the layer directory.
             StoreCorrupted: the blob is not a readable tar archive.
+            StoreError: the store's file system is full.
         """
         target = self.layers_dir / diff_id.hex
         if target.is_dir():
@@ -301,8 +302,14 @@ class StoreDirectory:
         try:
             self.extract_verified(layer, diff_id, staging)
             os.chmod(staging, 0o755)
-        except BaseException:
+        except BaseException as exc:
             shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StoreError(
+                    f"cannot unpack layer {diff_id}: the store's file system "
+                    f"is full ({self._root})",
+                    path=str(self._root),
+                ) from exc
             raise
         self._publish(staging, target)
         logger.info("unpacked layer %s into %s", diff_id, target)
