@@ -257,7 +257,7 @@ class RegistryClient:
         return None
 
     def _authenticate(self, response: httpx.Response, scopes: tuple[str, ...]) -> bool:
-        sent = response.request.headers.get("Authorization")
+        sent: str | None = response.request.headers.get("Authorization")
         challenge = parse_challenge(response.headers.get("WWW-Authenticate", ""))
         if challenge is None:
             return False

@@ -14,12 +14,11 @@ to use it (the config's diff ids, being uncompressed digests, stay).
 
 from __future__ import annotations
 
-import gzip
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import IO, Literal, cast
+from typing import Literal
 
 import attrs
 import httpx
@@ -33,6 +32,7 @@ from .._models import Descriptor, Index, Manifest, to_json
 from .._reference import Reference
 from ._auth import Credentials
 from ._client import RegistryClient, TransferProgress
+from ._compress import gzip_layers
 from ._errors import public_url
 from ._sources import BlobSources
 
@@ -149,33 +149,7 @@ class _Pusher:
         return self._put_manifest(data, descriptor.media_type, final=final), len(data)
 
     def _compressed(self, manifest: Manifest) -> Manifest:
-        layers = []
-        for layer in manifest.layers:
-            if layer.media_type != MediaType.OCI_LAYER:
-                layers.append(layer)
-                continue
-            with (
-                self._directory.open_blob(layer.digest) as source,
-                self._directory.blob_writer() as writer,
-                # mtime=0 keeps the output, and so the digest, stable.
-                gzip.GzipFile(
-                    filename="",
-                    mode="wb",
-                    fileobj=cast(IO[bytes], writer),
-                    mtime=0,
-                ) as packed,
-            ):
-                while chunk := source.read(_READ):
-                    packed.write(chunk)
-            layers.append(
-                attrs.evolve(
-                    layer,
-                    media_type=MediaType.OCI_LAYER_GZIP,
-                    digest=writer.digest,
-                    size=writer.size,
-                )
-            )
-            logger.info("compressed layer %s into %s", layer.digest, writer.digest)
+        layers = gzip_layers(self._directory, manifest.layers)
         return attrs.evolve(manifest, layers=layers)
 
     def _scopes(self, extra: str | None = None) -> tuple[str, ...]:

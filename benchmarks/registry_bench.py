@@ -1,0 +1,217 @@
+"""Push and pull of a ~300 MB image to a local registry, beside skopeo.
+
+Usage::
+
+    python benchmarks/registry_bench.py [--repeat N] [--size-mb 300]
+
+Starts Debian's docker-registry on 127.0.0.1 with its storage in a temporary
+directory, builds an image of three ~100 MB uncompressed layers (random
+bytes, repetitive text, many small files) in a layercake store, and times,
+as medians of N runs, each into an empty repository or an empty store:
+
+- push: layercake as built (uncompressed layers), layercake with
+  ``compression="gzip"``, and ``skopeo copy oci:STORE:TAG docker://...``
+  (skopeo gzips uncompressed layers when it pushes to a registry);
+- pull of the gzip image skopeo pushed: layercake into an empty store, and
+  ``skopeo copy docker://... oci:DIR:TAG``.
+
+Prints each median and the ratio ours / skopeo. Measures, never asserts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import random
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+from layercake.store import (
+    ContainerConfig,
+    Descriptor,
+    ImageConfig,
+    Manifest,
+    MediaType,
+    RootFS,
+    StoreDirectory,
+)
+from layercake.store._registry import pull, push
+
+REGISTRY = "/usr/bin/docker-registry"
+
+
+@contextmanager
+def running_registry(root: Path) -> Iterator[str]:
+    """Run docker-registry on a free 127.0.0.1 port; yield ``host:port``."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    config = root / "config.yml"
+    config.write_text(
+        "version: 0.1\nlog:\n  level: error\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    process = subprocess.Popen(
+        [REGISTRY, "serve", str(config)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
+                break
+            except httpx.TransportError:
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _tar(members: Iterator[tuple[str, bytes]]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for name, content in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(content)
+            info.mode = 0o644
+            tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def build_image(store: StoreDirectory, layer_mb: int) -> Descriptor:
+    """Write an image of three ~``layer_mb`` MB layers; tag it ``bench``."""
+    size = layer_mb * 1024 * 1024
+    rng = random.Random(5)
+    words = b" ".join(
+        rng.choice([b"layer", b"cake", b"registry", b"blob"]) for _ in range(4096)
+    )
+    layers = [
+        _tar(iter([("random.bin", rng.randbytes(size))])),
+        _tar(iter([("text.txt", (words * (size // len(words) + 1))[:size])])),
+        _tar((f"files/{i:05}", rng.randbytes(8192)) for i in range(size // 8704)),
+    ]
+    descriptors = []
+    for data in layers:
+        digest = store.write_blob(data)
+        descriptors.append(Descriptor(MediaType.OCI_LAYER, digest, len(data)))
+    config = ImageConfig(
+        architecture="amd64",
+        os="linux",
+        config=ContainerConfig(),
+        rootfs=RootFS(diff_ids=[d.digest for d in descriptors]),
+    )
+    manifest = Manifest(
+        config=store.write_json(config, MediaType.OCI_CONFIG), layers=descriptors
+    )
+    descriptor = store.write_json(manifest, MediaType.OCI_MANIFEST)
+    store.set_tag("bench", descriptor)
+    return descriptor
+
+
+def timed(run: Callable[[int], object], repeat: int) -> float:
+    """Return the median seconds of ``run(i)`` over ``repeat`` runs."""
+    times = []
+    for i in range(repeat):
+        start = time.perf_counter()
+        run(i)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and print the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--size-mb", type=int, default=300)
+    args = parser.parse_args(argv)
+    skopeo = shutil.which("skopeo")
+    if skopeo is None or not os.access(REGISTRY, os.X_OK):
+        sys.stderr.write("needs skopeo and docker-registry\n")
+        return 1
+
+    with tempfile.TemporaryDirectory(prefix="registry-bench-") as temp:
+        root = Path(temp)
+        (root / "registry").mkdir()
+        store = StoreDirectory(root / "store")
+        manifest = build_image(store, max(args.size_mb // 3, 1))
+        total = sum(
+            layer.size for layer in store.read_json(Manifest, manifest.digest).layers
+        )
+        with running_registry(root / "registry") as host:
+            rows = []
+
+            ours = timed(
+                lambda i: push(store, manifest, f"{host}/lc/plain{i}:1"), args.repeat
+            )
+            ours_gz = timed(
+                lambda i: push(
+                    store, manifest, f"{host}/lc/gz{i}:1", compression="gzip"
+                ),
+                args.repeat,
+            )
+            theirs = timed(
+                lambda i: subprocess.run(
+                    [
+                        skopeo,
+                        "copy",
+                        "-q",
+                        "--dest-tls-verify=false",
+                        f"oci:{store.root}:bench",
+                        f"docker://{host}/sk/img{i}:1",
+                    ],
+                    check=True,
+                ),
+                args.repeat,
+            )
+            rows.append(("push, layers as built (uncompressed)", ours, theirs))
+            rows.append(("push, compression=gzip", ours_gz, theirs))
+
+            ours_pull = timed(
+                lambda i: pull(
+                    StoreDirectory(root / f"pulled{i}"), f"{host}/sk/img0:1"
+                ),
+                args.repeat,
+            )
+            theirs_pull = timed(
+                lambda i: subprocess.run(
+                    [
+                        skopeo,
+                        "copy",
+                        "-q",
+                        "--src-tls-verify=false",
+                        f"docker://{host}/sk/img0:1",
+                        f"oci:{root / f'skopeo{i}'}:bench",
+                    ],
+                    check=True,
+                ),
+                args.repeat,
+            )
+            rows.append(("pull gzip image into an empty store", ours_pull, theirs_pull))
+
+    print(
+        f"image: 3 layers, {total / 2**20:.0f} MiB uncompressed; "
+        f"median of {args.repeat} runs"
+    )
+    print(f"{'task':40} {'layercake':>10} {'skopeo':>10} {'ratio':>7}")
+    for task, mine, peer in rows:
+        print(f"{task:40} {mine:9.2f}s {peer:9.2f}s {mine / peer:7.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
