@@ -210,7 +210,7 @@ def test_copy_missing_source_names_the_source_and_context(
     context = write_context(tmp_path / "ctx", "FROM busybox\nCOPY nope.txt /\n")
     with pytest.raises(BuildContextError) as caught:
         layercake.Builder(store).build(context, tag="broken:latest")
-    assert str(caught.value) == (
+    assert caught.value.reason == (
         f"COPY source 'nope.txt' not found in the build context {context}"
     )
     assert (caught.value.step, caught.value.instruction) == (2, "COPY nope.txt /")
@@ -225,7 +225,9 @@ def test_copy_from_outside_the_context_is_refused(
     (tmp_path / "secret").write_text("no\n")
     with pytest.raises(BuildContextError) as caught:
         layercake.Builder(store).build(context)
-    assert str(caught.value) == ("COPY source '../secret' is outside the build context")
+    assert caught.value.reason == (
+        "COPY source '../secret' is outside the build context"
+    )
 
 
 def test_several_sources_need_a_directory_destination(
@@ -237,7 +239,7 @@ def test_several_sources_need_a_directory_destination(
     )
     with pytest.raises(BuildContextError) as caught:
         layercake.Builder(store).build(context)
-    assert str(caught.value) == (
+    assert caught.value.reason == (
         "COPY with more than one source needs a destination that is a "
         "directory ending in '/': '/dest'"
     )
@@ -361,8 +363,8 @@ def test_failing_run_reports_step_command_code_and_output_and_tags_nothing(
     error = caught.value
     assert (error.step, error.exit_code, error.output_tail) == (2, 3, "first\noops")
     assert str(error) == (
-        "step 2: 'RUN echo first; echo oops >&2; exit 3' returned a non-zero "
-        "code: 3\nfirst\noops"
+        "step 2 (RUN echo first; echo oops >&2; exit 3): the command returned "
+        "a non-zero code: 3\nfirst\noops"
     )
     assert [image.tags for image in store.images()] == [("busybox:latest",)]
 
@@ -546,7 +548,7 @@ def test_copy_from_a_missing_path_names_the_stage(
     )
     with pytest.raises(BuildContextError) as caught:
         layercake.Builder(store).build(context)
-    assert str(caught.value) == "COPY --from=one source '/nope' not found in one"
+    assert caught.value.reason == "COPY --from=one source '/nope' not found in one"
 
 
 @pytest.mark.usefixtures("container_runtime")
@@ -642,7 +644,7 @@ def test_run_mount_of_an_unknown_type_is_refused(
     )
     with pytest.raises(layercake.BuildError) as caught:
         layercake.Builder(store).build(context)
-    assert str(caught.value) == (
+    assert caught.value.reason == (
         "invalid RUN --mount=type=ssh: mount type 'ssh' is not supported "
         "(bind, cache, tmpfs, secret)"
     )
@@ -682,7 +684,7 @@ def test_add_url_with_a_wrong_checksum_is_refused(
     with pytest.raises(layercake.BuildError) as caught:
         layercake.Builder(store).build(context)
     actual = "sha256:" + hashlib.sha256(b"body\n").hexdigest()
-    assert str(caught.value) == (
+    assert caught.value.reason == (
         f"ADD {url}/f: checksum mismatch: expected {wrong}, got {actual}"
     )
     assert list((store.path / "tmp").iterdir()) == []
@@ -697,7 +699,7 @@ def test_add_url_that_answers_404_names_the_status(
     with pytest.raises(layercake.BuildError) as caught:
         layercake.Builder(store).build(context)
     assert (
-        str(caught.value)
+        caught.value.reason
         == f"ADD {url}/missing: the server answered 404 File not found"
     )
 
@@ -735,15 +737,38 @@ def test_links_in_a_source_path_stay_inside_the_context(
         assert tar.extractfile("got/hostname").read() == b"from the context\n"
 
 
-def test_a_link_source_is_copied_as_a_link(busybox, store, tmp_path, build):
-    """COPY of a symlink copies the link itself, never the host file it names."""
+def test_a_link_source_is_followed_inside_the_context(
+    busybox, store, tmp_path, build, write_context
+):
+    """A source that is a link copies what it points at, scoped to the context.
+
+    A link inside a copied directory stays a link.
+    """
     context = tmp_path / "ctx"
     context.mkdir()
-    os.symlink("/etc/shadow", context / "shadow")
-    image, _ = build(store, context, "FROM busybox\nCOPY shadow /x/\n")
+    (context / "a.txt").write_text("A\n")
+    os.symlink("a.txt", context / "inlink")
+    (context / "dir").mkdir()
+    os.symlink("../a.txt", context / "dir/link")
+    image, _ = build(store, context, "FROM busybox\nCOPY inlink /w\nCOPY dir /d\n")
+    with image.layers[-2].open() as blob, tarfile.open(fileobj=blob) as tar:
+        assert tar.extractfile("w").read() == b"A\n"
     with image.layers[-1].open() as blob, tarfile.open(fileobj=blob) as tar:
-        member = tar.getmember("x/shadow")
-        assert (member.issym(), member.linkname) == (True, "/etc/shadow")
+        link = tar.getmember("d/link")
+        assert (link.issym(), link.linkname) == (True, "../a.txt")
+
+
+def test_a_link_source_pointing_at_a_host_path_is_not_found(
+    busybox, store, tmp_path, write_context
+):
+    """/etc/shadow through a link means the context's etc/shadow: missing here."""
+    context = write_context(tmp_path / "ctx", "FROM busybox\nCOPY shadow /x/\n")
+    os.symlink("/etc/shadow", context / "shadow")
+    with pytest.raises(BuildContextError) as caught:
+        layercake.Builder(store).build(context)
+    assert caught.value.reason == (
+        f"COPY source 'shadow' not found in the build context {context}"
+    )
 
 
 @pytest.mark.usefixtures("container_runtime")

@@ -126,3 +126,78 @@ def test_images_table(cli, busybox, capfd):
     header, row = capfd.readouterr().out.splitlines()
     assert header.split() == ["REPOSITORY", "TAG", "IMAGE", "ID", "CREATED", "SIZE"]
     assert row.split()[:3] == ["busybox", "latest", busybox.short_id]
+
+
+def test_file_flag_is_relative_to_the_current_directory(
+    cli, busybox, capfd, tmp_path, monkeypatch
+):
+    """-f names a Dockerfile from where the command runs, as docker's CLI does."""
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files/Custom").write_text("FROM busybox\nLABEL from=custom\n")
+    monkeypatch.chdir(tmp_path)
+    assert cli("build", "-f", "files/Custom", "-t", "custom", "ctx") == 0
+
+
+def test_dockerfile_from_stdin(cli, busybox, capfd, tmp_path, monkeypatch):
+    """-f - reads the Dockerfile from standard input."""
+    import io
+
+    monkeypatch.setattr("sys.stdin", io.StringIO("FROM busybox\nLABEL from=stdin\n"))
+    assert cli("build", "-f", "-", "-t", "stdin", str(tmp_path)) == 0
+
+
+def test_version_flag(capfd):
+    """--version prints the version and exits 0."""
+    with pytest.raises(SystemExit) as caught:
+        main(["--version"])
+    assert (caught.value.code, capfd.readouterr().out) == (0, "layercake 0.1.0\n")
+
+
+def test_tty_flag_says_it_is_not_supported(cli, busybox, capfd):
+    """-it (docker habit) gives a clear error rather than an argparse puzzle."""
+    assert cli("run", "--rm", "-it", "busybox", "sh") == 125
+    assert capfd.readouterr().err == (
+        "layercake: error: run -t: terminals are not supported yet; drop -t\n"
+    )
+
+
+def test_missing_context_is_one_clear_line(cli, store, capfd, tmp_path):
+    """A context that does not exist is named, as docker names it."""
+    assert cli("build", str(tmp_path / "nope")) == 125
+    assert capfd.readouterr().err == (
+        "layercake: error: unable to prepare the build context: "
+        f"{tmp_path / 'nope'} does not exist\n"
+    )
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_sigterm_during_run_removes_the_container(busybox, store, tmp_path):
+    """SIGTERM to `layercake run` stops the container and leaves nothing behind."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "layercake.cli",
+            "--store",
+            str(store.path),
+            "run",
+            "--rm",
+            "busybox",
+            "sleep",
+            "30",
+        ],
+    )
+    containers = store.path / "containers"
+    deadline = time.monotonic() + 10
+    while not any(containers.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.2)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 143
+    assert list(containers.iterdir()) == []

@@ -12,6 +12,8 @@ The whole public surface is here::
 Every error derives from :class:`LayercakeError`; see :mod:`layercake.errors`.
 """
 
+import logging
+
 from layercake._container import Container
 from layercake._image import Image, Layer
 from layercake._store import Store
@@ -64,3 +66,7 @@ __all__ = [
 ]
 
 __version__ = "0.1.0"
+
+# The library never prints: without a handler of the application's own, its
+# log records go nowhere (not to logging's last-resort stderr handler).
+logging.getLogger(__name__).addHandler(logging.NullHandler())

@@ -64,39 +64,42 @@ class BuildContext:
                 f"{keyword} source {source!r} not found: the build has no context",
                 source=source,
             )
-        relative = self._resolve_parents(relative)
         if _GLOB_CHARS & set(relative):
-            matches = self._glob(relative)
+            pattern = self._resolve(relative, follow_last=False)
+            matches = self._glob(pattern)
             if not matches:
                 raise BuildContextError(
                     f"{keyword} source {source!r} matches no file in the build "
                     f"context {self.root}",
                     source=source,
                 )
-            return matches
-        if relative != "." and (
-            self.ignore.excludes(relative) or not _exists(self.root / relative)
-        ):
-            raise BuildContextError(
-                f"{keyword} source {source!r} not found in the build context "
-                f"{self.root}",
-                source=source,
-            )
-        return [relative]
+        else:
+            matches = [relative]
+        found = []
+        for match in matches:
+            resolved = self._resolve(match, follow_last=True)
+            if resolved != "." and (
+                self.ignore.excludes(resolved) or not _exists(self.root / resolved)
+            ):
+                raise BuildContextError(
+                    f"{keyword} source {source!r} not found in the build context "
+                    f"{self.root}",
+                    source=source,
+                )
+            found.append(resolved)
+        return sorted(set(found))
 
-    def _resolve_parents(self, relative: str) -> str:
-        """Follow links in the leading directories, never out of the context.
+    def _resolve(self, relative: str, *, follow_last: bool) -> str:
+        """Follow links in ``relative``, never out of the context.
 
         A link's target is taken inside the context: an absolute target
         starts at the context root and ``..`` stops there, as BuildKit scopes
-        source paths. The last component is not followed: COPY copies a link
-        as a link.
+        source paths. The last component is followed only when asked: a
+        source named on the COPY line is, a link met inside a copied
+        directory is copied as a link.
         """
         assert self.root is not None
-        if relative == ".":
-            return relative
         pending = relative.split("/")
-        last = pending.pop()
         resolved: list[str] = []
         hops = 0
         while pending:
@@ -108,7 +111,8 @@ class BuildContext:
                     resolved.pop()
                 continue
             candidate = self.root.joinpath(*resolved, name)
-            if candidate.is_symlink() and hops < _MAX_LINK_HOPS:
+            follow = follow_last or bool(pending)
+            if follow and candidate.is_symlink() and hops < _MAX_LINK_HOPS:
                 hops += 1
                 target = os.readlink(candidate)
                 if target.startswith("/"):
@@ -116,7 +120,7 @@ class BuildContext:
                 pending[:0] = target.split("/")
                 continue
             resolved.append(name)
-        return "/".join([*resolved, last])
+        return "/".join(resolved) or "."
 
     def _glob(self, pattern: str) -> list[str]:
         depth = pattern.count("/")

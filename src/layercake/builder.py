@@ -11,10 +11,12 @@ is cached under a key over everything that determines it (see
 from __future__ import annotations
 
 import asyncio
+import collections
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -45,11 +47,13 @@ from layercake._stack_context import StackContext
 from layercake._store import Store, tag_name
 from layercake._users import resolve_user
 from layercake.errors import (
+    BuildContextError,
     BuildError,
     BuildStepFailed,
     ContainerConfigError,
     DockerfileError,
     ImageNotFound,
+    InvalidReference,
 )
 from layercake.events import (
     BuildFinished,
@@ -68,7 +72,13 @@ from layercake.runtime import (
     RootfsSpec,
     SandboxSpec,
 )
-from layercake.store import ContainerConfig, Healthcheck, History, host_platform
+from layercake.store import (
+    ContainerConfig,
+    Healthcheck,
+    History,
+    Reference,
+    host_platform,
+)
 
 __all__ = ["Builder"]
 
@@ -76,6 +86,8 @@ logger = logging.getLogger(__name__)
 
 _DEFAULT_SHELL = ("/bin/sh", "-c")
 _OUTPUT_TAIL_LINES = 20
+_TAIL_CHUNKS = 64
+_TAIL_BYTES = 16 * 1024
 _BUILD_HOSTNAME = "buildkitsandbox"
 _PROXY_ARGS = tuple(
     name
@@ -91,6 +103,27 @@ def _go_list(args: Sequence[str]) -> str:
 
 def _display(instruction: df.Instruction) -> str:
     return " ".join(line.strip() for line in instruction.original.splitlines())
+
+
+_PORT = re.compile(r"([0-9]+)(?:-([0-9]+))?(?:/(tcp|udp|sctp))?", re.IGNORECASE)
+
+
+def _exposed_port(word: str, instruction: df.Instruction) -> str:
+    """Check an EXPOSE word (``80``, ``53/udp``, ``8000-8010/tcp``); add /tcp.
+
+    Raises:
+        DockerfileError: not a port, a range or a protocol Docker knows.
+    """
+    match = _PORT.fullmatch(word)
+    numbers = [int(n) for n in match.groups()[:2] if n] if match else []
+    if not match or not all(0 < n < 65536 for n in numbers):
+        raise DockerfileError(
+            f"invalid containerPort: {word}",
+            path=instruction.location.path,
+            line=instruction.location.line,
+        )
+    port = word.split("/")[0]
+    return f"{port}/{(match.group(3) or 'tcp').lower()}"
 
 
 def _created() -> str:
@@ -305,8 +338,7 @@ class _StageBuild:
             for word in df.expand_words(
                 raw, self.scope.variables(), escape=self.build.dockerfile.escape
             ):
-                port = word if "/" in word else f"{word}/tcp"
-                ports[port] = {}
+                ports[_exposed_port(word, instruction)] = {}
         shown = " ".join(f"{port}:{{}}" for port in sorted(ports))
         return self.commit_config(
             f"EXPOSE {sorted(ports)}", f"EXPOSE map[{shown}]", exposed_ports=ports
@@ -685,7 +717,9 @@ class _StageBuild:
             mounts = (BindMount(str(container / "script"), args[0], read_only=True),)
         scratch = container / "mounts"
         scratch.mkdir()
-        output: list[bytes] = []
+        # Only the tail is kept, for the error message: the whole output of a
+        # chatty step must not live in memory (events carry it as it comes).
+        output: collections.deque[bytes] = collections.deque(maxlen=_TAIL_CHUNKS)
 
         def on_output(stream: str, data: bytes) -> None:
             output.append(data)
@@ -720,7 +754,8 @@ class _StageBuild:
                 )
                 result = runtime.run(spec, on_output=on_output)
             if result.exit_code != 0:
-                tail = b"".join(output).decode("utf-8", "replace").splitlines()
+                last = b"".join(output)[-_TAIL_BYTES:]
+                tail = last.decode("utf-8", "replace").splitlines()
                 raise BuildStepFailed(
                     step=self.build.step,
                     instruction=_display(instruction),
@@ -841,12 +876,25 @@ class _Build:
             location=base.location,
         )
         self.check_platform(base)
+        if not name:
+            raise DockerfileError(
+                f"base name ({base.image}) should not be blank",
+                path=base.location.path,
+                line=base.location.line,
+            )
         if name.lower() == "scratch":
             return self.writer.scratch()
         if name.lower() in self.built:
             return self.built[name.lower()]
         try:
+            Reference.parse(name)
             image = self.store.image(name)
+        except InvalidReference as error:
+            raise DockerfileError(
+                f"invalid base image reference {name!r}: {error.reason}",
+                path=base.location.path,
+                line=base.location.line,
+            ) from None
         except ImageNotFound:
             raise DockerfileError(
                 f"base image not found in the store: {name}",
@@ -985,11 +1033,19 @@ class Builder:
         dockerfile: str | os.PathLike[str] | None,
         text: str | None,
     ) -> df.Dockerfile:
+        if root is not None and not root.is_dir():
+            reason = "is not a directory" if root.exists() else "does not exist"
+            raise BuildContextError(
+                f"unable to prepare the build context: {root} {reason}",
+                source=str(root),
+            )
         if text is not None:
             return df.parse(text, path=str(dockerfile) if dockerfile else None)
         path = Path(dockerfile) if dockerfile is not None else Path("Dockerfile")
         if not path.is_absolute() and root is not None:
             path = root / path
+        if path.is_dir():
+            raise BuildError(f"cannot read Dockerfile: {path} is a directory")
         if not path.is_file():
             raise BuildError(f"cannot read Dockerfile: {path} does not exist")
         return df.parse(path)

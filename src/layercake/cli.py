@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -97,17 +98,24 @@ def cmd_build(args: argparse.Namespace) -> int:
     if args.check:
         from layercake import dockerfile as df
 
-        path = args.file or f"{args.context}/Dockerfile"
-        sys.stdout.write(df.dump(df.parse(Path(path))))
+        if args.file == "-":
+            parsed = df.parse(sys.stdin.read())
+        else:
+            parsed = df.parse(Path(args.file or f"{args.context}/Dockerfile"))
+        sys.stdout.write(df.dump(parsed))
         return 0
     progress = (
         JsonProgress(sys.stdout)
         if args.progress == "json"
         else PlainProgress(sys.stdout)
     )
+    # As with docker, -f is relative to the current directory, and "-" is stdin.
+    text = sys.stdin.read() if args.file == "-" else None
+    dockerfile = None if args.file in (None, "-") else Path(args.file).absolute()
     layercake.Builder(store).build(
         args.context,
-        dockerfile=args.file,
+        dockerfile=dockerfile,
+        text=text,
         tag=args.tag,
         build_args=_key_values(args.build_arg, "--build-arg"),
         target=args.target,
@@ -119,6 +127,8 @@ def cmd_build(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``layercake run``: run a command in a new container and return its code."""
+    if args.tty:
+        raise LayercakeError("run -t: terminals are not supported yet; drop -t")
     store = layercake.Store(args.store)
     image = store.image(args.image)
     with layercake.Container(
@@ -143,10 +153,11 @@ def _age(created: str | None) -> str:
     except ValueError:
         return "N/A"
     seconds = max(0.0, time.mktime(time.gmtime()) - moment)
-    for unit, size in (("days", 86400), ("hours", 3600), ("minutes", 60)):
-        if seconds >= size:
-            return f"{int(seconds // size)} {unit} ago"
-    return f"{int(seconds)} seconds ago"
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60), ("second", 1)):
+        if seconds >= size or unit == "second":
+            count = int(seconds // size)
+            return f"{count} {unit}{'' if count == 1 else 's'} ago"
+    return "N/A"
 
 
 def _size(total: int) -> str:
@@ -215,6 +226,9 @@ def _parser() -> argparse.ArgumentParser:
         help="store directory (default: $LAYERCAKE_STORE or the user data dir)",
     )
     parser.add_argument("--debug", action="store_true", help="show tracebacks and logs")
+    parser.add_argument(
+        "--version", action="version", version=f"layercake {layercake.__version__}"
+    )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
 
     build = verbs.add_parser("build", help="build an image from a Dockerfile")
@@ -256,6 +270,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--entrypoint")
     run.add_argument("--hostname")
     run.add_argument("-i", "--interactive", action="store_true", help="keep stdin open")
+    run.add_argument(
+        "-t",
+        "--tty",
+        action="store_true",
+        help="allocate a terminal (not supported yet)",
+    )
     run.add_argument("--network", choices=("none", "host"), default="none")
     run.set_defaults(handler=cmd_run)
 
@@ -265,21 +285,39 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class _Terminated(KeyboardInterrupt):
+    """SIGTERM, unwinding like Ctrl-C so that the code that made containers
+    and temporary build directories cleans them up."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise _Terminated
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     args = _parser().parse_args(argv)
     if args.debug:
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code: int = args.handler(args)
-    except LayercakeError as error:
-        if args.debug:
-            raise
-        sys.stderr.write(f"layercake: error: {error}\n")
-        return ENGINE_ERROR
+    except (LayercakeError, OSError) as error:
+        return _fail(args, error)
+    except _Terminated:
+        return 128 + signal.SIGTERM
     except KeyboardInterrupt:
-        return 130
+        return 128 + signal.SIGINT
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     return code
+
+
+def _fail(args: argparse.Namespace, error: Exception) -> int:
+    if args.debug:
+        raise error
+    sys.stderr.write(f"layercake: error: {error}\n")
+    return ENGINE_ERROR
 
 
 if __name__ == "__main__":

@@ -187,9 +187,13 @@ class ImageNotFound(LayercakeError, LookupError):
 class BuildError(LayercakeError):
     """A build could not finish.
 
+    The message starts with the step and its instruction once they are
+    known: ``step 3 (COPY a.txt /): ...``.
+
     Attributes:
         step: the 1-based step number, or ``None`` before any step ran.
-        instruction: the instruction's original text, or ``None``.
+        instruction: the instruction's text, or ``None``.
+        reason: the bare explanation, without the step.
     """
 
     def __init__(
@@ -199,9 +203,15 @@ class BuildError(LayercakeError):
         step: int | None = None,
         instruction: str | None = None,
     ) -> None:
+        self.reason = message
         self.step = step
         self.instruction = instruction
         super().__init__(message)
+
+    def __str__(self) -> str:
+        if self.step is None:
+            return self.reason
+        return f"step {self.step} ({self.instruction}): {self.reason}"
 
 
 class BuildContextError(BuildError):
@@ -241,7 +251,7 @@ class BuildStepFailed(BuildError):
     ) -> None:
         self.exit_code = exit_code
         self.output_tail = output_tail
-        message = f"step {step}: {instruction!r} returned a non-zero code: {exit_code}"
+        message = f"the command returned a non-zero code: {exit_code}"
         if output_tail:
             message += "\n" + output_tail
         super().__init__(message, step=step, instruction=instruction)
