@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
+from tests.conftest import missing
 
 import layercake
 from layercake._container import Container, list_containers, prune_containers
@@ -611,3 +612,70 @@ def test_export_writes_the_merged_file_system_without_mounts(busybox, tmp_path):
         assert tar.extractfile("exported").read() == b"e\n"
     assert "bin/busybox" in names
     assert not any(name.startswith("proc/") for name in names)
+
+
+# Resource limits through cgroups
+
+
+def cgroup_dirs(container_id: str) -> list[str]:
+    """The cgroup directories named for a container, anywhere under /sys/fs/cgroup."""
+    found = []
+    for root, dirs, _files in os.walk("/sys/fs/cgroup"):
+        if container_id in dirs:
+            found.append(os.path.join(root, container_id))
+        dirs[:] = [d for d in dirs if d != container_id]
+    return found
+
+
+def test_memory_limit_oom_kills_with_137_and_reports_it(busybox):
+    """Going over the memory limit ends the container with 137 and OOMKilled."""
+    with Container(
+        busybox,
+        ["dd", "if=/dev/zero", "of=/dev/null", "bs=64M", "count=1"],
+        memory=16 * 1024 * 1024,
+    ) as container:
+        result = container.run()
+        if result.warnings:
+            missing(result.warnings[0])
+        assert result.exit_code == 137
+        state = container.inspect()["State"]
+        assert (state["ExitCode"], state["OOMKilled"]) == (137, True)
+        assert container.inspect()["HostConfig"]["Memory"] == 16 * 1024 * 1024
+        assert cgroup_dirs(container.id) != []
+    assert cgroup_dirs(container.id) == []
+
+
+def test_pids_limit_stops_forks_and_stats_report_usage(busybox):
+    """pids_limit caps processes; stats() reads the running container's cgroup."""
+    with Container(
+        busybox,
+        ["sh", "-c", "sleep 60 & sleep 60 & wait"],
+        pids_limit=3,
+        memory=64 * 1024 * 1024,
+    ) as container:
+        container.start()
+        state = container.state()
+        if state.warnings:
+            missing(state.warnings[0])
+        wait_for(lambda: container.stats()["pids_stats"]["current"] == 3)
+        stats = container.stats()
+        assert stats["pids_stats"] == {"current": 3, "limit": 3}
+        assert stats["memory_stats"]["limit"] == 64 * 1024 * 1024
+        assert stats["memory_stats"]["usage"] > 0
+        assert stats["cpu_stats"]["total_usage"] > 0
+        # An exec'd process joins the container's cgroup and its limits.
+        result = container.exec(["sh", "-c", "true & wait"])
+        assert result.stderr == b"sh: can't fork: Resource temporarily unavailable\n"
+    assert cgroup_dirs(container.id) == []
+
+
+def test_stats_without_a_cgroup_says_how_to_get_one(busybox):
+    """A container run attached without limits has no cgroup to read."""
+    with Container(busybox, ["true"]) as container:
+        container.run()
+        with pytest.raises(ContainerError) as caught:
+            container.stats()
+        assert str(caught.value) == (
+            f"container {container.short_id} has no cgroup to measure: start it "
+            "detached or give it a limit (memory, cpus, cpu_shares, pids_limit)"
+        )

@@ -56,11 +56,14 @@ from layercake._volumes import VolumeSpec, prepare_volumes
 from layercake.errors import ContainerConfigError, ContainerError, ContainerTimeout
 from layercake.runtime import (
     BindMount,
+    Cgroup,
+    Resources,
     RootfsSpec,
     RunResult,
     Sandbox,
     SandboxSpec,
     TmpfsMount,
+    open_cgroup,
 )
 
 if TYPE_CHECKING:
@@ -122,6 +125,11 @@ class Container:
     with the image's content at ``target``. Each ``VOLUME`` of the image not
     covered gets an anonymous volume, removed with the container.
 
+    ``memory`` (bytes), ``cpus``, ``cpu_shares`` and ``pids_limit`` are
+    ``docker run``'s limits, applied through a cgroup of the container's own;
+    where cgroups cannot be used the run goes on and says so in a warning
+    (logged, and in :attr:`RunResult.warnings` or ``inspect()``).
+
     Raises:
         ContainerConfigError: the image has no command and none was given,
             the user is not in the image's /etc/passwd, the name is invalid
@@ -145,6 +153,10 @@ class Container:
         read_only: bool = False,
         tmpfs: Sequence[TmpfsMount | str] | None = None,
         volumes: Sequence[VolumeSpec] | None = None,
+        memory: int = 0,
+        cpus: float = 0.0,
+        cpu_shares: int = 0,
+        pids_limit: int = 0,
     ) -> None:
         runtime.require()
         self.image = image
@@ -200,6 +212,10 @@ class Container:
                 read_only=read_only,
                 tmpfs=tuple((t.target, t.size, t.mode) for t in tmpfs_mounts),
                 binds=tuple((b.source, b.target, b.read_only) for b in binds),
+                memory=memory,
+                cpus=cpus,
+                cpu_shares=cpu_shares,
+                pids_limit=pids_limit,
             )
             write_record(self.path, self.record)
         logger.info("created container %s from %s", self.short_id, image.short_id)
@@ -306,7 +322,27 @@ class Container:
                 write_state(self.path, state)
         return state
 
-    def _spec(self) -> SandboxSpec:
+    def _cgroup(self, detach: bool) -> tuple[Cgroup | None, tuple[str, ...]]:
+        record = self.record
+        resources = Resources(
+            memory=record.memory,
+            cpus=record.cpus,
+            cpu_shares=record.cpu_shares,
+            pids_limit=record.pids_limit,
+        )
+        limited = resources != Resources()
+        if not limited and not detach:
+            return None, ()
+        cgroup, reason = runtime.create_cgroup(self.id, resources)
+        if cgroup is not None:
+            return cgroup, ()
+        if not limited:
+            logger.info("container %s runs without a cgroup: %s", self.short_id, reason)
+            return None, ()
+        logger.warning("container %s: %s", self.short_id, reason)
+        return None, (reason,)
+
+    def _spec(self, cgroup: Cgroup | None = None) -> SandboxSpec:
         network = self.config.network
         if network not in ("none", "host"):
             raise ContainerError(
@@ -327,6 +363,7 @@ class Container:
             tmpfs=tuple(TmpfsMount(*mount) for mount in self.record.tmpfs),
             init=self.record.init,
             read_only=self.record.read_only,
+            cgroup_procs=cgroup.procs_files if cgroup is not None else (),
         )
 
     def _ensure_not_started(self) -> None:
@@ -339,13 +376,23 @@ class Container:
                 f"container {self.short_id} was already started", container_id=self.id
             )
 
-    def _record_end(self, started_at: str, exit_code: int) -> None:
+    def _record_end(
+        self,
+        started_at: str,
+        exit_code: int,
+        cgroup: Cgroup | None,
+        warnings: tuple[str, ...],
+    ) -> None:
         self._exit_code = exit_code
         self._state = ContainerState(
             status="exited",
             exit_code=exit_code,
             started_at=started_at,
             finished_at=now(),
+            oom_killed=cgroup is not None and cgroup.oom_killed(),
+            cgroup_version=cgroup.version if cgroup is not None else 0,
+            cgroup_paths=cgroup.paths if cgroup is not None else (),
+            warnings=warnings,
         )
         write_state(self.path, self._state)
 
@@ -358,11 +405,18 @@ class Container:
             ContainerError: already started, failed to start, or timed out.
         """
         self._ensure_not_started()
+        cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
-        result = runtime.run(self._spec(), stdin=stdin, timeout=timeout)
-        self._record_end(started_at, result.exit_code)
+        try:
+            result = runtime.run(self._spec(cgroup), stdin=stdin, timeout=timeout)
+        except BaseException:
+            # Recorded so that remove() finds the cgroup to delete.
+            if cgroup is not None:
+                self._record_end(started_at, 128 + signal.SIGKILL, cgroup, warnings)
+            raise
+        self._record_end(started_at, result.exit_code, cgroup, warnings)
         logger.info("container %s exited with %d", self.short_id, result.exit_code)
-        return result
+        return attrs.evolve(result, warnings=warnings)
 
     def attach(
         self,
@@ -380,12 +434,18 @@ class Container:
             ContainerError: already started or failed to start.
         """
         self._ensure_not_started()
+        cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
-        self._sandbox = runtime.start(
-            self._spec(), stdin=stdin, stdout=stdout, stderr=stderr
-        )
+        try:
+            self._sandbox = runtime.start(
+                self._spec(cgroup), stdin=stdin, stdout=stdout, stderr=stderr
+            )
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
         exit_code = self._sandbox.wait()
-        self._record_end(started_at, exit_code)
+        self._record_end(started_at, exit_code, cgroup, warnings)
         return exit_code
 
     def start(self, *, detach: bool = False) -> None:
@@ -399,9 +459,18 @@ class Container:
             ContainerError: already started or failed to start.
         """
         self._ensure_not_started()
+        cgroup, warnings = self._cgroup(detach)
         try:
-            launch(self._spec(), self.path, detach=detach)
+            launch(
+                self._spec(cgroup),
+                self.path,
+                detach=detach,
+                cgroup=cgroup,
+                warnings=warnings,
+            )
         except ContainerError as error:
+            if cgroup is not None:
+                cgroup.remove()
             raise ContainerError(
                 f"container {self.short_id} failed to start: {error}",
                 container_id=self.id,
@@ -555,8 +624,31 @@ class Container:
             self.kill()
             self.wait()
         if self.path.exists():
+            state = self.state()
+            if state.cgroup_paths:
+                open_cgroup(state.cgroup_version, state.cgroup_paths).remove()
             shutil.rmtree(self.path)
             logger.info("removed container %s", self.short_id)
+
+    def stats(self) -> dict[str, dict[str, int | None]]:
+        """Resource usage from the container's cgroup, with Docker's API names.
+
+        ``cpu_stats.total_usage`` is CPU time in nanoseconds; memory values
+        are bytes (``limit`` None when unlimited); ``pids_stats.current`` the
+        number of processes. A container has a cgroup when it was started
+        detached or given limits.
+
+        Raises:
+            ContainerError: the container has no cgroup.
+        """
+        state = self.state()
+        if not state.cgroup_paths:
+            raise ContainerError(
+                f"container {self.short_id} has no cgroup to measure: start it "
+                "detached or give it a limit (memory, cpus, cpu_shares, pids_limit)",
+                container_id=self.id,
+            )
+        return open_cgroup(state.cgroup_version, state.cgroup_paths).stats()
 
     def _running(self) -> bool:
         if self._sandbox is not None:
@@ -615,7 +707,15 @@ class Container:
             env=merge_env(process.env, overrides),
             cwd=workdir or process.cwd,
         )
-        return runtime.run_in(pid, process, stdin=stdin, timeout=timeout)
+        state = self.state()
+        cgroup = open_cgroup(state.cgroup_version, state.cgroup_paths)
+        return runtime.run_in(
+            pid,
+            process,
+            stdin=stdin,
+            timeout=timeout,
+            cgroup_procs=cgroup.procs_files,
+        )
 
     def _live_pid(self) -> int | None:
         state = self.state()
@@ -789,6 +889,7 @@ class Container:
                 "FinishedAt": state.finished_at,
             },
             "Image": self.image.id,
+            "Warnings": list(state.warnings),
             "Name": "/" + self.name,
             "LogPath": str(self.path / LOG_FILE),
             "HostConfig": {
@@ -799,6 +900,10 @@ class Container:
                     f"{source}:{target}" + (":ro" if ro else "")
                     for source, target, ro in record.binds
                 ],
+                "Memory": record.memory,
+                "NanoCpus": int(record.cpus * 1_000_000_000),
+                "CpuShares": record.cpu_shares,
+                "PidsLimit": record.pids_limit or None,
                 "Tmpfs": {
                     target: f"mode={mode:o}" + (f",size={size}" if size else "")
                     for target, size, mode in record.tmpfs

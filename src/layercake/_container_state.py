@@ -72,6 +72,10 @@ class ContainerRecord:
     labels: tuple[tuple[str, str], ...] = ()
     tmpfs: tuple[tuple[str, int, int], ...] = ()
     binds: tuple[tuple[str, str, bool], ...] = ()
+    memory: int = 0
+    cpus: float = 0.0
+    cpu_shares: int = 0
+    pids_limit: int = 0
 
 
 @attrs.frozen
@@ -93,6 +97,9 @@ class ContainerState:
     finished_at: str = ZERO_TIME
     oom_killed: bool = False
     error: str = ""
+    cgroup_version: int = 0
+    cgroup_paths: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = ()
 
 
 def now() -> str:

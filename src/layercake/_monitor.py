@@ -31,7 +31,7 @@ from layercake._container_state import (
     write_state,
 )
 from layercake.errors import ContainerError
-from layercake.runtime import SandboxSpec
+from layercake.runtime import Cgroup, SandboxSpec
 
 __all__ = ["launch"]
 
@@ -39,7 +39,14 @@ _CHUNK = 65536
 _MAX_FD = 1 << 20
 
 
-def launch(spec: SandboxSpec, directory: Path, *, detach: bool) -> ContainerState:
+def launch(
+    spec: SandboxSpec,
+    directory: Path,
+    *,
+    detach: bool,
+    cgroup: Cgroup | None = None,
+    warnings: tuple[str, ...] = (),
+) -> ContainerState:
     """Start ``spec`` under a monitor process; return once it runs.
 
     Raises:
@@ -53,7 +60,13 @@ def launch(spec: SandboxSpec, directory: Path, *, detach: bool) -> ContainerStat
             os.close(ready_r)
             os.setsid()
             if os.fork() == 0:
-                _monitor(spec, directory, detach, ready_w)
+                started = ContainerState(
+                    status="running",
+                    cgroup_version=cgroup.version if cgroup else 0,
+                    cgroup_paths=cgroup.paths if cgroup else (),
+                    warnings=warnings,
+                )
+                _monitor(spec, directory, detach, ready_w, started, cgroup)
         finally:
             os._exit(0)
     os.close(ready_w)
@@ -67,7 +80,12 @@ def launch(spec: SandboxSpec, directory: Path, *, detach: bool) -> ContainerStat
 
 
 def _monitor(
-    spec: SandboxSpec, directory: Path, detach: bool, ready_w: int
+    spec: SandboxSpec,
+    directory: Path,
+    detach: bool,
+    ready_w: int,
+    started: ContainerState,
+    cgroup: Cgroup | None,
 ) -> NoReturn:
     code = 0
     try:
@@ -89,8 +107,8 @@ def _monitor(
         os.close(out_w)
         os.close(err_w)
         me = os.getpid()
-        state = ContainerState(
-            status="running",
+        state = attrs.evolve(
+            started,
             pid=sandbox.pid,
             pid_start=process_start_time(sandbox.pid) or 0,
             monitor_pid=me,
@@ -106,7 +124,11 @@ def _monitor(
         write_state(
             directory,
             attrs.evolve(
-                state, status="exited", exit_code=exit_code, finished_at=now()
+                state,
+                status="exited",
+                exit_code=exit_code,
+                finished_at=now(),
+                oom_killed=cgroup is not None and cgroup.oom_killed(),
             ),
         )
     except BaseException:  # noqa: BLE001 - a forked monitor must never return

@@ -8,6 +8,7 @@ network is asked for) network namespaces, in a user namespace when not root.
 
 from __future__ import annotations
 
+from ._cgroups import Cgroup, Resources, create_cgroup, open_cgroup
 from ._enter import enter
 from ._probe import Capabilities, probe, require
 from ._run import OutputCallback, run, run_in
@@ -33,17 +34,21 @@ __all__ = [
     "DEFAULT_PATH",
     "BindMount",
     "Capabilities",
+    "Cgroup",
     "OutputCallback",
     "ProcessSpec",
+    "Resources",
     "RootfsSpec",
     "RunResult",
     "Sandbox",
     "SandboxSpec",
     "TmpfsMount",
+    "create_cgroup",
     "enter",
     "enter_rootfs",
     "lifeline",
     "lifeline_owned",
+    "open_cgroup",
     "probe",
     "release_lifeline",
     "require",

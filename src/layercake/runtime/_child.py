@@ -171,6 +171,10 @@ def _become_container(
     try:
         # Set now and again after the user switch, which clears it.
         _do("set parent death signal", libc.prctl, libc.PR_SET_PDEATHSIG, _SIGKILL)
+        # PID 1 joins first, so everything the container runs is counted, and
+        # the relay stays out: an OOM kill must hit the container, not it.
+        for procs in plan.cgroup_procs:
+            _do(f"join cgroup {os.fsdecode(procs)}", _write_file, procs, b"0")
         os.umask(0o022)
         flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC
         if plan.new_net:

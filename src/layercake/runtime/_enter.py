@@ -39,13 +39,16 @@ def enter(
     stdin: int | None = None,
     stdout: int | None = None,
     stderr: int | None = None,
+    cgroup_procs: tuple[str, ...] = (),
 ) -> Sandbox:
     """Start ``process`` in the namespaces of the running container ``pid``.
 
     ``pid`` is the host pid of the container's PID 1. The file descriptors
     work as in :func:`layercake.runtime.start`. The process gets the
     container's capability bounding set, its root and its hostname; it ends
-    when the caller dies, like a started container.
+    when the caller dies, like a started container. It joins the cgroups
+    whose ``cgroup.procs`` files ``cgroup_procs`` names, so the container's
+    limits hold for it too.
 
     Raises:
         ContainerConfigError: the process spec cannot work.
@@ -65,17 +68,27 @@ def enter(
             f"container process {pid} is not running: {error.strerror}"
         ) from None
 
+    # Opened here: once in the container's mount namespace, the host's
+    # cgroup file system is out of sight.
+    try:
+        cgroups = tuple(os.open(p, os.O_WRONLY | os.O_CLOEXEC) for p in cgroup_procs)
+    except OSError as error:
+        for _, fd, _ in fds:
+            os.close(fd)
+        raise ContainerError(
+            f"cannot join the container's cgroup: {error.strerror}"
+        ) from None
     status_r, status_w = _pipe_above_stdio()
     try:
         child = os.fork()
     except BaseException:
-        for fd in (status_r, status_w, *(fd for _, fd, _ in fds)):
+        for fd in (status_r, status_w, *cgroups, *(fd for _, fd, _ in fds)):
             os.close(fd)
         raise
     if child == 0:
-        _join(plan, fds, (stdin, stdout, stderr), status_w, lifeline())
+        _join(plan, fds, (stdin, stdout, stderr), status_w, lifeline(), cgroups)
     os.close(status_w)
-    for _, fd, _ in fds:
+    for fd in (*cgroups, *(fd for _, fd, _ in fds)):
         os.close(fd)
 
     try:
@@ -101,6 +114,7 @@ def _join(
     stdio: tuple[int | None, int | None, int | None],
     status_w: int,
     lifeline_fd: int,
+    cgroups: tuple[int, ...],
 ) -> None:
     try:
         os.setsid()
@@ -109,7 +123,7 @@ def _join(
             os.close(fd)
         pid = os.fork()
         if pid == 0:
-            _become_process(plan, stdio, status_w)
+            _become_process(plan, stdio, status_w, cgroups)
         os.write(status_w, b"P%d\0" % pid)
         os.closerange(3, lifeline_fd)
         os.closerange(lifeline_fd + 1, _child._MAX_FD)
@@ -123,8 +137,11 @@ def _become_process(
     plan: ProcessPlan,
     stdio: tuple[int | None, int | None, int | None],
     status_w: int,
+    cgroups: tuple[int, ...],
 ) -> None:
     try:
+        for fd in cgroups:
+            _child._do("join the container's cgroup", os.write, fd, b"0")
         _child._do("set parent death signal", libc.prctl, libc.PR_SET_PDEATHSIG, 9)
         os.umask(0o022)
         _child._do("enter /", os.chdir, "/")

@@ -38,6 +38,7 @@ class Plan:
     tmpfs: tuple[tuple[str, bytes], ...]
     init: bool
     read_only: bool
+    cgroup_procs: tuple[bytes, ...]
     argv: tuple[str, ...]
     env: dict[str, str]
     search_path: tuple[str, ...]
@@ -128,6 +129,7 @@ def prepare(spec: SandboxSpec) -> Plan:
         tmpfs=tuple(_tmpfs(t.target, t.size, t.mode) for t in spec.tmpfs),
         init=spec.init,
         read_only=spec.read_only,
+        cgroup_procs=tuple(os.fsencode(p) for p in spec.cgroup_procs),
         argv=process.args,
         env=env,
         search_path=tuple(env["PATH"].split(":")),

@@ -56,6 +56,7 @@ def run_in(
     stdin: bytes | None = None,
     on_output: OutputCallback | None = None,
     timeout: float | None = None,
+    cgroup_procs: tuple[str, ...] = (),
 ) -> RunResult:
     """Run ``process`` in the running container ``pid`` and wait for it to end.
 
@@ -68,7 +69,9 @@ def run_in(
         ContainerTimeout: it ran longer than ``timeout`` seconds and was killed.
     """
     return _collect(
-        lambda i, o, e: enter(pid, process, stdin=i, stdout=o, stderr=e),
+        lambda i, o, e: enter(
+            pid, process, stdin=i, stdout=o, stderr=e, cgroup_procs=cgroup_procs
+        ),
         stdin,
         on_output,
         timeout,

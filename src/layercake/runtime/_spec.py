@@ -90,7 +90,9 @@ class SandboxSpec:
     the bind ``mounts``. With ``init`` a minimal init is PID 1: it forwards
     signals to the process and reaps orphaned zombies; without it the
     process itself is PID 1. ``read_only`` makes the root file system
-    read-only (mounts keep their own mode).
+    read-only (mounts keep their own mode). The container's processes join
+    the cgroups whose ``cgroup.procs`` files ``cgroup_procs`` names (see
+    :func:`layercake.runtime.create_cgroup`).
     """
 
     rootfs: RootfsSpec
@@ -101,6 +103,7 @@ class SandboxSpec:
     tmpfs: tuple[TmpfsMount, ...] = ()
     init: bool = False
     read_only: bool = False
+    cgroup_procs: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -108,9 +111,11 @@ class RunResult:
     """How a finished container ended and what it wrote.
 
     ``exit_code`` is the process's exit code, or 128 plus the signal number
-    when a signal ended it, as Docker reports it.
+    when a signal ended it, as Docker reports it. ``warnings`` says what
+    was asked for but could not be done (resource limits without cgroups).
     """
 
     exit_code: int
     stdout: bytes
     stderr: bytes
+    warnings: tuple[str, ...] = ()

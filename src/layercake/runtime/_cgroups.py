@@ -1,0 +1,278 @@
+"""Resource limits through cgroups: v2 where it is mounted, else v1 controllers.
+
+Each container gets a cgroup ``layercake/<name>`` below the cgroup of the
+process that creates it (so limits set above still apply), one per v1
+controller or one in the v2 tree. The runtime's relay process joins it
+before forking the container's PID 1, so everything the container runs is
+counted from its first instruction.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import os
+import time
+from pathlib import Path
+
+import attrs
+
+__all__ = ["Cgroup", "Resources", "create_cgroup", "open_cgroup"]
+
+logger = logging.getLogger(__name__)
+
+_ROOT = Path("/sys/fs/cgroup")
+_PARENT = "layercake"
+_PERIOD_US = 100_000
+_UNLIMITED_V1 = 1 << 62
+_RELEASE_TIMEOUT = 2.0
+_V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
+
+
+@attrs.frozen
+class Resources:
+    """Limits as ``docker run`` takes them; 0 means no limit.
+
+    ``memory`` is in bytes (swap is not allowed beyond it); ``cpus`` is a
+    number of CPUs (``--cpus``); ``cpu_shares`` a relative weight
+    (``--cpu-shares``, 1024 is the default); ``pids_limit`` the most
+    processes at a time.
+    """
+
+    memory: int = 0
+    cpus: float = 0.0
+    cpu_shares: int = 0
+    pids_limit: int = 0
+
+
+@attrs.frozen
+class Cgroup:
+    """A container's cgroup: its directories, one per v1 controller or one v2."""
+
+    version: int
+    paths: tuple[str, ...]
+
+    @property
+    def procs_files(self) -> tuple[str, ...]:
+        """The ``cgroup.procs`` files a process writes its pid to, to join."""
+        return tuple(path + "/cgroup.procs" for path in self.paths)
+
+    def _file(self, controller: str, name: str) -> Path | None:
+        for path in self.paths:
+            if self.version == 2 or f"/{controller}/" in path:
+                candidate = Path(path) / name
+                if candidate.exists():
+                    return candidate
+        return None
+
+    def _read_int(self, controller: str, name: str) -> int | None:
+        file = self._file(controller, name)
+        if file is None:
+            return None
+        text = file.read_text().strip()
+        if text == "max":
+            return None
+        value = int(text)
+        # cgroup v1 shows "no limit" as the largest page-aligned value.
+        return None if value >= _UNLIMITED_V1 else value
+
+    def oom_killed(self) -> bool:
+        """Whether the kernel's OOM killer killed a process of this cgroup."""
+        name = "memory.events" if self.version == 2 else "memory.oom_control"
+        file = self._file("memory", name)
+        if file is None:
+            return False
+        for line in file.read_text().splitlines():
+            key, _, value = line.partition(" ")
+            if key == "oom_kill":
+                return int(value) > 0
+        return False
+
+    def stats(self) -> dict[str, dict[str, int | None]]:
+        """Current usage, with ``docker stats`` API names."""
+        if self.version == 2:
+            cpu = 0
+            file = self._file("cpu", "cpu.stat")
+            if file is not None:
+                for line in file.read_text().splitlines():
+                    if line.startswith("usage_usec "):
+                        cpu = int(line.split()[1]) * 1000
+            memory = {
+                "usage": self._read_int("memory", "memory.current"),
+                "max_usage": self._read_int("memory", "memory.peak"),
+                "limit": self._read_int("memory", "memory.max"),
+            }
+        else:
+            cpu = self._read_int("cpuacct", "cpuacct.usage") or 0
+            memory = {
+                "usage": self._read_int("memory", "memory.usage_in_bytes"),
+                "max_usage": self._read_int("memory", "memory.max_usage_in_bytes"),
+                "limit": self._read_int("memory", "memory.limit_in_bytes"),
+            }
+        return {
+            "cpu_stats": {"total_usage": cpu},
+            "memory_stats": memory,
+            "pids_stats": {
+                "current": self._read_int("pids", "pids.current"),
+                "limit": self._read_int("pids", "pids.max"),
+            },
+        }
+
+    def remove(self) -> None:
+        """Delete the cgroup directories (and the parent, once empty).
+
+        Failures are logged, never raised: a process still in it keeps it.
+        """
+        for path in self.paths:
+            try:
+                _rmdir_when_released(path)
+            except FileNotFoundError:
+                pass
+            except OSError as error:
+                logger.warning("cannot remove cgroup %s: %s", path, error.strerror)
+                continue
+            try:
+                os.rmdir(os.path.dirname(path))
+            except OSError:
+                pass
+
+
+def _rmdir_when_released(path: str) -> None:
+    # Tasks that were just reaped stay charged to the cgroup for a moment,
+    # which makes rmdir fail with EBUSY although cgroup.procs is empty.
+    deadline = time.monotonic() + _RELEASE_TIMEOUT
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except OSError as error:
+            if error.errno != errno.EBUSY or time.monotonic() > deadline:
+                raise
+            with open(path + "/cgroup.procs") as procs:
+                if procs.read().strip():
+                    raise
+        time.sleep(0.005)
+
+
+def _own_paths() -> dict[str, str]:
+    """This process's cgroup per v1 controller, and ``""`` for v2."""
+    paths = {}
+    with open("/proc/self/cgroup") as file:
+        for line in file:
+            _, controllers, path = line.rstrip("\n").split(":", 2)
+            for controller in controllers.split(",") if controllers else [""]:
+                paths[controller] = path
+    return paths
+
+
+def _is_v2() -> bool:
+    return (_ROOT / "cgroup.controllers").exists()
+
+
+def _make(path: Path) -> None:
+    for _ in range(3):
+        try:
+            path.parent.mkdir(exist_ok=True)
+            path.mkdir()
+            return
+        except FileExistsError:
+            return
+        except FileNotFoundError:
+            # Another container removed the emptied parent just now.
+            continue
+    raise OSError(errno.ENOENT, "cgroup parent keeps disappearing", str(path))
+
+
+def create_cgroup(name: str, resources: Resources) -> tuple[Cgroup | None, str]:
+    """Create the cgroup ``layercake/<name>`` with ``resources`` applied.
+
+    Returns the cgroup, or ``None`` and the reason when cgroups cannot be
+    used here (no cgroup file system, no write access, a controller
+    missing); the caller must report that reason, never drop it.
+    """
+    try:
+        own = _own_paths()
+        if _is_v2():
+            cgroup = _create_v2(own.get("", "/"), name, resources)
+        else:
+            cgroup = _create_v1(own, name, resources)
+    except OSError as error:
+        reason = error.strerror or str(error)
+        where = f" ({error.filename})" if error.filename else ""
+        return None, f"resource limits not applied: {reason.lower()}{where}"
+    return cgroup, ""
+
+
+def _create_v2(own: str, name: str, resources: Resources) -> Cgroup:
+    base = _ROOT / own.lstrip("/") / _PARENT
+    if not base.exists():
+        base.mkdir()
+    wanted = {"memory", "cpu", "pids"}
+    available = set((base.parent / "cgroup.controllers").read_text().split())
+    missing = wanted - available
+    if missing:
+        raise OSError(
+            errno.ENOTSUP,
+            f"cgroup v2 controllers {', '.join(sorted(missing))} are not enabled",
+        )
+    (base.parent / "cgroup.subtree_control").write_text("+memory +cpu +pids")
+    (base / "cgroup.subtree_control").write_text("+memory +cpu +pids")
+    path = base / name
+    _make(path)
+    cgroup = Cgroup(2, (str(path),))
+    try:
+        if resources.memory:
+            (path / "memory.max").write_text(str(resources.memory))
+            swap = path / "memory.swap.max"
+            if swap.exists():
+                swap.write_text("0")
+        if resources.cpus:
+            quota = int(resources.cpus * _PERIOD_US)
+            (path / "cpu.max").write_text(f"{quota} {_PERIOD_US}")
+        if resources.cpu_shares:
+            weight = 1 + ((resources.cpu_shares - 2) * 9999) // 262142
+            (path / "cpu.weight").write_text(str(max(1, min(10000, weight))))
+        if resources.pids_limit:
+            (path / "pids.max").write_text(str(resources.pids_limit))
+    except OSError:
+        cgroup.remove()
+        raise
+    return cgroup
+
+
+def _create_v1(own: dict[str, str], name: str, resources: Resources) -> Cgroup:
+    paths = []
+    try:
+        for controller in _V1_CONTROLLERS:
+            mount = _ROOT / controller
+            if not (mount / "cgroup.procs").exists():
+                raise OSError(
+                    errno.ENOENT, f"cgroup v1 controller {controller} is not mounted"
+                )
+            path = mount / own.get(controller, "/").lstrip("/") / _PARENT / name
+            _make(path)
+            paths.append(str(path))
+        cgroup = Cgroup(1, tuple(paths))
+        memory, cpu = Path(paths[0]), Path(paths[1])
+        if resources.memory:
+            (memory / "memory.limit_in_bytes").write_text(str(resources.memory))
+            swap = memory / "memory.memsw.limit_in_bytes"
+            if swap.exists():
+                swap.write_text(str(resources.memory))
+        if resources.cpus:
+            (cpu / "cpu.cfs_period_us").write_text(str(_PERIOD_US))
+            quota = int(resources.cpus * _PERIOD_US)
+            (cpu / "cpu.cfs_quota_us").write_text(str(quota))
+        if resources.cpu_shares:
+            (cpu / "cpu.shares").write_text(str(resources.cpu_shares))
+        if resources.pids_limit:
+            (Path(paths[3]) / "pids.max").write_text(str(resources.pids_limit))
+    except OSError:
+        Cgroup(1, tuple(paths)).remove()
+        raise
+    return cgroup
+
+
+def open_cgroup(version: int, paths: tuple[str, ...]) -> Cgroup:
+    """The cgroup recorded as ``version`` and ``paths`` (by another process)."""
+    return Cgroup(version, paths)
