@@ -106,9 +106,9 @@ class RegistryClient:
         self._tokens = TokenCache()
         self._basic = False
         self._auth_lock = threading.Lock()
-        verify: ssl.SSLContext | bool = True
+        # The system's CA store (as Docker uses), plus the caller's extra CAs.
+        verify = ssl.create_default_context()
         if ca_file is not None:
-            verify = ssl.create_default_context()
             verify.load_verify_locations(cafile=str(ca_file))
         self._http = httpx.Client(
             verify=verify,

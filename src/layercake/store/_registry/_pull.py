@@ -363,6 +363,8 @@ class _Puller:
             scopes=self._scopes,
             action="blob pull",
             reference=self._name,
+            # The digest is of the bytes as stored: no transfer compression.
+            headers={"Accept-Encoding": "identity"},
             follow_redirects=True,
         )
         self._client.check(response, reference=self._name, action="blob pull")
@@ -370,7 +372,7 @@ class _Puller:
         total = descriptor.size
         try:
             with self._directory.blob_writer(expected=descriptor.digest) as writer:
-                for chunk in response.iter_bytes(_CHUNK):
+                for chunk in response.iter_raw():
                     if writer.size + len(chunk) > total:
                         raise self._invalid(
                             f"blob {descriptor.digest} is longer than the {total} "
