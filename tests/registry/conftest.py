@@ -14,13 +14,34 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from registry_servers import Handler, QuietServer, RunningRegistry, start_registry
+from registry_servers import (
+    Handler,
+    QuietServer,
+    RunningRegistry,
+    make_certificate,
+    start_registry,
+)
 
 
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[RunningRegistry]:
     """A registry without authentication on 127.0.0.1."""
     yield from start_registry(tmp_path / "registry", htpasswd=False)
+
+
+@pytest.fixture
+def tls_registry(tmp_path: Path) -> Iterator[tuple[RunningRegistry, Path]]:
+    """A registry serving HTTPS with a certificate from a throwaway CA.
+
+    Yields the registry and the CA certificate's path.
+    """
+    certs = tmp_path / "certs"
+    certs.mkdir()
+    ca, cert, key = make_certificate(certs)
+    for running in start_registry(
+        tmp_path / "tls-registry", htpasswd=False, tls=(cert, key)
+    ):
+        yield running, ca
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.server
 import os
 import re
+import shutil
 import socket
 import subprocess
 import time
@@ -50,7 +51,9 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _config(root: Path, port: int, htpasswd: Path | None) -> str:
+def _config(
+    root: Path, port: int, htpasswd: Path | None, tls: tuple[Path, Path] | None
+) -> str:
     text = (
         "version: 0.1\n"
         "log:\n  level: info\n  accesslog:\n    disabled: true\n"
@@ -58,6 +61,8 @@ def _config(root: Path, port: int, htpasswd: Path | None) -> str:
         "  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n  secret: layercake-tests\n"
     )
+    if tls is not None:
+        text += f"  tls:\n    certificate: {tls[0]}\n    key: {tls[1]}\n"
     if htpasswd is not None:
         text += (
             f"auth:\n  htpasswd:\n    realm: layercake-tests\n    path: {htpasswd}\n"
@@ -65,14 +70,16 @@ def _config(root: Path, port: int, htpasswd: Path | None) -> str:
     return text
 
 
-def start_registry(root: Path, *, htpasswd: bool) -> Iterator[RunningRegistry]:
+def start_registry(
+    root: Path, *, htpasswd: bool, tls: tuple[Path, Path] | None = None
+) -> Iterator[RunningRegistry]:
     if not os.access(REGISTRY_BINARY, os.X_OK):
         missing(f"{REGISTRY_BINARY} is missing (install Debian's docker-registry)")
     root.mkdir(parents=True)
     port = free_port()
     password_file = root / "htpasswd" if htpasswd else None
     config = root / "config.yml"
-    config.write_text(_config(root, port, password_file))
+    config.write_text(_config(root, port, password_file, tls))
     log_path = root / "registry.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -82,7 +89,7 @@ def start_registry(root: Path, *, htpasswd: bool) -> Iterator[RunningRegistry]:
             stdin=subprocess.DEVNULL,
         )
     try:
-        _wait_ready(port, process, log_path)
+        _wait_ready(port, process, log_path, tls is not None)
         username = password = None
         if password_file is not None:
             found = re.search(r"password=(\S+) user=(\S+)", log_path.read_text())
@@ -98,13 +105,16 @@ def start_registry(root: Path, *, htpasswd: bool) -> Iterator[RunningRegistry]:
             process.wait()
 
 
-def _wait_ready(port: int, process: subprocess.Popen[bytes], log: Path) -> None:
+def _wait_ready(
+    port: int, process: subprocess.Popen[bytes], log: Path, tls: bool
+) -> None:
+    scheme = "https" if tls else "http"
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"docker-registry exited: {log.read_text()}")
         try:
-            httpx.get(f"http://127.0.0.1:{port}/v2/", timeout=1)
+            httpx.get(f"{scheme}://127.0.0.1:{port}/v2/", timeout=1, verify=False)
             return
         except httpx.TransportError:
             time.sleep(0.05)
@@ -221,3 +231,73 @@ def make_image(
     if tag is not None:
         directory.set_tag(tag, descriptor)
     return descriptor
+
+
+def make_certificate(directory: Path) -> tuple[Path, Path, Path]:
+    """Make a throwaway CA and a server certificate for 127.0.0.1 with openssl.
+
+    Returns (CA certificate, server certificate, server key) paths.
+    """
+    if shutil.which("openssl") is None:
+        missing("openssl is not installed (install Debian's openssl)")
+    ca_key, ca = directory / "ca.key", directory / "ca.pem"
+    key, csr, cert = (
+        directory / "server.key",
+        directory / "server.csr",
+        directory / "server.pem",
+    )
+    ext = directory / "san.ext"
+    ext.write_text("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n")
+
+    def openssl(*args: str) -> None:
+        subprocess.run(["openssl", *args], check=True, capture_output=True)
+
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        str(ca_key),
+        "-out",
+        str(ca),
+        "-days",
+        "2",
+        "-subj",
+        "/CN=layercake test CA",
+    )
+    openssl(
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        str(key),
+        "-out",
+        str(csr),
+        "-subj",
+        "/CN=127.0.0.1",
+    )
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        str(csr),
+        "-CA",
+        str(ca),
+        "-CAkey",
+        str(ca_key),
+        "-CAcreateserial",
+        "-out",
+        str(cert),
+        "-days",
+        "2",
+        "-extfile",
+        str(ext),
+    )
+    return ca, cert, key

@@ -56,6 +56,16 @@ def is_insecure_by_default(domain: str) -> bool:
     return host in _LOOPBACK
 
 
+def _is_tls_failure(exc: BaseException) -> bool:
+    # A certificate or handshake failure will fail the same way again.
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ssl.SSLError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _api_host(domain: str) -> str:
     return "registry-1.docker.io" if domain == "docker.io" else domain
 
@@ -227,7 +237,7 @@ class RegistryClient:
         try:
             return self._http.send(request, stream=True)
         except httpx.TransportError as exc:
-            if attempt >= self._retries:
+            if attempt >= self._retries or _is_tls_failure(exc):
                 raise RegistryError(
                     f"{action} failed for {reference}: {method} "
                     f"{public_url(target)}: {type(exc).__name__}: {exc}",
