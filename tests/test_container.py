@@ -679,3 +679,74 @@ def test_stats_without_a_cgroup_says_how_to_get_one(busybox):
             f"container {container.short_id} has no cgroup to measure: start it "
             "detached or give it a limit (memory, cpus, cpu_shares, pids_limit)"
         )
+
+
+# Security options
+
+
+def status_field(container: Container, field: str) -> str:
+    """Run a container and return one field of its /proc/self/status."""
+    output = container.run().stdout.decode()
+    return output.partition(f"{field}:\t")[2].partition("\n")[0]
+
+
+def test_default_capabilities_are_dockers(busybox):
+    """The bounding set is Docker's default set, and no_new_privs is off."""
+    with Container(busybox, ["cat", "/proc/self/status"]) as container:
+        output = container.run().stdout.decode()
+    assert "CapBnd:\t00000000a80425fb\n" in output
+    assert "NoNewPrivs:\t0\n" in output
+
+
+def test_cap_add_and_cap_drop_change_the_bounding_set(busybox):
+    """NET_ADMIN added (bit 12), CHOWN and CAP_KILL dropped (bits 0 and 5)."""
+    with Container(
+        busybox,
+        ["cat", "/proc/self/status"],
+        cap_add=["NET_ADMIN"],
+        cap_drop=["chown", "CAP_KILL"],
+    ) as container:
+        assert status_field(container, "CapBnd") == "00000000a80435da"
+
+
+def test_cap_drop_all_keeps_only_what_is_added(busybox):
+    """drop ALL then add CHOWN leaves exactly bit 0."""
+    with Container(
+        busybox, ["cat", "/proc/self/status"], cap_drop=["ALL"], cap_add=["CHOWN"]
+    ) as container:
+        assert status_field(container, "CapBnd") == "0000000000000001"
+
+
+def test_unknown_capability_is_refused(busybox):
+    """A capability name the kernel does not have is a configuration error."""
+    with pytest.raises(ContainerConfigError) as caught:
+        Container(busybox, ["true"], cap_add=["FLY"])
+    assert str(caught.value) == "unknown capability: 'FLY'"
+
+
+def test_no_new_privileges_security_option(busybox):
+    """security_opt=["no-new-privileges"] sets the process's no_new_privs flag."""
+    with Container(
+        busybox, ["cat", "/proc/self/status"], security_opt=["no-new-privileges"]
+    ) as container:
+        assert status_field(container, "NoNewPrivs") == "1"
+    with pytest.raises(ContainerConfigError) as caught:
+        Container(busybox, ["true"], security_opt=["seccomp=unconfined"])
+    assert str(caught.value) == (
+        "unsupported security option 'seccomp=unconfined': "
+        "only no-new-privileges is known"
+    )
+
+
+def test_privileged_keeps_every_capability_and_a_writable_proc_sys(busybox):
+    """privileged: the full bounding set, /proc/sys and /sys not read-only."""
+    script = "grep CapBnd /proc/self/status; grep -E ' /(proc/sys|sys) ' /proc/mounts"
+    with Container(busybox, ["sh", "-c", script]) as default:
+        lines = default.run().stdout.decode().splitlines()
+    assert [line.split()[3].split(",")[0] for line in lines[1:]] == ["ro", "ro"]
+    with Container(busybox, ["sh", "-c", script], privileged=True) as container:
+        lines = container.run().stdout.decode().splitlines()
+    # Every capability this (host) process may have, none dropped.
+    host = Path("/proc/self/status").read_text().partition("CapBnd:\t")[2][:16]
+    assert lines[0] == f"CapBnd:\t{host}"
+    assert [line.split()[3].split(",")[0] for line in lines[1:]] == ["rw"]

@@ -130,6 +130,11 @@ class Container:
     where cgroups cannot be used the run goes on and says so in a warning
     (logged, and in :attr:`RunResult.warnings` or ``inspect()``).
 
+    Security: Docker's default capabilities, changed by ``cap_add`` and
+    ``cap_drop`` (names with or without ``CAP_``, or ``ALL``);
+    ``security_opt=["no-new-privileges"]``; ``privileged`` keeps every
+    capability and leaves /proc and /sys unmasked and writable.
+
     Raises:
         ContainerConfigError: the image has no command and none was given,
             the user is not in the image's /etc/passwd, the name is invalid
@@ -157,6 +162,10 @@ class Container:
         cpus: float = 0.0,
         cpu_shares: int = 0,
         pids_limit: int = 0,
+        privileged: bool = False,
+        cap_add: Sequence[str] = (),
+        cap_drop: Sequence[str] = (),
+        security_opt: Sequence[str] = (),
     ) -> None:
         runtime.require()
         self.image = image
@@ -171,7 +180,13 @@ class Container:
             network=network,
         )
         stack = image.layer_stack()
-        self._process = process_spec(image.config.config, self.config, stack)
+        self._process = attrs.evolve(
+            process_spec(image.config.config, self.config, stack),
+            capabilities=runtime.capability_set(
+                cap_add, cap_drop, privileged=privileged
+            ),
+            no_new_privileges=_no_new_privileges(security_opt),
+        )
         self._lower_dirs = tuple(str(path) for path in stack.layer_dirs)
         containers = image.store._directory.containers_dir
         self.path = containers / self.id
@@ -216,6 +231,7 @@ class Container:
                 cpus=cpus,
                 cpu_shares=cpu_shares,
                 pids_limit=pids_limit,
+                privileged=privileged,
             )
             write_record(self.path, self.record)
         logger.info("created container %s from %s", self.short_id, image.short_id)
@@ -363,6 +379,7 @@ class Container:
             tmpfs=tuple(TmpfsMount(*mount) for mount in self.record.tmpfs),
             init=self.record.init,
             read_only=self.record.read_only,
+            privileged=self.record.privileged,
             cgroup_procs=cgroup.procs_files if cgroup is not None else (),
         )
 
@@ -900,6 +917,7 @@ class Container:
                     f"{source}:{target}" + (":ro" if ro else "")
                     for source, target, ro in record.binds
                 ],
+                "Privileged": record.privileged,
                 "Memory": record.memory,
                 "NanoCpus": int(record.cpus * 1_000_000_000),
                 "CpuShares": record.cpu_shares,
@@ -924,6 +942,20 @@ class Container:
                 "Labels": dict(image_config.labels),
             },
         }
+
+
+def _no_new_privileges(options: Sequence[str]) -> bool:
+    enabled = False
+    for option in options:
+        key, _, value = option.replace("=", ":").partition(":")
+        if key == "no-new-privileges" and value in ("", "true", "false"):
+            enabled = value != "false"
+        else:
+            raise ContainerConfigError(
+                f"unsupported security option {option!r}: "
+                "only no-new-privileges is known"
+            )
+    return enabled
 
 
 def _list_or_none(value: tuple[str, ...] | None) -> list[str] | None:

@@ -76,6 +76,7 @@ class ContainerRecord:
     cpus: float = 0.0
     cpu_shares: int = 0
     pids_limit: int = 0
+    privileged: bool = False
 
 
 @attrs.frozen
@@ -137,10 +138,16 @@ def is_alive(pid: int, start: int) -> bool:
     return pid > 0 and process_start_time(pid) == start
 
 
+def _sorted_set(value: object) -> list[object]:
+    if isinstance(value, (set, frozenset)):
+        return sorted(value)
+    raise TypeError(f"{type(value).__name__} cannot be written as JSON")
+
+
 def _write_json(path: Path, value: object) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     with open(temporary, "w") as file:
-        json.dump(value, file, separators=(",", ":"))
+        json.dump(value, file, separators=(",", ":"), default=_sorted_set)
     os.replace(temporary, path)
 
 

@@ -8,6 +8,7 @@ network is asked for) network namespaces, in a user namespace when not root.
 
 from __future__ import annotations
 
+from ._capabilities import capability_set
 from ._cgroups import Cgroup, Resources, create_cgroup, open_cgroup
 from ._enter import enter
 from ._probe import Capabilities, probe, require
@@ -43,6 +44,7 @@ __all__ = [
     "Sandbox",
     "SandboxSpec",
     "TmpfsMount",
+    "capability_set",
     "create_cgroup",
     "enter",
     "enter_rootfs",

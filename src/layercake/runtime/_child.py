@@ -50,9 +50,6 @@ _DEV_FILESYSTEMS: tuple[tuple[bytes, bytes, int, bytes | None], ...] = (
     (b"shm", b"tmpfs", _NOSUID_NODEV_NOEXEC, b"mode=1777,size=65536k"),
     (b"mqueue", b"mqueue", _NOSUID_NODEV_NOEXEC, None),
 )
-# The capabilities Docker leaves a container by default; the rest are
-# dropped from the bounding set so even root inside cannot gain them.
-_DOCKER_CAPS = frozenset({0, 1, 3, 4, 5, 6, 7, 8, 10, 13, 18, 27, 29, 31})
 _MS_STRICTATIME = 1 << 24
 _LOCKED_FLAGS = 2 | 4 | 8 | 1024 | 2048
 _MAX_FD = 1 << 20
@@ -324,19 +321,23 @@ def _mount_specials(plan: Plan, created: list[str]) -> None:
         target = _target(plan, path, "file", created)
         _do(f"bind mount {path}", libc.mount, staged, target, None, libc.MS_BIND)
     _do("mount proc on /proc", libc.mount, b"proc", proc, b"proc", _NOSUID_NODEV_NOEXEC)
-    _guard_proc(proc)
+    if not plan.privileged:
+        _guard_proc(proc)
 
     _mount_dev(plan, created)
 
     sys = _target(plan, "/sys", "dir", created)
+    sys_flags = _NOSUID_NODEV_NOEXEC | (0 if plan.privileged else libc.MS_RDONLY)
     try:
-        libc.mount(b"sysfs", sys, b"sysfs", _NOSUID_NODEV_NOEXEC | libc.MS_RDONLY)
+        libc.mount(b"sysfs", sys, b"sysfs", sys_flags)
     except PermissionError:
         # Without our own network namespace a user namespace may not mount
         # sysfs; a read-only view of the host's is what is left.
         _bind(b"/sys", sys, True, "/sys")
     except OSError as error:
         raise _SetupError("mount sysfs on /sys", error) from None
+    if plan.privileged:
+        return
     for name in (b"firmware", b"devices/virtual/powercap"):
         _mask(sys + b"/" + name, "/sys/" + os.fsdecode(name))
 
@@ -462,9 +463,13 @@ def _make_dirs(path: str) -> None:
 
 
 def _drop_privileges(plan: Plan | ProcessPlan, cap_last: int) -> None:
+    # Dropped from the bounding set, a capability cannot come back, not even
+    # to root inside or through a setuid or file-capability binary.
     for cap in range(cap_last + 1):
-        if cap not in _DOCKER_CAPS:
+        if cap not in plan.capabilities:
             _do("drop capabilities", libc.prctl, libc.PR_CAPBSET_DROP, cap)
+    if plan.no_new_privileges:
+        _do("set no_new_privs", libc.prctl, libc.PR_SET_NO_NEW_PRIVS, 1)
     if not plan.rootless:
         _do("set groups", os.setgroups, list(plan.groups))
     _do(f"set group id {plan.gid}", os.setgid, plan.gid)

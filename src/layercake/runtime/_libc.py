@@ -27,6 +27,7 @@ __all__ = [
     "MS_REC",
     "MS_REMOUNT",
     "PR_CAPBSET_DROP",
+    "PR_SET_NO_NEW_PRIVS",
     "PR_SET_PDEATHSIG",
     "has_pivot_root",
     "loopback_up",
@@ -60,6 +61,7 @@ MNT_DETACH = 2
 
 PR_SET_PDEATHSIG = 1
 PR_CAPBSET_DROP = 24
+PR_SET_NO_NEW_PRIVS = 38
 
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203}
 _SIOCSIFFLAGS = 0x8914
@@ -82,7 +84,13 @@ _unshare.argtypes = [ctypes.c_int]
 _sethostname = _libc.sethostname
 _sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
 _prctl = _libc.prctl
-_prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong]
+_prctl.argtypes = [
+    ctypes.c_int,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+    ctypes.c_ulong,
+]
 _setns = _libc.setns
 _setns.argtypes = [ctypes.c_int, ctypes.c_int]
 _syscall = _libc.syscall
@@ -141,7 +149,7 @@ def sethostname(name: bytes) -> None:
 
 def prctl(option: int, arg: int) -> None:
     """Call prctl(2) with one argument; raises OSError on failure."""
-    _check(_prctl(option, arg, 0))
+    _check(_prctl(option, arg, 0, 0, 0))
 
 
 def pivot_root(new_root: bytes, put_old: bytes) -> None:

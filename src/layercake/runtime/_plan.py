@@ -14,6 +14,7 @@ import attrs
 
 from layercake.errors import ContainerConfigError
 
+from ._capabilities import DOCKER_DEFAULT
 from ._spec import DEFAULT_PATH, ProcessSpec, SandboxSpec
 
 __all__ = ["Plan", "ProcessPlan", "prepare", "prepare_process"]
@@ -46,7 +47,10 @@ class Plan:
     uid: int
     gid: int
     groups: tuple[int, ...]
+    capabilities: frozenset[int]
+    no_new_privileges: bool
     rootless: bool
+    privileged: bool
     host_uid: int
     host_gid: int
 
@@ -62,6 +66,8 @@ class ProcessPlan:
     uid: int
     gid: int
     groups: tuple[int, ...]
+    capabilities: frozenset[int]
+    no_new_privileges: bool
     rootless: bool
 
 
@@ -89,8 +95,16 @@ def prepare_process(process: ProcessSpec) -> ProcessPlan:
         uid=process.uid,
         gid=process.gid,
         groups=process.additional_gids,
+        capabilities=_capabilities(process),
+        no_new_privileges=process.no_new_privileges,
         rootless=rootless,
     )
+
+
+def _capabilities(process: ProcessSpec) -> frozenset[int]:
+    if process.capabilities is None:
+        return DOCKER_DEFAULT
+    return process.capabilities
 
 
 def prepare(spec: SandboxSpec) -> Plan:
@@ -137,7 +151,10 @@ def prepare(spec: SandboxSpec) -> Plan:
         uid=process.uid,
         gid=process.gid,
         groups=process.additional_gids,
+        capabilities=_capabilities(process),
+        no_new_privileges=process.no_new_privileges,
         rootless=rootless,
+        privileged=spec.privileged,
         host_uid=os.geteuid(),
         host_gid=os.getegid(),
     )

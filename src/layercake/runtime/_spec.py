@@ -53,7 +53,10 @@ class ProcessSpec:
 
     ``args[0]`` without a ``/`` is looked up in the PATH of ``env`` (or
     :data:`DEFAULT_PATH`); ``env`` holds ``KEY=VALUE`` entries; ``cwd`` is
-    created (owned by root, mode 0755) when missing.
+    created (owned by root, mode 0755) when missing. ``capabilities`` are
+    the capability numbers kept in the bounding set (``None``: Docker's
+    default set); ``no_new_privileges`` stops setuid binaries and file
+    capabilities from raising privileges.
     """
 
     args: tuple[str, ...]
@@ -62,6 +65,8 @@ class ProcessSpec:
     uid: int = 0
     gid: int = 0
     additional_gids: tuple[int, ...] = ()
+    capabilities: frozenset[int] | None = None
+    no_new_privileges: bool = False
 
 
 @attrs.frozen
@@ -90,7 +95,8 @@ class SandboxSpec:
     the bind ``mounts``. With ``init`` a minimal init is PID 1: it forwards
     signals to the process and reaps orphaned zombies; without it the
     process itself is PID 1. ``read_only`` makes the root file system
-    read-only (mounts keep their own mode). The container's processes join
+    read-only (mounts keep their own mode). ``privileged`` leaves /proc and
+    /sys unmasked and writable (give it every capability in the process). The container's processes join
     the cgroups whose ``cgroup.procs`` files ``cgroup_procs`` names (see
     :func:`layercake.runtime.create_cgroup`).
     """
@@ -103,6 +109,7 @@ class SandboxSpec:
     tmpfs: tuple[TmpfsMount, ...] = ()
     init: bool = False
     read_only: bool = False
+    privileged: bool = False
     cgroup_procs: tuple[str, ...] = ()
 
 
