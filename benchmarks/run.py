@@ -90,6 +90,16 @@ class Comparison:
     peer: str
 
 
+@attrs.frozen
+class Timed:
+    """One thing to time: ``action``, after ``setup`` (untimed) if any."""
+
+    key: str
+    label: str
+    action: Callable[[], object]
+    setup: Callable[[], object] | None = None
+
+
 class Bench:
     """The shared state of one run: temp root, stores, peers, results."""
 
@@ -134,6 +144,24 @@ class Bench:
         sys.stdout.write(f"  {label}: {_fmt(median)} (median of {len(samples)})\n")
         sys.stdout.flush()
 
+    def time_together(self, items: Sequence[Timed], runs: int) -> None:
+        """Time every item ``runs`` times, round-robin, and record the medians.
+
+        Taking turns keeps slow phases of a shared machine from landing on
+        one contender only. Each item first makes one untimed warm-up run.
+        """
+        samples: dict[str, list[float]] = {item.key: [] for item in items}
+        for turn in range(runs + 1):
+            for item in items:
+                if item.setup is not None:
+                    item.setup()
+                started = time.perf_counter()
+                item.action()
+                if turn:
+                    samples[item.key].append(time.perf_counter() - started)
+        for item in items:
+            self.record(item.key, item.label, samples[item.key])
+
     def time_it(
         self,
         key: str,
@@ -141,21 +169,9 @@ class Bench:
         action: Callable[[], object],
         runs: int,
         setup: Callable[[], object] | None = None,
-        warmup: int = 1,
     ) -> None:
         """Time ``action`` ``runs`` times (after ``setup``, untimed) and record it."""
-        for _ in range(warmup):
-            if setup is not None:
-                setup()
-            action()
-        samples = []
-        for _ in range(runs):
-            if setup is not None:
-                setup()
-            started = time.perf_counter()
-            action()
-            samples.append(time.perf_counter() - started)
-        self.record(key, label, samples)
+        self.time_together([Timed(key, label, action, setup)], runs)
 
     def profile_of(self, label: str, action: Callable[[], object]) -> None:
         """With ``--profile``, keep the cProfile top of one more run of ``action``."""
@@ -278,40 +294,40 @@ def bench_start(bench: Bench) -> None:
         with layercake.Container(image, ["true"]) as container:
             container.run()
 
-    bench.time_it(
-        "start.sdk",
-        "SDK Container(image, ['true']).run()",
-        sdk_run,
-        runs,
-        setup=sdk_cleanup,
-    )
-    sdk_cleanup()
-    bench.time_it(
-        "start.sdk_rm", "SDK create + run + remove (with-block)", sdk_whole, runs
-    )
-    bench.profile_of("SDK create + run + remove of `true`", sdk_whole)
+    items = [
+        Timed(
+            "start.sdk", "SDK Container(image, ['true']).run()", sdk_run, sdk_cleanup
+        ),
+        Timed(
+            "start.sdk_rm",
+            "SDK create + run + remove (with-block)",
+            sdk_whole,
+            sdk_cleanup,
+        ),
+    ]
 
     cli = Path(sys.executable).parent / "layercake"
     if cli.exists():
         argv = [str(cli), "--store", str(bench.store.path), "run", "--rm"]
-        bench.time_it(
-            "start.cli",
-            "layercake run --rm busybox true",
-            lambda: bench.command([*argv, "busybox", "true"]),
-            runs,
+        items.append(
+            Timed(
+                "start.cli",
+                "layercake run --rm busybox true",
+                lambda: bench.command([*argv, "busybox", "true"]),
+            )
         )
     else:
         bench.notes.append(f"no layercake entry point at {cli}: CLI start skipped")
 
     podman = bench.podman("podman")
     if podman is not None:
-        bench.time_it(
-            "start.podman",
-            "podman run --rm --network none busybox true",
-            lambda: bench.command(
-                [*podman, "run", "--rm", "--network", "none", BASE, "true"], peer=True
-            ),
-            runs,
+        podman_run = [*podman, "run", "--rm", "--network", "none", BASE, "true"]
+        items.append(
+            Timed(
+                "start.podman",
+                "podman run --rm --network none busybox true",
+                lambda: bench.command(podman_run, peer=True),
+            )
         )
     else:
         bench.notes.append("podman not installed: podman run skipped")
@@ -319,21 +335,13 @@ def bench_start(bench: Bench) -> None:
     bundle = _runc_bundle(bench)
     if bundle is not None:
         state = bench.mkdir("runc-state")
-        bench.time_it(
-            "start.runc",
-            "runc run (prepared bundle)",
-            lambda: bench.command(
-                [
-                    "runc",
-                    "--root",
-                    str(state),
-                    "run",
-                    "--bundle",
-                    str(bundle),
-                    bench.fresh_name("bench"),
-                ]
-            ),
-            runs,
+        runc = ["runc", "--root", str(state), "run", "--bundle", str(bundle)]
+        items.append(
+            Timed(
+                "start.runc",
+                "runc run (prepared bundle)",
+                lambda: bench.command([*runc, bench.fresh_name("bench")]),
+            )
         )
     else:
         bench.notes.append("runc not installed: runc run skipped")
@@ -351,24 +359,28 @@ def bench_start(bench: Bench) -> None:
         f"mount -t overlay overlay -o lowerdir={lower},upperdir={floor}/upper,"
         f"workdir={floor}/work {floor}/merged && exec chroot {floor}/merged /bin/true"
     )
-    bench.time_it(
-        "start.floor_unshare",
-        "floor: unshare -mpf --mount-proc + overlay + chroot",
-        lambda: bench.command(["unshare", "-mpf", "--mount-proc", "sh", "-c", script]),
-        runs,
-    )
-    bench.time_it(
-        "start.floor_python_isolated",
-        "floor: python3 -I -S -c pass",
-        lambda: bench.command([sys.executable, "-I", "-S", "-c", "pass"]),
-        runs,
-    )
-    bench.time_it(
-        "start.floor_python",
-        "floor: python3 -c pass",
-        lambda: bench.command([sys.executable, "-c", "pass"]),
-        runs,
-    )
+    unshare = ["unshare", "-mpf", "--mount-proc", "sh", "-c", script]
+    python = [sys.executable, "-c", "pass"]
+    items += [
+        Timed(
+            "start.floor_unshare",
+            "floor: unshare -mpf --mount-proc + overlay + chroot",
+            lambda: bench.command(unshare),
+        ),
+        Timed(
+            "start.floor_python_isolated",
+            "floor: python3 -I -S -c pass",
+            lambda: bench.command([python[0], "-I", "-S", *python[1:]]),
+        ),
+        Timed(
+            "start.floor_python",
+            "floor: python3 -c pass",
+            lambda: bench.command(python),
+        ),
+    ]
+    bench.time_together(items, runs)
+    sdk_cleanup()
+    bench.profile_of("SDK create + run + remove of `true`", sdk_whole)
 
     bench.compare("start.sdk", "start.podman")
     bench.compare("start.sdk", "start.runc")
@@ -435,18 +447,15 @@ def bench_size(bench: Bench) -> None:
 
         return action
 
-    # Writing back the gigabyte just built would slow whichever runs first,
-    # and alternating the two keeps drift on a shared machine out of the ratio.
+    # Writing back the gigabyte just built would slow whichever runs first.
     os.sync()
-    samples: dict[str, list[float]] = {"small": [], "big": []}
-    for turn in range(runs + 1):
-        for name, image in (("small", small_image), ("big", big_image)):
-            started = time.perf_counter()
-            start(image)()
-            if turn:
-                samples[name].append(time.perf_counter() - started)
-    bench.record("size.small", "start of `true`, 1 MB image", samples["small"])
-    bench.record("size.big", "start of `true`, 1 GB image", samples["big"])
+    bench.time_together(
+        [
+            Timed("size.small", "start of `true`, 1 MB image", start(small_image)),
+            Timed("size.big", "start of `true`, 1 GB image", start(big_image)),
+        ],
+        runs,
+    )
     bench.profile_of("start of `true` in the 1 GB image", start(big_image))
     bench.compare("size.big", "size.small")
     bench.target("1 GB image starts within 1.1x of 1 MB", "size.big", "size.small", 1.1)
@@ -524,78 +533,72 @@ def _build_pair(
     def fresh() -> None:
         layercake.Builder(stores[-1]).build(context, tag=key)
 
-    bench.time_it(
-        f"{key}.fresh", f"{label}: SDK fresh (new store)", fresh, runs, setup=new_store
-    )
-    new_store()
-    bench.profile_of(f"{label}: SDK fresh build", fresh)
-    if cached:
-        cached_builder = layercake.Builder(stores[-1])
-        bench.time_it(
-            f"{key}.cached",
-            f"{label}: SDK cached rebuild",
-            lambda: cached_builder.build(context, tag=key),
-            runs,
-        )
-        bench.profile_of(
-            f"{label}: SDK cached rebuild",
-            lambda: cached_builder.build(context, tag=key),
-        )
-    new_store()
+    cached_store = bench.fresh_store()
+
+    def rebuild() -> None:
+        layercake.Builder(cached_store).build(context, tag=key)
+
+    fresh_items = [
+        Timed(f"{key}.fresh", f"{label}: SDK fresh (new store)", fresh, new_store)
+    ]
+    cached_items = [Timed(f"{key}.cached", f"{label}: SDK cached rebuild", rebuild)]
 
     podman = bench.podman("podman")
     build = ["build", "--pull=never", "--network", "none", "-t", key, str(context)]
     if podman is None:
         bench.notes.append(f"podman not installed: podman build of {label} skipped")
     else:
-        bench.time_it(
-            f"{key}.podman_fresh",
-            f"{label}: podman build --no-cache",
-            lambda: bench.command(
-                [*podman, *build[:1], "--no-cache", *build[1:]], peer=True
-            ),
-            runs,
+        podman_fresh = [*podman, build[0], "--no-cache", *build[1:]]
+        fresh_items.append(
+            Timed(
+                f"{key}.podman_fresh",
+                f"{label}: podman build --no-cache",
+                lambda: bench.command(podman_fresh, peer=True),
+            )
         )
-        bench.compare(f"{key}.fresh", f"{key}.podman_fresh")
-        if cached:
-            bench.time_it(
+        cached_items.append(
+            Timed(
                 f"{key}.podman_cached",
                 f"{label}: podman build (cached)",
                 lambda: bench.command([*podman, *build], peer=True),
-                runs,
             )
+        )
+        bench.compare(f"{key}.fresh", f"{key}.podman_fresh")
+        if cached:
             bench.compare(f"{key}.cached", f"{key}.podman_cached")
 
-    if not with_buildah:
-        return
-    buildah = bench.buildah()
-    if buildah is None:
+    buildah = bench.buildah() if with_buildah else None
+    if with_buildah and buildah is None:
         bench.notes.append(f"buildah not installed: buildah bud of {label} skipped")
-        return
-    bud = [
-        "bud",
-        "--layers",
-        "--pull=never",
-        "--network",
-        "none",
-        "-t",
-        key,
-        str(context),
-    ]
-    bench.time_it(
-        f"{key}.buildah_fresh",
-        f"{label}: buildah bud --layers --no-cache",
-        lambda: bench.command([*buildah, *bud[:2], "--no-cache", *bud[2:]], peer=True),
-        runs,
-    )
-    bench.time_it(
-        f"{key}.buildah_cached",
-        f"{label}: buildah bud --layers (cached)",
-        lambda: bench.command([*buildah, *bud], peer=True),
-        runs,
-    )
-    bench.compare(f"{key}.fresh", f"{key}.buildah_fresh")
-    bench.compare(f"{key}.cached", f"{key}.buildah_cached")
+    if buildah is not None:
+        bud = ["bud", "--layers", "--pull=never", "--network", "none", "-t", key]
+        buildah_fresh = [*buildah, *bud, "--no-cache", str(context)]
+        fresh_items.append(
+            Timed(
+                f"{key}.buildah_fresh",
+                f"{label}: buildah bud --layers --no-cache",
+                lambda: bench.command(buildah_fresh, peer=True),
+            )
+        )
+        cached_items.append(
+            Timed(
+                f"{key}.buildah_cached",
+                f"{label}: buildah bud --layers (cached)",
+                lambda: bench.command([*buildah, *bud, str(context)], peer=True),
+            )
+        )
+        bench.compare(f"{key}.fresh", f"{key}.buildah_fresh")
+        if cached:
+            bench.compare(f"{key}.cached", f"{key}.buildah_cached")
+
+    bench.time_together(fresh_items, runs)
+    new_store()
+    bench.profile_of(f"{label}: SDK fresh build", fresh)
+    if cached:
+        bench.time_together(cached_items, runs)
+        bench.profile_of(f"{label}: SDK cached rebuild", rebuild)
+    shutil.rmtree(stores[-1].path)
+    shutil.rmtree(cached_store.path)
 
 
 # -- 5. a context of 2,000 small files ------------------------------------------------
