@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import base64
+import logging
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from registry_servers import QuietHandler, layer_tar
 
-from layercake.errors import InvalidRegistryResponse, TooManyRequests
+from layercake.errors import InvalidRegistryResponse, RegistryError, TooManyRequests
 from layercake.store import (
     ContainerConfig,
     Descriptor,
@@ -216,9 +217,10 @@ def test_redirect_loop_is_refused(tmp_path: Path, serve) -> None:
 
 
 def test_redirected_blob_download_never_sends_authorization_elsewhere(
-    tmp_path: Path, serve
+    tmp_path: Path, serve, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """Basic credentials go to the registry but not to the host it redirects to."""
+    """Credentials go to the registry only; a signed query is not in request logs."""
+    caplog.set_level(logging.DEBUG)
     seen_by_cdn: list[dict[str, str]] = []
     seen_by_registry: list[str | None] = []
 
@@ -258,6 +260,13 @@ def test_redirected_blob_download_never_sends_authorization_elsewhere(
     assert len(seen_by_cdn) == 1
     assert "Authorization" not in seen_by_cdn[0]
     assert expected in seen_by_registry
+    # httpcore's DEBUG trace prints raw response headers; ours and httpx's
+    # request lines must not carry the signed query.
+    ours = "\n".join(
+        r.getMessage() for r in caplog.records if r.name.split(".")[0] != "httpcore"
+    )
+    assert f"GET http://{cdn}/layer " in ours
+    assert "secret" not in ours
 
 
 def test_rate_limits_and_server_errors_are_retried(tmp_path: Path, serve) -> None:
@@ -315,3 +324,47 @@ def test_connection_reset_is_retried(tmp_path: Path, serve) -> None:
     pulled = pull(StoreDirectory(tmp_path / "s"), f"{host}/evil/img:1")
     assert pulled.digest == Digest.of_bytes(manifest_bytes())
     assert len(calls) == 2
+
+
+def cut_short(times: int) -> Route:
+    """A blob route that breaks off mid-body the first ``times`` requests."""
+    calls: list[int] = []
+
+    def answer(handler: QuietHandler) -> None:
+        calls.append(1)
+        if len(calls) > times:
+            handler.reply(200, LAYER)
+            return
+        handler.send_response(200)
+        handler.send_header("Content-Length", str(len(LAYER)))
+        handler.end_headers()
+        handler.wfile.write(LAYER[:1000])
+        handler.close_connection = True
+
+    return answer
+
+
+def test_download_broken_mid_body_starts_over(tmp_path: Path, serve) -> None:
+    """A blob download cut short is tried again and then stored whole."""
+    host = fake_registry(serve, {f"/v2/evil/img/blobs/{LAYER_DIGEST}": cut_short(2)})
+    store = StoreDirectory(tmp_path / "s")
+    pull(store, f"{host}/evil/img:1")
+    assert store.read_blob(LAYER_DIGEST) == LAYER
+
+
+def test_download_that_keeps_breaking_leaves_no_partial_blob(
+    tmp_path: Path, serve
+) -> None:
+    """After three broken attempts the pull fails and stores nothing."""
+    host = fake_registry(serve, {f"/v2/evil/img/blobs/{LAYER_DIGEST}": cut_short(9)})
+    store = StoreDirectory(tmp_path / "s")
+
+    with pytest.raises(RegistryError) as caught:
+        pull(store, f"{host}/evil/img:1")
+
+    url = f"http://{host}/v2/evil/img/blobs/{LAYER_DIGEST}"
+    assert str(caught.value).startswith(
+        f"pull of {host}/evil/img:1: download of blob {LAYER_DIGEST} from {url} "
+        "failed: peer closed connection without sending complete message body"
+    )
+    assert_nothing_stored(store)

@@ -280,10 +280,14 @@ def test_skopeo_inspect_reads_what_we_pushed(
     assert info["Layers"] == [str(layer.digest) for layer in layers]
 
 
+@pytest.mark.parametrize(
+    ("format", "media_type"),
+    [("oci", MediaType.OCI_MANIFEST), ("v2s2", MediaType.DOCKER_MANIFEST)],
+)
 def test_pull_image_copied_in_by_skopeo(
-    tmp_path: Path, registry: RunningRegistry, tool
+    tmp_path: Path, registry: RunningRegistry, tool, format: str, media_type: str
 ) -> None:
-    """An image skopeo copied into the registry pulls with skopeo's digest."""
+    """An OCI or Docker schema-2 image skopeo pushed pulls with skopeo's digest."""
     skopeo = tool("skopeo")
     store = StoreDirectory(tmp_path / "a")
     store.set_tag("hello", make_image(store, FILES))
@@ -293,6 +297,8 @@ def test_pull_image_copied_in_by_skopeo(
             "copy",
             "--dest-tls-verify=false",
             "--dest-compress",
+            "--format",
+            format,
             f"oci:{store.root}:hello",
             f"docker://{registry.host}/sk/hello:1",
         ],
@@ -314,4 +320,9 @@ def test_pull_image_copied_in_by_skopeo(
     target = StoreDirectory(tmp_path / "b")
     pulled = pull(target, f"{registry.host}/sk/hello:1")
     assert pulled.digest == Digest.of_bytes(out)
+    assert pulled.media_type == media_type
     assert target.read_blob(pulled.digest) == out
+    image = target.read_json(Manifest, pulled.digest)
+    config = target.read_json(ImageConfig, image.config.digest)
+    unpacked = target.unpacked_layer(image.layers[1], config.rootfs.diff_ids[1])
+    assert (unpacked / "etc/world").read_bytes() == b"world\n" * 1000

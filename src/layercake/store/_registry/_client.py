@@ -50,6 +50,28 @@ class TransferProgress:
     reference: str
 
 
+class _RedactQueries(logging.Filter):
+    """Drop query strings from URLs in httpx's own request log lines.
+
+    httpx logs each request's full URL at INFO; a redirect to blob storage is
+    often a pre-signed URL whose query string is a credential.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and any(
+            isinstance(arg, httpx.URL) for arg in record.args
+        ):
+            record.args = tuple(
+                public_url(arg) if isinstance(arg, httpx.URL) else arg
+                for arg in record.args
+            )
+        return True
+
+
+_REDACT = _RedactQueries()
+logging.getLogger("httpx").addFilter(_REDACT)
+
+
 def is_insecure_by_default(domain: str) -> bool:
     """Return whether ``domain`` is spoken to over plain HTTP by default."""
     host = domain.rsplit(":", 1)[0] if not domain.endswith("]") else domain
