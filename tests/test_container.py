@@ -750,3 +750,15 @@ def test_privileged_keeps_every_capability_and_a_writable_proc_sys(busybox):
     host = Path("/proc/self/status").read_text().partition("CapBnd:\t")[2][:16]
     assert lines[0] == f"CapBnd:\t{host}"
     assert [line.split()[3].split(",")[0] for line in lines[1:]] == ["rw"]
+
+
+def test_pid_is_the_host_pid_of_pid_1_while_running(busybox):
+    """pid names the running container's PID 1 on the host, then None."""
+    with Container(busybox, ["sleep", "60"]) as container:
+        assert container.pid is None
+        container.start()
+        pid = container.pid
+        assert Path(f"/proc/{pid}/cmdline").read_bytes() == b"sleep\x0060\x00"
+        container.kill()
+        container.wait(timeout=10)
+        assert container.pid is None

@@ -308,6 +308,13 @@ class Container:
         return self._exit_code
 
     @property
+    def pid(self) -> int | None:
+        """The host pid of the container's PID 1 while it runs, else ``None``."""
+        if self._sandbox is not None:
+            return self._sandbox.pid if self._exit_code is None else None
+        return self._live_pid()
+
+    @property
     def status(self) -> str:
         """``created``, ``running`` or ``exited``, as ``docker ps`` shows it."""
         return self.state().status
