@@ -218,14 +218,17 @@ class RegistryClient:
                 attempt += 1
                 continue
             if status == 429:
-                raise error_from_response(response, reference=reference, action=action)
+                self.check(response, reference=reference, action=action, expected=())
             if follow_redirects and status in (301, 302, 303, 307, 308):
                 location = response.headers.get("Location")
                 response.close()
                 hops += 1
                 if location is None or hops > _MAX_REDIRECTS:
+                    problem = (
+                        "too many redirects" if location else "redirect to nowhere"
+                    )
                     raise InvalidRegistryResponse(
-                        f"{action} failed for {reference}: too many redirects "
+                        f"{action} failed for {reference}: {problem} "
                         f"from {public_url(target)}",
                         url=public_url(target),
                         status=status,
