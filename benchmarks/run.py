@@ -60,11 +60,12 @@ CMD ["cat", "/app/joined.txt"]
 
 @attrs.frozen
 class Measurement:
-    """The median of ``runs`` timed runs of one thing, in seconds."""
+    """The median (and fastest) of ``runs`` timed runs of one thing, in seconds."""
 
     key: str
     label: str
     median: float
+    fastest: float
     runs: int
 
 
@@ -140,7 +141,7 @@ class Bench:
     def record(self, key: str, label: str, samples: Sequence[float]) -> None:
         """Keep the median of ``samples`` under ``key``."""
         median = statistics.median(samples)
-        self.results[key] = Measurement(key, label, median, len(samples))
+        self.results[key] = Measurement(key, label, median, min(samples), len(samples))
         sys.stdout.write(f"  {label}: {_fmt(median)} (median of {len(samples)})\n")
         sys.stdout.flush()
 
@@ -674,16 +675,17 @@ def report(bench: Bench) -> str:
     """The final tables as Markdown."""
     lines = [
         (
-            f"layercake {layercake.__version__} at {_commit()}, "
+            f"layercake {layercake.__version__} from "
+            f"{Path(layercake.__file__).parent.parent} (checkout at {_commit()}), "
             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
             f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
         ),
         "",
-        "| measurement | median | runs |",
-        "|---|---:|---:|",
+        "| measurement | median | fastest | runs |",
+        "|---|---:|---:|---:|",
     ]
     for m in bench.results.values():
-        lines.append(f"| {m.label} | {_fmt(m.median)} | {m.runs} |")
+        lines.append(f"| {m.label} | {_fmt(m.median)} | {_fmt(m.fastest)} | {m.runs} |")
     lines += ["", "| ours | peer | ours / peer |", "|---|---|---:|"]
     for c in bench.comparisons:
         ours, peer = bench.results.get(c.ours), bench.results.get(c.peer)
