@@ -15,6 +15,7 @@ from registry_servers import QuietHandler, RunningRegistry, make_image
 from layercake.errors import RegistryUnauthorized
 from layercake.store import StoreDirectory
 from layercake.store._registry import Credentials, login, pull, push
+from layercake.store._registry._auth import load_credentials, store_credentials
 
 FILES = [{"etc/hello": b"hello\n"}]
 
@@ -143,11 +144,14 @@ def bearer_registry(serve, upstream: str, user: str, password: str):
 
         def guarded(self) -> None:
             path = urllib.parse.urlsplit(self.path).path
+            token = self.headers.get("Authorization", "").removeprefix("Bearer ")
+            if path == "/v2/":
+                self.version_check(token in tokens)
+                return
             repo = path.removeprefix("/v2/").rsplit("/", 2)[0]
             if "/blobs/uploads" in path:
                 repo = path.removeprefix("/v2/").split("/blobs/uploads")[0]
             action = "pull" if self.command in ("GET", "HEAD") else "push"
-            token = self.headers.get("Authorization", "").removeprefix("Bearer ")
             if (repo, action) in tokens.get(token, set()):
                 self.forward(upstream)
                 return
@@ -158,6 +162,13 @@ def bearer_registry(serve, upstream: str, user: str, password: str):
             )
             errors = b'{"errors":[{"code":"UNAUTHORIZED","message":"token needed"}]}'
             self.reply(401, errors, {"WWW-Authenticate": challenge})
+
+        def version_check(self, valid: bool) -> None:
+            if valid:
+                self.reply(200, b"{}")
+                return
+            challenge = f'Bearer realm="http://{host[0]}/token",service="stand-in"'
+            self.reply(401, b"", {"WWW-Authenticate": challenge})
 
         do_HEAD = do_POST = do_PUT = do_PATCH = guarded
 
@@ -213,3 +224,36 @@ def test_docker_config_entries_by_url_key_are_found(
     store = StoreDirectory(tmp_path / "a")
     push(store, make_image(store, FILES), f"{host}/team/app:1")
     assert token_requests == [(("repository:team/app:pull,push",), True)]
+
+
+def test_login_to_a_bearer_registry_checks_credentials_at_the_realm(
+    registry: RunningRegistry, serve, docker_config: Path
+) -> None:
+    """login() gets a token with the credentials; a refused one raises."""
+    host, token_requests = bearer_registry(serve, registry.host, "carol", "pw")
+    with pytest.raises(RegistryUnauthorized):
+        login(host, "carol", "wrong")
+    assert not docker_config.exists()
+
+    login(f"http://{host}/", "carol", "pw")
+    assert json.loads(docker_config.read_text())["auths"] == {
+        host: {"auth": base64.b64encode(b"carol:pw").decode()}
+    }
+    assert token_requests == [((), True), ((), True)]
+
+
+def test_docker_hub_credentials_use_dockers_key_and_identity_tokens(
+    tmp_path: Path,
+) -> None:
+    """Docker Hub's entry is keyed by its v1 URL; identitytoken wins."""
+    config = tmp_path / "config.json"
+    store_credentials("index.docker.io", Credentials("dan", "pw"), config)
+    assert list(json.loads(config.read_text())["auths"]) == [
+        "https://index.docker.io/v1/"
+    ]
+    assert load_credentials("docker.io", config) == Credentials("dan", "pw")
+
+    entry = {"auth": base64.b64encode(b"<token>:").decode(), "identitytoken": "idt"}
+    config.write_text(json.dumps({"auths": {"ghcr.io": entry}}))
+    assert load_credentials("ghcr.io", config) == Credentials("<token>", "idt")
+    assert load_credentials("quay.io", config) is None
