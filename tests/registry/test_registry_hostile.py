@@ -16,8 +16,10 @@ from layercake.store import (
     Descriptor,
     Digest,
     ImageConfig,
+    Index,
     Manifest,
     MediaType,
+    Platform,
     RootFS,
     StoreDirectory,
     to_json,
@@ -366,5 +368,43 @@ def test_download_that_keeps_breaking_leaves_no_partial_blob(
     assert str(caught.value).startswith(
         f"pull of {host}/evil/img:1: download of blob {LAYER_DIGEST} from {url} "
         "failed: peer closed connection without sending complete message body"
+    )
+    assert_nothing_stored(store)
+
+
+def test_index_that_lies_about_a_manifest_size_is_refused(
+    tmp_path: Path, serve
+) -> None:
+    """A platform manifest longer than its index entry says is refused."""
+    manifest = manifest_bytes()
+    digest = Digest.of_bytes(manifest)
+    index = to_json(
+        Index(
+            manifests=[
+                Descriptor(
+                    MediaType.OCI_MANIFEST,
+                    digest,
+                    len(manifest) - 10,
+                    platform=Platform("amd64", "linux"),
+                )
+            ]
+        )
+    )
+    host = fake_registry(
+        serve,
+        {
+            "/v2/evil/img/manifests/1": static(200, index),
+            f"/v2/evil/img/manifests/{digest}": static(200, manifest),
+        },
+    )
+    store = StoreDirectory(tmp_path / "s")
+
+    with pytest.raises(InvalidRegistryResponse) as caught:
+        pull(store, f"{host}/evil/img:1", platform=Platform("amd64", "linux"))
+
+    assert str(caught.value) == (
+        f"pull of {host}/evil/img:1: manifest from "
+        f"http://{host}/v2/evil/img/manifests/{digest} is larger than "
+        f"{len(manifest) - 10} bytes"
     )
     assert_nothing_stored(store)
