@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -762,3 +763,68 @@ def test_pid_is_the_host_pid_of_pid_1_while_running(busybox):
         container.kill()
         container.wait(timeout=10)
         assert container.pid is None
+
+
+# Networking
+
+
+def test_network_container_mode_joins_another_containers_namespace(busybox):
+    """network="container:<name>" shares the other container's network namespace."""
+    with Container(busybox, ["sleep", "60"], name="net-owner") as owner:
+        owner.start()
+        expected = os.readlink(f"/proc/{owner.pid}/ns/net")
+        with Container(
+            busybox, ["readlink", "/proc/self/ns/net"], network="container:net-owner"
+        ) as joiner:
+            assert joiner.run().stdout.decode() == expected + "\n"
+
+
+def test_network_container_mode_needs_a_running_container(busybox):
+    """Joining a container that does not run is a clear error."""
+    with Container(busybox, ["true"], network="container:ghost") as container:
+        with pytest.raises(ContainerError) as caught:
+            container.run()
+        assert str(caught.value) == (
+            "cannot join the network of container ghost: it is not running"
+        )
+
+
+def test_published_port_forwards_from_127_0_0_1_into_the_container(busybox):
+    """ports={8080: 0} publishes on a free 127.0.0.1 port, shown by host_port()."""
+    script = "mkdir /www && echo hello > /www/index.html && httpd -f -p 8080 -h /www"
+    with Container(busybox, ["sh", "-c", script], ports={8080: 0}) as container:
+        container.start()
+        port = container.host_port(8080)
+        assert port > 0
+        assert container.inspect()["NetworkSettings"]["Ports"] == {
+            "8080/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(port)}]
+        }
+        body = b""
+
+        def answered() -> bool:
+            nonlocal body
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                conn.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+                body = b"".join(iter(lambda: conn.recv(65536), b""))
+            return body != b""
+
+        wait_for(answered)
+        assert body.startswith(b"HTTP/1.1 200 OK\r\n")
+        assert body.endswith(b"\r\n\r\nhello\n")
+        with pytest.raises(ContainerError) as caught:
+            container.host_port(9090)
+        assert str(caught.value) == (
+            f"port 9090/tcp of container {container.short_id} is not published "
+            "or the container is not running"
+        )
+
+
+def test_published_ports_need_start(busybox):
+    """run() refuses a container with published ports instead of ignoring them."""
+    with Container(busybox, ["true"], ports={"80/tcp": 0}) as container:
+        with pytest.raises(ContainerError) as caught:
+            container.run()
+        assert str(caught.value) == (
+            f"container {container.short_id} publishes ports, which only start() "
+            "forwards"
+        )

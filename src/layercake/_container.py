@@ -50,6 +50,7 @@ from layercake._container_state import (
     write_state,
 )
 from layercake._monitor import launch
+from layercake._ports import parse_ports
 from layercake._run_config import RunConfig, env_list, merge_env, process_spec
 from layercake._users import resolve_user
 from layercake._volumes import VolumeSpec, prepare_volumes
@@ -130,6 +131,11 @@ class Container:
     where cgroups cannot be used the run goes on and says so in a warning
     (logged, and in :attr:`RunResult.warnings` or ``inspect()``).
 
+    ``network`` is ``"none"`` (own namespace, loopback only), ``"host"``, or
+    ``"container:<id or name>"`` (join a running container's namespace).
+    ``ports`` maps container TCP ports to ports on 127.0.0.1 (``0``: any
+    free one, see :meth:`host_port`); :meth:`start` forwards them.
+
     Security: Docker's default capabilities, changed by ``cap_add`` and
     ``cap_drop`` (names with or without ``CAP_``, or ``ALL``);
     ``security_opt=["no-new-privileges"]``; ``privileged`` keeps every
@@ -166,6 +172,7 @@ class Container:
         cap_add: Sequence[str] = (),
         cap_drop: Sequence[str] = (),
         security_opt: Sequence[str] = (),
+        ports: Mapping[int | str, int | None] | None = None,
     ) -> None:
         runtime.require()
         self.image = image
@@ -232,6 +239,7 @@ class Container:
                 cpu_shares=cpu_shares,
                 pids_limit=pids_limit,
                 privileged=privileged,
+                ports=parse_ports(ports),
             )
             write_record(self.path, self.record)
         logger.info("created container %s from %s", self.short_id, image.short_id)
@@ -365,13 +373,30 @@ class Container:
         logger.warning("container %s: %s", self.short_id, reason)
         return None, (reason,)
 
-    def _spec(self, cgroup: Cgroup | None = None) -> SandboxSpec:
+    def _network(self) -> tuple[str, str]:
         network = self.config.network
-        if network not in ("none", "host"):
-            raise ContainerError(
-                f"network mode {network!r} is not supported (use 'none' or 'host')",
-                container_id=self.id,
-            )
+        if network in ("none", "host"):
+            return network, ""
+        if network.startswith("container:"):
+            key = network.removeprefix("container:")
+            try:
+                pid = Container.load(self.image.store, key).pid
+            except ContainerError:
+                pid = None
+            if pid is None:
+                raise ContainerError(
+                    f"cannot join the network of container {key}: it is not running",
+                    container_id=self.id,
+                )
+            return "none", f"/proc/{pid}/ns/net"
+        raise ContainerError(
+            f"network mode {network!r} is not supported "
+            "(use 'none', 'host' or 'container:<id or name>')",
+            container_id=self.id,
+        )
+
+    def _spec(self, cgroup: Cgroup | None = None) -> SandboxSpec:
+        network, namespace = self._network()
         return SandboxSpec(
             rootfs=RootfsSpec(
                 lower_dirs=self._lower_dirs,
@@ -382,6 +407,7 @@ class Container:
             process=self._process,
             hostname=self.record.hostname,
             network=network,  # type: ignore[arg-type]
+            network_namespace=namespace,
             mounts=tuple(BindMount(*bind) for bind in self.record.binds),
             tmpfs=tuple(TmpfsMount(*mount) for mount in self.record.tmpfs),
             init=self.record.init,
@@ -389,6 +415,14 @@ class Container:
             privileged=self.record.privileged,
             cgroup_procs=cgroup.procs_files if cgroup is not None else (),
         )
+
+    def _ensure_no_ports(self) -> None:
+        if self.record.ports:
+            raise ContainerError(
+                f"container {self.short_id} publishes ports, which only start() "
+                "forwards",
+                container_id=self.id,
+            )
 
     def _ensure_not_started(self) -> None:
         if (
@@ -429,6 +463,7 @@ class Container:
             ContainerError: already started, failed to start, or timed out.
         """
         self._ensure_not_started()
+        self._ensure_no_ports()
         cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
         try:
@@ -458,6 +493,7 @@ class Container:
             ContainerError: already started or failed to start.
         """
         self._ensure_not_started()
+        self._ensure_no_ports()
         cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
         try:
@@ -491,6 +527,7 @@ class Container:
                 detach=detach,
                 cgroup=cgroup,
                 warnings=warnings,
+                ports=self.record.ports,
             )
         except ContainerError as error:
             if cgroup is not None:
@@ -653,6 +690,23 @@ class Container:
                 open_cgroup(state.cgroup_version, state.cgroup_paths).remove()
             shutil.rmtree(self.path)
             logger.info("removed container %s", self.short_id)
+
+    def host_port(self, port: int | str) -> int:
+        """The port on 127.0.0.1 that forwards to the container's ``port``.
+
+        Raises:
+            ContainerError: the port is not published or the container does
+                not run.
+        """
+        number = int(str(port).partition("/")[0])
+        for container_port, host_port in self.state().ports:
+            if container_port == number:
+                return host_port
+        raise ContainerError(
+            f"port {number}/tcp of container {self.short_id} is not published "
+            "or the container is not running",
+            container_id=self.id,
+        )
 
     def stats(self) -> dict[str, dict[str, int | None]]:
         """Resource usage from the container's cgroup, with Docker's API names.
@@ -913,6 +967,12 @@ class Container:
                 "FinishedAt": state.finished_at,
             },
             "Image": self.image.id,
+            "NetworkSettings": {
+                "Ports": {
+                    f"{c}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(h)}]
+                    for c, h in state.ports
+                }
+            },
             "Warnings": list(state.warnings),
             "Name": "/" + self.name,
             "LogPath": str(self.path / LOG_FILE),

@@ -77,6 +77,7 @@ class ContainerRecord:
     cpu_shares: int = 0
     pids_limit: int = 0
     privileged: bool = False
+    ports: tuple[tuple[int, int], ...] = ()
 
 
 @attrs.frozen
@@ -101,6 +102,7 @@ class ContainerState:
     cgroup_version: int = 0
     cgroup_paths: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    ports: tuple[tuple[int, int], ...] = ()
 
 
 def now() -> str:

@@ -30,6 +30,7 @@ from layercake._container_state import (
     read_state,
     write_state,
 )
+from layercake._ports import Forwarder
 from layercake.errors import ContainerError
 from layercake.runtime import Cgroup, SandboxSpec
 
@@ -46,6 +47,7 @@ def launch(
     detach: bool,
     cgroup: Cgroup | None = None,
     warnings: tuple[str, ...] = (),
+    ports: tuple[tuple[int, int], ...] = (),
 ) -> ContainerState:
     """Start ``spec`` under a monitor process; return once it runs.
 
@@ -66,7 +68,7 @@ def launch(
                     cgroup_paths=cgroup.paths if cgroup else (),
                     warnings=warnings,
                 )
-                _monitor(spec, directory, detach, ready_w, started, cgroup)
+                _monitor(spec, directory, detach, ready_w, started, cgroup, ports)
         finally:
             os._exit(0)
     os.close(ready_w)
@@ -86,6 +88,7 @@ def _monitor(
     ready_w: int,
     started: ContainerState,
     cgroup: Cgroup | None,
+    ports: tuple[tuple[int, int], ...],
 ) -> NoReturn:
     code = 0
     try:
@@ -97,6 +100,12 @@ def _monitor(
         # Inherited pipe ends would keep the starter's other pipes from ending.
         _close_all_but(ready_w, runtime.lifeline(), *runtime.lifeline_owned())
 
+        try:
+            forwarder = Forwarder(ports)
+        except OSError as error:
+            reason = (error.strerror or str(error)).lower()
+            os.write(ready_w, f"cannot publish ports on 127.0.0.1: {reason}".encode())
+            os._exit(1)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
@@ -114,7 +123,10 @@ def _monitor(
             monitor_pid=me,
             monitor_start=process_start_time(me) or 0,
             started_at=now(),
+            ports=forwarder.bound,
         )
+        if ports:
+            forwarder.serve(sandbox.pid)
         write_state(directory, state)
         os.write(ready_w, b"ok")
         os.close(ready_w)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._capabilities import capability_set
 from ._cgroups import Cgroup, Resources, create_cgroup, open_cgroup
-from ._enter import enter
+from ._enter import enter, setns_network
 from ._probe import Capabilities, probe, require
 from ._run import OutputCallback, run, run_in
 from ._sandbox import (
@@ -56,5 +56,6 @@ __all__ = [
     "require",
     "run",
     "run_in",
+    "setns_network",
     "start",
 ]

@@ -137,6 +137,14 @@ def _map_ids(plan: Plan) -> None:
         _do(f"write /proc/self/{name}", _write_file, f"/proc/self/{name}", line)
 
 
+def _join_namespace(path: bytes) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc.setns(fd, libc.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+
+
 def _write_file(path: str | bytes, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
     try:
@@ -173,6 +181,8 @@ def _become_container(
         for procs in plan.cgroup_procs:
             _do(f"join cgroup {os.fsdecode(procs)}", _write_file, procs, b"0")
         os.umask(0o022)
+        if plan.join_net is not None:
+            _do("join network namespace", _join_namespace, plan.join_net)
         flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC
         if plan.new_net:
             flags |= libc.CLONE_NEWNET

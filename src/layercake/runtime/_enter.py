@@ -21,7 +21,7 @@ from ._plan import ProcessPlan, prepare_process
 from ._sandbox import _CAP_LAST, Sandbox, _parse, _pipe_above_stdio, lifeline
 from ._spec import ProcessSpec
 
-__all__ = ["enter"]
+__all__ = ["enter", "setns_network"]
 
 _NAMESPACES = (
     ("ipc", libc.CLONE_NEWIPC),
@@ -30,6 +30,17 @@ _NAMESPACES = (
     ("pid", libc.CLONE_NEWPID),
     ("mnt", libc.CLONE_NEWNS),
 )
+
+
+def setns_network(fd: int) -> None:
+    """Move the calling thread into the network namespace ``fd`` refers to.
+
+    Only this thread moves; sockets it creates stay in that namespace.
+
+    Raises:
+        OSError: the namespace cannot be joined.
+    """
+    libc.setns(fd, libc.CLONE_NEWNET)
 
 
 def enter(

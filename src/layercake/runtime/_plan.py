@@ -34,6 +34,7 @@ class Plan:
     scratch: bool
     hostname: bytes
     new_net: bool
+    join_net: bytes | None
     etc_files: tuple[tuple[str, bytes], ...]
     mounts: tuple[tuple[bytes, str, bool, bool], ...]
     tmpfs: tuple[tuple[str, bytes], ...]
@@ -137,7 +138,10 @@ def prepare(spec: SandboxSpec) -> Plan:
         overlay_chdir=chdir,
         scratch=not spec.rootfs.lower_dirs,
         hostname=spec.hostname.encode(),
-        new_net=spec.network != "host",
+        new_net=spec.network != "host" and not spec.network_namespace,
+        join_net=os.fsencode(spec.network_namespace)
+        if spec.network_namespace
+        else None,
         etc_files=_etc_files(spec.hostname),
         mounts=tuple(_bind(m.source, m.target, m.read_only) for m in spec.mounts),
         tmpfs=tuple(_tmpfs(t.target, t.size, t.mode) for t in spec.tmpfs),

@@ -91,7 +91,8 @@ class SandboxSpec:
     """Everything needed to run one process in an isolated container.
 
     ``network`` is ``"none"`` (a new network namespace with only loopback,
-    up) or ``"host"`` (the caller's network). ``tmpfs`` mounts come after
+    up) or ``"host"`` (the caller's network); a ``network_namespace`` path
+    (``/proc/<pid>/ns/net`` of another container) is joined instead. ``tmpfs`` mounts come after
     the bind ``mounts``. With ``init`` a minimal init is PID 1: it forwards
     signals to the process and reaps orphaned zombies; without it the
     process itself is PID 1. ``read_only`` makes the root file system
@@ -110,6 +111,7 @@ class SandboxSpec:
     init: bool = False
     read_only: bool = False
     privileged: bool = False
+    network_namespace: str = ""
     cgroup_procs: tuple[str, ...] = ()
 
 
