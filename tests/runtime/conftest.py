@@ -83,7 +83,19 @@ def make_spec(rootfs: RootfsSpec) -> Callable[..., SandboxSpec]:
 
     def build(*args: str, **options: Any) -> SandboxSpec:
         outer = {
-            k: options.pop(k) for k in ("hostname", "network", "mounts") if k in options
+            k: options.pop(k)
+            for k in (
+                "hostname",
+                "network",
+                "mounts",
+                "tmpfs",
+                "init",
+                "read_only",
+                "privileged",
+                "network_namespace",
+                "cgroup_procs",
+            )
+            if k in options
         }
         return SandboxSpec(
             rootfs=rootfs, process=ProcessSpec(args=args, **options), **outer
