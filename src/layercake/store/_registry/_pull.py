@@ -174,7 +174,12 @@ class _Puller:
         manifest = self._parse(Manifest, data, digest)
 
         config_data = self._fetch_config(manifest.config)
-        config = self._parse(ImageConfig, config_data, manifest.config.digest)
+        config = self._parse(
+            ImageConfig,
+            config_data,
+            manifest.config.digest,
+            self._blob_url(manifest.config.digest),
+        )
         if len(config.rootfs.diff_ids) != len(manifest.layers):
             raise self._invalid(
                 f"manifest {digest} lists {len(manifest.layers)} layers but its "
@@ -269,11 +274,14 @@ class _Puller:
         header: str = response.headers.get("Content-Type", "")
         return header.split(";", 1)[0].strip()
 
-    def _parse(self, cls: type[T], data: bytes, digest: Digest) -> T:
+    def _parse(
+        self, cls: type[T], data: bytes, digest: Digest, url: httpx.URL | None = None
+    ) -> T:
         try:
             return from_json(cls, data, digest=digest)
         except StoreCorrupted as exc:
-            raise self._invalid(str(exc), self._manifest_url(str(digest))) from None
+            where = url or self._manifest_url(str(digest))
+            raise self._invalid(str(exc), where) from None
 
     def _choose(self, index: Index, platform: Platform) -> Descriptor:
         candidates = [
