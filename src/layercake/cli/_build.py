@@ -1,0 +1,108 @@
+"""``layercake build``: build a context directory into an image."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from layercake.cli._progress import JsonProgress, PlainProgress
+
+__all__ = ["key_values", "register"]
+
+
+def key_values(items: Sequence[str], flag: str) -> dict[str, str]:
+    """Turn repeated ``KEY=VALUE`` flags into a dict ("KEY" alone is "")."""
+    values = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not key:
+            raise SystemExit(f"layercake: invalid {flag} {item!r}: expected KEY=VALUE")
+        values[key] = value if sep else ""
+    return values
+
+
+def _secrets(items: Sequence[str]) -> dict[str, Path]:
+    secrets = {}
+    for item in items:
+        fields = dict(field.partition("=")[::2] for field in item.split(","))
+        name = fields.get("id", "")
+        source = fields.get("src") or fields.get("source")
+        if not name or not source:
+            raise SystemExit(
+                f"layercake: invalid --secret {item!r}: expected id=NAME,src=PATH"
+            )
+        secrets[name] = Path(source)
+    return secrets
+
+
+def build(args: argparse.Namespace) -> int:
+    """Build; print the steps as they run."""
+    import layercake
+
+    if args.check:
+        from layercake import dockerfile as df
+
+        if args.file == "-":
+            parsed = df.parse(sys.stdin.read())
+        else:
+            parsed = df.parse(Path(args.file or f"{args.context}/Dockerfile"))
+        sys.stdout.write(df.dump(parsed))
+        return 0
+
+    progress = (
+        JsonProgress(sys.stdout)
+        if args.progress == "json"
+        else PlainProgress(sys.stdout)
+    )
+    # As with docker, -f is relative to the current directory, and "-" is stdin.
+    text = sys.stdin.read() if args.file == "-" else None
+    dockerfile = None if args.file in (None, "-") else Path(args.file).absolute()
+    layercake.Builder(layercake.Store(args.store)).build(
+        args.context,
+        dockerfile=dockerfile,
+        text=text,
+        tag=args.tag,
+        build_args=key_values(args.build_arg, "--build-arg"),
+        target=args.target,
+        no_cache=args.no_cache,
+        secrets=_secrets(args.secret),
+        on_event=progress,
+    )
+    return 0
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the build verb."""
+    parser = verbs.add_parser("build", help="build an image from a Dockerfile")
+    parser.add_argument("context", help="the build context directory")
+    parser.add_argument("-t", "--tag", action="append", default=[], help="name:tag")
+    parser.add_argument(
+        "-f", "--file", help="the Dockerfile (default: CONTEXT/Dockerfile; - for stdin)"
+    )
+    parser.add_argument(
+        "--build-arg",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="set a build argument",
+    )
+    parser.add_argument(
+        "--secret",
+        action="append",
+        default=[],
+        metavar="id=NAME,src=PATH",
+        help="a file for RUN --mount=type=secret",
+    )
+    parser.add_argument("--no-cache", action="store_true", help="do not use the cache")
+    parser.add_argument("--target", help="build up to this stage")
+    parser.add_argument(
+        "--progress", choices=("plain", "json"), default="plain", help="output style"
+    )
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="print the parsed Dockerfile, build nothing",
+    )
+    parser.set_defaults(handler=build)
