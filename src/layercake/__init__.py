@@ -12,12 +12,10 @@ The whole public surface is here::
 Every error derives from :class:`LayercakeError`; see :mod:`layercake.errors`.
 """
 
+import importlib
 import logging
+from typing import TYPE_CHECKING, Any
 
-from layercake._container import Container
-from layercake._image import Image, Layer
-from layercake._store import Store
-from layercake.builder import Builder
 from layercake.errors import (
     BlobNotFound,
     BuildContextError,
@@ -37,7 +35,38 @@ from layercake.errors import (
     StoreError,
     UnsafeArchiveEntry,
 )
-from layercake.runtime import RunResult
+
+if TYPE_CHECKING:
+    from layercake._container import Container
+    from layercake._image import Image, Layer
+    from layercake._store import Store
+    from layercake.builder import Builder
+    from layercake.runtime import RunResult
+
+# The public objects load on first use, so that a command which only runs a
+# container does not pay for importing the Dockerfile parser and builder.
+_LAZY = {
+    "Builder": "layercake.builder",
+    "Container": "layercake._container",
+    "Image": "layercake._image",
+    "Layer": "layercake._image",
+    "RunResult": "layercake.runtime",
+    "Store": "layercake._store",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'layercake' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "BlobNotFound",
