@@ -251,7 +251,7 @@ def test_from_an_image_not_in_the_store_names_the_reference(
     """FROM of an unknown image fails with the reference, file and line."""
     context = write_context(tmp_path / "ctx", "# base\nFROM nosuch:1.0\n")
     with pytest.raises(DockerfileError) as caught:
-        layercake.Builder(store).build(context)
+        layercake.Builder(store).build(context, pull="never")
     error = caught.value
     assert (error.reason, error.path, error.line) == (
         "base image not found in the store: nosuch:1.0",

@@ -93,7 +93,7 @@ def test_build_error_is_one_line_and_exit_125(cli, store, capfd, tmp_path):
     context = tmp_path / "ctx"
     context.mkdir()
     (context / "Dockerfile").write_text("FROM scratch\nFROM nosuch\n")
-    assert cli("build", str(context)) == 125
+    assert cli("build", "--pull=never", str(context)) == 125
     err = capfd.readouterr().err
     assert err == (
         f"layercake: error: {context}/Dockerfile:2: "

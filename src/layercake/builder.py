@@ -54,6 +54,7 @@ from layercake.errors import (
     DockerfileError,
     ImageNotFound,
     InvalidReference,
+    RegistryError,
 )
 from layercake.events import (
     BuildFinished,
@@ -79,6 +80,7 @@ from layercake.store import (
     Reference,
     host_platform,
 )
+from layercake.store import _registry as registry
 
 __all__ = ["Builder"]
 
@@ -89,6 +91,8 @@ _OUTPUT_TAIL_LINES = 20
 _TAIL_CHUNKS = 64
 _TAIL_BYTES = 16 * 1024
 _BUILD_HOSTNAME = "buildkitsandbox"
+
+PullPolicy = Literal["missing", "always", "never"]
 _PROXY_ARGS = tuple(
     name
     for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
@@ -790,6 +794,7 @@ class _Build:
         self.no_cache = no_cache
         self.on_event = on_event
         self.secrets: dict[str, Path] = {}
+        self.pull: PullPolicy = "missing"
         self.writer = StateWriter(store._directory)
         self.platform_args = _platform_args()
         self.global_scope: dict[str, str] = {}
@@ -888,20 +893,38 @@ class _Build:
             return self.built[name.lower()]
         try:
             Reference.parse(name)
-            image = self.store.image(name)
         except InvalidReference as error:
             raise DockerfileError(
                 f"invalid base image reference {name!r}: {error.reason}",
                 path=base.location.path,
                 line=base.location.line,
             ) from None
-        except ImageNotFound:
+        return self.writer.load(self.base_image(name, base).digest)
+
+    def base_image(self, name: str, base: df.From) -> Image:
+        """The image FROM names: from the store, or pulled as ``pull`` says."""
+        image = None
+        if self.pull != "always":
+            try:
+                image = self.store.image(name)
+            except ImageNotFound:
+                if self.pull == "never":
+                    raise DockerfileError(
+                        f"base image not found in the store: {name}",
+                        path=base.location.path,
+                        line=base.location.line,
+                    ) from None
+        if image is not None:
+            return image
+        try:
+            descriptor = registry.pull(self.store._directory, name)
+        except RegistryError as error:
             raise DockerfileError(
-                f"base image not found in the store: {name}",
+                f"base image {name} is not in the store and pulling it failed: {error}",
                 path=base.location.path,
                 line=base.location.line,
             ) from None
-        return self.writer.load(image.digest)
+        return self.store._load(descriptor.digest)
 
 
 class _StepErrors:
@@ -964,6 +987,7 @@ class Builder:
         target: str | None = None,
         no_cache: bool = False,
         secrets: Mapping[str, str | os.PathLike[str]] | None = None,
+        pull: PullPolicy = "missing",
         on_event: EventCallback | None = None,
     ) -> Image:
         """Build an image and tag it; return it.
@@ -978,11 +1002,14 @@ class Builder:
             target: the stage to build; default the last one.
             no_cache: run every step even when the cache has its result.
             secrets: files for ``RUN --mount=type=secret``, by id.
+            pull: when to pull a FROM image from its registry: only when the
+                store lacks it (``"missing"``, Docker's default), every time
+                (``"always"``, ``--pull``), or never (``"never"``).
             on_event: receives this build's events.
 
         Raises:
-            DockerfileError: the Dockerfile cannot be parsed or names a base
-                image the store does not have (with file and line).
+            DockerfileError: the Dockerfile cannot be parsed, or names a base
+                image the store lacks and cannot pull (with file and line).
             BuildContextError: a COPY or ADD source is missing or outside the
                 context.
             BuildStepFailed: a RUN command exited non-zero; nothing is tagged.
@@ -1003,6 +1030,7 @@ class Builder:
             on_event or self.on_event,
         )
         build.secrets = {name: Path(path) for name, path in (secrets or {}).items()}
+        build.pull = pull
         state = self._run_stages(build, target)
         self._warn_unused_args(build)
 

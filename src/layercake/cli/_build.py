@@ -68,6 +68,7 @@ def build(args: argparse.Namespace) -> int:
         target=args.target,
         no_cache=args.no_cache,
         secrets=_secrets(args.secret),
+        pull=args.pull,
         on_event=progress,
     )
     return 0
@@ -96,6 +97,14 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         help="a file for RUN --mount=type=secret",
     )
     parser.add_argument("--no-cache", action="store_true", help="do not use the cache")
+    parser.add_argument(
+        "--pull",
+        nargs="?",
+        const="always",
+        default="missing",
+        choices=("missing", "always", "never"),
+        help="pull FROM images: missing (default), always (--pull) or never",
+    )
     parser.add_argument("--target", help="build up to this stage")
     parser.add_argument(
         "--progress", choices=("plain", "json"), default="plain", help="output style"
