@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # Install what layercake needs on a fresh Debian 12 machine, as root, with no
 # questions asked: system packages, then a virtualenv in .venv with layercake
-# installed. `setup-debian.sh test` adds the test suite's tools (skopeo and
-# umoci to check that other tools read our images, and pytest).
+# installed. `setup-debian.sh test` adds what the test suite runs beside
+# layercake: skopeo, umoci, podman and runc (other tools must read what we
+# write, and we must read theirs), the distribution registry server, openssl
+# for its TLS tests, zstd for zstd layers, and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(python3 python3-venv busybox-static)
 extra=""
 if [ "${1:-}" = "test" ]; then
-  packages+=(skopeo umoci)
+  packages+=(skopeo umoci podman runc docker-registry openssl zstd util-linux)
   extra="[test]"
 fi
 
