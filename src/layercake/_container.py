@@ -606,24 +606,30 @@ class Container:
         """
         streams = {s for s, w in (("stdout", stdout), ("stderr", stderr)) if w}
         floor = _since_ns(since)
-        lines = _log_lines(self.path / LOG_FILE, streams, floor, timestamps)
+        path = self.path / LOG_FILE
+        data = path.read_bytes() if path.exists() else b""
+        # Only whole entries: the monitor may be writing the next one.
+        complete = data[: data.rfind(b"\n") + 1]
+        lines = _format_lines(complete, streams, floor, timestamps)
         if tail is not None:
             lines = lines[-tail:] if tail > 0 else []
         if not follow:
             return b"".join(lines)
-        return self._follow(lines, streams, floor, timestamps)
+        return self._follow(lines, len(complete), streams, floor, timestamps)
 
     def _follow(
         self,
         first: list[bytes],
+        offset: int,
         streams: set[str],
         floor: int,
         timestamps: bool,
     ) -> Iterator[bytes]:
         yield from first
         path = self.path / LOG_FILE
-        offset = path.stat().st_size if path.exists() else 0
         while True:
+            # Read the state first: whatever was logged before the exit was
+            # recorded is then read below, before stopping.
             running = self.state().status == "running"
             if path.exists():
                 with open(path, "rb") as file:
@@ -631,10 +637,7 @@ class Container:
                     data = file.read()
                 complete = data[: data.rfind(b"\n") + 1]
                 offset += len(complete)
-                for raw in complete.splitlines():
-                    line = _format_line(raw, streams, floor, timestamps)
-                    if line is not None:
-                        yield line
+                yield from _format_lines(complete, streams, floor, timestamps)
             if not running:
                 return
             time.sleep(_POLL_INTERVAL)
@@ -1161,13 +1164,9 @@ def _format_line(
     return (stamp.encode() + b" " + text) if timestamps else text
 
 
-def _log_lines(
-    path: Path, streams: set[str], floor: int, timestamps: bool
+def _format_lines(
+    data: bytes, streams: set[str], floor: int, timestamps: bool
 ) -> list[bytes]:
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        return []
     lines = []
     for raw in data.splitlines():
         line = _format_line(raw, streams, floor, timestamps)
