@@ -84,3 +84,36 @@ def test_unprivileged_user_runs_a_container_as_root_inside(
     whiteout = os.lstat(upper / "etc" / "group")
     assert stat.S_ISCHR(whiteout.st_mode) and whiteout.st_rdev == 0
     assert sorted(p.name for p in upper.iterdir()) == ["etc", "f"]
+
+
+def test_unprivileged_user_gets_a_reason_instead_of_a_cgroup(nobody_dir: Path) -> None:
+    """Without write access to cgroups, create_cgroup says why and makes nothing."""
+    script = textwrap.dedent(
+        """
+        from layercake.runtime import Resources, create_cgroup
+        cgroup, reason = create_cgroup("rootless-test", Resources(memory=1 << 20))
+        print(cgroup)
+        print(reason)
+        """
+    )
+    completed = subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            script,
+        ],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
+    lines = completed.stdout.splitlines()
+    assert lines[0] == "None", completed.stderr
+    assert lines[1].startswith("resource limits not applied: permission denied (")
+    # The path is the layercake parent, or the container's when that exists.
+    assert "/sys/fs/cgroup/" in lines[1]
+    assert lines[1].endswith(("/layercake)", "/layercake/rootless-test)"))
