@@ -112,6 +112,8 @@ class Bench:
         self.comparisons: list[Comparison] = []
         self.targets: list[Target] = []
         self.notes: list[str] = []
+        # Read now: others may commit to the checkout while this runs.
+        self.commit = _commit()
         self.profiles: list[str] = []
         self.counter = 0
         self.peer_env = dict(os.environ)
@@ -676,7 +678,7 @@ def report(bench: Bench) -> str:
     lines = [
         (
             f"layercake {layercake.__version__} from "
-            f"{Path(layercake.__file__).parent.parent} (checkout at {_commit()}), "
+            f"{Path(layercake.__file__).parent.parent} (checkout at {bench.commit}), "
             f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, "
             f"{os.cpu_count()} CPUs, Python {sys.version.split()[0]}"
         ),
