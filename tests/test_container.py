@@ -393,11 +393,20 @@ def test_init_is_pid_1_and_forwards_the_stop_signal(busybox):
         assert container.stop(timeout=10) == 3
 
 
-def test_init_reaps_orphans(busybox):
-    """An orphan reparented to the init is reaped: no zombie remains."""
-    script = "sh -c 'sleep 0.05 &'; sleep 0.5; ps -o stat | grep -c Z; true"
-    with Container(busybox, ["sh", "-c", script], init=True) as container:
-        assert container.run().stdout == b"0\n"
+@pytest.mark.parametrize(("init", "zombies"), [(False, b"1\n"), (True, b"0\n")])
+def test_init_reaps_orphans_that_a_plain_pid_1_leaves(busybox, init, zombies):
+    """An orphan of a PID 1 that never waits stays a zombie, unless init reaps it."""
+    script = "sh -c 'sleep 0.05 &'; exec sleep 60"
+    with Container(busybox, ["sh", "-c", script], init=init) as container:
+        container.start()
+
+        def orphan_ended() -> bool:
+            listing = container.exec(["ps", "-o", "stat,args"]).stdout
+            return b"sleep 0.05" not in listing
+
+        wait_for(orphan_ended)
+        count = container.exec(["sh", "-c", "ps -o stat | grep -c '^Z'"]).stdout
+        assert count == zombies
 
 
 def test_tmpfs_is_a_real_tmpfs_and_leaves_nothing_in_the_layer(busybox):
