@@ -455,6 +455,10 @@ def test_bind_mount_read_only_and_read_write(busybox, tmp_path):
     assert result.stderr == b"sh: can't create /data/x: Read-only file system\n"
     assert (out / "f").read_text() == "made\n"
     assert sorted(p.name for p in data.iterdir()) == ["in.txt"]
+    assert container.inspect()["Mounts"] == [
+        {"Type": "bind", "Source": str(data), "Destination": "/data", "RW": False},
+        {"Type": "bind", "Source": str(out), "Destination": "/out", "RW": True},
+    ]
 
 
 def test_named_volume_is_seeded_from_the_image_and_persists(busybox, write_context):
@@ -474,6 +478,15 @@ def test_named_volume_is_seeded_from_the_image_and_persists(busybox, write_conte
         image, ["sh", "-c", "cat /conf/a /conf/b"], volumes=[("cfg", "/conf")]
     ) as second:
         assert second.run().stdout == b"seeded\nmore\n"
+        assert second.inspect()["Mounts"] == [
+            {
+                "Type": "volume",
+                "Name": "cfg",
+                "Source": str(busybox.store.path / "volumes" / "cfg"),
+                "Destination": "/conf",
+                "RW": True,
+            }
+        ]
     assert sorted(os.listdir(busybox.store.path / "volumes" / "cfg")) == ["a", "b"]
 
 

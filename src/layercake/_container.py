@@ -945,6 +945,24 @@ class Container:
         """
         export(self._spec(), self._live_pid(), Path(path))
 
+    def _mounts(self) -> list[dict[str, Any]]:
+        volume_dirs = (
+            str(self.image.store.path / "volumes"),
+            str(self.path / "volumes"),
+        )
+        mounts: list[dict[str, Any]] = []
+        for source, target, read_only in self.record.binds:
+            entry: dict[str, Any] = {"Type": "bind"}
+            if os.path.dirname(source) in volume_dirs:
+                entry = {"Type": "volume", "Name": os.path.basename(source)}
+            entry.update({"Source": source, "Destination": target, "RW": not read_only})
+            mounts.append(entry)
+        for target, _size, _mode in self.record.tmpfs:
+            mounts.append(
+                {"Type": "tmpfs", "Source": "", "Destination": target, "RW": True}
+            )
+        return mounts
+
     def inspect(self) -> dict[str, Any]:
         """Describe the container with ``docker inspect``'s field names."""
         state = self.state()
@@ -970,6 +988,7 @@ class Container:
                 "FinishedAt": state.finished_at,
             },
             "Image": self.image.id,
+            "Mounts": self._mounts(),
             "NetworkSettings": {
                 "Ports": {
                     f"{c}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(h)}]
