@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, overload
 import attrs
 
 from layercake import runtime
+from layercake._build_state import StateWriter
 from layercake._container_files import (
     RUNTIME_TARGETS,
     Change,
@@ -66,6 +67,7 @@ from layercake.runtime import (
     TmpfsMount,
     open_cgroup,
 )
+from layercake.store import Digest, History
 
 if TYPE_CHECKING:
     from layercake._image import Image
@@ -266,7 +268,7 @@ class Container:
     @classmethod
     def _from_record(cls, store: Store, path: Path, record: ContainerRecord) -> Self:
         container = cls.__new__(cls)
-        container.image = store._load(_digest(record.image))
+        container.image = store._load(Digest.parse(record.image))
         container.id = record.id
         container.name = record.name
         container.record = record
@@ -844,9 +846,6 @@ class Container:
             StoreError: the layer could not be written.
             InvalidReference: ``tag`` is not a valid reference.
         """
-        from layercake._build_state import StateWriter
-        from layercake.store import History
-
         store = self.image.store
         directory = store._directory
         base = self.image.config.config
@@ -1049,12 +1048,6 @@ def _no_new_privileges(options: Sequence[str]) -> bool:
 
 def _list_or_none(value: tuple[str, ...] | None) -> list[str] | None:
     return list(value) if value is not None else None
-
-
-def _digest(text: str) -> Any:
-    from layercake.store import Digest
-
-    return Digest.parse(text)
 
 
 def _all(store: Store) -> list[Container]:
