@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from layercake._dockerignore import IgnoreRules
+from layercake._file_digests import FileDigests
 from layercake.errors import BuildContextError
 
 __all__ = ["BuildContext"]
@@ -35,16 +36,21 @@ class BuildContext:
         root: the context directory, or ``None`` for a build with no context
             (a Dockerfile given as text); every COPY source is then missing.
         extractable: whether ADD extracts the archives found here.
+        digests: remembered file digests, so unchanged files are not read.
     """
 
-    def __init__(self, root: Path | None, *, extractable: bool = True) -> None:
+    def __init__(
+        self,
+        root: Path | None,
+        *,
+        extractable: bool = True,
+        digests: FileDigests | None = None,
+    ) -> None:
         self.root = root.resolve() if root is not None else None
         # ADD extracts local archives, never downloaded ones.
         self.extractable = extractable
         self.ignore = IgnoreRules.load(self.root) if self.root else IgnoreRules()
-        # (device, inode, size, mtime) -> sha256 of the content, so a file
-        # that did not change is read once per Builder, not once per step.
-        self._file_digests: dict[tuple[int, int, int, int], str] = {}
+        self._digests = digests or FileDigests(None)
 
     def resolve(self, source: str, *, keyword: str = "COPY") -> list[str]:
         """Return the context-relative paths a COPY source names, sorted.
@@ -178,8 +184,7 @@ class BuildContext:
         return record.encode("utf-8", "surrogateescape")
 
     def _file_digest(self, path: Path, info: os.stat_result) -> str:
-        key = (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
-        known = self._file_digests.get(key)
+        known = self._digests.get(info)
         if known is not None:
             return known
         hasher = hashlib.sha256()
@@ -187,7 +192,7 @@ class BuildContext:
             while chunk := file.read(_CHUNK):
                 hasher.update(chunk)
         digest = hasher.hexdigest()
-        self._file_digests[key] = digest
+        self._digests.put(info, digest)
         return digest
 
 

@@ -10,7 +10,6 @@ is cached under a key over everything that determines it (see
 
 from __future__ import annotations
 
-import asyncio
 import collections
 import hashlib
 import json
@@ -39,6 +38,7 @@ from layercake._copy_into import (
     parse_chmod,
     parse_chown,
 )
+from layercake._file_digests import FileDigests
 from layercake._image import Image
 from layercake._remote_source import download
 from layercake._run_config import merge_env
@@ -1021,17 +1021,21 @@ class Builder:
         stored_tags = [tag_name(name) for name in tags]
         root = Path(context) if context is not None else None
         parsed = self._parse(root, dockerfile, text)
+        digests = FileDigests(self.store.path / "cache" / "file-digests.sqlite")
         build = _Build(
             self.store,
             parsed,
-            BuildContext(root),
+            BuildContext(root, digests=digests),
             build_args or {},
             no_cache,
             on_event or self.on_event,
         )
         build.secrets = {name: Path(path) for name, path in (secrets or {}).items()}
         build.pull = pull
-        state = self._run_stages(build, target)
+        try:
+            state = self._run_stages(build, target)
+        finally:
+            digests.close()
         self._warn_unused_args(build)
 
         image = self.store._load(state.manifest_digest)
@@ -1053,6 +1057,8 @@ class Builder:
         The build runs in a worker thread; events reach ``on_event`` from that
         thread. Takes the same arguments and raises the same errors.
         """
+        import asyncio  # only async callers pay for importing it
+
         return await asyncio.to_thread(self.build, context, **options)
 
     def _parse(
