@@ -48,7 +48,9 @@ from ._models import (
     to_json,
 )
 from ._reference import Reference
+from ._space import DiskUsage, PruneReport
 from ._unpack import extract_tar
+from ._verify import VerifyReport
 
 __all__ = [
     "REF_NAME",
@@ -56,6 +58,7 @@ __all__ = [
     "ContainerConfig",
     "Descriptor",
     "Digest",
+    "DiskUsage",
     "Healthcheck",
     "History",
     "ImageConfig",
@@ -63,9 +66,11 @@ __all__ = [
     "Manifest",
     "MediaType",
     "Platform",
+    "PruneReport",
     "Reference",
     "RootFS",
     "StoreDirectory",
+    "VerifyReport",
     "extract_tar",
     "from_json",
     "host_platform",
