@@ -116,7 +116,7 @@ def test_containers_die_with_a_killed_test_process(pytester, store, busybox, tmp
         import os, signal
         def test_killed(layercake_container):
             container = layercake_container("busybox", ["sleep", "60"])
-            open({str(pid_file)!r}, "w").write(str(container._sandbox.pid))
+            open({str(pid_file)!r}, "w").write(str(container.pid))
             os.kill(os.getpid(), signal.SIGKILL)
         """
     )
