@@ -1,47 +1,338 @@
-"""Container verbs: ``run``."""
+"""Container verbs: run, create, start, stop, kill, rm, ps, logs, exec, cp,
+commit, diff, export, port."""
 
 from __future__ import annotations
 
 import argparse
+import json
+import re
+import shlex
+import signal
 import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
+from layercake.cli._format import age, table
 from layercake.errors import LayercakeError
+
+if TYPE_CHECKING:
+    from layercake import Container, Store
 
 __all__ = ["register"]
 
+_SIZE = re.compile(r"([0-9]+)([bkmg]?)", re.IGNORECASE)
+_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 
-def run(args: argparse.Namespace) -> int:
-    """Run a command in a new container; return its exit code."""
+
+def _bytes(text: str) -> int:
+    match = _SIZE.fullmatch(text.strip())
+    if match is None:
+        raise LayercakeError(
+            f"invalid size {text!r}: expected a number with b, k, m or g"
+        )
+    return int(match[1]) * _UNITS[match[2].lower()]
+
+
+def _volume(text: str) -> tuple[str, str] | tuple[str, str, str]:
+    parts = text.split(":")
+    if len(parts) == 2 and all(parts):
+        return parts[0], parts[1]
+    if len(parts) == 3 and all(parts[:2]):
+        return parts[0], parts[1], parts[2]
+    raise LayercakeError(f"invalid volume {text!r}: expected SOURCE:TARGET[:ro|rw]")
+
+
+def _ports(items: list[str]) -> dict[int | str, int | None]:
+    ports: dict[int | str, int | None] = {}
+    for item in items:
+        published, _, container = item.rpartition(":")
+        host = published.rpartition(":")[2] if published else ""
+        if published.count(":") and not published.startswith("127.0.0.1:"):
+            raise LayercakeError(
+                f"invalid port {item!r}: ports are published on 127.0.0.1 only"
+            )
+        if not container or not (host.isdigit() or host == ""):
+            raise LayercakeError(
+                f"invalid port {item!r}: expected [127.0.0.1:]HOST:CONTAINER[/tcp]"
+            )
+        ports[container] = int(host) if host else 0
+    return ports
+
+
+def _env(args: argparse.Namespace) -> list[str]:
+    env: list[str] = []
+    for path in args.env_file:
+        for line in Path(path).read_text().splitlines():
+            if line.strip() and not line.lstrip().startswith("#"):
+                env.append(line)
+    return env + list(args.env)
+
+
+def _create(args: argparse.Namespace) -> Container:
     import layercake
 
     if args.tty:
-        raise LayercakeError("run -t: terminals are not supported yet; drop -t")
-    image = layercake.Store(args.store).image(args.image)
-    with layercake.Container(
-        image,
+        raise LayercakeError(
+            f"{args.verb} -t: terminals are not supported yet; drop -t"
+        )
+    store = layercake.Store(args.store)
+    return layercake.Container(
+        store.image(args.image),
         args.command or None,
         entrypoint=args.entrypoint,
-        env=args.env,
+        env=_env(args),
         workdir=args.workdir,
         user=args.user,
         hostname=args.hostname,
         network=args.network,
-    ) as container:
+        name=args.name,
+        init=args.init,
+        read_only=args.read_only,
+        tmpfs=args.tmpfs,
+        volumes=[_volume(volume) for volume in args.volume],
+        memory=_bytes(args.memory) if args.memory else 0,
+        cpus=args.cpus,
+        cpu_shares=args.cpu_shares,
+        pids_limit=args.pids_limit,
+        privileged=args.privileged,
+        cap_add=args.cap_add,
+        cap_drop=args.cap_drop,
+        security_opt=args.security_opt,
+        ports=_ports(args.publish),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """Create and start a container; attached, return its exit code."""
+    container = _create(args)
+    if args.detach:
+        container.start(detach=True)
+        sys.stdout.write(container.id + "\n")
+        return 0
+    try:
         stdin = sys.stdin.fileno() if args.interactive else None
         return container.attach(stdin=stdin)
+    finally:
+        if args.rm:
+            container.remove(force=True)
 
 
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the container verbs."""
-    parser = verbs.add_parser("run", help="run a command in a new container")
+def create(args: argparse.Namespace) -> int:
+    """Create a container without starting it; print its id."""
+    sys.stdout.write(_create(args).id + "\n")
+    return 0
+
+
+def _load(store: Store, key: str) -> Container:
+    import layercake
+
+    return layercake.Container.load(store, key)
+
+
+def _each(args: argparse.Namespace) -> Iterator[tuple[str, Container]]:
+    import layercake
+
+    store = layercake.Store(args.store)
+    for key in args.containers:
+        yield key, _load(store, key)
+
+
+def start(args: argparse.Namespace) -> int:
+    """Start created containers in the background."""
+    for key, container in _each(args):
+        container.start(detach=True)
+        sys.stdout.write(key + "\n")
+    return 0
+
+
+def stop(args: argparse.Namespace) -> int:
+    """Stop running containers: StopSignal, then SIGKILL after -t seconds."""
+    for key, container in _each(args):
+        container.stop(timeout=args.time)
+        sys.stdout.write(key + "\n")
+    return 0
+
+
+def kill(args: argparse.Namespace) -> int:
+    """Send a signal (default SIGKILL) to running containers."""
+    name = args.signal.upper()
+    try:
+        number = (
+            int(name)
+            if name.isdigit()
+            else int(signal.Signals[name if name.startswith("SIG") else "SIG" + name])
+        )
+    except KeyError:
+        raise LayercakeError(f"kill: invalid signal {args.signal!r}") from None
+    for key, container in _each(args):
+        container.kill(number)
+        sys.stdout.write(key + "\n")
+    return 0
+
+
+def remove(args: argparse.Namespace) -> int:
+    """Remove containers (running ones only with -f)."""
+    for key, container in _each(args):
+        container.remove(force=args.force)
+        sys.stdout.write(key + "\n")
+    return 0
+
+
+def _status(container: Container) -> str:
+    state = container.state()
+    if state.status == "running":
+        return f"Up {age(state.started_at).removesuffix(' ago')}"
+    if state.status == "exited":
+        return f"Exited ({state.exit_code}) {age(state.finished_at)}"
+    return "Created"
+
+
+def ps(args: argparse.Namespace) -> int:
+    """List containers: running ones, or all with -a."""
+    import layercake
+    from layercake._container import list_containers
+
+    containers = list_containers(layercake.Store(args.store), all=args.all)
+    if args.quiet:
+        for container in containers:
+            sys.stdout.write(container.short_id + "\n")
+        return 0
+    if args.format == "json":
+        for container in containers:
+            sys.stdout.write(json.dumps(container.inspect()) + "\n")
+        return 0
+    rows = []
+    for container in containers:
+        record = container.record
+        command = shlex.join(
+            (record.entrypoint or ()) + (record.command or ())
+        ) or shlex.join(container.image.config.config.cmd or ())
+        ports = ", ".join(
+            f"127.0.0.1:{host}->{inner}/tcp" for inner, host in container.state().ports
+        )
+        rows.append(
+            (
+                container.short_id,
+                record.image_reference,
+                json.dumps(command[:20]),
+                age(record.created),
+                _status(container),
+                ports,
+                container.name,
+            )
+        )
+    table(
+        ("CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "PORTS", "NAMES"),
+        rows,
+    )
+    return 0
+
+
+def logs(args: argparse.Namespace) -> int:
+    """Print what a container wrote; -f follows until it ends."""
+    import layercake
+
+    container = _load(layercake.Store(args.store), args.container)
+    options: dict[str, Any] = {
+        "tail": None if args.tail == "all" else int(args.tail),
+        "timestamps": args.timestamps,
+        "since": args.since,
+    }
+    out = sys.stdout.buffer
+    if args.follow:
+        for line in container.logs(follow=True, **options):
+            out.write(line)
+            out.flush()
+    else:
+        out.write(container.logs(**options))
+    return 0
+
+
+def exec_(args: argparse.Namespace) -> int:
+    """Run a command in a running container; return its exit code."""
+    import layercake
+
+    container = _load(layercake.Store(args.store), args.container)
+    stdin = sys.stdin.buffer.read() if args.interactive else None
+    result = container.exec(
+        args.command,
+        env=args.env or None,
+        user=args.user,
+        workdir=args.workdir,
+        stdin=stdin,
+    )
+    sys.stdout.buffer.write(result.stdout)
+    sys.stderr.buffer.write(result.stderr)
+    return result.exit_code
+
+
+def copy(args: argparse.Namespace) -> int:
+    """Copy between a container and the host: ``cp CONTAINER:PATH HOSTPATH``
+    or ``cp HOSTPATH CONTAINER:PATH``."""
+    import layercake
+
+    store = layercake.Store(args.store)
+    source_key, source_sep, source_path = args.source.partition(":")
+    dest_key, dest_sep, dest_path = args.dest.partition(":")
+    if source_sep and not dest_sep and not args.source.startswith("/"):
+        _load(store, source_key).copy_from(source_path, args.dest)
+    elif dest_sep and not source_sep and not args.dest.startswith("/"):
+        _load(store, dest_key).copy_to(dest_path, args.source)
+    else:
+        raise LayercakeError(
+            "cp: exactly one of SOURCE and DEST must be CONTAINER:PATH"
+        )
+    return 0
+
+
+def commit(args: argparse.Namespace) -> int:
+    """Make an image of a container's changes; print its id."""
+    import layercake
+
+    container = _load(layercake.Store(args.store), args.container)
+    image = container.commit(
+        tag=args.repository, message=args.message, author=args.author
+    )
+    sys.stdout.write(image.id + "\n")
+    return 0
+
+
+def diff(args: argparse.Namespace) -> int:
+    """List paths added (A), changed (C) and deleted (D) in a container."""
+    import layercake
+
+    container = _load(layercake.Store(args.store), args.container)
+    for kind, path in container.diff():
+        sys.stdout.write(f"{kind} {path}\n")
+    return 0
+
+
+def export(args: argparse.Namespace) -> int:
+    """Write a container's file system as a tar archive."""
+    import layercake
+
+    if not args.output:
+        raise LayercakeError("export: give the archive with -o FILE")
+    _load(layercake.Store(args.store), args.container).export(args.output)
+    return 0
+
+
+def port(args: argparse.Namespace) -> int:
+    """Print the host port a container port is published on."""
+    import layercake
+
+    container = _load(layercake.Store(args.store), args.container)
+    sys.stdout.write(f"127.0.0.1:{container.host_port(args.port)}\n")
+    return 0
+
+
+def _container_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image")
     parser.add_argument("command", nargs=argparse.REMAINDER)
-    parser.add_argument(
-        "--rm",
-        action="store_true",
-        help="remove the container on exit (always done in this version)",
-    )
+    parser.add_argument("--name", help="a name to find the container by")
     parser.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
+    parser.add_argument("--env-file", action="append", default=[], metavar="FILE")
     parser.add_argument("-w", "--workdir")
     parser.add_argument("-u", "--user")
     parser.add_argument("--entrypoint")
@@ -55,5 +346,114 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         action="store_true",
         help="allocate a terminal (not supported yet)",
     )
-    parser.add_argument("--network", choices=("none", "host"), default="none")
+    parser.add_argument(
+        "--network", default="none", help="none (default), host or container:NAME"
+    )
+    parser.add_argument(
+        "-v", "--volume", action="append", default=[], metavar="SOURCE:TARGET[:ro]"
+    )
+    parser.add_argument(
+        "--tmpfs", action="append", default=[], metavar="PATH[:OPTIONS]"
+    )
+    parser.add_argument(
+        "-p",
+        "--publish",
+        action="append",
+        default=[],
+        metavar="[127.0.0.1:]HOST:CONTAINER",
+    )
+    parser.add_argument("--init", action="store_true", help="run an init as PID 1")
+    parser.add_argument("--read-only", action="store_true")
+    parser.add_argument("-m", "--memory", help="memory limit, e.g. 256m")
+    parser.add_argument("--cpus", type=float, default=0.0)
+    parser.add_argument("--cpu-shares", type=int, default=0)
+    parser.add_argument("--pids-limit", type=int, default=0)
+    parser.add_argument("--privileged", action="store_true")
+    parser.add_argument("--cap-add", action="append", default=[])
+    parser.add_argument("--cap-drop", action="append", default=[])
+    parser.add_argument("--security-opt", action="append", default=[])
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the container verbs."""
+    parser = verbs.add_parser("run", help="run a command in a new container")
+    _container_options(parser)
+    parser.add_argument(
+        "--rm", action="store_true", help="remove the container on exit"
+    )
+    parser.add_argument(
+        "-d",
+        "--detach",
+        action="store_true",
+        help="run in the background; print the id",
+    )
     parser.set_defaults(handler=run)
+
+    parser = verbs.add_parser("create", help="create a container without starting it")
+    _container_options(parser)
+    parser.set_defaults(handler=create)
+
+    for name, handler, text in (
+        ("start", start, "start created containers"),
+        ("rm", remove, "remove containers"),
+        ("stop", stop, "stop running containers"),
+        ("kill", kill, "send a signal to running containers"),
+    ):
+        parser = verbs.add_parser(name, help=text)
+        parser.add_argument("containers", nargs="+", metavar="CONTAINER")
+        parser.set_defaults(handler=handler)
+        if name == "rm":
+            parser.add_argument("-f", "--force", action="store_true")
+        if name == "stop":
+            parser.add_argument("-t", "--time", type=float, default=10.0)
+        if name == "kill":
+            parser.add_argument("-s", "--signal", default="KILL")
+
+    parser = verbs.add_parser("ps", help="list containers")
+    parser.add_argument("-a", "--all", action="store_true", help="also stopped ones")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.set_defaults(handler=ps)
+
+    parser = verbs.add_parser("logs", help="print a container's output")
+    parser.add_argument("container")
+    parser.add_argument("-f", "--follow", action="store_true")
+    parser.add_argument("-t", "--timestamps", action="store_true")
+    parser.add_argument("--tail", default="all")
+    parser.add_argument("--since")
+    parser.set_defaults(handler=logs)
+
+    parser = verbs.add_parser("exec", help="run a command in a running container")
+    parser.add_argument("container")
+    parser.add_argument("command", nargs=argparse.REMAINDER)
+    parser.add_argument("-e", "--env", action="append", default=[])
+    parser.add_argument("-u", "--user")
+    parser.add_argument("-w", "--workdir")
+    parser.add_argument("-i", "--interactive", action="store_true")
+    parser.set_defaults(handler=exec_)
+
+    parser = verbs.add_parser("cp", help="copy files between a container and the host")
+    parser.add_argument("source")
+    parser.add_argument("dest")
+    parser.set_defaults(handler=copy)
+
+    parser = verbs.add_parser("commit", help="make an image of a container's changes")
+    parser.add_argument("container")
+    parser.add_argument("repository", nargs="?")
+    parser.add_argument("-m", "--message")
+    parser.add_argument("-a", "--author")
+    parser.set_defaults(handler=commit)
+
+    parser = verbs.add_parser("diff", help="list a container's changed paths")
+    parser.add_argument("container")
+    parser.set_defaults(handler=diff)
+
+    parser = verbs.add_parser("export", help="write a container's files as a tarball")
+    parser.add_argument("container")
+    parser.add_argument("-o", "--output")
+    parser.set_defaults(handler=export)
+
+    parser = verbs.add_parser("port", help="show where a container port is published")
+    parser.add_argument("container")
+    parser.add_argument("port")
+    parser.set_defaults(handler=port)

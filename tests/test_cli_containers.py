@@ -1,0 +1,110 @@
+"""The container verbs of the layercake command, as a docker user types them."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+import time
+
+import pytest
+
+from layercake.cli import main
+
+pytestmark = pytest.mark.usefixtures("container_runtime")
+
+
+@pytest.fixture
+def cli(store):
+    def run(*args: str) -> int:
+        return main(["--store", str(store.path), *args])
+
+    return run
+
+
+def wait_for_output(cli, capfd, name: str, text: str) -> None:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        cli("logs", name)
+        if text in capfd.readouterr().out:
+            return
+        time.sleep(0.05)
+    raise AssertionError(f"{name} never wrote {text!r}")
+
+
+def test_detached_container_lifecycle(cli, busybox, capfd):
+    """run -d, ps, logs, exec, stop, ps -a, rm: as with docker."""
+    script = "trap 'exit 0' TERM; echo up; while true; do sleep 0.1; done"
+    assert cli("run", "-d", "--name", "svc", "busybox", "sh", "-c", script) == 0
+    container_id = capfd.readouterr().out.strip()
+    assert len(container_id) == 64
+    wait_for_output(cli, capfd, "svc", "up\n")
+
+    assert cli("ps", "-q") == 0
+    assert capfd.readouterr().out == container_id[:12] + "\n"
+    assert cli("exec", "svc", "sh", "-c", "echo $$ inside; exit 3") == 3
+    assert capfd.readouterr().out.endswith(" inside\n")
+
+    assert cli("stop", "svc") == 0
+    assert cli("ps", "-a", "--format", "json") == 0
+    lines = capfd.readouterr().out.splitlines()
+    state = json.loads(lines[-1])["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 0)
+    assert cli("rm", "svc") == 0
+    capfd.readouterr()
+    assert cli("ps", "-a", "-q") == 0
+    assert capfd.readouterr().out == ""
+
+
+def test_run_without_rm_keeps_the_exited_container(cli, busybox, capfd):
+    """Without --rm the container stays for logs, diff, commit and rm."""
+    assert cli("run", "--name", "kept", "busybox", "sh", "-c", "echo x > /new; echo done") == 0
+    assert capfd.readouterr().out == "done\n"
+    assert cli("diff", "kept") == 0
+    assert capfd.readouterr().out == "A /new\n"
+    assert cli("commit", "kept", "kept-image:1") == 0
+    capfd.readouterr()
+    assert cli("run", "--rm", "kept-image:1", "cat", "/new") == 0
+    assert capfd.readouterr().out == "x\n"
+    assert cli("rm", "kept") == 0
+
+
+def test_create_then_start_and_wait_via_logs(cli, busybox, capfd):
+    """create prints an id; start runs it in the background."""
+    assert cli("create", "--name", "later", "busybox", "echo", "started") == 0
+    capfd.readouterr()
+    assert cli("start", "later") == 0
+    wait_for_output(cli, capfd, "later", "started\n")
+    assert cli("rm", "-f", "later") == 0
+
+
+def test_cp_both_ways_and_export(cli, busybox, capfd, tmp_path):
+    """cp into and out of a container; export writes its files as a tar."""
+    assert cli("create", "--name", "box", "busybox", "true") == 0
+    capfd.readouterr()
+    source = tmp_path / "in.txt"
+    source.write_text("payload\n")
+    assert cli("cp", str(source), "box:/in.txt") == 0
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    assert cli("cp", "box:/in.txt", str(out_dir)) == 0
+    assert (out_dir / "in.txt").read_text() == "payload\n"
+    archive = tmp_path / "box.tar"
+    assert cli("export", "-o", str(archive), "box") == 0
+    with tarfile.open(archive) as tar:
+        assert tar.extractfile("in.txt").read() == b"payload\n"
+    assert cli("rm", "box") == 0
+
+
+def test_errors_for_unknown_containers_and_bad_flags(cli, busybox, capfd):
+    """Unknown names, bad signals and volumes give one line and exit 125."""
+    assert cli("logs", "nosuch") == 125
+    assert "nosuch" in capfd.readouterr().err
+    assert cli("run", "-v", "justone", "busybox", "true") == 125
+    assert capfd.readouterr().err == (
+        "layercake: error: invalid volume 'justone': expected SOURCE:TARGET[:ro|rw]\n"
+    )
+    assert cli("run", "-p", "0.0.0.0:80:80", "busybox", "true") == 125
+    assert capfd.readouterr().err == (
+        "layercake: error: invalid port '0.0.0.0:80:80': ports are published on "
+        "127.0.0.1 only\n"
+    )
