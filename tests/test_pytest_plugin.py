@@ -128,3 +128,11 @@ def test_containers_die_with_a_killed_test_process(pytester, store, busybox, tmp
     assert not os.path.exists(f"/proc/{pid}")
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+    # The next session sweeps what the killed one left in the store.
+    assert len(list((store.path / "containers").iterdir())) == 1
+    for path in pytester.path.glob("test_*.py"):
+        path.unlink()
+    pytester.makepyfile(test_next="def test_nothing(layercake_store): pass\n")
+    run(pytester, store).assert_outcomes(passed=1)
+    assert [p.name for p in (store.path / "containers").iterdir()] == []

@@ -12,7 +12,8 @@ enough. Fixtures:
 - ``layercake_container``: starts throwaway containers for one test and
   removes them after it, whatever happens; ``wait_for_log=`` waits for a line
   of output before the test goes on. Containers die with the test process
-  even when it is killed.
+  even when it is killed, and the next session removes what such a crash
+  left in the store.
 
 When a test fails, the last output lines and the exit status of each of its
 containers are added to the report.
@@ -20,6 +21,7 @@ containers are added to the report.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -36,6 +38,7 @@ __all__ = [
 ]
 
 _CONTAINERS = pytest.StashKey[list["Container"]]()
+_NAME_PREFIX = "pytest-"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -48,15 +51,31 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 @pytest.fixture(scope="session")
 def layercake_store(pytestconfig: pytest.Config) -> Store:
-    """The store every layercake fixture of this session uses."""
+    """The store every layercake fixture of this session uses.
+
+    Containers an earlier, crashed session left behind are removed first.
+    """
     import layercake
 
     path = pytestconfig.getoption("layercake_store") or pytestconfig.getini(
         "layercake_store"
     )
-    if path:
-        return layercake.Store(Path(str(path)).expanduser())
-    return layercake.Store()
+    store = layercake.Store(Path(str(path)).expanduser() if path else None)
+    _sweep(store)
+    return store
+
+
+def _sweep(store: Store) -> None:
+    """Remove exited containers this plugin made in any session.
+
+    Only exited ones: a running or just-created container may belong to
+    another pytest-xdist worker of this very session.
+    """
+    from layercake._container import list_containers
+
+    for container in list_containers(store, all=True):
+        if container.name.startswith(_NAME_PREFIX) and container.status == "exited":
+            container.remove(force=True)
 
 
 @pytest.fixture(scope="session")
@@ -125,6 +144,7 @@ def layercake_container(
     ) -> Container:
         if isinstance(image, str):
             image = layercake_store.image(image)
+        options.setdefault("name", f"{_NAME_PREFIX}{secrets.token_hex(6)}")
         container = layercake.Container(image, command, **options)
         containers.append(container)
         container.start()
