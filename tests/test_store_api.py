@@ -685,3 +685,36 @@ def test_without_source_date_epoch_layers_keep_file_mtimes(
 
     with image.layers[0].open() as blob, tarfile.open(fileobj=blob) as tar:
         assert tar.getmember("f").mtime == 1_600_000_000
+
+
+def test_zstd_archive_on_request_loads_back(store, tmp_path, write_context, tool):
+    """compression="zstd" writes zstd layers that load back to the same image."""
+    tool("zstd")
+    image = _small_image(store, tmp_path, write_context)
+    archive = tmp_path / "demo.zst.tar"
+    image.save(archive, format="oci", compression="zstd")
+
+    members = _members(archive)
+    index = json.loads(members["index.json"])
+    manifest = json.loads(
+        members[index["manifests"][0]["digest"].replace("sha256:", "blobs/sha256/")]
+    )
+    (layer,) = manifest["layers"]
+    assert layer["mediaType"] == "application/vnd.oci.image.layer.v1.tar+zstd"
+    assert members[layer["digest"].replace("sha256:", "blobs/sha256/")][:4] == (
+        b"\x28\xb5\x2f\xfd"
+    )
+    (loaded,) = layercake.Store(tmp_path / "other").load(archive)
+    assert (loaded.id, loaded.digest) == (image.id, image.digest)
+
+
+def test_unknown_compression_is_refused(store, tmp_path, write_context):
+    """An unknown compression name is a ValueError naming the choices."""
+    image = _small_image(store, tmp_path, write_context)
+
+    with pytest.raises(ValueError) as caught:
+        image.save(tmp_path / "x.tar", compression="lz4")  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        "unknown compression 'lz4': use 'gzip', 'zstd' or 'none'"
+    )
+    assert list(tmp_path.glob("*.tar")) == []

@@ -207,7 +207,7 @@ class Image:
         Args:
             path: the archive to write; it appears only once complete.
             format: ``"docker"`` (``docker save``'s layout) or ``"oci"``.
-            compression: ``"gzip"`` or ``"none"`` for the layers.
+            compression: ``"gzip"``, ``"zstd"`` or ``"none"`` for the layers.
 
         Raises:
             ValueError: an unknown format or compression.

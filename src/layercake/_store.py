@@ -281,8 +281,9 @@ class Store:
             path: the archive file to write; replaced only once complete.
             format: ``"docker"`` (``docker load`` and ``podman load`` read
                 it) or ``"oci"`` (a tarred OCI image layout).
-            compression: ``"gzip"`` (layers compressed while saving) or
-                ``"none"`` (layers as stored).
+            compression: ``"gzip"`` (layers compressed while saving),
+                ``"zstd"`` (needs the zstd program; not every tool reads it)
+                or ``"none"`` (layers as stored).
 
         Raises:
             ValueError: no images, or an unknown format or compression.
