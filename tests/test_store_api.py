@@ -718,3 +718,41 @@ def test_unknown_compression_is_refused(store, tmp_path, write_context):
         "unknown compression 'lz4': use 'gzip', 'zstd' or 'none'"
     )
     assert list(tmp_path.glob("*.tar")) == []
+
+
+def test_load_reads_a_gzipped_archive(store, tmp_path, write_context):
+    """`docker save | gzip` output loads as the plain archive does."""
+    image = _small_image(store, tmp_path, write_context)
+    image.save(tmp_path / "demo.tar", compression="none")
+    packed = tmp_path / "demo.tar.gz"
+    packed.write_bytes(gzip.compress((tmp_path / "demo.tar").read_bytes()))
+
+    (loaded,) = layercake.Store(tmp_path / "other").load(packed)
+    assert (loaded.id, loaded.tags) == (image.id, ("demo:1",))
+
+
+def test_load_never_follows_a_member_symlink_out_of_the_archive(
+    store, tmp_path, write_context
+):
+    """A layer.tar that is a symlink to a host file is refused, not read."""
+    image = _small_image(store, tmp_path, write_context)
+    config = image.store._directory.read_blob(image.manifest.config.digest)
+    config_id = hashlib.sha256(config).hexdigest()
+    archive = tmp_path / "sneaky.tar"
+    archive.write_bytes(
+        _tar_bytes(
+            {
+                f"{config_id}.json": config,
+                "manifest.json": json.dumps(
+                    [{"Config": f"{config_id}.json", "Layers": ["x/layer.tar"]}]
+                ).encode(),
+            },
+            links={"x/layer.tar": "/etc/passwd"},
+        )
+    )
+
+    with pytest.raises(StoreCorrupted) as caught:
+        layercake.Store(tmp_path / "other").load(archive)
+    assert str(caught.value).startswith(
+        f"invalid image archive {archive}: cannot read x/layer.tar"
+    )
