@@ -33,17 +33,20 @@ def podman(tool, tmp_path: Path) -> Iterator[Podman]:
     tool("runc")
     home = tmp_path / "podman"
     home.mkdir()
-    conf = home / "containers.conf"
-    # Network definitions too stay under tmp_path, not /etc/containers.
-    conf.write_text(
-        _CONTAINERS_CONF + f'[network]\nnetwork_config_dir = "{home / "networks"}"\n'
-    )
-    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
     # podman refuses a runroot path longer than 50 characters: reach the
     # one under tmp_path through a short symlink.
     (home / "run").mkdir()
     runroot = Path(f"/tmp/lc-podman-{uuid.uuid4().hex[:12]}")
     runroot.symlink_to(home / "run")
+    conf = home / "containers.conf"
+    # Engine temp files and network definitions stay under tmp_path too,
+    # not in /run/libpod or /etc/containers.
+    conf.write_text(
+        _CONTAINERS_CONF
+        + f'tmp_dir = "{runroot}/libpod"\n'
+        + f'[network]\nnetwork_config_dir = "{home / "networks"}"\n'
+    )
+    env = {**os.environ, "CONTAINERS_CONF": str(conf)}
     base = [
         binary,
         "--root",
