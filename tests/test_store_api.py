@@ -756,3 +756,16 @@ def test_load_never_follows_a_member_symlink_out_of_the_archive(
     assert str(caught.value).startswith(
         f"invalid image archive {archive}: cannot read x/layer.tar"
     )
+
+
+def test_save_into_a_missing_directory_names_the_path(store, tmp_path, write_context):
+    """Saving to a path whose directory does not exist is a StoreError naming it."""
+    image = _small_image(store, tmp_path, write_context)
+    target = tmp_path / "nowhere" / "demo.tar"
+
+    with pytest.raises(StoreError) as caught:
+        image.save(target)
+    assert str(caught.value) == f"cannot write {target}: No such file or directory"
+    with pytest.raises(StoreError) as caught:
+        image.export(target)
+    assert str(caught.value) == f"cannot write {target}: No such file or directory"

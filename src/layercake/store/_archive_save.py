@@ -94,7 +94,7 @@ def save_archive(
         )
 
     path = Path(path).absolute()
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    fd, temp = _create_beside(path)
     staging = store.tmp_dir("save-")
     try:
         with os.fdopen(fd, "wb") as out:
@@ -365,3 +365,13 @@ class _HashingWriter:
 
     def digest(self) -> Digest:
         return Digest("sha256", self._hash.hexdigest())
+
+
+def _create_beside(path: Path) -> tuple[int, str]:
+    """Create the temp file the output is written to before its rename."""
+    try:
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write {path}: {exc.strerror or exc}", path=str(path)
+        ) from exc

@@ -35,7 +35,7 @@ def export_layers(layers: Sequence[Path], path: Path) -> None:
         StoreError: the tar cannot be written, or a file changed while read.
     """
     path = Path(path).absolute()
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    fd, temp = _create_beside(path)
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
             packer = _MergedPacker(out)
@@ -98,3 +98,13 @@ class _MergedPacker(_Packer):
             self.merge(visible, rel + "/")
         else:
             self._other(path, rel, st)
+
+
+def _create_beside(path: Path) -> tuple[int, str]:
+    """Create the temp file the output is written to before its rename."""
+    try:
+        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
+    except OSError as exc:
+        raise StoreError(
+            f"cannot write {path}: {exc.strerror or exc}", path=str(path)
+        ) from exc
