@@ -1,24 +1,66 @@
-"""Image verbs: ``images``."""
+"""Image verbs: images, tag, rmi, history, inspect, save, load, import, pull,
+push, login."""
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+from typing import TYPE_CHECKING, Any
 
 from layercake.cli._format import age, size, split_tag, table
+from layercake.errors import ImageNotFound, LayercakeError
+
+if TYPE_CHECKING:
+    from layercake import Store
+    from layercake.store._registry import TransferProgress
 
 __all__ = ["register"]
 
 
-def images(args: argparse.Namespace) -> int:
-    """List tagged images, as a table or JSON lines."""
+def _store(args: argparse.Namespace) -> Store:
     import layercake
 
+    return layercake.Store(args.store)
+
+
+def _filters(items: list[str]) -> dict[str, Any]:
+    filters: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise LayercakeError(f"invalid --filter {item!r}: expected KEY=VALUE")
+        filters.setdefault(key, []).append(value)
+    return {
+        key: values[0] if key == "dangling" else values
+        for key, values in filters.items()
+    }
+
+
+def _reference_pattern(text: str) -> re.Pattern[str]:
+    parts = (re.escape(part) for part in text.split("*"))
+    return re.compile("[^/]*".join(parts).replace("\\?", "[^/]"))
+
+
+def images(args: argparse.Namespace) -> int:
+    """List images, as a table, ids only, or JSON lines."""
+    try:
+        found = _store(args).images(_filters(args.filter))
+    except ValueError as error:
+        raise LayercakeError(f"images: {error}") from None
+    patterns = [
+        _reference_pattern(text) for text in _filters(args.filter).get("reference", [])
+    ]
     rows = []
-    for image in layercake.Store(args.store).images():
+    for image in found:
         total = sum(layer.size for layer in image.layers)
-        for name in image.tags:
+        for name in image.tags or ("<none>:<none>",):
+            # As docker does, show only the names the reference filter matched.
+            if patterns and not any(
+                p.fullmatch(name) or p.fullmatch(split_tag(name)[0]) for p in patterns
+            ):
+                continue
             repository, tag = split_tag(name)
             rows.append(
                 {
@@ -53,9 +95,209 @@ def images(args: argparse.Namespace) -> int:
     return 0
 
 
+def tag(args: argparse.Namespace) -> int:
+    """Give an image another name."""
+    _store(args).image(args.source).tag(args.target)
+    return 0
+
+
+def rmi(args: argparse.Namespace) -> int:
+    """Remove images (or just a tag of an image that has others)."""
+    store = _store(args)
+    for reference in args.images:
+        for line in store.remove(reference, force=args.force):
+            sys.stdout.write(line + "\n")
+    return 0
+
+
+def history(args: argparse.Namespace) -> int:
+    """Show the instructions that made an image, newest first."""
+    image = _store(args).image(args.image)
+    sizes = iter(layer.size for layer in image.layers)
+    rows = []
+    for entry in image.history:
+        layer_size = 0 if entry.empty_layer else next(sizes, 0)
+        created_by = entry.created_by or ""
+        if not args.no_trunc and len(created_by) > 45:
+            created_by = created_by[:44] + "…"
+        rows.append(
+            (age(entry.created), created_by, size(layer_size), entry.comment or "")
+        )
+    table(("CREATED", "CREATED BY", "SIZE", "COMMENT"), list(reversed(rows)))
+    return 0
+
+
+def inspect(args: argparse.Namespace) -> int:
+    """Print containers' or images' details as a JSON array, as docker does."""
+    import layercake
+
+    store = _store(args)
+    results = []
+    for name in args.names:
+        if args.type in ("container", None):
+            try:
+                results.append(layercake.Container.load(store, name).inspect())
+                continue
+            except LayercakeError:
+                if args.type == "container":
+                    raise
+        try:
+            results.append(store.image(name).inspect())
+        except ImageNotFound:
+            raise LayercakeError(f"no such object: {name}") from None
+    sys.stdout.write(json.dumps(results, indent=4) + "\n")
+    return 0
+
+
+def save(args: argparse.Namespace) -> int:
+    """Write images to an archive (docker save)."""
+    if not args.output:
+        raise LayercakeError("save: give the archive with -o FILE")
+    _store(args).save(args.images, args.output, format=args.format)
+    return 0
+
+
+def load(args: argparse.Namespace) -> int:
+    """Read images from an archive (docker load)."""
+    for image in _store(args).load(args.input):
+        for name in image.tags or (image.id,):
+            prefix = "Loaded image" if image.tags else "Loaded image ID"
+            sys.stdout.write(f"{prefix}: {name}\n")
+    return 0
+
+
+def import_(args: argparse.Namespace) -> int:
+    """Make a one-layer image of a root file system tarball (docker import)."""
+    changes: dict[str, Any] = {}
+    for change in args.change:
+        keyword, _, value = change.partition(" ")
+        keyword = keyword.upper()
+        if keyword in ("CMD", "ENTRYPOINT"):
+            parsed = json.loads(value) if value.lstrip().startswith("[") else None
+            words = parsed if isinstance(parsed, list) else ["/bin/sh", "-c", value]
+            changes[keyword.lower()] = tuple(words)
+        elif keyword == "ENV":
+            changes["env"] = changes.get("env", ()) + (value.replace(" ", "=", 1),)
+        elif keyword in ("WORKDIR", "USER"):
+            changes["working_dir" if keyword == "WORKDIR" else "user"] = value
+        else:
+            raise LayercakeError(
+                f"import --change {keyword}: only CMD, ENTRYPOINT, ENV, WORKDIR "
+                "and USER are supported"
+            )
+    image = _store(args).import_rootfs(args.file, tag=args.reference, **changes)
+    sys.stdout.write(image.id + "\n")
+    return 0
+
+
+class _TransferLines:
+    """Prints one line per layer as its transfer completes."""
+
+    def __init__(self) -> None:
+        self.done: set[str] = set()
+
+    def __call__(self, progress: TransferProgress) -> None:
+        key = str(progress.digest)
+        if progress.done >= progress.total and key not in self.done:
+            self.done.add(key)
+            sys.stdout.write(
+                f"{progress.digest.hex[:12]}: done ({size(progress.total)})\n"
+            )
+            sys.stdout.flush()
+
+
+def pull(args: argparse.Namespace) -> int:
+    """Fetch an image from its registry."""
+    image = _store(args).pull(args.reference, on_progress=_TransferLines())
+    sys.stdout.write(f"Digest: {image.digest}\n")
+    return 0
+
+
+def push(args: argparse.Namespace) -> int:
+    """Send an image to its registry."""
+    store = _store(args)
+    digest = store.image(args.reference).push(
+        args.reference, on_progress=_TransferLines()
+    )
+    sys.stdout.write(f"Digest: {digest}\n")
+    return 0
+
+
+def login(args: argparse.Namespace) -> int:
+    """Check credentials against a registry and remember them."""
+    from layercake.store._registry import login as registry_login
+
+    password = (
+        sys.stdin.readline().rstrip("\n") if args.password_stdin else args.password
+    )
+    if not args.username or password is None:
+        raise LayercakeError("login: give -u USER and -p PASSWORD or --password-stdin")
+    registry_login(args.server, args.username, password)
+    sys.stdout.write("Login Succeeded\n")
+    return 0
+
+
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the image verbs."""
     parser = verbs.add_parser("images", help="list images")
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.add_argument("-q", "--quiet", action="store_true", help="only image ids")
+    parser.add_argument(
+        "-f",
+        "--filter",
+        action="append",
+        default=[],
+        help="dangling=true|false, label=KEY[=VALUE], reference=PATTERN",
+    )
     parser.set_defaults(handler=images)
+
+    parser = verbs.add_parser("tag", help="name an image")
+    parser.add_argument("source")
+    parser.add_argument("target")
+    parser.set_defaults(handler=tag)
+
+    parser = verbs.add_parser("rmi", help="remove images")
+    parser.add_argument("images", nargs="+")
+    parser.add_argument("-f", "--force", action="store_true")
+    parser.set_defaults(handler=rmi)
+
+    parser = verbs.add_parser("history", help="show an image's history")
+    parser.add_argument("image")
+    parser.add_argument("--no-trunc", action="store_true")
+    parser.set_defaults(handler=history)
+
+    parser = verbs.add_parser("inspect", help="details of containers or images")
+    parser.add_argument("names", nargs="+")
+    parser.add_argument("--type", choices=("container", "image"))
+    parser.set_defaults(handler=inspect)
+
+    parser = verbs.add_parser("save", help="write images to an archive")
+    parser.add_argument("images", nargs="+")
+    parser.add_argument("-o", "--output")
+    parser.add_argument("--format", choices=("docker", "oci"), default="docker")
+    parser.set_defaults(handler=save)
+
+    parser = verbs.add_parser("load", help="read images from an archive")
+    parser.add_argument("-i", "--input", required=True)
+    parser.set_defaults(handler=load)
+
+    parser = verbs.add_parser("import", help="make an image of a rootfs tarball")
+    parser.add_argument("file")
+    parser.add_argument("reference", nargs="?")
+    parser.add_argument("-c", "--change", action="append", default=[])
+    parser.set_defaults(handler=import_)
+
+    parser = verbs.add_parser("pull", help="fetch an image from a registry")
+    parser.add_argument("reference")
+    parser.set_defaults(handler=pull)
+
+    parser = verbs.add_parser("push", help="send an image to a registry")
+    parser.add_argument("reference")
+    parser.set_defaults(handler=push)
+
+    parser = verbs.add_parser("login", help="remember credentials for a registry")
+    parser.add_argument("server")
+    parser.add_argument("-u", "--username")
+    parser.add_argument("-p", "--password")
+    parser.add_argument("--password-stdin", action="store_true")
+    parser.set_defaults(handler=login)

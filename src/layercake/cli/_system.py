@@ -1,0 +1,126 @@
+"""System verbs: version, info, system df, system prune, system verify."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+
+from layercake.cli._format import size, table
+
+__all__ = ["register"]
+
+
+def version(args: argparse.Namespace) -> int:
+    """Print layercake's and Python's versions and the platform."""
+    import layercake
+
+    sys.stdout.write(
+        f"layercake {layercake.__version__}\n"
+        f"Python {platform.python_version()}\n"
+        f"OS/Arch {sys.platform}/{platform.machine()}\n"
+    )
+    return 0
+
+
+def info(args: argparse.Namespace) -> int:
+    """Say what this machine allows and what to install or enable otherwise."""
+    import layercake
+    from layercake import runtime
+    from layercake.errors import RuntimeUnavailable
+
+    capabilities = runtime.probe()
+    store = layercake.Store(args.store)
+    lines = [
+        f"Store: {store.path}",
+        f"Running as root: {'yes' if capabilities.root else 'no'}",
+        f"User namespaces: {'yes' if capabilities.user_namespaces else 'no'}",
+        f"Overlay file system: {'yes' if capabilities.overlay else 'no'}",
+        f"cgroups: {_cgroups()}",
+        (
+            "Networking: none (loopback only), host, container:<id>; published "
+            "TCP ports on 127.0.0.1"
+        ),
+    ]
+    try:
+        runtime.require()
+        lines.append("Containers: can run here")
+    except RuntimeUnavailable as error:
+        lines.append(f"Containers: cannot run here: {error.missing} ({error.fix})")
+    sys.stdout.write("\n".join(lines) + "\n")
+    return 0
+
+
+def _cgroups() -> str:
+    if os.path.exists("/sys/fs/cgroup/cgroup.controllers"):
+        return "v2"
+    if os.path.isdir("/sys/fs/cgroup/memory"):
+        return "v1"
+    return "not available (limits cannot be applied)"
+
+
+def df(args: argparse.Namespace) -> int:
+    """Show the space the store uses, by what uses it."""
+    import layercake
+
+    usage = layercake.Store(args.store).df()
+    table(
+        ("TYPE", "TOTAL", "SIZE"),
+        [
+            ("Images", str(usage.images), size(usage.images_size)),
+            ("  shared between images", "", size(usage.shared_size)),
+            ("Unpacked layers", str(usage.layers), size(usage.layers_size)),
+            ("Containers", str(usage.containers), size(usage.containers_size)),
+            ("Build cache", str(usage.cache_entries), size(usage.cache_size)),
+            ("Unreferenced", "", size(usage.unreferenced_size)),
+        ],
+    )
+    return 0
+
+
+def prune(args: argparse.Namespace) -> int:
+    """Remove stopped containers, dangling images and what nothing uses."""
+    import layercake
+    from layercake._container import prune_containers
+
+    store = layercake.Store(args.store)
+    for container_id in prune_containers(store):
+        sys.stdout.write(f"Deleted Container: {container_id}\n")
+    report = store.prune(cache_older_than=0.0 if args.all else None)
+    for digest in report.images_deleted:
+        sys.stdout.write(f"Deleted Image: {digest}\n")
+    sys.stdout.write(f"Total reclaimed space: {size(report.space_reclaimed)}\n")
+    return 0
+
+
+def verify(args: argparse.Namespace) -> int:
+    """Re-hash every blob and unpacked layer; exit 1 if anything is damaged."""
+    import layercake
+
+    report = layercake.Store(args.store).verify()
+    for problem in report.problems:
+        sys.stdout.write(problem + "\n")
+    sys.stdout.write(
+        f"checked {report.blobs_checked} blobs and {report.layers_checked} "
+        f"unpacked layers: {len(report.problems)} problems\n"
+    )
+    return 0 if report.ok else 1
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add version, info and the system verbs."""
+    verbs.add_parser("version", help="show versions").set_defaults(handler=version)
+    verbs.add_parser("info", help="what this machine allows").set_defaults(handler=info)
+
+    system = verbs.add_parser("system", help="manage the store")
+    actions = system.add_subparsers(dest="action", required=True, metavar="ACTION")
+    actions.add_parser("df", help="space used").set_defaults(handler=df)
+    parser = actions.add_parser("prune", help="remove what nothing uses")
+    parser.add_argument(
+        "-a", "--all", action="store_true", help="also the whole build cache"
+    )
+    parser.set_defaults(handler=prune)
+    actions.add_parser("verify", help="check every blob and layer").set_defaults(
+        handler=verify
+    )
