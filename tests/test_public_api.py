@@ -7,6 +7,7 @@ def test_exported_names_are_exactly_the_public_api():
     """The package exports the public objects and the errors, sorted."""
     assert layercake.__all__ == [
         "BlobNotFound",
+        "BlobUnknown",
         "BuildContextError",
         "BuildError",
         "BuildStepFailed",
@@ -19,15 +20,22 @@ def test_exported_names_are_exactly_the_public_api():
         "DockerfileError",
         "DockerfileSyntaxError",
         "Image",
+        "ImageInUse",
         "ImageNotFound",
         "InvalidReference",
+        "InvalidRegistryResponse",
         "Layer",
         "LayercakeError",
+        "ManifestUnknown",
+        "RegistryDenied",
+        "RegistryError",
+        "RegistryUnauthorized",
         "RunResult",
         "RuntimeUnavailable",
         "Store",
         "StoreCorrupted",
         "StoreError",
+        "TooManyRequests",
         "UnsafeArchiveEntry",
     ]
     assert all(hasattr(layercake, name) for name in layercake.__all__)
@@ -41,5 +49,5 @@ def test_every_error_derives_from_layercake_error():
         if isinstance(getattr(layercake, name), type)
         and issubclass(getattr(layercake, name), BaseException)
     ]
-    assert len(errors) == 17
+    assert len(errors) == 25
     assert all(issubclass(error, layercake.LayercakeError) for error in errors)

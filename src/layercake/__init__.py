@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from layercake.errors import (
     BlobNotFound,
+    BlobUnknown,
     BuildContextError,
     BuildError,
     BuildStepFailed,
@@ -27,12 +28,19 @@ from layercake.errors import (
     DigestMismatch,
     DockerfileError,
     DockerfileSyntaxError,
+    ImageInUse,
     ImageNotFound,
     InvalidReference,
+    InvalidRegistryResponse,
     LayercakeError,
+    ManifestUnknown,
+    RegistryDenied,
+    RegistryError,
+    RegistryUnauthorized,
     RuntimeUnavailable,
     StoreCorrupted,
     StoreError,
+    TooManyRequests,
     UnsafeArchiveEntry,
 )
 
@@ -70,6 +78,7 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "BlobNotFound",
+    "BlobUnknown",
     "BuildContextError",
     "BuildError",
     "BuildStepFailed",
@@ -82,15 +91,22 @@ __all__ = [
     "DockerfileError",
     "DockerfileSyntaxError",
     "Image",
+    "ImageInUse",
     "ImageNotFound",
     "InvalidReference",
+    "InvalidRegistryResponse",
     "Layer",
     "LayercakeError",
+    "ManifestUnknown",
+    "RegistryDenied",
+    "RegistryError",
+    "RegistryUnauthorized",
     "RunResult",
     "RuntimeUnavailable",
     "Store",
     "StoreCorrupted",
     "StoreError",
+    "TooManyRequests",
     "UnsafeArchiveEntry",
 ]
 

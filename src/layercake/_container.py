@@ -15,6 +15,7 @@ import os
 import re
 import secrets
 import select
+import shlex
 import shutil
 import signal
 import subprocess
@@ -80,6 +81,14 @@ logger = logging.getLogger(__name__)
 _STOP_TIMEOUT = 10.0
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 _POLL_INTERVAL = 0.05
+
+
+def _command(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    # A string is split as a shell would, as docker-py does; an empty
+    # command means the image's own Cmd, as when none is given.
+    if isinstance(value, str):
+        value = shlex.split(value)
+    return tuple(value) if value else None
 
 
 def _entrypoint(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
@@ -153,7 +162,7 @@ class Container:
     def __init__(
         self,
         image: Image,
-        command: Sequence[str] | None = None,
+        command: Sequence[str] | str | None = None,
         *,
         entrypoint: Sequence[str] | str | None = None,
         env: Mapping[str, str] | Sequence[str] | None = None,
@@ -180,7 +189,7 @@ class Container:
         self.image = image
         self.id = secrets.token_hex(32)
         self.config = RunConfig(
-            command=tuple(command) if command is not None else None,
+            command=_command(command),
             entrypoint=_entrypoint(entrypoint),
             env=env_list(env),
             workdir=workdir,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from layercake._container import Container
 from layercake._layer_stack import LayerStack
@@ -20,13 +20,22 @@ from layercake.store import (
     Manifest,
     to_json,
 )
+from layercake.store import _registry as registry
 from layercake.store._archive_save import ArchiveFormat, Compression
 from layercake.store._export import export_layers
+from layercake.store._registry import Credentials, TransferProgress
 
 if TYPE_CHECKING:
     from layercake._store import Store
 
-__all__ = ["Image", "Layer"]
+__all__ = ["Image", "Layer", "credentials_of"]
+
+
+def credentials_of(username: str | None, password: str | None) -> Credentials | None:
+    """Credentials when both parts are given; ``None`` lets stored ones apply."""
+    if username is None and password is None:
+        return None
+    return Credentials(username or "", password or "")
 
 
 class Layer:
@@ -182,18 +191,55 @@ class Image:
     def _manifest_size(self) -> int:
         return self.store._directory.blob_path(self.digest).stat().st_size
 
+    @property
+    def descriptor(self) -> Descriptor:
+        """The OCI descriptor of the image's manifest."""
+        return Descriptor(
+            media_type=self.manifest.media_type,
+            digest=self.digest,
+            size=self._manifest_size(),
+        )
+
     def tag(self, name: str) -> str:
         """Point the tag ``name`` at this image; return the tag as stored.
 
         Raises:
             InvalidReference: ``name`` is not a valid image reference.
         """
-        descriptor = Descriptor(
-            media_type=self.manifest.media_type,
-            digest=self.digest,
-            size=self._manifest_size(),
+        return self.store._tag(name, self.descriptor)
+
+    def push(
+        self,
+        reference: str,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        insecure: bool | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
+        compression: Literal["gzip"] | None = None,
+        on_progress: Callable[[TransferProgress], None] | None = None,
+    ) -> Digest:
+        """Send this image to the registry ``reference`` names.
+
+        Blobs the registry has are skipped; layers go as stored (plain tar,
+        valid OCI) unless ``compression="gzip"``. Returns the manifest digest
+        the registry now holds.
+
+        Raises:
+            InvalidReference: not a valid image reference.
+            RegistryUnauthorized: credentials are needed or were refused.
+            RegistryError: any other refusal or failure.
+        """
+        return registry.push(
+            self.store._directory,
+            self.descriptor,
+            reference,
+            credentials=credentials_of(username, password),
+            insecure=insecure,
+            ca_file=Path(ca_file) if ca_file is not None else None,
+            compression=compression,
+            on_progress=on_progress,
         )
-        return self.store._tag(name, descriptor)
 
     def save(
         self,
@@ -238,7 +284,7 @@ class Image:
 
     def run(
         self,
-        command: Sequence[str] | None = None,
+        command: Sequence[str] | str | None = None,
         *,
         entrypoint: Sequence[str] | str | None = None,
         env: Mapping[str, str] | Sequence[str] | None = None,
@@ -251,7 +297,8 @@ class Image:
         """Run a throwaway container of this image and return its result.
 
         The container is removed afterwards, whatever happens. Arguments
-        override the image's config as ``docker run`` flags do.
+        override the image's config as ``docker run`` flags do; a command
+        given as one string is split as a shell would split it.
 
         Raises:
             ContainerConfigError: no command, or an unknown user.

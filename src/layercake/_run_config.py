@@ -22,18 +22,27 @@ from layercake.store import ContainerConfig
 __all__ = ["RunConfig", "env_list", "merge_env", "process_spec"]
 
 
-def env_list(env: Mapping[str, str] | Sequence[str] | None) -> tuple[str, ...]:
+def env_list(env: Mapping[str, object] | Sequence[str] | None) -> tuple[str, ...]:
     """Normalise env given as a mapping or ``KEY=VALUE`` strings.
 
-    A bare ``KEY`` takes the caller's own value, as ``docker run -e KEY``
-    does, and is dropped when the caller has none.
+    Mapping values are turned into text, as docker-py does. A bare ``KEY``
+    takes the caller's own value, as ``docker run -e KEY`` does, and is
+    dropped when the caller has none.
+
+    Raises:
+        ContainerConfigError: a name that is empty or contains ``=``.
     """
     if env is None:
         return ()
     if isinstance(env, Mapping):
+        for key in env:
+            if not key or "=" in key:
+                raise ContainerConfigError(f"invalid environment variable name {key!r}")
         return tuple(f"{key}={value}" for key, value in env.items())
     items = []
     for item in env:
+        if item.startswith("="):
+            raise ContainerConfigError(f"invalid environment variable {item!r}")
         if "=" in item:
             items.append(item)
         elif item in os.environ:

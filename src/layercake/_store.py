@@ -5,23 +5,25 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import platformdirs
 
-from layercake._image import Image
+from layercake._image import Image, credentials_of
 from layercake.errors import ImageInUse, ImageNotFound, InvalidReference, StoreError
 from layercake.store import (
     ContainerConfig,
     Descriptor,
     Digest,
     Manifest,
+    Platform,
     Reference,
     StoreDirectory,
 )
+from layercake.store import _registry as registry
 from layercake.store._archive_load import load_archive
 from layercake.store._archive_save import (
     ArchiveFormat,
@@ -31,6 +33,7 @@ from layercake.store._archive_save import (
 )
 from layercake.store._filters import ImageFilter
 from layercake.store._import import import_rootfs
+from layercake.store._registry import TransferProgress
 from layercake.store._space import (
     DiskUsage,
     PruneReport,
@@ -40,7 +43,12 @@ from layercake.store._space import (
 )
 from layercake.store._verify import VerifyReport, verify
 
+if TYPE_CHECKING:
+    from layercake._container import Container
+
 __all__ = ["Store", "default_store_path"]
+
+_credentials = credentials_of
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +61,11 @@ def default_store_path() -> Path:
     if configured:
         return Path(configured)
     return Path(platformdirs.user_data_dir("layercake"))
+
+
+def _looks_like_id(text: str) -> bool:
+    hex_part = text.removeprefix("sha256:")
+    return bool(hex_part) and all(c in "0123456789abcdef" for c in hex_part)
 
 
 def tag_name(reference: str) -> str:
@@ -77,7 +90,13 @@ class Store:
 
     def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
         self.path = Path(path) if path is not None else default_store_path()
-        self._directory = StoreDirectory(self.path)
+        try:
+            self._directory = StoreDirectory(self.path)
+        except OSError as error:
+            raise StoreError(
+                f"cannot open the store at {self.path}: {error.strerror or error}",
+                path=str(self.path),
+            ) from None
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -86,6 +105,7 @@ class Store:
         """Return the image a tag, an image id or an id prefix names.
 
         Raises:
+            InvalidReference: the text is neither an id nor a valid name.
             ImageNotFound: nothing in the store has that name or id.
         """
         try:
@@ -97,6 +117,9 @@ class Store:
 
         image = self._by_id(reference)
         if image is None:
+            # Neither a name nor an id: say what is wrong with it as a name.
+            if not _looks_like_id(reference):
+                Reference.parse(reference)
             raise ImageNotFound(reference)
         return image
 
@@ -376,6 +399,68 @@ class Store:
             return self._directory.resolve_tag(tag_name(text)) is not None
         except InvalidReference:
             return False
+
+    def pull(
+        self,
+        reference: str,
+        *,
+        platform: Platform | None = None,
+        username: str | None = None,
+        password: str | None = None,
+        insecure: bool | None = None,
+        ca_file: str | os.PathLike[str] | None = None,
+        on_progress: Callable[[TransferProgress], None] | None = None,
+    ) -> Image:
+        """Fetch an image from its registry and tag it here.
+
+        Args:
+            reference: e.g. ``busybox`` (``docker.io/library/busybox:latest``),
+                ``localhost:5000/team/app:1.2`` or ``name@sha256:...``.
+            platform: which image of a multi-platform index; this machine's
+                by default.
+            username, password: credentials; by default those ``login``
+                stored in the Docker config file, if any.
+            insecure: allow plain HTTP; by default only for localhost.
+            ca_file: another certificate authority to trust.
+            on_progress: called with each layer's bytes done, from download
+                threads.
+
+        Raises:
+            InvalidReference: not a valid image reference.
+            ManifestUnknown: the registry has no such tag or digest, or no
+                image for the platform.
+            RegistryUnauthorized: credentials are needed or were refused.
+            RegistryError: any other refusal or failure; nothing is stored.
+        """
+        descriptor = registry.pull(
+            self._directory,
+            reference,
+            platform=platform,
+            credentials=_credentials(username, password),
+            insecure=insecure,
+            ca_file=Path(ca_file) if ca_file is not None else None,
+            on_progress=on_progress,
+        )
+        return self._load(descriptor.digest)
+
+    def containers(self, *, all: bool = False) -> list[Container]:
+        """The containers in this store: running ones, or every one with ``all``.
+
+        Newest first, as ``docker ps`` lists them.
+        """
+        from layercake._container import list_containers
+
+        return list_containers(self, all=all)
+
+    def container(self, key: str) -> Container:
+        """The container a name, an id or an id prefix names.
+
+        Raises:
+            ContainerError: no container, or several, match.
+        """
+        from layercake._container import Container
+
+        return Container.load(self, key)
 
     def _by_id(self, text: str) -> Image | None:
         wanted = text.removeprefix("sha256:").lower()

@@ -1041,6 +1041,10 @@ class Builder:
         image = self.store._load(state.manifest_digest)
         for name in tags:
             image.tag(name)
+        if not tags:
+            # An untagged result is still an image (dangling, as in Docker),
+            # so prune keeps it until it is removed or the tag moves on.
+            self.store._directory.add_untagged(image.descriptor)
         build.emit(
             BuildFinished(image.id, tuple(stored_tags), time.monotonic() - started)
         )
