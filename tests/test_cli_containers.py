@@ -57,7 +57,10 @@ def test_detached_container_lifecycle(cli, busybox, capfd):
 
 def test_run_without_rm_keeps_the_exited_container(cli, busybox, capfd):
     """Without --rm the container stays for logs, diff, commit and rm."""
-    assert cli("run", "--name", "kept", "busybox", "sh", "-c", "echo x > /new; echo done") == 0
+    assert (
+        cli("run", "--name", "kept", "busybox", "sh", "-c", "echo x > /new; echo done")
+        == 0
+    )
     assert capfd.readouterr().out == "done\n"
     assert cli("diff", "kept") == 0
     assert capfd.readouterr().out == "A /new\n"

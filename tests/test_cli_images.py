@@ -63,9 +63,18 @@ def test_save_then_load_into_another_store(cli, busybox, capfd, tmp_path):
 
 def test_import_a_rootfs_with_changes(cli, store, busybox_rootfs, capfd):
     """import makes a one-layer image; -c sets its Cmd and Env."""
-    assert cli(
-        "import", "-c", 'CMD ["sh"]', "-c", "ENV A=1", str(busybox_rootfs), "imported:1"
-    ) == 0
+    assert (
+        cli(
+            "import",
+            "-c",
+            'CMD ["sh"]',
+            "-c",
+            "ENV A=1",
+            str(busybox_rootfs),
+            "imported:1",
+        )
+        == 0
+    )
     capfd.readouterr()
     assert cli("inspect", "imported:1") == 0
     (details,) = json.loads(capfd.readouterr().out)
