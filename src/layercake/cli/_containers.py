@@ -125,9 +125,7 @@ def create(args: argparse.Namespace) -> int:
 
 
 def _load(store: Store, key: str) -> Container:
-    import layercake
-
-    return layercake.Container.load(store, key)
+    return store.container(key)
 
 
 def _each(args: argparse.Namespace) -> Iterator[tuple[str, Container]]:
@@ -191,9 +189,8 @@ def _status(container: Container) -> str:
 def ps(args: argparse.Namespace) -> int:
     """List containers: running ones, or all with -a."""
     import layercake
-    from layercake._container import list_containers
 
-    containers = list_containers(layercake.Store(args.store), all=args.all)
+    containers = layercake.Store(args.store).containers(all=args.all)
     if args.quiet:
         for container in containers:
             sys.stdout.write(container.short_id + "\n")
