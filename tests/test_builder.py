@@ -833,3 +833,39 @@ def test_abuild_builds_without_blocking_the_event_loop(busybox, store):
     image, ticks = asyncio.run(main())
     assert image.config.config.labels == {"async": "yes"}
     assert ticks > 0
+
+
+def test_a_missed_step_says_why_it_was_not_cached(
+    busybox, store, tmp_path, write_context
+):
+    """StepCacheMiss names what changed since the step was last built."""
+    from layercake.events import StepCacheMiss
+
+    context = write_context(
+        tmp_path / "ctx",
+        "FROM busybox\nARG V=1\nCOPY a.txt /a\nLABEL v=$V\n",
+        **{"a.txt": "one\n"},
+    )
+
+    def reasons(**options):
+        events = []
+        layercake.Builder(store).build(context, on_event=events.append, **options)
+        return {e.step: e.reason for e in events if isinstance(e, StepCacheMiss)}
+
+    assert reasons() == {
+        2: "this step has not been built before",
+        3: "this step has not been built before",
+        4: "this step has not been built before",
+    }
+    assert reasons() == {}
+    (context / "a.txt").write_text("two\n")
+    assert reasons() == {
+        3: "the files it reads changed",
+        4: "an earlier step changed, so this step starts from a new image",
+    }
+    assert reasons(build_args={"V": "2"}) == {
+        2: "the instruction changed",
+        3: "an earlier step changed, so this step starts from a new image",
+        4: "an earlier step changed, so this step starts from a new image",
+    }
+    assert reasons(no_cache=True)[2] == "the build was asked not to use the cache"

@@ -44,6 +44,7 @@ from layercake._remote_source import download
 from layercake._run_config import merge_env
 from layercake._run_mounts import MountRequest, parse_mount, prepared_mounts
 from layercake._stack_context import StackContext
+from layercake._step_history import StepHistory, explain_miss
 from layercake._store import Store, tag_name
 from layercake._users import resolve_user
 from layercake.errors import (
@@ -62,6 +63,7 @@ from layercake.events import (
     Event,
     EventCallback,
     StepCached,
+    StepCacheMiss,
     StepFinished,
     StepOutput,
     StepStarted,
@@ -130,6 +132,12 @@ def _exposed_port(word: str, instruction: df.Instruction) -> str:
     return f"{port}/{(match.group(3) or 'tcp').lower()}"
 
 
+def _cache_key(material: Mapping[str, object]) -> str:
+    """A step's cache key: sha256 over the parent image, the instruction after
+    expansion, the build args it can see, and its sources' digest."""
+    return hashlib.sha256(json.dumps(material, sort_keys=True).encode()).hexdigest()
+
+
 def _created() -> str:
     epoch = os.environ.get("SOURCE_DATE_EPOCH")
     moment = time.gmtime(int(epoch)) if epoch and epoch.isdigit() else time.gmtime()
@@ -178,6 +186,7 @@ class _StageBuild:
         self.state = state
         self.scope = _Scope(env=_env_dict(state.config.config.env))
         self.cmd_set = False
+        self.current: df.Instruction = stage.base
 
     @property
     def config(self) -> ContainerConfig:
@@ -220,6 +229,7 @@ class _StageBuild:
                 self.state = self.run_one(instruction)
 
     def run_one(self, instruction: df.Instruction) -> BuildState:
+        self.current = instruction
         step = self.build.step
         started = time.monotonic()
         self.build.emit(
@@ -249,15 +259,34 @@ class _StageBuild:
         self, description: str, extra: str, make: Callable[[], BuildState]
     ) -> tuple[BuildState, bool]:
         """Return the cached state for this step, or make and cache it."""
-        key = self.build.cache_key(self.state, description, self.visible_args(), extra)
+        material = self.build.cache_material(
+            self.state, description, self.visible_args(), extra
+        )
+        key = _cache_key(material)
+        slot = StepHistory.slot(
+            self.build.dockerfile.path,
+            self.stage.index,
+            self.current.location.line,
+            self.current.original,
+        )
+        history = self.build.step_history
         if not self.build.no_cache:
             hit = self.build.writer.cached(key)
             if hit is not None:
+                history.record(slot, material)
                 self.build.emit(StepCached(self.build.step, key))
                 logger.info("step %d cached: %s", self.build.step, description)
                 return hit, True
+        reason = (
+            "the build was asked not to use the cache"
+            if self.build.no_cache
+            else explain_miss(history.last(slot), material)
+        )
+        self.build.emit(StepCacheMiss(self.build.step, key, reason))
+        logger.info("step %d not cached: %s", self.build.step, reason)
         state = make()
         self.build.writer.remember(key, state)
+        history.record(slot, material)
         return state, False
 
     def commit_config(
@@ -794,6 +823,7 @@ class _Build:
         self.no_cache = no_cache
         self.on_event = on_event
         self.secrets: dict[str, Path] = {}
+        self.step_history = StepHistory(store.path / "cache" / "steps.sqlite")
         self.pull: PullPolicy = "missing"
         self.writer = StateWriter(store._directory)
         self.platform_args = _platform_args()
@@ -811,19 +841,16 @@ class _Build:
     def step_errors(self, instruction: df.Instruction) -> _StepErrors:
         return _StepErrors(self, instruction)
 
-    def cache_key(
+    def cache_material(
         self, parent: BuildState, description: str, args: dict[str, str], extra: str
-    ) -> str:
-        material = json.dumps(
-            {
-                "parent": str(parent.config_digest),
-                "instruction": description,
-                "args": args,
-                "sources": extra,
-            },
-            sort_keys=True,
-        )
-        return hashlib.sha256(material.encode()).hexdigest()
+    ) -> dict[str, object]:
+        """What a step's cache key is made of (see :func:`_cache_key`)."""
+        return {
+            "parent": str(parent.config_digest),
+            "instruction": description,
+            "args": args,
+            "sources": extra,
+        }
 
     def resolve_globals(self) -> None:
         variables = dict(self.platform_args)
@@ -1036,6 +1063,7 @@ class Builder:
             state = self._run_stages(build, target)
         finally:
             digests.close()
+            build.step_history.close()
         self._warn_unused_args(build)
 
         image = self.store._load(state.manifest_digest)

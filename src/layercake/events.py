@@ -18,6 +18,7 @@ __all__ = [
     "BuildWarning",
     "Event",
     "EventCallback",
+    "StepCacheMiss",
     "StepCached",
     "StepFinished",
     "StepOutput",
@@ -41,6 +42,19 @@ class StepCached:
 
     step: int
     cache_key: str
+
+
+@attrs.frozen
+class StepCacheMiss:
+    """The step is not in the build cache and will run; ``reason`` says why.
+
+    The reason compares the step with its last build from the same place in
+    the same Dockerfile, e.g. "the files it reads changed".
+    """
+
+    step: int
+    cache_key: str
+    reason: str
 
 
 @attrs.frozen
@@ -80,6 +94,12 @@ class BuildFinished:
 
 
 Event = (
-    StepStarted | StepCached | StepOutput | StepFinished | BuildWarning | BuildFinished
+    StepStarted
+    | StepCached
+    | StepCacheMiss
+    | StepOutput
+    | StepFinished
+    | BuildWarning
+    | BuildFinished
 )
 EventCallback = Callable[[Event], None]
