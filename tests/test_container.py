@@ -850,3 +850,133 @@ def test_published_ports_need_start(busybox):
             f"container {container.short_id} publishes ports, which only start() "
             "forwards"
         )
+
+
+# pause, unpause, restart, rename
+
+
+def test_pause_freezes_the_container_until_unpause(busybox):
+    """A paused container writes nothing and shows as paused until unpaused."""
+    script = "while true; do echo x; sleep 0.01; done"
+    with Container(busybox, ["sh", "-c", script]) as container:
+        container.start(detach=True)
+        wait_for(lambda: len(container.logs()) >= 4)
+        container.pause()
+        state = container.inspect()["State"]
+        assert (container.status, state["Status"], state["Running"]) == (
+            "paused",
+            "paused",
+            True,
+        )
+        assert state["Paused"] is True
+        freezer = [p for p in container.state().cgroup_paths if "/freezer/" in p]
+        assert Path(freezer[0], "freezer.state").read_text() == "FROZEN\n"
+        frozen = container.logs()
+        time.sleep(0.3)
+        assert container.logs() == frozen
+        with pytest.raises(ContainerError) as caught:
+            container.exec(["true"])
+        assert str(caught.value) == (
+            f"container {container.short_id} is paused, unpause the container "
+            "before exec"
+        )
+        with pytest.raises(ContainerError) as caught:
+            container.pause()
+        assert str(caught.value) == (
+            f"container {container.short_id} is already paused"
+        )
+
+        container.unpause()
+        assert container.status == "running"
+        assert container.inspect()["State"]["Paused"] is False
+        wait_for(lambda: len(container.logs()) > len(frozen))
+        with pytest.raises(ContainerError) as caught:
+            container.unpause()
+        assert str(caught.value) == f"container {container.short_id} is not paused"
+
+
+def test_stopping_a_paused_container_thaws_it(busybox):
+    """stop() of a paused container delivers the signal and reports the exit."""
+    script = "trap 'exit 3' TERM; echo ready; while true; do sleep 0.05; done"
+    with Container(busybox, ["sh", "-c", script], init=True) as container:
+        container.start(detach=True)
+        wait_for(lambda: container.logs() == b"ready\n")
+        container.pause()
+        assert container.stop(timeout=5) == 3
+        assert container.status == "exited"
+
+
+def test_pause_without_a_cgroup_is_a_clear_error(busybox):
+    """An attached container without limits has no cgroup, so no freezer."""
+    with Container(busybox, ["sleep", "60"]) as container:
+        container.start()
+        with pytest.raises(ContainerError) as caught:
+            container.pause()
+        assert str(caught.value) == (
+            f"container {container.short_id} cannot be paused: it has no cgroup "
+            "with a freezer (start it detached or give it a limit, on a machine "
+            "with cgroup v2 or the v1 freezer mounted)"
+        )
+
+
+def test_pause_of_a_stopped_container_is_an_error(busybox):
+    """Only a running container can be paused."""
+    with Container(busybox, ["true"]) as container:
+        container.run()
+        with pytest.raises(ContainerError) as caught:
+            container.pause()
+        assert str(caught.value) == f"container {container.short_id} is not running"
+
+
+def test_restart_keeps_the_writable_layer_and_the_log(busybox):
+    """restart() stops and starts again on the same upper directory."""
+    script = "echo run >> /count; cat /count; sleep 60"
+    with Container(busybox, ["sh", "-c", script]) as container:
+        container.start(detach=True)
+        wait_for(lambda: container.logs() == b"run\n")
+        first = container.pid
+        container.restart(timeout=0.2)
+        wait_for(lambda: container.logs() == b"run\nrun\nrun\n")
+        assert container.status == "running"
+        assert container.pid not in (None, first)
+        assert (container.path / "upper" / "count").read_bytes() == b"run\nrun\n"
+
+
+def test_restart_of_an_exited_container_starts_it(busybox):
+    """A container that ran to its end runs again on restart()."""
+    with Container(busybox, ["sh", "-c", "echo again >> /f; cat /f"]) as container:
+        assert container.run().stdout == b"again\n"
+        container.restart()
+        assert container.wait(10) == 0
+        assert container.logs() == b"again\nagain\n"
+
+
+def test_rename_changes_the_name_other_processes_see(busybox):
+    """A renamed container is found under its new name, not its old one."""
+    with (
+        Container(busybox, ["true"], name="first") as container,
+        Container(busybox, ["true"], name="other") as other,
+    ):
+        container.rename("second")
+        assert Container.load(busybox.store, "second").id == container.id
+        assert container.inspect()["Name"] == "/second"
+        with pytest.raises(ContainerError) as caught:
+            Container.load(busybox.store, "first")
+        assert str(caught.value).startswith("no such container: first in ")
+
+        with pytest.raises(ContainerConfigError) as caught:
+            container.rename("other")
+        assert str(caught.value) == (
+            f'the container name "/other" is already in use by container {other.id}'
+        )
+        with pytest.raises(ContainerConfigError) as caught:
+            container.rename("second")
+        assert str(caught.value) == (
+            "renaming a container with the same name as its current name"
+        )
+        with pytest.raises(ContainerConfigError) as caught:
+            container.rename("no/slash")
+        assert str(caught.value) == (
+            "invalid container name 'no/slash': only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+            "are allowed"
+        )

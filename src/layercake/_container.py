@@ -335,8 +335,11 @@ class Container:
 
     @property
     def status(self) -> str:
-        """``created``, ``running`` or ``exited``, as ``docker ps`` shows it."""
-        return self.state().status
+        """``created``, ``running``, ``paused`` or ``exited``, as ``docker ps``."""
+        state = self.state()
+        if state.status == "running" and state.paused:
+            return "paused"
+        return state.status
 
     def state(self) -> ContainerState:
         """The recorded state, corrected when its monitor process died.
@@ -666,6 +669,10 @@ class Container:
         state = self.state()
         if state.status == "running" and is_alive(state.pid, state.pid_start):
             _signal(state.pid, sig)
+            if state.paused:
+                # A frozen process acts on a signal only once thawed, as
+                # ``docker kill`` and ``docker stop`` of a paused one do.
+                self._thaw(state)
 
     def stop(self, timeout: float = _STOP_TIMEOUT) -> int:
         """Stop as ``docker stop`` does: StopSignal, then SIGKILL after ``timeout``.
@@ -753,7 +760,124 @@ class Container:
             raise ContainerError(
                 f"container {self.short_id} is not running", container_id=self.id
             )
+        if state.paused:
+            raise ContainerError(
+                f"container {self.short_id} is paused, unpause the container "
+                "before exec",
+                container_id=self.id,
+            )
         return state.pid
+
+    def _freezer(self) -> tuple[ContainerState, Cgroup]:
+        state = self.state()
+        if state.status != "running" or not is_alive(state.pid, state.pid_start):
+            raise ContainerError(
+                f"container {self.short_id} is not running", container_id=self.id
+            )
+        cgroup = open_cgroup(state.cgroup_version, state.cgroup_paths)
+        if not state.cgroup_paths or not cgroup.can_freeze():
+            raise ContainerError(
+                f"container {self.short_id} cannot be paused: it has no cgroup "
+                "with a freezer (start it detached or give it a limit, on a "
+                "machine with cgroup v2 or the v1 freezer mounted)",
+                container_id=self.id,
+            )
+        return state, cgroup
+
+    def _set_paused(self, cgroup: Cgroup, paused: bool) -> None:
+        try:
+            cgroup.freeze(paused)
+        except OSError as error:
+            action = "pause" if paused else "unpause"
+            raise ContainerError(
+                f"cannot {action} container {self.short_id}: "
+                f"{(error.strerror or str(error)).lower()}",
+                container_id=self.id,
+            ) from None
+        # The monitor replaces the whole state on exit; a container that
+        # ended meanwhile stays recorded as exited.
+        state = read_state(self.path)
+        if state.status == "running":
+            write_state(self.path, attrs.evolve(state, paused=paused))
+
+    def _thaw(self, state: ContainerState) -> None:
+        self._set_paused(open_cgroup(state.cgroup_version, state.cgroup_paths), False)
+
+    def pause(self) -> None:
+        """Freeze every process of the container, as ``docker pause`` does.
+
+        The container needs a cgroup with a freezer: it was started detached
+        or with a limit, on cgroup v2 or with the v1 freezer mounted.
+        :attr:`status` is ``paused`` until :meth:`unpause`.
+
+        Raises:
+            ContainerError: it is not running, is already paused, has no
+                usable cgroup freezer, or the kernel did not freeze it.
+        """
+        state, cgroup = self._freezer()
+        if state.paused:
+            raise ContainerError(
+                f"container {self.short_id} is already paused", container_id=self.id
+            )
+        self._set_paused(cgroup, True)
+        logger.info("paused container %s", self.short_id)
+
+    def unpause(self) -> None:
+        """Thaw a paused container, as ``docker unpause`` does.
+
+        Raises:
+            ContainerError: it is not running or not paused, or the kernel
+                did not thaw it.
+        """
+        state, cgroup = self._freezer()
+        if not state.paused:
+            raise ContainerError(
+                f"container {self.short_id} is not paused", container_id=self.id
+            )
+        self._set_paused(cgroup, False)
+        logger.info("unpaused container %s", self.short_id)
+
+    def restart(self, timeout: float = _STOP_TIMEOUT, *, detach: bool = False) -> None:
+        """Stop (as :meth:`stop`, with ``timeout``) and start again, as ``docker restart``.
+
+        The writable layer, volumes and log are kept; the new run appends to
+        the log. A container that is not running is just started.
+        ``detach`` is as for :meth:`start`.
+
+        Raises:
+            ContainerError: it failed to start again.
+        """
+        if self.state().status == "running":
+            self.stop(timeout)
+        old = self.state()
+        if old.cgroup_paths:
+            open_cgroup(old.cgroup_version, old.cgroup_paths).remove()
+        self._sandbox = None
+        self._exit_code = None
+        self._state = None
+        write_state(self.path, ContainerState())
+        self.start(detach=detach)
+
+    def rename(self, new_name: str) -> None:
+        """Give the container another name, unique in the store, as ``docker rename``.
+
+        Raises:
+            ContainerConfigError: the name is invalid, taken, or already this
+                container's.
+        """
+        containers = self.path.parent
+        with _names_locked(containers):
+            if new_name.removeprefix("/") == self.name:
+                raise ContainerConfigError(
+                    "renaming a container with the same name as its current name"
+                )
+            name = _claim_name(containers, new_name, self.id)
+            self.record = attrs.evolve(read_record(self.path), name=name)
+            write_record(self.path, self.record)
+        logger.info(
+            "renamed container %s from %s to %s", self.short_id, self.name, name
+        )
+        self.name = name
 
     def exec(
         self,
@@ -983,9 +1107,9 @@ class Container:
             "Path": record.process.args[0],
             "Args": list(record.process.args[1:]),
             "State": {
-                "Status": state.status,
+                "Status": "paused" if running and state.paused else state.status,
                 "Running": running,
-                "Paused": False,
+                "Paused": running and state.paused,
                 "Restarting": False,
                 "OOMKilled": state.oom_killed,
                 "Dead": False,
@@ -1084,7 +1208,7 @@ def list_containers(store: Store, *, all: bool = False) -> list[Container]:
     Without ``all`` only running ones. A container whose monitor died with
     its host is recognised as exited here (see :meth:`Container.state`).
     """
-    containers = [c for c in _all(store) if all or c.status == "running"]
+    containers = [c for c in _all(store) if all or c.state().status == "running"]
     return sorted(containers, key=lambda c: c.record.created, reverse=True)
 
 
@@ -1092,7 +1216,7 @@ def prune_containers(store: Store) -> list[str]:
     """Remove every container of ``store`` that is not running; return their ids."""
     removed = []
     for container in _all(store):
-        if container.status != "running":
+        if container.state().status != "running":
             container.remove()
             removed.append(container.id)
     return removed

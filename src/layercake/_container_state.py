@@ -84,6 +84,8 @@ class ContainerRecord:
 class ContainerState:
     """Where a container is in its life (Docker's ``State`` object, and pids).
 
+    ``paused`` is true while a running container's cgroup is frozen.
+
     ``pid_start`` and ``monitor_start`` are the kernel start times of the
     two processes, so a pid reused by an unrelated process is never taken
     for the container's.
@@ -103,6 +105,7 @@ class ContainerState:
     cgroup_paths: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
     ports: tuple[tuple[int, int], ...] = ()
+    paused: bool = False
 
 
 def now() -> str:

@@ -27,6 +27,8 @@ _PERIOD_US = 100_000
 _UNLIMITED_V1 = 1 << 62
 _RELEASE_TIMEOUT = 2.0
 _V1_CONTROLLERS = ("memory", "cpu", "cpuacct", "pids")
+_V1_FREEZER = "freezer"
+_FREEZE_TIMEOUT = 5.0
 
 
 @attrs.frozen
@@ -117,6 +119,51 @@ class Cgroup:
                 "limit": self._read_int("pids", "pids.max"),
             },
         }
+
+    def _freezer_file(self) -> Path | None:
+        name = "cgroup.freeze" if self.version == 2 else "freezer.state"
+        return self._file(_V1_FREEZER, name)
+
+    def can_freeze(self) -> bool:
+        """Whether this cgroup has a freezer (v2, or the v1 freezer mounted)."""
+        return self._freezer_file() is not None
+
+    def frozen(self) -> bool:
+        """Whether the processes of this cgroup are frozen (paused)."""
+        file = self._freezer_file()
+        if file is None:
+            return False
+        return file.read_text().strip() in ("1", "FROZEN", "FREEZING")
+
+    def freeze(self, frozen: bool = True) -> None:
+        """Freeze (or thaw) every process of the cgroup and wait until done.
+
+        Raises:
+            OSError: the cgroup has no freezer, or the kernel refused or did
+                not finish within a few seconds.
+        """
+        file = self._freezer_file()
+        if file is None:
+            raise OSError(errno.ENOTSUP, "the cgroup freezer is not available")
+        if self.version == 2:
+            file.write_text("1" if frozen else "0")
+            wanted, events = "1" if frozen else "0", file.with_name("cgroup.events")
+            check = events if events.exists() else file
+        else:
+            file.write_text("FROZEN" if frozen else "THAWED")
+            wanted, check = "FROZEN" if frozen else "THAWED", file
+        deadline = time.monotonic() + _FREEZE_TIMEOUT
+        while True:
+            text = check.read_text()
+            if check.name == "cgroup.events":
+                text = dict(line.partition(" ")[::2] for line in text.splitlines()).get(
+                    "frozen", ""
+                )
+            if text.strip() == wanted:
+                return
+            if time.monotonic() > deadline:
+                raise OSError(errno.ETIMEDOUT, f"the cgroup freezer stayed {text!r}")
+            time.sleep(0.001)
 
     def remove(self) -> None:
         """Delete the cgroup directories (and the parent, once empty).
@@ -250,6 +297,12 @@ def _create_v1(own: dict[str, str], name: str, resources: Resources) -> Cgroup:
                     errno.ENOENT, f"cgroup v1 controller {controller} is not mounted"
                 )
             path = mount / own.get(controller, "/").lstrip("/") / _PARENT / name
+            _make(path)
+            paths.append(str(path))
+        # The freezer only serves pause(); a machine without it still limits.
+        freezer = _ROOT / _V1_FREEZER
+        if (freezer / "cgroup.procs").exists():
+            path = freezer / own.get(_V1_FREEZER, "/").lstrip("/") / _PARENT / name
             _make(path)
             paths.append(str(path))
         cgroup = Cgroup(1, tuple(paths))
