@@ -55,9 +55,11 @@ def test_build_with_json_progress_prints_one_event_a_line(
         "StepStarted",
         "StepFinished",
         "StepStarted",
+        "StepCacheMiss",
         "StepFinished",
         "BuildFinished",
     ]
+    assert events[3]["reason"] == "this step has not been built before"
     assert events[-1]["tags"] == ["a:latest"]
 
 
