@@ -245,7 +245,7 @@ def test_login_to_a_bearer_registry_checks_credentials_at_the_realm(
 def test_docker_hub_credentials_use_dockers_key_and_identity_tokens(
     tmp_path: Path,
 ) -> None:
-    """Docker Hub's entry is keyed by its v1 URL; identitytoken wins."""
+    """Docker Hub's entry is keyed by its v1 URL; identitytoken is kept."""
     config = tmp_path / "config.json"
     store_credentials("index.docker.io", Credentials("dan", "pw"), config)
     assert list(json.loads(config.read_text())["auths"]) == [
@@ -255,5 +255,7 @@ def test_docker_hub_credentials_use_dockers_key_and_identity_tokens(
 
     entry = {"auth": base64.b64encode(b"<token>:").decode(), "identitytoken": "idt"}
     config.write_text(json.dumps({"auths": {"ghcr.io": entry}}))
-    assert load_credentials("ghcr.io", config) == Credentials("<token>", "idt")
+    assert load_credentials("ghcr.io", config) == Credentials(
+        "<token>", "", identity_token="idt"
+    )
     assert load_credentials("quay.io", config) is None

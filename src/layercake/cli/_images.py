@@ -1,5 +1,5 @@
 """Image verbs: images, tag, rmi, history, inspect, save, load, import, pull,
-push, login."""
+push, login, logout."""
 
 from __future__ import annotations
 
@@ -14,7 +14,6 @@ from layercake.errors import ImageNotFound, LayercakeError
 
 if TYPE_CHECKING:
     from layercake import Store
-    from layercake.store._registry import TransferProgress
 
 __all__ = ["register"]
 
@@ -190,36 +189,38 @@ def import_(args: argparse.Namespace) -> int:
     return 0
 
 
-class _TransferLines:
-    """Prints one line per layer as its transfer completes."""
-
-    def __init__(self) -> None:
-        self.done: set[str] = set()
-
-    def __call__(self, progress: TransferProgress) -> None:
-        key = str(progress.digest)
-        if progress.done >= progress.total and key not in self.done:
-            self.done.add(key)
-            sys.stdout.write(
-                f"{progress.digest.hex[:12]}: done ({size(progress.total)})\n"
-            )
-            sys.stdout.flush()
+def _finish(args: argparse.Namespace, event: str, digest: str) -> None:
+    if args.progress == "json":
+        record = {"event": event, "reference": args.reference, "digest": digest}
+        sys.stdout.write(json.dumps(record) + "\n")
+    else:
+        sys.stdout.write(f"Digest: {digest}\n")
 
 
 def pull(args: argparse.Namespace) -> int:
-    """Fetch an image from its registry."""
-    image = _store(args).pull(args.reference, on_progress=_TransferLines())
-    sys.stdout.write(f"Digest: {image.digest}\n")
+    """Fetch an image from its registry, showing each layer's progress."""
+    from layercake.cli._progress import transfer_renderer
+
+    renderer = transfer_renderer(args.progress, sys.stdout)
+    try:
+        image = _store(args).pull(args.reference, on_progress=renderer)
+    finally:
+        renderer.close()
+    _finish(args, "PullFinished", str(image.digest))
     return 0
 
 
 def push(args: argparse.Namespace) -> int:
-    """Send an image to its registry."""
+    """Send an image to its registry, showing each layer's progress."""
+    from layercake.cli._progress import transfer_renderer
+
     store = _store(args)
-    digest = store.image(args.reference).push(
-        args.reference, on_progress=_TransferLines()
-    )
-    sys.stdout.write(f"Digest: {digest}\n")
+    renderer = transfer_renderer(args.progress, sys.stdout)
+    try:
+        digest = store.image(args.reference).push(args.reference, on_progress=renderer)
+    finally:
+        renderer.close()
+    _finish(args, "PushFinished", str(digest))
     return 0
 
 
@@ -234,6 +235,19 @@ def login(args: argparse.Namespace) -> int:
         raise LayercakeError("login: give -u USER and -p PASSWORD or --password-stdin")
     registry_login(args.server, args.username, password)
     sys.stdout.write("Login Succeeded\n")
+    return 0
+
+
+def logout(args: argparse.Namespace) -> int:
+    """Forget the credentials stored for a registry."""
+    from layercake.store._registry import logout as registry_logout
+    from layercake.store._registry import registry_domain
+
+    domain = registry_domain(args.server)
+    if registry_logout(args.server):
+        sys.stdout.write(f"Removing login credentials for {domain}\n")
+    else:
+        sys.stdout.write(f"Not logged in to {domain}\n")
     return 0
 
 
@@ -287,13 +301,19 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("-c", "--change", action="append", default=[])
     parser.set_defaults(handler=import_)
 
-    parser = verbs.add_parser("pull", help="fetch an image from a registry")
-    parser.add_argument("reference")
-    parser.set_defaults(handler=pull)
-
-    parser = verbs.add_parser("push", help="send an image to a registry")
-    parser.add_argument("reference")
-    parser.set_defaults(handler=push)
+    for name, handler, text in (
+        ("pull", pull, "fetch an image from a registry"),
+        ("push", push, "send an image to a registry"),
+    ):
+        parser = verbs.add_parser(name, help=text)
+        parser.add_argument("reference")
+        parser.add_argument(
+            "--progress",
+            choices=("auto", "plain", "json"),
+            default="auto",
+            help="bars on a terminal, else lines (auto); lines; JSON lines",
+        )
+        parser.set_defaults(handler=handler)
 
     parser = verbs.add_parser("login", help="remember credentials for a registry")
     parser.add_argument("server")
@@ -301,3 +321,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("-p", "--password")
     parser.add_argument("--password-stdin", action="store_true")
     parser.set_defaults(handler=login)
+
+    parser = verbs.add_parser("logout", help="forget credentials for a registry")
+    parser.add_argument("server", nargs="?", default="docker.io")
+    parser.set_defaults(handler=logout)

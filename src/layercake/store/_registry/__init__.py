@@ -7,9 +7,15 @@ API) over HTTPS, or plain HTTP for registries marked insecure. See
 
 from __future__ import annotations
 
-from ._auth import Credentials, default_config_path, load_credentials
+from ._auth import (
+    Credentials,
+    default_config_path,
+    erase_credentials,
+    load_credentials,
+    store_credentials,
+)
 from ._client import RegistryClient, TransferProgress
-from ._login import login
+from ._login import login, logout, registry_domain
 from ._pull import MAX_MANIFEST_SIZE, pull
 from ._push import DEFAULT_CHUNK_SIZE, push
 
@@ -20,8 +26,12 @@ __all__ = [
     "RegistryClient",
     "TransferProgress",
     "default_config_path",
+    "erase_credentials",
     "load_credentials",
     "login",
+    "logout",
     "pull",
     "push",
+    "registry_domain",
+    "store_credentials",
 ]

@@ -1,4 +1,5 @@
-"""``login``: check credentials against a registry, then store them."""
+"""``login`` checks credentials against a registry and stores them; ``logout``
+forgets them."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from pathlib import Path
 
 from layercake.errors import RegistryUnauthorized
 
-from ._auth import Credentials, store_credentials
+from ._auth import Credentials, erase_credentials, store_credentials
 from ._client import RegistryClient
 
-__all__ = ["login", "registry_domain"]
+__all__ = ["login", "logout", "registry_domain"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,11 +42,13 @@ def login(
     (Basic, or a token from its Bearer realm). On success the credentials go
     into the ``auths`` section of Docker's config file (``config_path``, by
     default ``$DOCKER_CONFIG/config.json`` or ``~/.docker/config.json``),
-    where Docker and skopeo find them too.
+    where Docker and skopeo find them too, or to the credential helper that
+    file names for the registry (``credHelpers`` or ``credsStore``).
 
     Raises:
         RegistryUnauthorized: the registry rejected the credentials.
-        RegistryError: the registry could not be reached or failed.
+        RegistryError: the registry could not be reached or failed, or the
+            credential helper failed.
     """
     domain = registry_domain(registry)
     credentials = Credentials(username, password)
@@ -68,3 +71,19 @@ def login(
         response.close()
     store_credentials(domain, credentials, config_path)
     logger.info("logged in to %s as %s", domain, username)
+
+
+def logout(registry: str, *, config_path: Path | None = None) -> bool:
+    """Forget the credentials stored for ``registry``.
+
+    They are erased from the configured credential helper, if any, and from
+    the ``auths`` section of Docker's config file. Returns whether any were
+    stored.
+
+    Raises:
+        RegistryError: the configured credential helper is missing or failed.
+    """
+    domain = registry_domain(registry)
+    erased = erase_credentials(domain, config_path)
+    logger.info("logged out of %s" if erased else "was not logged in to %s", domain)
+    return erased
