@@ -106,15 +106,23 @@ def test_password_never_appears_in_logs_errors_or_reprs(
     assert repr(credentials) == "Credentials(username='docker', password=<hidden>)"
 
 
-def bearer_registry(serve, upstream: str, user: str, password: str):
+def bearer_registry(
+    serve,
+    upstream: str,
+    user: str,
+    password: str,
+    refresh_token: str | None = None,
+):
     """Serve a stand-in registry that demands Bearer tokens from its realm.
 
     Requests with a token granting the needed scope are proxied to the real
-    registry ``upstream``; the realm ``/token`` checks Basic credentials.
-    Returns (host, token requests as (scopes, had credentials)).
+    registry ``upstream``; the realm ``/token`` checks Basic credentials on
+    GET and, when ``refresh_token`` is given, OAuth2 refresh-token grants on
+    POST (without it, POST answers 404). Returns (host, token requests as
+    (scopes, had credentials) for GET and (scopes, form) for POST).
     """
     tokens: dict[str, set[tuple[str, str]]] = {}
-    token_requests: list[tuple[tuple[str, ...], bool]] = []
+    token_requests: list[tuple[tuple[str, ...], bool | dict[str, str]]] = []
     expected = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
     host: list[str] = []
 
@@ -133,13 +141,32 @@ def bearer_registry(serve, upstream: str, user: str, password: str):
             if query.get("service") != ["stand-in"] or authorization != expected:
                 self.reply(401, b'{"details":"bad credentials"}')
                 return
+            self.grant(scopes, "token")
+
+        def oauth(self) -> None:
+            form = dict(urllib.parse.parse_qsl(self.body().decode()))
+            scopes = tuple(form.get("scope", "").split())
+            token_requests.append((scopes, form))
+            if refresh_token is None:
+                self.reply(404, b"404 page not found\n")
+                return
+            if (
+                form.get("grant_type") != "refresh_token"
+                or form.get("refresh_token") != refresh_token
+                or form.get("service") != "stand-in"
+            ):
+                self.reply(400, b'{"error":"invalid_grant"}')
+                return
+            self.grant(scopes, "access_token")
+
+        def grant(self, scopes: tuple[str, ...], field: str) -> None:
             granted = set()
             for scope in scopes:
                 _, repo, actions = scope.split(":")
                 granted |= {(repo, action) for action in actions.split(",")}
             token = f"token-{len(tokens)}"
             tokens[token] = granted
-            body = json.dumps({"token": token, "expires_in": 300}).encode()
+            body = json.dumps({field: token, "expires_in": 300}).encode()
             self.reply(200, body, {"Content-Type": "application/json"})
 
         def guarded(self) -> None:
@@ -170,7 +197,13 @@ def bearer_registry(serve, upstream: str, user: str, password: str):
             challenge = f'Bearer realm="http://{host[0]}/token",service="stand-in"'
             self.reply(401, b"", {"WWW-Authenticate": challenge})
 
-        do_HEAD = do_POST = do_PUT = do_PATCH = guarded
+        def do_POST(self) -> None:
+            if self.path.startswith("/token"):
+                self.oauth()
+            else:
+                self.guarded()
+
+        do_HEAD = do_PUT = do_PATCH = guarded
 
     host.append(serve(StandIn))
     return host[0], token_requests
@@ -259,3 +292,91 @@ def test_docker_hub_credentials_use_dockers_key_and_identity_tokens(
         "<token>", "", identity_token="idt"
     )
     assert load_credentials("quay.io", config) is None
+
+
+def test_identity_token_is_traded_for_a_token_by_oauth2_post(
+    tmp_path: Path, registry: RunningRegistry, serve, docker_config: Path
+) -> None:
+    """A stored identitytoken is sent as an OAuth2 refresh-token grant by POST."""
+    host, token_requests = bearer_registry(
+        serve, registry.host, "alice", "s3cret", refresh_token="refresh-1"
+    )
+    store = StoreDirectory(tmp_path / "a")
+    manifest = make_image(store, FILES)
+    push(
+        store,
+        manifest,
+        f"{host}/team/app:1",
+        credentials=Credentials("alice", "s3cret"),
+    )
+    entry = {
+        "auth": base64.b64encode(b"<token>:").decode(),
+        "identitytoken": "refresh-1",
+    }
+    docker_config.write_text(json.dumps({"auths": {host: entry}}))
+
+    pulled = pull(StoreDirectory(tmp_path / "b"), f"{host}/team/app:1")
+
+    assert pulled.digest == manifest.digest
+    assert token_requests[1:] == [
+        (
+            ("repository:team/app:pull",),
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": "refresh-1",
+                "client_id": "layercake",
+                "service": "stand-in",
+                "scope": "repository:team/app:pull",
+            },
+        )
+    ]
+
+
+def test_identity_token_falls_back_to_get_when_the_realm_refuses_post(
+    tmp_path: Path, registry: RunningRegistry, serve
+) -> None:
+    """A realm answering 404 to the POST grant is asked by GET with Basic auth."""
+    host, token_requests = bearer_registry(serve, registry.host, "alice", "s3cret")
+    credentials = Credentials("alice", "s3cret", identity_token="refresh-1")
+    store = StoreDirectory(tmp_path / "a")
+    manifest = make_image(store, FILES)
+    push(store, manifest, f"{host}/team/app:1", credentials=credentials)
+
+    assert token_requests == [
+        (
+            ("repository:team/app:pull,push",),
+            {
+                "grant_type": "refresh_token",
+                "refresh_token": "refresh-1",
+                "client_id": "layercake",
+                "service": "stand-in",
+                "scope": "repository:team/app:pull,push",
+            },
+        ),
+        (("repository:team/app:pull,push",), True),
+    ]
+
+
+def test_a_refused_refresh_grant_is_unauthorized_without_the_token(
+    tmp_path: Path, registry: RunningRegistry, serve
+) -> None:
+    """A realm rejecting the identity token makes pull raise, never echoing it."""
+    host, _ = bearer_registry(
+        serve, registry.host, "alice", "s3cret", refresh_token="refresh-1"
+    )
+    credentials = Credentials("", "", identity_token="stale-refresh-token")
+    with pytest.raises(RegistryUnauthorized) as caught:
+        pull(
+            StoreDirectory(tmp_path / "b"),
+            f"{host}/team/app:1",
+            credentials=credentials,
+        )
+
+    assert str(caught.value) == (
+        f"manifest pull failed for {host}/team/app:1: GET "
+        f"http://{host}/v2/team/app/manifests/1 returned 401 UNAUTHORIZED: "
+        "token needed"
+    )
+    assert repr(credentials) == (
+        "Credentials(username='', password=<hidden>, identity_token=<hidden>)"
+    )
