@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -980,3 +981,129 @@ def test_rename_changes_the_name_other_processes_see(busybox):
             "invalid container name 'no/slash': only [a-zA-Z0-9][a-zA-Z0-9_.-] "
             "are allowed"
         )
+
+
+# OCI runtime executors and bundles
+
+
+@pytest.fixture
+def runc() -> str:
+    """The runc binary, as root; skipped where either is missing."""
+    path = shutil.which("runc")
+    if path is None:
+        missing("runc is not installed (Debian package runc)")
+    if os.geteuid() != 0:
+        pytest.skip("the runc executor runs as root only")
+    return str(path)
+
+
+def test_runc_executor_gives_the_builtin_results(busybox, runc):
+    """The same container settings give the same results through runc."""
+    script = (
+        'echo "$(id -u):$(id -g) $(pwd) $(hostname) $GREETING"; echo e >&2; '
+        "mkdir -p /data && echo kept > /data/f; exit 3"
+    )
+    results = {}
+    for executor in ("builtin", "runc"):
+        with Container(
+            busybox,
+            ["sh", "-c", script],
+            env={"GREETING": "hi"},
+            workdir="/srv/app",
+            hostname="web",
+            executor=executor,
+        ) as container:
+            result = container.run()
+            results[executor] = (
+                result.exit_code,
+                result.stdout,
+                result.stderr,
+                container.diff(),
+                container.copy_from("/data/f"),
+                container.inspect()["State"]["ExitCode"],
+            )
+    expected = (
+        3,
+        b"0:0 /srv/app web hi\n",
+        b"e\n",
+        [("A", "/data"), ("A", "/data/f"), ("A", "/srv"), ("A", "/srv/app")],
+        b"kept\n",
+        3,
+    )
+    assert results == {"builtin": expected, "runc": expected}
+
+
+def test_runc_executor_runs_as_the_image_user(busybox, runc):
+    """-u works through runc as through the built-in runtime."""
+    outputs = []
+    for executor in ("builtin", "runc"):
+        with Container(busybox, ["id"], user="app", executor=executor) as container:
+            outputs.append(container.run().stdout)
+    assert outputs == [b"uid=1000(app) gid=1000(app)\n"] * 2
+
+
+def test_runc_executor_attach_passes_file_descriptors(busybox, runc, tmp_path):
+    """attach() through runc writes to the given descriptors and returns the code."""
+    out = tmp_path / "out"
+    with (
+        open(out, "wb") as sink,
+        Container(
+            busybox, ["sh", "-c", "echo attached; exit 2"], executor="runc"
+        ) as container,
+    ):
+        assert container.attach(stdout=sink.fileno()) == 2
+    assert out.read_bytes() == b"attached\n"
+
+
+def test_unknown_executor_is_a_config_error(busybox):
+    """An executor other than builtin, runc or crun is refused at creation."""
+    with pytest.raises(ContainerConfigError) as caught:
+        Container(busybox, ["true"], executor="kata")
+    assert str(caught.value) == (
+        "unknown executor 'kata': use one of builtin, runc, crun"
+    )
+
+
+def test_runc_executor_refuses_start(busybox, runc):
+    """Detached runs stay on the built-in runtime; start() says so."""
+    with Container(busybox, ["true"], executor="runc") as container:
+        with pytest.raises(ContainerError) as caught:
+            container.start()
+        assert str(caught.value) == (
+            f"container {container.short_id} uses the runc executor, which runs "
+            "attached only: use run() or attach()"
+        )
+
+
+def test_bundle_runs_with_runc_and_writes_the_container_layer(busybox, runc, tmp_path):
+    """Container.bundle() gives a bundle `runc run` accepts; writes reach upper."""
+    with Container(busybox, ["sh", "-c", "echo via-bundle > /b; hostname"]) as c:
+        bundle = c.bundle(tmp_path / "bundle")
+        try:
+            done = subprocess.run(
+                [runc, "--root", str(tmp_path / "state"), "run", "-b", bundle, "b1"],
+                capture_output=True,
+                check=False,
+            )
+        finally:
+            subprocess.run(["umount", str(bundle / "rootfs")], check=True)
+        assert (done.returncode, done.stdout, done.stderr) == (
+            0,
+            c.short_id.encode() + b"\n",
+            b"",
+        )
+        assert c.diff() == [("A", "/b")]
+        assert c.copy_from("/b") == b"via-bundle\n"
+        config = json.loads((bundle / "config.json").read_text())
+        assert (config["root"], config["process"]["args"]) == (
+            {"path": "rootfs", "readonly": False},
+            ["sh", "-c", "echo via-bundle > /b; hostname"],
+        )
+
+
+def test_a_container_with_ports_that_exits_at_once_still_starts(busybox):
+    """start() of a container that exits before its ports are served succeeds."""
+    for _ in range(5):
+        with layercake.Container(busybox, ["true"], ports={80: 0}) as container:
+            container.start()
+            assert container.wait(timeout=10) == 0

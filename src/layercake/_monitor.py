@@ -126,7 +126,12 @@ def _monitor(
             ports=forwarder.bound,
         )
         if ports:
-            forwarder.serve(sandbox.pid)
+            try:
+                forwarder.serve(sandbox.pid)
+            except OSError:
+                # The container already ended: there is nothing to forward
+                # to, and its exit is recorded below like any other.
+                forwarder.close()
         write_state(directory, state)
         os.write(ready_w, b"ok")
         os.close(ready_w)

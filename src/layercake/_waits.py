@@ -2,23 +2,43 @@
 
 Each wait polls until its condition holds, its time runs out, or the
 container exits, whichever comes first, and says which with the container's
-exit code and last log lines, so a failing fixture explains itself.
+exit code and last log lines, so a failing fixture explains itself:
+
+- :func:`wait_for_log`: the output matches a regular expression;
+- :func:`wait_for_port`: a published TCP port accepts connections;
+- :func:`wait_for_http`: a published port answers an HTTP GET with a status;
+- :func:`wait_for_command`: a command run in the container exits 0;
+- :func:`wait_for_healthcheck`: the image's HEALTHCHECK passes.
 """
 
 from __future__ import annotations
 
+import http.client
 import re
+import socket
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, TypeVar
 
-from layercake.errors import ContainerError, ContainerTimeout
+from layercake.errors import ContainerConfigError, ContainerError, ContainerTimeout
 
 if TYPE_CHECKING:
     from layercake._container import Container
 
-__all__ = ["exit_status", "log_tail", "wait_for_log"]
+__all__ = [
+    "exit_status",
+    "log_tail",
+    "wait_for_command",
+    "wait_for_healthcheck",
+    "wait_for_http",
+    "wait_for_log",
+    "wait_for_port",
+]
+
+T = TypeVar("T")
 
 _POLL_SECONDS = 0.02
+_PROBE_SECONDS = 0.1
 _TAIL_LINES = 20
 
 
@@ -36,6 +56,46 @@ def exit_status(container: Container) -> int | None:
         return None
 
 
+def _poll(
+    container: Container,
+    check: Callable[[], T | None],
+    what: str,
+    *,
+    timeout: float,
+    interval: float,
+) -> T:
+    """Call ``check`` until it returns a value, the time is up or the container
+    exits.
+
+    Raises:
+        ContainerError: the container exited first.
+        ContainerTimeout: ``timeout`` seconds passed.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        # Read the exit status first: whatever the container did before it
+        # exited is then surely visible to the check that follows.
+        code = exit_status(container)
+        result = check()
+        if result is not None:
+            return result
+        if code is not None:
+            raise ContainerError(
+                f"container {container.short_id} exited with code {code} before "
+                f"{what}; last output:\n{log_tail(container)}",
+                container_id=container.id,
+            )
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise ContainerTimeout(
+                f"container {container.short_id}: no sign within {timeout:g}s that "
+                f"{what}; last output:\n{log_tail(container)}",
+                timeout=timeout,
+                container_id=container.id,
+            )
+        time.sleep(min(interval, remaining))
+
+
 def wait_for_log(
     container: Container, pattern: str, *, timeout: float = 30.0
 ) -> re.Match[str]:
@@ -49,26 +109,134 @@ def wait_for_log(
         ContainerTimeout: no match within ``timeout`` seconds.
     """
     regex = re.compile(pattern, re.MULTILINE)
-    deadline = time.monotonic() + timeout
 
-    while True:
-        # Read the exit status first: output written before the exit is then
-        # surely in the logs that are read next.
-        code = exit_status(container)
-        match = regex.search(container.logs().decode("utf-8", "replace"))
-        if match is not None:
-            return match
-        if code is not None:
-            raise ContainerError(
-                f"container {container.short_id} exited with code {code} before "
-                f"its output matched {pattern!r}; last output:\n{log_tail(container)}",
-                container_id=container.id,
-            )
-        if time.monotonic() >= deadline:
-            raise ContainerTimeout(
-                f"container {container.short_id}: output did not match {pattern!r} "
-                f"within {timeout:g}s; last output:\n{log_tail(container)}",
-                timeout=timeout,
-                container_id=container.id,
-            )
-        time.sleep(_POLL_SECONDS)
+    def check() -> re.Match[str] | None:
+        return regex.search(container.logs().decode("utf-8", "replace"))
+
+    return _poll(
+        container,
+        check,
+        f"its output matched {pattern!r}",
+        timeout=timeout,
+        interval=_POLL_SECONDS,
+    )
+
+
+def wait_for_port(container: Container, port: int, *, timeout: float = 30.0) -> int:
+    """Wait until a published container port accepts TCP connections.
+
+    Returns:
+        The host port on 127.0.0.1.
+
+    Raises:
+        ContainerError: the port is not published, or the container exited.
+        ContainerTimeout: nothing accepted a connection within ``timeout``.
+    """
+    host_port = container.host_port(port)
+
+    def check() -> int | None:
+        try:
+            with socket.create_connection(("127.0.0.1", host_port), timeout=1):
+                return host_port
+        except OSError:
+            return None
+
+    return _poll(
+        container,
+        check,
+        f"port {port} accepted connections",
+        timeout=timeout,
+        interval=_PROBE_SECONDS,
+    )
+
+
+def wait_for_http(
+    container: Container,
+    port: int,
+    *,
+    path: str = "/",
+    status: int = 200,
+    timeout: float = 30.0,
+) -> int:
+    """Wait until ``GET path`` on a published port answers with ``status``.
+
+    Returns:
+        The host port on 127.0.0.1.
+
+    Raises:
+        ContainerError: the port is not published, or the container exited.
+        ContainerTimeout: no such answer within ``timeout`` seconds.
+    """
+    host_port = container.host_port(port)
+
+    def check() -> int | None:
+        connection = http.client.HTTPConnection("127.0.0.1", host_port, timeout=2)
+        try:
+            connection.request("GET", path)
+            answered = connection.getresponse().status
+        except (OSError, http.client.HTTPException):
+            return None
+        finally:
+            connection.close()
+        return host_port if answered == status else None
+
+    return _poll(
+        container,
+        check,
+        f"GET {path} on port {port} answered {status}",
+        timeout=timeout,
+        interval=_PROBE_SECONDS,
+    )
+
+
+def wait_for_command(
+    container: Container,
+    args: Sequence[str],
+    *,
+    timeout: float = 30.0,
+    interval: float = _PROBE_SECONDS,
+) -> None:
+    """Wait until ``args``, run in the container, exits 0.
+
+    Raises:
+        ContainerError: the container exited first.
+        ContainerTimeout: the command did not succeed within ``timeout``.
+    """
+
+    def check() -> bool | None:
+        try:
+            result = container.exec(list(args))
+        except ContainerError:
+            # It exited in the meantime; the next round reports that.
+            return None
+        return True if result.exit_code == 0 else None
+
+    _poll(
+        container,
+        check,
+        f"{list(args)!r} exited 0",
+        timeout=timeout,
+        interval=interval,
+    )
+
+
+def wait_for_healthcheck(container: Container, *, timeout: float = 60.0) -> None:
+    """Wait until the image's HEALTHCHECK command passes.
+
+    The check runs at the image's interval, capped so that a fast service
+    is seen fast.
+
+    Raises:
+        ContainerConfigError: the image has no HEALTHCHECK (or NONE).
+        ContainerError: the container exited first.
+        ContainerTimeout: the check did not pass within ``timeout``.
+    """
+    check = container.image.config.config.healthcheck
+    if check is None or not check.test or check.test[0] == "NONE":
+        raise ContainerConfigError(
+            f"image {container.image.short_id} has no HEALTHCHECK to wait for"
+        )
+    kind, *rest = check.test
+    args = ["/bin/sh", "-c", rest[0]] if kind == "CMD-SHELL" else rest
+    interval = min(check.interval / 1e9, 1.0) if check.interval else 0.5
+    wait_for_command(container, args, timeout=timeout, interval=interval)

@@ -122,14 +122,20 @@ def layercake_image(layercake_store: Store) -> Callable[..., Image]:
 def layercake_container(
     request: pytest.FixtureRequest, layercake_store: Store
 ) -> Iterator[Callable[..., Container]]:
-    """Return ``start(image, command=None, *, wait_for_log=None, timeout=30,
+    """Return ``start(image, command=None, *, wait_for_..., timeout=30,
     **options)``: a started container, removed when the test ends.
 
     ``image`` is an :class:`~layercake.Image` or a reference in the store;
-    ``options`` are :class:`~layercake.Container`'s keyword arguments.
+    ``options`` are :class:`~layercake.Container`'s keyword arguments (e.g.
+    ``ports={5432: 0}``). Before returning it waits, as asked, for a log
+    line (``wait_for_log``, a regex), a published TCP port
+    (``wait_for_port``), an HTTP 200 (``wait_for_http=port`` or
+    ``(port, path)``), a command exiting 0 (``wait_for_command``) or the
+    image's HEALTHCHECK (``wait_for_healthcheck=True``); each wait fails at
+    once with the exit code and last output if the container exits.
     """
     import layercake
-    from layercake._waits import wait_for_log as wait_for
+    from layercake import _waits as waits
 
     containers: list[Container] = []
     request.node.stash[_CONTAINERS] = containers
@@ -139,6 +145,10 @@ def layercake_container(
         command: Sequence[str] | None = None,
         *,
         wait_for_log: str | None = None,
+        wait_for_port: int | None = None,
+        wait_for_http: int | tuple[int, str] | None = None,
+        wait_for_command: Sequence[str] | None = None,
+        wait_for_healthcheck: bool = False,
         timeout: float = 30.0,
         **options: Any,
     ) -> Container:
@@ -149,7 +159,20 @@ def layercake_container(
         containers.append(container)
         container.start()
         if wait_for_log is not None:
-            wait_for(container, wait_for_log, timeout=timeout)
+            waits.wait_for_log(container, wait_for_log, timeout=timeout)
+        if wait_for_port is not None:
+            waits.wait_for_port(container, wait_for_port, timeout=timeout)
+        if wait_for_http is not None:
+            port, path = (
+                wait_for_http
+                if isinstance(wait_for_http, tuple)
+                else (wait_for_http, "/")
+            )
+            waits.wait_for_http(container, port, path=path, timeout=timeout)
+        if wait_for_command is not None:
+            waits.wait_for_command(container, wait_for_command, timeout=timeout)
+        if wait_for_healthcheck:
+            waits.wait_for_healthcheck(container, timeout=timeout)
         return container
 
     yield start

@@ -1,0 +1,81 @@
+"""Readiness waits against real services in containers."""
+
+from __future__ import annotations
+
+import urllib.request
+
+import pytest
+
+import layercake
+from layercake import _waits as waits
+from layercake.errors import ContainerConfigError, ContainerError, ContainerTimeout
+
+pytestmark = pytest.mark.usefixtures("container_runtime")
+
+HTTPD = [
+    "sh",
+    "-c",
+    "mkdir /www; echo hello > /www/index.html; sleep 0.3; "
+    "exec httpd -f -p 8080 -h /www",
+]
+
+
+@pytest.fixture
+def httpd(busybox):
+    with layercake.Container(busybox, HTTPD, ports={8080: 0}) as container:
+        container.start()
+        yield container
+
+
+def test_wait_for_port_then_http(httpd):
+    """A busybox httpd is reachable from the test at the published port."""
+    host_port = waits.wait_for_port(httpd, 8080, timeout=10)
+    assert waits.wait_for_http(httpd, 8080, timeout=10) == host_port
+    with urllib.request.urlopen(f"http://127.0.0.1:{host_port}/") as response:
+        assert response.read() == b"hello\n"
+
+
+def test_wait_for_http_status_that_never_comes_times_out(httpd):
+    """A 404 never becomes the wanted 200: the wait ends at its timeout."""
+    with pytest.raises(ContainerTimeout) as caught:
+        waits.wait_for_http(httpd, 8080, path="/missing", timeout=1)
+    assert caught.value.timeout == 1
+    assert f"container {httpd.short_id}: no sign within 1s that GET /missing " in str(
+        caught.value
+    )
+
+
+def test_wait_for_command_and_healthcheck(busybox, store):
+    """A command, and the image's HEALTHCHECK, pass once /ready exists."""
+    image = layercake.Builder(store).build(
+        None, text="FROM busybox\nHEALTHCHECK --interval=100ms CMD test -f /ready\n"
+    )
+    script = "sleep 0.3; touch /ready; sleep 30"
+    with layercake.Container(image, ["sh", "-c", script]) as container:
+        container.start()
+        waits.wait_for_command(container, ["test", "-f", "/ready"], timeout=10)
+        waits.wait_for_healthcheck(container, timeout=10)
+
+
+def test_waits_stop_at_once_when_the_container_exits(busybox):
+    """An exiting container ends the wait with its code and output, not a hang."""
+    with layercake.Container(
+        busybox, ["sh", "-c", "echo broken config >&2; exit 2"], ports={80: 0}
+    ) as container:
+        container.start()
+        with pytest.raises(ContainerError) as caught:
+            waits.wait_for_command(container, ["true"], timeout=30)
+    message = str(caught.value)
+    assert message.startswith(f"container {container.short_id} exited with code 2")
+    assert message.endswith("last output:\nbroken config")
+
+
+def test_healthcheck_wait_needs_a_healthcheck(busybox):
+    """An image without HEALTHCHECK cannot be waited on for health."""
+    with layercake.Container(busybox, ["sleep", "5"]) as container:
+        container.start()
+        with pytest.raises(ContainerConfigError) as caught:
+            waits.wait_for_healthcheck(container)
+    assert str(caught.value) == (
+        f"image {busybox.short_id} has no HEALTHCHECK to wait for"
+    )
