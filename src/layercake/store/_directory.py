@@ -15,6 +15,7 @@ from typing import Any, BinaryIO, TypeVar
 from layercake.errors import DigestMismatch, StoreCorrupted, StoreError
 
 from ._atomic import replace_file
+from ._background import background_writes
 from ._blobs import Blobs, BlobWriter
 from ._cache import BuildCache
 from ._digest import Digest
@@ -253,8 +254,8 @@ class StoreDirectory:
                 overlay upper dir that depends on its lower layers
                 (metacopy or redirect_dir entries).
         """
-        with self._blobs.writer() as writer:
-            pack_directory(directory, writer, clamp_mtime=source_date_epoch())
+        with self._blobs.writer() as writer, background_writes(writer) as sink:
+            pack_directory(directory, sink, clamp_mtime=source_date_epoch())
         logger.info("packed %s into layer %s", directory, writer.digest)
         return Descriptor(
             media_type=MediaType.OCI_LAYER, digest=writer.digest, size=writer.size

@@ -40,7 +40,7 @@ def export_layers(layers: Sequence[Path], path: Path) -> None:
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
             packer = _MergedPacker(out)
             packer.merge([os.fspath(layer) for layer in layers], "")
-            out.write(b"\0" * (2 * _BLOCK))
+            packer.finish()
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temp, 0o644)

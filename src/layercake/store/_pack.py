@@ -28,6 +28,13 @@ OPAQUE = ".wh..wh..opq"
 
 _BLOCK = tarfile.BLOCKSIZE
 _CHUNK = 1 << 20
+_ZEROS = bytes(_BLOCK)
+_END = bytes(2 * _BLOCK)
+_DEVICES = (tarfile.CHRTYPE, tarfile.BLKTYPE)
+_MAX7 = 8**7
+_MAX11 = 8**11
+# ustar magic and version, then empty uname and gname fields.
+_MAGIC = b"ustar\x0000" + bytes(64)
 # Extended attributes that describe overlayfs itself; they become whiteouts
 # or nothing and never travel inside a layer.
 _OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
@@ -37,7 +44,7 @@ _INCOMPLETE = (".overlay.metacopy", ".overlay.redirect")
 
 
 class _Sink(Protocol):
-    def write(self, data: bytes, /) -> int: ...
+    def write(self, data: bytes | bytearray, /) -> int: ...
 
 
 def pack_directory(
@@ -58,7 +65,7 @@ def pack_directory(
     """
     packer = _Packer(out, clamp_mtime)
     packer.walk(os.fspath(directory), "")
-    out.write(b"\0" * (2 * _BLOCK))
+    packer.finish()
 
 
 class _Packer:
@@ -66,6 +73,25 @@ class _Packer:
         self._out = out
         self._clamp = clamp_mtime
         self._links: dict[tuple[int, int], str] = {}
+        # Headers and small files gather here and reach ``out`` in large
+        # writes: one hash update and one buffered write per megabyte
+        # instead of two per entry.
+        self._pending = bytearray()
+
+    def finish(self) -> None:
+        """Write the two zero blocks that end a tar and flush what is pending."""
+        self._pending += _END
+        self._flush()
+
+    def _emit(self, data: bytes) -> None:
+        self._pending += data
+        if len(self._pending) >= _CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            self._out.write(self._pending)
+            self._pending = bytearray()
 
     def walk(self, top: str, prefix: str) -> None:
         with os.scandir(top) as scan:
@@ -134,24 +160,88 @@ class _Packer:
     def _copy(self, path: str, size: int) -> None:
         fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
         try:
-            left = size
-            while left:
-                chunk = os.read(fd, min(left, _CHUNK))
-                if not chunk:
-                    raise StoreError(f"file shrank while packing a layer: {path}")
-                self._out.write(chunk)
-                left -= len(chunk)
+            if size < _CHUNK:
+                self._emit(_read_exactly(fd, size, path))
+            else:
+                self._flush()
+                left = size
+                while left:
+                    chunk = _read_exactly(fd, min(left, _CHUNK), path)
+                    self._out.write(chunk)
+                    left -= len(chunk)
         finally:
             os.close(fd)
         remainder = size % _BLOCK
         if remainder:
-            self._out.write(b"\0" * (_BLOCK - remainder))
+            self._emit(_ZEROS[: _BLOCK - remainder])
 
     def _header(self, info: tarfile.TarInfo, xattrs: dict[str, str]) -> None:
-        info.pax_headers = xattrs
         if self._clamp is not None and info.mtime > self._clamp:
             info.mtime = self._clamp
-        self._out.write(info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape"))
+        header = None if xattrs else ustar_header(info)
+        if header is None:
+            info.pax_headers = xattrs
+            header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+        self._emit(header)
+
+
+def ustar_header(info: tarfile.TarInfo) -> bytes | None:
+    """Return the header ``info.tobuf(PAX_FORMAT)`` writes, or ``None``.
+
+    For an entry that needs no PAX record (ASCII names of at most 100 bytes,
+    numbers that fit their octal fields, an integer mtime) tarfile writes a
+    plain ustar block; building it here is several times faster and gives
+    the same 512 bytes. ``None`` means a PAX record is needed: let tarfile
+    write the entry.
+    """
+    name = info.name
+    if info.type == tarfile.DIRTYPE and not name.endswith("/"):
+        name += "/"
+    link = info.linkname
+    mtime = info.mtime
+    if not (
+        len(name) <= 100
+        and len(link) <= 100
+        and name.isascii()
+        and link.isascii()
+        and not info.uname
+        and not info.gname
+        and 0 <= info.uid < _MAX7
+        and 0 <= info.gid < _MAX7
+        and 0 <= info.size < _MAX11
+        and type(mtime) is int
+        and 0 <= mtime < _MAX11
+        and 0 <= info.devmajor < _MAX7
+        and 0 <= info.devminor < _MAX7
+    ):
+        return None
+    block = b"".join(
+        (
+            name.encode("ascii").ljust(100, b"\0"),
+            b"%07o\0%07o\0%07o\0%011o\0%011o\0"
+            % (info.mode & 0o7777, info.uid, info.gid, info.size, mtime),
+            b"        ",
+            info.type,
+            link.encode("ascii").ljust(100, b"\0"),
+            _MAGIC,
+            b"%07o\0%07o\0" % (info.devmajor, info.devminor)
+            if info.type in _DEVICES
+            else _ZEROS[:16],
+            _ZEROS[:167],
+        )
+    )
+    # The checksum is the byte sum of the block with its own field blank.
+    return b"%s%06o\0 %s" % (block[:148], sum(block), block[156:])
+
+
+def _read_exactly(fd: int, size: int, path: str) -> bytes:
+    data = os.read(fd, size)
+    while len(data) < size:
+        more = os.read(fd, size - len(data))
+        if not more:
+            raise StoreError(f"file shrank while packing a layer: {path}")
+        data += more
+    return data
 
 
 def _info(name: str, st: os.stat_result, kind: bytes) -> tarfile.TarInfo:

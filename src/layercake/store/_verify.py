@@ -50,7 +50,7 @@ class _Hasher:
     def __init__(self) -> None:
         self.hash = hashlib.sha256()
 
-    def write(self, data: bytes, /) -> int:
+    def write(self, data: bytes | bytearray, /) -> int:
         self.hash.update(data)
         return len(data)
 

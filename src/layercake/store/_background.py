@@ -1,0 +1,79 @@
+"""A sink that passes writes to another sink from a worker thread.
+
+Hashing and writing a layer's bytes (``hashlib`` and file writes release the
+GIL) then run beside the thread that walks the tree and reads files, which
+roughly halves the time to pack a large layer on two or more cores.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Protocol
+
+__all__ = ["background_writes"]
+
+# At most this many chunks (of up to a few MiB each) wait for the worker,
+# which bounds the memory the pipeline can hold.
+_DEPTH = 8
+
+
+class _Sink(Protocol):
+    def write(self, data: bytes | bytearray, /) -> int: ...
+
+
+class _BackgroundSink:
+    def __init__(self, inner: _Sink) -> None:
+        self._inner = inner
+        self._queue: queue.Queue[bytes | None] = queue.Queue(_DEPTH)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue ``data`` (copied unless it is ``bytes``); return its length."""
+        if self._error is not None:
+            raise self._error
+        chunk = data if isinstance(data, bytes) else bytes(data)
+        self._queue.put(chunk)
+        return len(chunk)
+
+    def close(self) -> None:
+        """Wait until every queued write is done; re-raise the worker's error."""
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (chunk := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._inner.write(chunk)
+                except Exception as exc:  # noqa: BLE001 (raised by the producer)
+                    # Keep draining so the producer never blocks on a full
+                    # queue; it sees the error on its next write.
+                    self._error = exc
+
+
+@contextmanager
+def background_writes(inner: _Sink) -> Iterator[_BackgroundSink]:
+    """Yield a sink whose writes reach ``inner`` in order from a worker thread.
+
+    When the block ends, every write has reached ``inner``. An error raised
+    by ``inner.write`` is raised from a later ``write`` or at the end of the
+    block; if the block itself raises, that error wins.
+
+    Raises:
+        BaseException: whatever ``inner.write`` raised.
+    """
+    sink = _BackgroundSink(inner)
+    try:
+        yield sink
+    except BaseException:
+        sink._queue.put(None)
+        sink._thread.join()
+        raise
+    sink.close()

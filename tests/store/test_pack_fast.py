@@ -1,0 +1,178 @@
+"""Tests for the fast layer packer: its own ustar headers and background writes."""
+
+import hashlib
+import io
+import os
+import tarfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from layer_samples import list_tar, set_mtimes
+
+from layercake.store import StoreDirectory
+from layercake.store._background import background_writes
+from layercake.store._pack import pack_directory, ustar_header
+
+KINDS = [
+    tarfile.REGTYPE,
+    tarfile.DIRTYPE,
+    tarfile.SYMTYPE,
+    tarfile.LNKTYPE,
+    tarfile.FIFOTYPE,
+    tarfile.CHRTYPE,
+    tarfile.BLKTYPE,
+]
+
+
+@st.composite
+def tar_infos(draw: st.DrawFn) -> tarfile.TarInfo:
+    """Headers around the limits where a PAX record becomes necessary."""
+    info = tarfile.TarInfo(draw(st.text(min_size=1, max_size=110)))
+    info.type = draw(st.sampled_from(KINDS))
+    info.linkname = draw(st.text(max_size=110))
+    info.mode = draw(st.integers(0, 0o7777))
+    info.uid = draw(st.integers(0, 8**7 + 2))
+    info.gid = draw(st.integers(0, 8**7 + 2))
+    info.size = draw(st.integers(0, 8**11 + 2))
+    info.mtime = draw(st.integers(-2, 8**11 + 2))
+    info.devmajor = draw(st.integers(0, 8**7 - 1))
+    info.devminor = draw(st.integers(0, 8**7 - 1))
+    info.uname = ""
+    info.gname = ""
+    return info
+
+
+@given(tar_infos())
+def test_ustar_header_is_what_tarfile_writes(info: tarfile.TarInfo) -> None:
+    """Whenever the fast header is used, it is byte for byte tarfile's PAX header."""
+    header = ustar_header(info)
+    expected = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
+    if header is not None:
+        assert header == expected
+        assert len(header) == 512
+
+
+def test_ustar_header_defers_to_pax_for_long_and_odd_names() -> None:
+    """Names over 100 bytes, non-ASCII names and huge ids need tarfile's PAX path."""
+    long = tarfile.TarInfo("x" * 101)
+    odd = tarfile.TarInfo(os.fsdecode(b"caf\xe9"))
+    owner = tarfile.TarInfo("f")
+    owner.uid = 8**7
+    assert [ustar_header(long), ustar_header(odd), ustar_header(owner)] == [
+        None,
+        None,
+        None,
+    ]
+    plain = tarfile.TarInfo("f")
+    assert ustar_header(plain) == plain.tobuf(tarfile.PAX_FORMAT)
+
+
+def test_packing_matches_tarfile_byte_for_byte(tmp_path: Path) -> None:
+    """A tree of every common entry packs to the bytes tarfile.tobuf gives."""
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    (tree / "d" / "small").write_bytes(b"s" * 700)
+    (tree / "big").write_bytes(bytes(range(256)) * 9000)
+    os.symlink("d/small", tree / "link")
+    os.link(tree / "d" / "small", tree / "hard")
+    os.mkfifo(tree / "fifo")
+    (tree / ("n" * 150)).write_bytes(b"long name")
+    os.setxattr(tree / "d" / "small", "user.note", b"\xff\x00")
+    set_mtimes(tree)
+    out = io.BytesIO()
+    pack_directory(tree, out)
+
+    expected = io.BytesIO()
+    with tarfile.open(
+        fileobj=expected,
+        mode="w",
+        format=tarfile.PAX_FORMAT,
+        encoding="utf-8",
+        errors="surrogateescape",
+    ) as tar:
+        for name in ["big", "d", "d/small", "fifo", "hard", "link", "n" * 150]:
+            path = tree / name
+            info = tar.gettarinfo(path, name)
+            info.uname = info.gname = ""
+            info.mtime = int(info.mtime)
+            if name == "hard":
+                info.type, info.linkname, info.size = tarfile.LNKTYPE, "d/small", 0
+            if name in ("d/small", "hard"):
+                info.pax_headers = {"SCHILY.xattr.user.note": "\udcff\x00"}
+            if info.isreg():
+                with open(path, "rb") as file:
+                    tar.addfile(info, file)
+            else:
+                tar.addfile(info)
+    assert out.getvalue() == expected.getvalue()[: len(out.getvalue())]
+    assert [entry[:3] for entry in list_tar(out.getvalue())] == [
+        ("big", "file", "0o644"),
+        ("d", "dir", "0o755"),
+        ("d/small", "file", "0o644"),
+        ("fifo", "fifo", "0o644"),
+        ("hard", "hardlink", "0o644"),
+        ("link", "symlink", "0o777"),
+        ("n" * 150, "file", "0o644"),
+    ]
+
+
+def test_write_layer_digest_is_the_hash_of_the_tar(
+    layout: StoreDirectory, tmp_path: Path
+) -> None:
+    """Background hashing gives the digest of exactly the bytes pack_directory writes."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for n in range(40):
+        (tree / f"f{n}").write_bytes(os.urandom(n * 37_000))
+    set_mtimes(tree)
+    out = io.BytesIO()
+    pack_directory(tree, out)
+    layer = layout.write_layer(tree)
+    assert layer.digest.hex == hashlib.sha256(out.getvalue()).hexdigest()
+    assert layer.size == len(out.getvalue())
+    assert layout.blob_path(layer.digest).read_bytes() == out.getvalue()
+
+
+class _FailingSink:
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+
+    def write(self, data: bytes | bytearray, /) -> int:
+        self.seen.append(bytes(data))
+        if len(self.seen) == 2:
+            raise OSError(28, "No space left on device")
+        return len(data)
+
+
+def test_background_writes_raise_the_sinks_error_at_the_end() -> None:
+    """An error of the inner sink comes out of the with block, writes kept in order."""
+    sink = _FailingSink()
+    with pytest.raises(OSError) as info, background_writes(sink) as background:
+        for n in range(3):
+            background.write(bytearray([n]))
+    assert info.value.strerror == "No space left on device"
+    assert sink.seen == [b"\x00", b"\x01"]
+
+
+def test_background_writes_let_the_blocks_own_error_win() -> None:
+    """If the block raises, that error is raised after the worker has stopped."""
+    sink = _FailingSink()
+    with pytest.raises(ValueError, match="^mine$"), background_writes(sink) as bg:
+        bg.write(b"a")
+        raise ValueError("mine")
+    assert sink.seen == [b"a"]
+
+
+def test_file_that_shrinks_while_packing_is_an_error(tmp_path: Path) -> None:
+    """A file shorter than its stat size names itself in a StoreError."""
+    from layercake.errors import StoreError
+    from layercake.store import _pack
+
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "f").write_bytes(b"abc")
+    with pytest.raises(StoreError) as info:
+        _pack._read_exactly(os.open(tree / "f", os.O_RDONLY), 10, str(tree / "f"))
+    assert str(info.value) == f"file shrank while packing a layer: {tree / 'f'}"
