@@ -152,6 +152,10 @@ class Container:
     ``security_opt=["no-new-privileges"]``; ``privileged`` keeps every
     capability and leaves /proc and /sys unmasked and writable.
 
+    ``executor`` is ``"builtin"``, or ``"runc"`` or ``"crun"`` to have that
+    OCI runtime run the container (:meth:`run` and :meth:`attach`; see
+    :meth:`bundle`) with the same results, as root.
+
     Raises:
         ContainerConfigError: the image has no command and none was given,
             the user is not in the image's /etc/passwd, the name is invalid
@@ -184,8 +188,18 @@ class Container:
         cap_drop: Sequence[str] = (),
         security_opt: Sequence[str] = (),
         ports: Mapping[int | str, int | None] | None = None,
+        executor: str = "builtin",
     ) -> None:
         runtime.require()
+        if executor not in runtime.EXECUTORS:
+            raise ContainerConfigError(
+                f"unknown executor {executor!r}: use one of "
+                f"{', '.join(runtime.EXECUTORS)}"
+            )
+        if executor != "builtin" and init:
+            raise ContainerConfigError(
+                f"init=True needs the built-in executor, not {executor}"
+            )
         self.image = image
         self.id = secrets.token_hex(32)
         self.config = RunConfig(
@@ -208,7 +222,7 @@ class Container:
         self._lower_dirs = tuple(str(path) for path in stack.layer_dirs)
         containers = image.store._directory.containers_dir
         self.path = containers / self.id
-        self._sandbox: Sandbox | None = None
+        self._sandbox: Sandbox | runtime.OciProcess | None = None
         self._exit_code: int | None = None
         self._state: ContainerState | None = None
         tmpfs_mounts = _tmpfs(tmpfs)
@@ -251,6 +265,7 @@ class Container:
                 pids_limit=pids_limit,
                 privileged=privileged,
                 ports=parse_ports(ports),
+                executor=executor,
             )
             write_record(self.path, self.record)
         logger.info("created container %s from %s", self.short_id, image.short_id)
@@ -480,8 +495,14 @@ class Container:
         self._ensure_no_ports()
         cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
+        executor = self.record.executor
         try:
-            result = runtime.run(self._spec(cgroup), stdin=stdin, timeout=timeout)
+            if executor == "builtin":
+                result = runtime.run(self._spec(cgroup), stdin=stdin, timeout=timeout)
+            else:
+                result = runtime.run_oci(
+                    self._spec(cgroup), executor, stdin=stdin, timeout=timeout
+                )
         except BaseException:
             # Recorded so that remove() finds the cgroup to delete.
             if cgroup is not None:
@@ -510,10 +531,20 @@ class Container:
         self._ensure_no_ports()
         cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
+        executor = self.record.executor
         try:
-            self._sandbox = runtime.start(
-                self._spec(cgroup), stdin=stdin, stdout=stdout, stderr=stderr
-            )
+            if executor == "builtin":
+                self._sandbox = runtime.start(
+                    self._spec(cgroup), stdin=stdin, stdout=stdout, stderr=stderr
+                )
+            else:
+                self._sandbox = runtime.start_oci(
+                    self._spec(cgroup),
+                    executor,
+                    stdin=stdin,
+                    stdout=stdout,
+                    stderr=stderr,
+                )
         except BaseException:
             if cgroup is not None:
                 cgroup.remove()
@@ -533,6 +564,12 @@ class Container:
             ContainerError: already started or failed to start.
         """
         self._ensure_not_started()
+        if self.record.executor != "builtin":
+            raise ContainerError(
+                f"container {self.short_id} uses the {self.record.executor} "
+                "executor, which runs attached only: use run() or attach()",
+                container_id=self.id,
+            )
         cgroup, warnings = self._cgroup(detach)
         try:
             launch(
@@ -838,7 +875,7 @@ class Container:
         logger.info("unpaused container %s", self.short_id)
 
     def restart(self, timeout: float = _STOP_TIMEOUT, *, detach: bool = False) -> None:
-        """Stop (as :meth:`stop`, with ``timeout``) and start again, as ``docker restart``.
+        """Stop (as :meth:`stop` does, after ``timeout``) and start again.
 
         The writable layer, volumes and log are kept; the new run appends to
         the log. A container that is not running is just started.
@@ -1069,6 +1106,25 @@ class Container:
         content = source if isinstance(source, bytes) else Path(source)
         copy_to(self._spec(), self._live_pid(), path, content)
 
+    def bundle(self, path: str | os.PathLike[str]) -> Path:
+        """Write the container as an OCI runtime bundle in ``path``; return it.
+
+        ``path/config.json`` follows the OCI runtime specification (process,
+        user, cwd, env, hostname, namespaces, capabilities, the mounts,
+        masked and read-only paths this runtime uses); ``path/rootfs`` is
+        the container's overlay, **mounted**: writes through it land in the
+        container's writable layer, and the caller must unmount it
+        (``umount path/rootfs``) before removing the container. ``hosts``,
+        ``hostname`` and ``resolv.conf`` beside it are bound over ``/etc``.
+        ``runc run -b path <id>`` runs it.
+
+        Raises:
+            ContainerConfigError: the container needs the built-in runtime
+                (``init``) or this process is not root.
+            ContainerError: the overlay could not be mounted.
+        """
+        return runtime.write_bundle(self._spec(), path)
+
     def export(self, path: str | os.PathLike[str]) -> None:
         """Write the merged file system to ``path`` as a tar archive.
 
@@ -1134,6 +1190,7 @@ class Container:
                 "NetworkMode": record.network,
                 "ReadonlyRootfs": record.read_only,
                 "Init": record.init,
+                "Runtime": record.executor,
                 "Binds": [
                     f"{source}:{target}" + (":ro" if ro else "")
                     for source, target, ro in record.binds

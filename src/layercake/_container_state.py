@@ -78,6 +78,7 @@ class ContainerRecord:
     pids_limit: int = 0
     privileged: bool = False
     ports: tuple[tuple[int, int], ...] = ()
+    executor: str = "builtin"
 
 
 @attrs.frozen

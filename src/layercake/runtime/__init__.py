@@ -11,6 +11,15 @@ from __future__ import annotations
 from ._capabilities import capability_set
 from ._cgroups import Cgroup, Resources, create_cgroup, open_cgroup
 from ._enter import enter, setns_network
+from ._oci import (
+    EXECUTORS,
+    OciProcess,
+    mount_rootfs,
+    oci_config,
+    run_oci,
+    start_oci,
+    write_bundle,
+)
 from ._probe import Capabilities, probe, require
 from ._run import OutputCallback, run, run_in
 from ._sandbox import (
@@ -33,9 +42,11 @@ from ._view import enter_rootfs
 
 __all__ = [
     "DEFAULT_PATH",
+    "EXECUTORS",
     "BindMount",
     "Capabilities",
     "Cgroup",
+    "OciProcess",
     "OutputCallback",
     "ProcessSpec",
     "Resources",
@@ -50,12 +61,17 @@ __all__ = [
     "enter_rootfs",
     "lifeline",
     "lifeline_owned",
+    "mount_rootfs",
+    "oci_config",
     "open_cgroup",
     "probe",
     "release_lifeline",
     "require",
     "run",
     "run_in",
+    "run_oci",
     "setns_network",
     "start",
+    "start_oci",
+    "write_bundle",
 ]

@@ -6,17 +6,30 @@ import os
 import select
 import time
 from collections.abc import Callable
-from typing import Literal
+from typing import Literal, Protocol
 
 from layercake.errors import ContainerTimeout
 
 from ._enter import enter
-from ._sandbox import Sandbox, start
+from ._sandbox import start
 from ._spec import ProcessSpec, RunResult, SandboxSpec
 
-__all__ = ["run", "run_in"]
+__all__ = ["Supervised", "collect", "run", "run_in"]
 
 OutputCallback = Callable[[Literal["stdout", "stderr"], bytes], None]
+
+
+class Supervised(Protocol):
+    """A started container that can be waited for and killed."""
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the end and return the exit code."""
+        ...
+
+    def kill(self) -> None:
+        """End the container at once."""
+        ...
+
 
 _CHUNK = 65536
 _READABLE = select.POLLIN | select.POLLHUP | select.POLLERR
@@ -41,7 +54,7 @@ def run(
         ContainerTimeout: it ran longer than ``timeout`` seconds; it was
             killed, with every process in it, before this was raised.
     """
-    return _collect(
+    return collect(
         lambda i, o, e: start(spec, stdin=i, stdout=o, stderr=e),
         stdin,
         on_output,
@@ -68,7 +81,7 @@ def run_in(
         ContainerError: the container is not running or could not be joined.
         ContainerTimeout: it ran longer than ``timeout`` seconds and was killed.
     """
-    return _collect(
+    return collect(
         lambda i, o, e: enter(
             pid, process, stdin=i, stdout=o, stderr=e, cgroup_procs=cgroup_procs
         ),
@@ -78,12 +91,16 @@ def run_in(
     )
 
 
-def _collect(
-    starter: Callable[[int | None, int, int], Sandbox],
+def collect(
+    starter: Callable[[int | None, int, int], Supervised],
     stdin: bytes | None,
     on_output: OutputCallback | None,
     timeout: float | None,
 ) -> RunResult:
+    """Start a container with ``starter(stdin, stdout, stderr)`` and run it out.
+
+    Output, ``stdin`` and ``timeout`` work as in :func:`run`.
+    """
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     in_r = in_w = None

@@ -1,0 +1,444 @@
+"""OCI runtime bundles: a sandbox spec as ``config.json``, run by runc or crun.
+
+:func:`oci_config` describes the container the built-in runtime would make
+(the same mounts, masked and read-only paths, namespaces, capabilities and
+user) in the OCI runtime specification's terms. :func:`write_bundle` writes
+it with the files it binds (``hosts``, ``hostname``, ``resolv.conf``) and
+mounts the overlay on ``rootfs``; :func:`run_oci` runs a spec through an OCI
+runtime binary instead of the built-in one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import select
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+from typing import Any, NoReturn
+
+from layercake.errors import ContainerConfigError, ContainerError, ContainerTimeout
+
+from . import _libc as libc
+from ._capabilities import NAMES
+from ._litter import remove_litter, upper_dirs_present
+from ._plan import Plan, prepare
+from ._run import OutputCallback, collect
+from ._spec import RunResult, SandboxSpec
+
+__all__ = [
+    "EXECUTORS",
+    "OciProcess",
+    "mount_rootfs",
+    "oci_config",
+    "run_oci",
+    "start_oci",
+    "write_bundle",
+]
+
+EXECUTORS = ("builtin", "runc", "crun")
+"""The names :class:`layercake.Container` accepts as ``executor``."""
+
+_OCI_VERSION = "1.0.2"
+_ETC_FILES = ("hosts", "hostname", "resolv.conf")
+_MASKED = (
+    "/proc/acpi",
+    "/proc/asound",
+    "/proc/interrupts",
+    "/proc/kcore",
+    "/proc/keys",
+    "/proc/latency_stats",
+    "/proc/sched_debug",
+    "/proc/scsi",
+    "/proc/timer_list",
+    "/proc/timer_stats",
+    "/sys/firmware",
+    "/sys/devices/virtual/powercap",
+)
+_READ_ONLY = (
+    "/proc/bus",
+    "/proc/fs",
+    "/proc/irq",
+    "/proc/sys",
+    "/proc/sysrq-trigger",
+)
+_SYSFS_ROOT = "/sys/fs/cgroup"
+_SETUP_FAILED = 125
+
+
+def _mount(destination: str, kind: str, source: str, options: list[str]) -> Any:
+    return {
+        "destination": destination,
+        "type": kind,
+        "source": source,
+        "options": options,
+    }
+
+
+def _base_mounts(privileged: bool) -> list[Any]:
+    return [
+        _mount("/proc", "proc", "proc", ["nosuid", "noexec", "nodev"]),
+        _mount(
+            "/dev",
+            "tmpfs",
+            "tmpfs",
+            ["nosuid", "strictatime", "mode=755", "size=65536k"],
+        ),
+        _mount(
+            "/dev/pts",
+            "devpts",
+            "devpts",
+            ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620"],
+        ),
+        _mount(
+            "/dev/shm",
+            "tmpfs",
+            "shm",
+            ["nosuid", "noexec", "nodev", "mode=1777", "size=65536k"],
+        ),
+        _mount("/dev/mqueue", "mqueue", "mqueue", ["nosuid", "noexec", "nodev"]),
+        _mount(
+            "/sys",
+            "sysfs",
+            "sysfs",
+            ["nosuid", "noexec", "nodev"] + ([] if privileged else ["ro"]),
+        ),
+    ]
+
+
+def _capabilities(plan: Plan) -> dict[str, list[str]]:
+    names = [f"CAP_{NAMES[n]}" for n in sorted(plan.capabilities) if n < len(NAMES)]
+    # As Docker does: a process that is not root gets the bounding set only,
+    # so switching user leaves it no effective capability.
+    held = names if plan.uid == 0 else []
+    return {"bounding": names, "effective": held, "permitted": held}
+
+
+def _cgroups_path(spec: SandboxSpec) -> str | None:
+    """The cgroup the runtime should use: the one the spec's limits made."""
+    if not spec.cgroup_procs:
+        return None
+    directory = os.path.dirname(spec.cgroup_procs[0])
+    relative = os.path.relpath(directory, _SYSFS_ROOT)
+    if not os.path.exists(os.path.join(_SYSFS_ROOT, "cgroup.controllers")):
+        # cgroup v1: paths are /sys/fs/cgroup/<controller>/<path>.
+        relative = relative.partition("/")[2]
+    return "/" + relative
+
+
+def oci_config(
+    spec: SandboxSpec, *, root_path: str = "rootfs", etc_dir: str = "."
+) -> dict[str, Any]:
+    """The OCI runtime ``config.json`` for ``spec``, as a JSON-ready dict.
+
+    ``root_path`` is the root file system (relative to the bundle or
+    absolute); ``etc_dir`` is where :func:`write_bundle` puts ``hosts``,
+    ``hostname`` and ``resolv.conf``, which are bound over ``/etc``.
+
+    Raises:
+        ContainerConfigError: the spec cannot work, or needs what a bundle
+            cannot express (``init``, a rootless user namespace).
+    """
+    plan = prepare(spec)
+    if plan.rootless:
+        raise ContainerConfigError(
+            "an OCI bundle of a rootless container is not supported: run as root"
+        )
+    if spec.init:
+        raise ContainerConfigError(
+            "init=True needs the built-in executor: the OCI bundle has no init binary"
+        )
+    mounts = _base_mounts(spec.privileged)
+    for name in _ETC_FILES:
+        source = os.path.join(etc_dir, name)
+        mounts.append(_mount(f"/etc/{name}", "bind", source, ["rbind", "rprivate"]))
+    for bind in spec.mounts:
+        options = ["rbind", "rprivate"] + (["ro"] if bind.read_only else [])
+        mounts.append(
+            _mount(bind.target, "bind", os.path.abspath(bind.source), options)
+        )
+    for tmpfs in spec.tmpfs:
+        options = ["nosuid", "nodev", f"mode={tmpfs.mode:o}"]
+        if tmpfs.size:
+            options.append(f"size={tmpfs.size}")
+        mounts.append(_mount(tmpfs.target, "tmpfs", "tmpfs", options))
+
+    namespaces: list[dict[str, str]] = [
+        {"type": "pid"},
+        {"type": "ipc"},
+        {"type": "uts"},
+        {"type": "mount"},
+    ]
+    if plan.join_net is not None:
+        namespaces.append({"type": "network", "path": os.fsdecode(plan.join_net)})
+    elif plan.new_net:
+        namespaces.append({"type": "network"})
+
+    linux: dict[str, Any] = {"namespaces": namespaces}
+    if not spec.privileged:
+        linux["maskedPaths"] = list(_MASKED)
+        linux["readonlyPaths"] = list(_READ_ONLY)
+    cgroups_path = _cgroups_path(spec)
+    if cgroups_path is not None:
+        linux["cgroupsPath"] = cgroups_path
+    user: dict[str, Any] = {"uid": plan.uid, "gid": plan.gid}
+    if plan.groups:
+        user["additionalGids"] = list(plan.groups)
+    return {
+        "ociVersion": _OCI_VERSION,
+        "process": {
+            "terminal": False,
+            "user": user,
+            "args": list(plan.argv),
+            "env": [f"{key}={value}" for key, value in plan.env.items()],
+            "cwd": plan.cwd,
+            "capabilities": _capabilities(plan),
+            "noNewPrivileges": plan.no_new_privileges,
+        },
+        "root": {"path": root_path, "readonly": spec.read_only},
+        "hostname": spec.hostname,
+        "mounts": mounts,
+        "linux": linux,
+    }
+
+
+def _write_etc(spec: SandboxSpec, directory: Path) -> None:
+    plan = prepare(spec)
+    for path, content in plan.etc_files:
+        (directory / os.path.basename(path)).write_bytes(content)
+        (directory / os.path.basename(path)).chmod(0o644)
+
+
+def mount_rootfs(spec: SandboxSpec, target: str | os.PathLike[str]) -> None:
+    """Mount ``spec``'s overlay (its lower and upper directories) on ``target``.
+
+    The caller unmounts it (``umount``) once done; writes through it land
+    in the spec's upper directory, as in a container.
+
+    Raises:
+        ContainerError: the kernel refused the mount.
+    """
+    plan = prepare(spec)
+    target_b = os.fsencode(os.path.abspath(target))
+    os.makedirs(target_b, exist_ok=True)
+    here = os.getcwd()
+    try:
+        if plan.overlay_chdir is not None:
+            os.chdir(plan.overlay_chdir)
+        libc.mount(b"overlay", target_b, b"overlay", 0, plan.overlay_data)
+    except OSError as error:
+        raise ContainerError(
+            f"cannot mount the container's overlay on {os.fsdecode(target_b)}: "
+            f"{(error.strerror or str(error)).lower()}"
+        ) from None
+    finally:
+        os.chdir(here)
+
+
+def write_bundle(spec: SandboxSpec, path: str | os.PathLike[str]) -> Path:
+    """Write an OCI runtime bundle for ``spec`` in ``path`` and return its path.
+
+    ``path/config.json`` is :func:`oci_config`'s; ``path/hosts``,
+    ``path/hostname`` and ``path/resolv.conf`` are the files bound over
+    ``/etc``; ``path/rootfs`` is the container's overlay, mounted: the
+    caller must unmount it (``umount path/rootfs``) when done. A scratch
+    image (no lower directory) gets an empty read-only root.
+
+    Raises:
+        ContainerConfigError: see :func:`oci_config`.
+        ContainerError: the overlay could not be mounted.
+    """
+    bundle = Path(path).absolute()
+    bundle.mkdir(parents=True, exist_ok=True)
+    config = oci_config(spec)
+    _write_etc(spec, bundle)
+    (bundle / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    mount_rootfs(spec, bundle / "rootfs")
+    return bundle
+
+
+def _targets(spec: SandboxSpec, config: dict[str, Any]) -> list[str]:
+    """Mount targets the OCI runtime will create because the tree lacks them."""
+    roots = [spec.rootfs.upper_dir, *spec.rootfs.lower_dirs]
+    missing = []
+    for mount in config["mounts"]:
+        destination = os.path.normpath(mount["destination"])
+        parts = destination.strip("/").split("/")
+        # Every missing level is created, the deepest last.
+        for depth in range(1, len(parts) + 1):
+            path = "/" + "/".join(parts[:depth])
+            if path in missing:
+                continue
+            if not any(os.path.lexists(root + path) for root in roots):
+                missing.append(path)
+    return missing
+
+
+class OciProcess:
+    """A container run by an OCI runtime binary (``runc run`` in the foreground).
+
+    Attributes:
+        pid: the host pid of the OCI runtime process (not of PID 1).
+    """
+
+    def __init__(
+        self,
+        pid: int,
+        command: list[str],
+        container_id: str,
+        state_dir: Path,
+        cleanup: tuple[str, list[str], frozenset[str]],
+    ) -> None:
+        self.pid = pid
+        self._command = command
+        self._id = container_id
+        self._state_dir = state_dir
+        self._cleanup = cleanup
+        self._exit_code: int | None = None
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Wait for the container to end and return its exit code.
+
+        Raises:
+            ContainerTimeout: still running after ``timeout`` seconds.
+        """
+        if self._exit_code is not None:
+            return self._exit_code
+        if timeout is not None and not _ended_within(self.pid, timeout):
+            raise ContainerTimeout(
+                f"container process {self.pid} still running after {timeout:g} seconds",
+                timeout=timeout,
+            )
+        _, status = os.waitpid(self.pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        self._exit_code = 128 - code if code < 0 else code
+        shutil.rmtree(self._state_dir, ignore_errors=True)
+        remove_litter(*self._cleanup)
+        return self._exit_code
+
+    def send_signal(self, sig: int) -> None:
+        """Send ``sig`` to the container's PID 1 through the OCI runtime."""
+        if self._exit_code is not None:
+            return
+        subprocess.run(
+            [*self._command, "kill", self._id, str(sig)],
+            capture_output=True,
+            check=False,
+        )
+
+    def kill(self) -> None:
+        """SIGKILL the container's PID 1, which ends every process in it."""
+        self.send_signal(signal.SIGKILL)
+
+
+def _ended_within(pid: int, timeout: float) -> bool:
+    pidfd = os.pidfd_open(pid)
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(max(0.0, timeout) * 1000))
+    finally:
+        os.close(pidfd)
+
+
+def _exec_runtime(
+    plan: Plan, argv: list[str], fds: tuple[int | None, int | None, int | None]
+) -> NoReturn:
+    # The forked child: the overlay is mounted in a mount namespace of the
+    # runtime's own, so it goes away with it and never shows on the host.
+    try:
+        stdin = fds[0] if fds[0] is not None else os.open(os.devnull, os.O_RDONLY)
+        for target, fd in enumerate((stdin, fds[1], fds[2])):
+            if fd is not None and fd != target:
+                os.dup2(fd, target)
+        os.setsid()
+        libc.unshare(libc.CLONE_NEWNS)
+        libc.mount(None, b"/", None, libc.MS_REC | libc.MS_PRIVATE)
+        if plan.overlay_chdir is not None:
+            os.chdir(plan.overlay_chdir)
+        libc.mount(b"overlay", plan.root_b, b"overlay", 0, plan.overlay_data)
+        os.chdir("/")
+        os.execv(argv[0], argv)
+    except BaseException as error:  # noqa: BLE001 - a forked child never returns
+        try:
+            os.write(2, f"cannot start {argv[0]}: {error}\n".encode())
+        finally:
+            os._exit(_SETUP_FAILED)
+
+
+def start_oci(
+    spec: SandboxSpec,
+    executor: str,
+    *,
+    stdin: int | None = None,
+    stdout: int | None = None,
+    stderr: int | None = None,
+) -> OciProcess:
+    """Start ``spec`` through the OCI runtime ``executor`` (``runc`` or ``crun``).
+
+    The bundle is written next to the spec's upper directory (``oci/``);
+    the overlay is mounted in a private mount namespace of the runtime
+    process, so nothing is left mounted on the host.
+
+    Raises:
+        ContainerConfigError: see :func:`oci_config`, or an unknown executor.
+        ContainerError: the executor is not installed.
+    """
+    if executor not in EXECUTORS[1:]:
+        raise ContainerConfigError(
+            f"unknown executor {executor!r}: use one of {', '.join(EXECUTORS)}"
+        )
+    binary = shutil.which(executor)
+    if binary is None:
+        raise ContainerError(f"the OCI runtime {executor} is not installed")
+    plan = prepare(spec)
+    bundle = Path(spec.rootfs.upper_dir).absolute().parent / "oci"
+    bundle.mkdir(exist_ok=True)
+    config = oci_config(spec, root_path=plan.root, etc_dir=str(bundle))
+    _write_etc(spec, bundle)
+    (bundle / "config.json").write_text(json.dumps(config) + "\n")
+
+    created = _targets(spec, config)
+    present = upper_dirs_present(
+        spec.rootfs.upper_dir, tuple(m.target for m in spec.mounts)
+    )
+    container_id = "layercake-" + secrets.token_hex(8)
+    state_dir = bundle / "state"
+    command = [binary, "--root", str(state_dir)]
+    argv = [*command, "run", "--bundle", str(bundle), container_id]
+    pid = os.fork()
+    if pid == 0:
+        _exec_runtime(plan, argv, (stdin, stdout, stderr))
+    return OciProcess(
+        pid,
+        command,
+        container_id,
+        state_dir,
+        (spec.rootfs.upper_dir, created, present),
+    )
+
+
+def run_oci(
+    spec: SandboxSpec,
+    executor: str,
+    *,
+    stdin: bytes | None = None,
+    on_output: OutputCallback | None = None,
+    timeout: float | None = None,
+) -> RunResult:
+    """Run ``spec`` through ``executor`` to its end, as :func:`run` does.
+
+    Raises:
+        ContainerConfigError: see :func:`start_oci`.
+        ContainerError: the executor is not installed.
+        ContainerTimeout: it ran longer than ``timeout`` seconds and was killed.
+    """
+    return collect(
+        lambda i, o, e: start_oci(spec, executor, stdin=i, stdout=o, stderr=e),
+        stdin,
+        on_output,
+        timeout,
+    )
