@@ -282,6 +282,45 @@ class Image:
             tuple(layer.unpacked_path() for layer in reversed(self.layers))
         )
 
+    async def arun(
+        self,
+        command: Sequence[str] | str | None = None,
+        *,
+        poll_interval: float = 0.01,
+        **options: Any,
+    ) -> RunResult:
+        """:meth:`run` for asyncio code: the event loop is never blocked.
+
+        The container runs in the background while this coroutine sleeps
+        between checks; cancelling it kills and removes the container.
+        ``options`` are :class:`Container`'s keyword arguments.
+
+        Raises:
+            The same errors as :meth:`run`.
+        """
+        import asyncio
+
+        from layercake._waits import exit_status
+
+        container = Container(self, command, **options)
+        try:
+            container.start()
+            while (code := exit_status(container)) is None:
+                await asyncio.sleep(poll_interval)
+            return RunResult(
+                exit_code=code,
+                stdout=container.logs(stderr=False),
+                stderr=container.logs(stdout=False),
+            )
+        finally:
+            container.remove(force=True)
+
+    async def apush(self, reference: str, **options: Any) -> Digest:
+        """:meth:`push` in a worker thread, for asyncio code."""
+        import asyncio
+
+        return await asyncio.to_thread(self.push, reference, **options)
+
     def run(
         self,
         command: Sequence[str] | str | None = None,

@@ -443,6 +443,12 @@ class Store:
         )
         return self._load(descriptor.digest)
 
+    async def apull(self, reference: str, **options: Any) -> Image:
+        """:meth:`pull` in a worker thread, for asyncio code."""
+        import asyncio
+
+        return await asyncio.to_thread(self.pull, reference, **options)
+
     def containers(self, *, all: bool = False) -> list[Container]:
         """The containers in this store: running ones, or every one with ``all``.
 

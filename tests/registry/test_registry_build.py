@@ -54,3 +54,17 @@ def _descriptor(image: layercake.Image):
         digest=image.digest,
         size=image.store._directory.blob_path(image.digest).stat().st_size,
     )
+
+
+def test_apush_and_apull_round_trip(busybox, registry, tmp_path):
+    """The asyncio forms of push and pull give the same image back."""
+    import asyncio
+
+    reference = f"{registry.host}/async/busybox:1"
+    fresh = layercake.Store(tmp_path / "fresh")
+
+    async def main():
+        await busybox.apush(reference)
+        return await fresh.apull(reference)
+
+    assert asyncio.run(main()).digest == busybox.digest
