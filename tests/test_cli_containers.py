@@ -111,3 +111,31 @@ def test_errors_for_unknown_containers_and_bad_flags(cli, busybox, capfd):
         "layercake: error: invalid port '0.0.0.0:80:80': ports are published on "
         "127.0.0.1 only\n"
     )
+
+
+def test_volume_verbs(cli, busybox, capfd):
+    """volume create/ls/inspect; a used volume is kept until its container goes."""
+    assert cli("volume", "create", "data") == 0
+    assert (
+        cli(
+            "run",
+            "--name",
+            "writer",
+            "-v",
+            "data:/data",
+            "busybox",
+            "sh",
+            "-c",
+            "echo kept > /data/f",
+        )
+        == 0
+    )
+    assert cli("run", "--rm", "-v", "data:/data", "busybox", "cat", "/data/f") == 0
+    capfd.readouterr()
+    assert cli("volume", "ls", "-q") == 0
+    assert capfd.readouterr().out == "data\n"
+    assert cli("volume", "rm", "data") == 125
+    assert capfd.readouterr().err.startswith("layercake: error: volume data is in use")
+    assert cli("rm", "writer") == 0
+    assert cli("volume", "prune") == 0
+    assert capfd.readouterr().out.endswith("Deleted Volume: data\n")

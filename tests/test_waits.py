@@ -15,8 +15,10 @@ pytestmark = pytest.mark.usefixtures("container_runtime")
 HTTPD = [
     "sh",
     "-c",
-    "mkdir /www; echo hello > /www/index.html; sleep 0.3; "
-    "exec httpd -f -p 8080 -h /www",
+    (
+        "mkdir /www; echo hello > /www/index.html; sleep 0.3; "
+        "exec httpd -f -p 8080 -h /www"
+    ),
 ]
 
 

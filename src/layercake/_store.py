@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import re
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,7 +15,14 @@ import attrs
 import platformdirs
 
 from layercake._image import Image, credentials_of
-from layercake.errors import ImageInUse, ImageNotFound, InvalidReference, StoreError
+from layercake.errors import (
+    ContainerConfigError,
+    ContainerError,
+    ImageInUse,
+    ImageNotFound,
+    InvalidReference,
+    StoreError,
+)
 from layercake.store import (
     ContainerConfig,
     Descriptor,
@@ -53,6 +62,7 @@ _credentials = credentials_of
 logger = logging.getLogger(__name__)
 
 _ID_PREFIX_MIN = 4
+_VOLUME_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 
 
 def default_store_path() -> Path:
@@ -467,6 +477,61 @@ class Store:
         from layercake._container import Container
 
         return Container.load(self, key)
+
+    def volumes(self) -> list[str]:
+        """The names of the named volumes in this store, sorted."""
+        root = self.path / "volumes"
+        return sorted(p.name for p in root.iterdir()) if root.is_dir() else []
+
+    def create_volume(self, name: str) -> Path:
+        """Create the named volume ``name`` (nothing happens if it exists).
+
+        A volume made this way starts empty; one a container creates on
+        first use is seeded with the image's files at its mount point.
+
+        Raises:
+            ContainerConfigError: the name is not a valid volume name.
+        """
+        if not _VOLUME_NAME.fullmatch(name):
+            raise ContainerConfigError(f"invalid volume name {name!r}")
+        path = self.path / "volumes" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def remove_volume(self, name: str, *, force: bool = False) -> None:
+        """Delete a named volume and its files.
+
+        Raises:
+            ContainerError: a container still uses it (unless ``force``), or
+                there is no such volume.
+        """
+        path = self.path / "volumes" / name
+        if not _VOLUME_NAME.fullmatch(name) or not path.is_dir():
+            raise ContainerError(f"no such volume: {name}")
+        users = self._volume_users().get(str(path), [])
+        if users and not force:
+            raise ContainerError(
+                f"volume {name} is in use by container {users[0]}",
+                container_id=users[0],
+            )
+        shutil.rmtree(path)
+
+    def prune_volumes(self) -> list[str]:
+        """Delete every named volume no container uses; return their names."""
+        used = self._volume_users()
+        removed = []
+        for name in self.volumes():
+            if str(self.path / "volumes" / name) not in used:
+                shutil.rmtree(self.path / "volumes" / name)
+                removed.append(name)
+        return removed
+
+    def _volume_users(self) -> dict[str, list[str]]:
+        users: dict[str, list[str]] = {}
+        for container in self.containers(all=True):
+            for source, _target, _read_only in container.record.binds:
+                users.setdefault(source, []).append(container.short_id)
+        return users
 
     def _by_id(self, text: str) -> Image | None:
         wanted = text.removeprefix("sha256:").lower()

@@ -16,7 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from layercake import __version__
-from layercake.cli import _build, _containers, _images, _system
+from layercake.cli import _build, _containers, _images, _system, _volumes
 from layercake.errors import LayercakeError
 
 __all__ = ["main"]
@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"layercake {__version__}"
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
-    for group in (_build, _containers, _images, _system):
+    for group in (_build, _containers, _images, _system, _volumes):
         group.register(verbs)
     return parser
 

@@ -107,7 +107,10 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     )
     parser.add_argument("--target", help="build up to this stage")
     parser.add_argument(
-        "--progress", choices=("plain", "json"), default="plain", help="output style"
+        "--progress",
+        choices=("auto", "plain", "json"),
+        default="auto",
+        help="output style (auto is plain: one line per step)",
     )
     parser.add_argument(
         "--check",

@@ -1,0 +1,95 @@
+"""Volume verbs: volume create, ls, inspect, rm, prune."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from layercake.errors import ContainerError
+
+__all__ = ["register"]
+
+
+def create(args: argparse.Namespace) -> int:
+    """Create a named volume; print its name."""
+    import layercake
+
+    layercake.Store(args.store).create_volume(args.name)
+    sys.stdout.write(args.name + "\n")
+    return 0
+
+
+def ls(args: argparse.Namespace) -> int:
+    """List named volumes."""
+    import layercake
+
+    names = layercake.Store(args.store).volumes()
+    if not args.quiet:
+        sys.stdout.write("DRIVER    VOLUME NAME\n")
+    for name in names:
+        sys.stdout.write(name + "\n" if args.quiet else f"local     {name}\n")
+    return 0
+
+
+def inspect(args: argparse.Namespace) -> int:
+    """Print volumes' details as a JSON array, as docker does."""
+    import layercake
+
+    store = layercake.Store(args.store)
+    details = []
+    for name in args.names:
+        if name not in store.volumes():
+            raise ContainerError(f"no such volume: {name}")
+        details.append(
+            {
+                "Name": name,
+                "Driver": "local",
+                "Mountpoint": str(store.path / "volumes" / name),
+                "Scope": "local",
+            }
+        )
+    sys.stdout.write(json.dumps(details, indent=4) + "\n")
+    return 0
+
+
+def rm(args: argparse.Namespace) -> int:
+    """Remove named volumes (refused while a container uses them, unless -f)."""
+    import layercake
+
+    store = layercake.Store(args.store)
+    for name in args.names:
+        store.remove_volume(name, force=args.force)
+        sys.stdout.write(name + "\n")
+    return 0
+
+
+def prune(args: argparse.Namespace) -> int:
+    """Remove every named volume no container uses."""
+    import layercake
+
+    for name in layercake.Store(args.store).prune_volumes():
+        sys.stdout.write(f"Deleted Volume: {name}\n")
+    return 0
+
+
+def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add the volume verb and its actions."""
+    volume = verbs.add_parser("volume", help="manage named volumes")
+    actions = volume.add_subparsers(dest="action", required=True, metavar="ACTION")
+    parser = actions.add_parser("create", help="create a volume")
+    parser.add_argument("name")
+    parser.set_defaults(handler=create)
+    parser = actions.add_parser("ls", help="list volumes")
+    parser.add_argument("-q", "--quiet", action="store_true")
+    parser.set_defaults(handler=ls)
+    parser = actions.add_parser("inspect", help="details of volumes")
+    parser.add_argument("names", nargs="+")
+    parser.set_defaults(handler=inspect)
+    parser = actions.add_parser("rm", help="remove volumes")
+    parser.add_argument("names", nargs="+")
+    parser.add_argument("-f", "--force", action="store_true")
+    parser.set_defaults(handler=rm)
+    actions.add_parser("prune", help="remove unused volumes").set_defaults(
+        handler=prune
+    )
