@@ -1,0 +1,27 @@
+"""The API reference builds from the docstrings, with warnings as errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+PUBLIC_MODULES = [
+    "layercake",
+    "layercake.errors",
+    "layercake.events",
+    "layercake.dockerfile",
+    "layercake.pytest_plugin",
+]
+
+
+def test_api_reference_builds_without_warnings(tmp_path):
+    """pdoc renders every public module; any warning fails the build."""
+    result = subprocess.run(
+        [sys.executable, "-W", "error", "-m", "pdoc", *PUBLIC_MODULES, "-o", tmp_path],
+        capture_output=True,
+        text=True,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    page = (tmp_path / "layercake.html").read_text()
+    for name in ("Store", "Builder", "Image", "Container", "Layer"):
+        assert f'id="{name}"' in page
