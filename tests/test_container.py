@@ -949,7 +949,8 @@ def test_restart_of_an_exited_container_starts_it(busybox):
         assert container.run().stdout == b"again\n"
         container.restart()
         assert container.wait(10) == 0
-        assert container.logs() == b"again\nagain\n"
+        # run() logged the first line, the restarted run the two after it.
+        assert container.logs() == b"again\nagain\nagain\n"
 
 
 def test_rename_changes_the_name_other_processes_see(busybox):
@@ -1107,3 +1108,80 @@ def test_a_container_with_ports_that_exits_at_once_still_starts(busybox):
         with layercake.Container(busybox, ["true"], ports={80: 0}) as container:
             container.start()
             assert container.wait(timeout=10) == 0
+
+
+# run() and attach(): recorded while running, logged
+
+
+def test_running_attached_container_is_seen_by_another_process(busybox, tmp_path):
+    """While run() runs, other processes list it as running and can stop it."""
+    store = busybox.store
+    script = (
+        "import sys, layercake\n"
+        "store = layercake.Store(sys.argv[1])\n"
+        "image = store.image('busybox:latest')\n"
+        "c = layercake.Container(image, ['sh', '-c', 'echo up; sleep 60'], "
+        "name='fg')\n"
+        "r = c.run()\n"
+        "print(r.exit_code, r.stdout)\n"
+    )
+    runner = subprocess.Popen(
+        [sys.executable, "-c", script, str(store.path)], stdout=subprocess.PIPE
+    )
+    try:
+        wait_for(lambda: [c.name for c in list_containers(store)] == ["fg"])
+        container = Container.load(store, "fg")
+        assert container.status == "running"
+        assert container.pid is not None
+        wait_for(lambda: container.logs() == b"up\n")
+        container.kill()
+        assert container.wait(10) == 137
+        assert runner.communicate(timeout=10)[0] == b"137 b'up\\n'\n"
+        state = container.inspect()["State"]
+        assert (state["Status"], state["ExitCode"]) == ("exited", 137)
+        container.remove()
+    finally:
+        runner.kill()
+        runner.wait()
+
+
+def test_run_writes_the_json_file_log(busybox):
+    """run() output is in the log in Docker's json-file format, per stream."""
+    with Container(busybox, ["sh", "-c", "echo a; echo b >&2; printf c"]) as c:
+        result = c.run()
+        assert (result.stdout, result.stderr) == (b"a\nc", b"b\n")
+        entries = [
+            json.loads(line)
+            for line in (c.path / "container-json.log").read_text().splitlines()
+        ]
+        assert sorted((e["stream"], e["log"]) for e in entries) == [
+            ("stderr", "b\n"),
+            ("stdout", "a\n"),
+            ("stdout", "c"),
+        ]
+        assert c.logs(stderr=False) == b"a\nc"
+        assert c.logs(stdout=False) == b"b\n"
+
+
+def test_attach_passes_output_through_and_logs_it(busybox, tmp_path):
+    """attach() writes to the caller's descriptors and to the log alike."""
+    out, err = tmp_path / "out", tmp_path / "err"
+    with (
+        open(out, "wb") as out_file,
+        open(err, "wb") as err_file,
+        Container(busybox, ["sh", "-c", "echo o; echo e >&2; exit 4"]) as c,
+    ):
+        code = c.attach(stdout=out_file.fileno(), stderr=err_file.fileno())
+        assert (code, c.status) == (4, "exited")
+        assert (out.read_bytes(), err.read_bytes()) == (b"o\n", b"e\n")
+        assert c.logs(stderr=False) == b"o\n"
+        assert c.logs(stdout=False) == b"e\n"
+
+
+def test_silent_run_writes_no_log_file(busybox):
+    """A container that writes nothing gets no log file, and empty logs."""
+    with Container(busybox, ["true"]) as c:
+        c.run()
+        assert not (c.path / "container-json.log").exists()
+        assert c.logs() == b""
+        assert c.inspect()["State"]["Status"] == "exited"

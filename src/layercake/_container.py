@@ -38,6 +38,7 @@ from layercake._container_files import (
     prune_to,
     upper_changes,
 )
+from layercake._container_log import LogWriter, relay_output
 from layercake._container_state import (
     LOG_FILE,
     ZERO_TIME,
@@ -46,6 +47,7 @@ from layercake._container_state import (
     is_alive,
     now,
     parse_time,
+    process_start_time,
     read_record,
     read_state,
     write_record,
@@ -377,7 +379,9 @@ class Container:
                     status="exited",
                     exit_code=128 + signal.SIGKILL,
                     finished_at=now(),
-                    error="the container's monitor process died",
+                    error="the process that ran the container died"
+                    if state.attached
+                    else "the container's monitor process died",
                 )
                 write_state(self.path, state)
         return state
@@ -495,19 +499,29 @@ class Container:
         self._ensure_no_ports()
         cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
-        executor = self.record.executor
+        spec = self._spec(cgroup)
+        log = LogWriter(self.path / LOG_FILE)
+        running = False
+
+        def starter(
+            stdin_fd: int | None, stdout_fd: int, stderr_fd: int
+        ) -> runtime.Supervised:
+            nonlocal running
+            sandbox = self._start_attached(spec, (stdin_fd, stdout_fd, stderr_fd))
+            self._record_running(sandbox.pid, started_at, cgroup, warnings)
+            running = True
+            return sandbox
+
         try:
-            if executor == "builtin":
-                result = runtime.run(self._spec(cgroup), stdin=stdin, timeout=timeout)
-            else:
-                result = runtime.run_oci(
-                    self._spec(cgroup), executor, stdin=stdin, timeout=timeout
-                )
+            result = runtime.collect(starter, stdin, log.feed, timeout)
         except BaseException:
-            # Recorded so that remove() finds the cgroup to delete.
-            if cgroup is not None:
+            # Recorded so that remove() finds the cgroup to delete, and no
+            # other process takes the container for a running one.
+            if running or cgroup is not None:
                 self._record_end(started_at, 128 + signal.SIGKILL, cgroup, warnings)
             raise
+        finally:
+            log.close()
         self._record_end(started_at, result.exit_code, cgroup, warnings)
         logger.info("container %s exited with %d", self.short_id, result.exit_code)
         return attrs.evolve(result, warnings=warnings)
@@ -531,27 +545,71 @@ class Container:
         self._ensure_no_ports()
         cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
-        executor = self.record.executor
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
         try:
-            if executor == "builtin":
-                self._sandbox = runtime.start(
-                    self._spec(cgroup), stdin=stdin, stdout=stdout, stderr=stderr
-                )
-            else:
-                self._sandbox = runtime.start_oci(
-                    self._spec(cgroup),
-                    executor,
-                    stdin=stdin,
-                    stdout=stdout,
-                    stderr=stderr,
-                )
+            self._sandbox = self._start_attached(
+                self._spec(cgroup), (stdin, out_w, err_w)
+            )
         except BaseException:
+            os.close(out_r)
+            os.close(err_r)
             if cgroup is not None:
                 cgroup.remove()
             raise
-        exit_code = self._sandbox.wait()
-        self._record_end(started_at, exit_code, cgroup, warnings)
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        self._record_running(self._sandbox.pid, started_at, cgroup, warnings)
+        log = LogWriter(self.path / LOG_FILE)
+        try:
+            relay_output(
+                out_r,
+                err_r,
+                (1 if stdout is None else stdout, 2 if stderr is None else stderr),
+                log,
+            )
+        finally:
+            log.close()
+            exit_code = self._sandbox.wait()
+            self._record_end(started_at, exit_code, cgroup, warnings)
         return exit_code
+
+    def _start_attached(
+        self, spec: SandboxSpec, fds: tuple[int | None, int, int]
+    ) -> Sandbox | runtime.OciProcess:
+        executor = self.record.executor
+        if executor == "builtin":
+            return runtime.start(spec, stdin=fds[0], stdout=fds[1], stderr=fds[2])
+        return runtime.start_oci(
+            spec, executor, stdin=fds[0], stdout=fds[1], stderr=fds[2]
+        )
+
+    def _record_running(
+        self,
+        pid: int,
+        started_at: str,
+        cgroup: Cgroup | None,
+        warnings: tuple[str, ...],
+    ) -> None:
+        # Other processes see the container in list_containers() and can
+        # signal it; this process stands in for the monitor.
+        me = os.getpid()
+        write_state(
+            self.path,
+            ContainerState(
+                status="running",
+                pid=pid,
+                pid_start=process_start_time(pid) or 0,
+                monitor_pid=me,
+                monitor_start=_own_start_time(me),
+                started_at=started_at,
+                cgroup_version=cgroup.version if cgroup is not None else 0,
+                cgroup_paths=cgroup.paths if cgroup is not None else (),
+                warnings=warnings,
+                attached=True,
+            ),
+        )
 
     def start(self, *, detach: bool = False) -> None:
         """Start in the background under a monitor that records state and logs.
@@ -605,12 +663,34 @@ class Container:
             raise ContainerError(
                 f"container {self.short_id} is not started", container_id=self.id
             )
+        if state.attached:
+            return self._wait_attached(state, timeout)
         if not _wait_for_exit(state.monitor_pid, state.monitor_start, timeout):
             raise ContainerTimeout(
                 f"container {self.short_id} still running after {timeout:g} seconds",
                 timeout=timeout or 0.0,
             )
         state = self.state()
+        self._exit_code = state.exit_code
+        return state.exit_code
+
+    def _wait_attached(self, state: ContainerState, timeout: float | None) -> int:
+        # The process running it records the exit just after PID 1 ends.
+        deadline = None if timeout is None else time.monotonic() + timeout
+        left = timeout
+        while state.status == "running":
+            if not _wait_for_exit(state.pid, state.pid_start, left):
+                break
+            time.sleep(0.002)
+            state = self.state()
+            left = None if deadline is None else deadline - time.monotonic()
+            if left is not None and left <= 0:
+                break
+        if state.status == "running":
+            raise ContainerTimeout(
+                f"container {self.short_id} still running after {timeout:g} seconds",
+                timeout=timeout or 0.0,
+            )
         self._exit_code = state.exit_code
         return state.exit_code
 
@@ -1314,6 +1394,16 @@ def _claim_name(containers: Path, name: str | None, container_id: str) -> str:
                 f"{path.name}"
             )
     return name
+
+
+_OWN_START: dict[int, int] = {}
+
+
+def _own_start_time(pid: int) -> int:
+    """This process's kernel start time, read once per process (forks differ)."""
+    if pid not in _OWN_START:
+        _OWN_START[pid] = process_start_time(pid) or 0
+    return _OWN_START[pid]
 
 
 def _wait_for_exit(pid: int, start: int, timeout: float | None) -> bool:

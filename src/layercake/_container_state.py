@@ -86,6 +86,8 @@ class ContainerState:
     """Where a container is in its life (Docker's ``State`` object, and pids).
 
     ``paused`` is true while a running container's cgroup is frozen.
+    ``attached`` marks a container run by ``run()`` or ``attach()``: its
+    ``monitor_pid`` is the process that runs it, which outlives it.
 
     ``pid_start`` and ``monitor_start`` are the kernel start times of the
     two processes, so a pid reused by an unrelated process is never taken
@@ -107,6 +109,7 @@ class ContainerState:
     warnings: tuple[str, ...] = ()
     ports: tuple[tuple[int, int], ...] = ()
     paused: bool = False
+    attached: bool = False
 
 
 def now() -> str:

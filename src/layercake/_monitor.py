@@ -13,15 +13,14 @@ process and ends only when it exits or is stopped.
 
 from __future__ import annotations
 
-import json
 import os
-import select
 from pathlib import Path
 from typing import NoReturn
 
 import attrs
 
 from layercake import runtime
+from layercake._container_log import LogWriter, relay_output
 from layercake._container_state import (
     LOG_FILE,
     ContainerState,
@@ -36,7 +35,6 @@ from layercake.runtime import Cgroup, SandboxSpec
 
 __all__ = ["launch"]
 
-_CHUNK = 65536
 _MAX_FD = 1 << 20
 
 
@@ -163,37 +161,8 @@ def _close_all_but(*keep: int) -> None:
 
 def _write_log(path: Path, out_r: int, err_r: int) -> None:
     """Copy both streams into the log, one JSON object per line, until both end."""
-    log = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o640)
-    names = {out_r: "stdout", err_r: "stderr"}
-    partial = {out_r: b"", err_r: b""}
-    poller = select.poll()
-    for fd in names:
-        poller.register(fd, select.POLLIN)
-    open_fds = set(names)
+    log = LogWriter(path)
     try:
-        while open_fds:
-            for fd, _event in poller.poll():
-                chunk = os.read(fd, _CHUNK)
-                if not chunk:
-                    poller.unregister(fd)
-                    open_fds.discard(fd)
-                    os.close(fd)
-                    lines = [partial[fd]] if partial[fd] else []
-                else:
-                    *lines, partial[fd] = (partial[fd] + chunk).split(b"\n")
-                    lines = [line + b"\n" for line in lines]
-                if lines:
-                    os.write(log, _entries(lines, names[fd]))
+        relay_output(out_r, err_r, (None, None), log)
     finally:
-        os.close(log)
-
-
-def _entries(lines: list[bytes], stream: str) -> bytes:
-    stamp = now()
-    return b"".join(
-        json.dumps(
-            {"log": line.decode(errors="replace"), "stream": stream, "time": stamp}
-        ).encode()
-        + b"\n"
-        for line in lines
-    )
+        log.close()

@@ -21,7 +21,7 @@ from ._oci import (
     write_bundle,
 )
 from ._probe import Capabilities, probe, require
-from ._run import OutputCallback, run, run_in
+from ._run import OutputCallback, Supervised, collect, run, run_in
 from ._sandbox import (
     Sandbox,
     lifeline,
@@ -54,8 +54,10 @@ __all__ = [
     "RunResult",
     "Sandbox",
     "SandboxSpec",
+    "Supervised",
     "TmpfsMount",
     "capability_set",
+    "collect",
     "create_cgroup",
     "enter",
     "enter_rootfs",

@@ -1,0 +1,115 @@
+"""A container's output log: one JSON object per line, Docker's json-file format.
+
+Each line becomes ``{"log": "<line>\\n", "stream": "stdout"|"stderr",
+"time": "<RFC 3339>"}``; a last line without a newline is written as it is
+when the stream ends. The file is opened on the first output, so a
+container that writes nothing costs no file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+from pathlib import Path
+from typing import Literal
+
+from layercake._container_state import now
+
+__all__ = ["LogWriter", "relay_output"]
+
+Stream = Literal["stdout", "stderr"]
+
+_CHUNK = 65536
+
+
+class LogWriter:
+    """Append a container's output to its log file, whole lines at a time."""
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._fd = -1
+        self._partial: dict[str, bytes] = {"stdout": b"", "stderr": b""}
+
+    def feed(self, stream: Stream, chunk: bytes) -> None:
+        """Log the complete lines of ``chunk``; keep a trailing partial line."""
+        *lines, self._partial[stream] = (self._partial[stream] + chunk).split(b"\n")
+        if lines:
+            self._write([line + b"\n" for line in lines], stream)
+
+    def end(self, stream: Stream) -> None:
+        """The stream ended: log what is left of its last line."""
+        rest, self._partial[stream] = self._partial[stream], b""
+        if rest:
+            self._write([rest], stream)
+
+    def close(self) -> None:
+        """Log both streams' partial lines and close the file."""
+        self.end("stdout")
+        self.end("stderr")
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def _write(self, lines: list[bytes], stream: str) -> None:
+        if self._fd < 0:
+            flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
+            self._fd = os.open(self._path, flags, 0o640)
+        stamp = now()
+        os.write(
+            self._fd,
+            b"".join(
+                json.dumps(
+                    {
+                        "log": line.decode(errors="replace"),
+                        "stream": stream,
+                        "time": stamp,
+                    }
+                ).encode()
+                + b"\n"
+                for line in lines
+            ),
+        )
+
+
+def relay_output(
+    out_r: int, err_r: int, targets: tuple[int | None, int | None], log: LogWriter
+) -> None:
+    """Copy both pipes to ``targets`` (None: discard) and the log until both end.
+
+    Closes the pipes. A target that went away (a closed pipe) stops
+    receiving, but the log still gets everything.
+    """
+    streams: dict[int, tuple[Stream, int | None]] = {
+        out_r: ("stdout", targets[0]),
+        err_r: ("stderr", targets[1]),
+    }
+    poller = select.poll()
+    for fd in streams:
+        poller.register(fd, select.POLLIN)
+    open_fds = set(streams)
+    try:
+        while open_fds:
+            for fd, _event in poller.poll():
+                stream, target = streams[fd]
+                chunk = os.read(fd, _CHUNK)
+                if not chunk:
+                    poller.unregister(fd)
+                    open_fds.discard(fd)
+                    log.end(stream)
+                    continue
+                log.feed(stream, chunk)
+                if target is not None:
+                    try:
+                        _write_all(target, chunk)
+                    except OSError:
+                        streams[fd] = (stream, None)
+    finally:
+        for fd in streams:
+            os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
