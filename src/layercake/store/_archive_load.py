@@ -97,6 +97,10 @@ class _Archive:
     def has(self, name: str) -> bool:
         return _normal(name) in self._members
 
+    def size(self, name: str) -> int | None:
+        info = self._members.get(_normal(name))
+        return info.size if info is not None and info.isfile() else None
+
     @contextmanager
     def open(self, name: str) -> Iterator[IO[bytes]]:
         info = self._members.get(_normal(name))
@@ -172,7 +176,21 @@ class _Loader:
         self._store = store
         self._archive = archive
 
-    def _json(self, name: str, expected: Digest | None = None) -> tuple[bytes, Any]:
+    def _check_size(self, name: str, declared: int | None) -> None:
+        """Refuse a member whose size is not the one its descriptor declares."""
+        actual = self._archive.size(name)
+        if declared is not None and actual is not None and actual != declared:
+            path = str(self._archive.path)
+            raise StoreCorrupted(
+                f"invalid image archive {path}: {name} is {actual} bytes, "
+                f"its descriptor says {declared}",
+                path=path,
+            )
+
+    def _json(
+        self, name: str, expected: Digest | None = None, size: int | None = None
+    ) -> tuple[bytes, Any]:
+        self._check_size(name, size)
         data = self._archive.read(name)
         if expected is not None:
             actual = Digest.of_bytes(data)
@@ -193,9 +211,15 @@ class _Loader:
         config_name: str,
         config_digest: Digest | None,
         layer_names: list[tuple[str, Digest | None]],
+        sizes: tuple[int | None, list[int | None]] | None = None,
     ) -> Descriptor:
-        """Store one image's config and layers; return its new manifest's descriptor."""
-        data, _ = self._json(config_name, config_digest)
+        """Store one image's config and layers; return its new manifest's descriptor.
+
+        ``sizes`` are the config's and the layers' declared sizes, when the
+        archive declares them (OCI descriptors do).
+        """
+        config_size, layer_sizes = sizes or (None, [None] * len(layer_names))
+        data, _ = self._json(config_name, config_digest, config_size)
         config_digest = Digest.of_bytes(data)
         config = from_json(ImageConfig, data, digest=config_digest)
         diff_ids = config.rootfs.diff_ids
@@ -206,6 +230,8 @@ class _Loader:
                 path=str(self._archive.path),
             )
 
+        for (name, _digest), size in zip(layer_names, layer_sizes, strict=True):
+            self._check_size(name, size)
         layers = tuple(
             self._layer(name, raw_digest, diff_id)
             for (name, raw_digest), diff_id in zip(layer_names, diff_ids, strict=True)
@@ -228,10 +254,14 @@ class _Loader:
         with self._archive.open(name) as member:
             raw = HashingReader(member)
             try:
+                limit = self._store.layer_size_limit()
+                refusal = self._store.layer_refusal(f"{diff_id} ({where})", limit)
                 with self._store.blob_writer(expected=diff_id) as writer:
                     with decompressed(raw) as plain:  # type: ignore[arg-type]
                         while chunk := plain.read(_CHUNK):
                             writer.write(chunk)
+                            if writer.size > limit:
+                                raise StoreError(refusal)
                     actual_raw = raw.drain()
                     if raw_digest is not None and actual_raw != raw_digest:
                         raise DigestMismatch(
@@ -281,6 +311,7 @@ class _OciLoader(_Loader):
                 _blob_name(manifest.config.digest),
                 manifest.config.digest,
                 [(_blob_name(layer.digest), layer.digest) for layer in manifest.layers],
+                (manifest.config.size, [layer.size for layer in manifest.layers]),
             )
             name = entry.annotations.get(_CONTAINERD_NAME) or entry.annotations.get(
                 REF_NAME
@@ -291,7 +322,7 @@ class _OciLoader(_Loader):
     def _resolve(self, entry: Descriptor) -> Manifest:
         """Follow indexes down to the manifest for this machine's platform."""
         for _depth in range(8):
-            data, _ = self._json(_blob_name(entry.digest), entry.digest)
+            data, _ = self._json(_blob_name(entry.digest), entry.digest, entry.size)
             if entry.media_type not in MediaType.INDEXES:
                 return from_json(Manifest, data, digest=entry.digest)
             nested = from_json(Index, data, digest=entry.digest).manifests

@@ -40,6 +40,11 @@ def source_date_epoch() -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _env_layer_limit() -> int | None:
+    text = os.environ.get("LAYERCAKE_MAX_LAYER_SIZE", "").strip()
+    return int(text) if text.isdigit() else None
+
+
 class StoreDirectory:
     """One store directory: an OCI image layout that layercake also works in.
 
@@ -49,8 +54,16 @@ class StoreDirectory:
     directory and appear by rename.
     """
 
-    def __init__(self, root: str | os.PathLike[str]) -> None:
+    def __init__(
+        self, root: str | os.PathLike[str], *, max_layer_size: int | None = None
+    ) -> None:
         self._root = Path(root).absolute()
+        #: The largest uncompressed layer accepted, in bytes, beside the free
+        #: space of the store's file system; ``None`` means only free space
+        #: counts. Defaults to ``$LAYERCAKE_MAX_LAYER_SIZE`` when set.
+        self.max_layer_size = (
+            max_layer_size if max_layer_size is not None else _env_layer_limit()
+        )
         self._create_layout()
         tmp = self._root / "tmp"
         self._blobs = Blobs(self._root / "blobs", tmp)
@@ -293,7 +306,8 @@ class StoreDirectory:
                 wrong digest.
             UnsafeArchiveEntry: an entry would escape the layer directory.
             StoreCorrupted: the blob is not a readable tar archive.
-            StoreError: the store's file system is full.
+            StoreError: the store's file system is full, or the layer
+                expands past :meth:`layer_size_limit` (a gzip bomb).
         """
         target = self.layers_dir / diff_id.hex
         if target.is_dir():
@@ -324,19 +338,47 @@ class StoreDirectory:
             DigestMismatch: the blob or its uncompressed stream is wrong.
             UnsafeArchiveEntry: an entry would escape ``into``.
             StoreCorrupted: the blob is not a readable tar archive.
+            StoreError: the layer expands past :meth:`layer_size_limit`.
         """
         path = str(self.blob_path(layer.digest))
+        limit = self.layer_size_limit()
+        refusal = self.layer_refusal(diff_id, limit)
         with self._blobs.open(layer.digest) as blob:
             raw = HashingReader(blob)
             with decompressed(raw) as plain:  # type: ignore[arg-type]
-                diff = HashingReader(plain)
-                extract_stream(diff, into, whiteouts="overlay")  # type: ignore[arg-type]
+                diff = HashingReader(plain, limit=limit, refusal=refusal)
+                extract_stream(
+                    diff,  # type: ignore[arg-type]
+                    into,
+                    whiteouts="overlay",
+                    limit=limit,
+                    refusal=refusal,
+                )
                 actual_diff = diff.drain()
             actual = raw.drain()
         if actual != layer.digest:
             raise DigestMismatch(str(layer.digest), str(actual), path=path)
         if actual_diff != diff_id:
             raise DigestMismatch(str(diff_id), str(actual_diff), path=path)
+
+    def layer_size_limit(self) -> int:
+        """Return the largest uncompressed layer the store takes in now, in bytes.
+
+        That is the free space of the store's file system, or
+        :attr:`max_layer_size` when it is smaller: a layer that expands past
+        it (a gzip bomb) is refused before it can fill the disk.
+        """
+        st = os.statvfs(self._root)
+        free = st.f_bavail * st.f_frsize
+        cap = self.max_layer_size
+        return free if cap is None else min(free, cap)
+
+    def layer_refusal(self, layer: Digest | str, limit: int) -> str:
+        """The message of the error refusing ``layer`` for expanding past ``limit``."""
+        return (
+            f"layer {layer} refused: its uncompressed tar is larger than {limit} "
+            "bytes (the store's free space, or max_layer_size if smaller)"
+        )
 
     def _publish(self, staging: Path, target: Path) -> None:
         try:

@@ -62,9 +62,12 @@ def import_rootfs(
     with contextlib.ExitStack() as stack:
         source = _open(tar_path, stack)
         plain = stack.enter_context(decompressed(source))
+        limit = store.layer_size_limit()
         with store.blob_writer() as writer:
             while chunk := plain.read(_CHUNK):
                 writer.write(chunk)
+                if writer.size > limit:
+                    raise StoreError(store.layer_refusal(str(tar_path), limit))
     layer = Descriptor(MediaType.OCI_LAYER, writer.digest, writer.size)
     store.unpacked_layer(layer, layer.digest)
 

@@ -42,16 +42,39 @@ _CHUNK = 1 << 20
 # small buffer is faster than a large one for archives of small files.
 _TAR_BUFFER = 1 << 14
 _XATTR = "SCHILY.xattr."
+# The longest file name component Linux file systems accept, in bytes.
+_NAME_MAX = 255
 _OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
 
 
 class HashingReader(io.RawIOBase):
-    """A read-only raw stream that hashes every byte read through it."""
+    """A read-only raw stream that hashes every byte read through it.
 
-    def __init__(self, inner: IO[bytes]) -> None:
+    With ``limit``, reading more than ``limit`` bytes raises
+    ``StoreError(refusal)``: a decompression bomb stops there, before it
+    fills a disk.
+    """
+
+    def __init__(
+        self, inner: IO[bytes], *, limit: int | None = None, refusal: str = ""
+    ) -> None:
         super().__init__()
         self._inner = inner
         self._hash = hashlib.sha256()
+        self._limit = limit
+        self._refusal = refusal
+        self._count = 0
+
+    @property
+    def count(self) -> int:
+        """The number of bytes read through this stream so far."""
+        return self._count
+
+    def _counted(self, data: bytes) -> None:
+        self._count += len(data)
+        if self._limit is not None and self._count > self._limit:
+            raise StoreError(self._refusal)
+        self._hash.update(data)
 
     def readable(self) -> bool:
         """Return ``True``: this stream can be read."""
@@ -61,9 +84,9 @@ class HashingReader(io.RawIOBase):
         """Fill ``buffer`` from the wrapped stream, hashing what was read."""
         view = memoryview(buffer).cast("B")
         data = self._inner.read(len(view))
+        self._counted(data)
         size = len(data)
         view[:size] = data
-        self._hash.update(data)
         return size
 
     def drain(self) -> Digest:
@@ -74,7 +97,7 @@ class HashingReader(io.RawIOBase):
 
     def _inner_read(self) -> bool:
         data = self._inner.read(_CHUNK)
-        self._hash.update(data)
+        self._counted(data)
         return bool(data)
 
 
@@ -177,10 +200,24 @@ def extract_stream(
     target: Path,
     *,
     whiteouts: Literal["overlay", "keep"] = "keep",
+    limit: int | None = None,
+    refusal: str = "",
 ) -> None:
-    """Extract an uncompressed tar stream into ``target`` (see extract_tar)."""
+    """Extract an uncompressed tar stream into ``target`` (see extract_tar).
+
+    With ``limit``, the entry that takes the regular files' total size past
+    ``limit`` bytes (sparse entries count their full size) stops the
+    extraction with ``StoreError(f"{refusal} (at entry NAME)")``.
+
+    Raises:
+        UnsafeArchiveEntry: an entry would escape ``target`` or has a name
+            no file can have.
+        StoreError: the files are larger than ``limit``.
+        StoreCorrupted: the stream is not a readable tar archive.
+    """
     target.mkdir(parents=True, exist_ok=True)
-    extractor = _Extractor(target, overlay=whiteouts == "overlay")
+    extractor = _Extractor(target, overlay=whiteouts == "overlay", limit=limit)
+    extractor.refusal = refusal or f"archive refused: its files exceed {limit} bytes"
     try:
         with tarfile.open(
             fileobj=stream,
@@ -200,9 +237,12 @@ def extract_stream(
 
 
 class _Extractor:
-    def __init__(self, target: Path, *, overlay: bool) -> None:
+    def __init__(self, target: Path, *, overlay: bool, limit: int | None) -> None:
         self._root = os.fspath(target)
         self._overlay = overlay
+        self._limit = limit
+        self._file_bytes = 0
+        self.refusal = ""
         self._chown = os.geteuid() == 0
         # Relative paths known to be real directories we may write into.
         self._safe: set[str] = {""}
@@ -226,8 +266,13 @@ class _Extractor:
 
         self._clear(rel, path)
         if info.isreg():
+            self._count(info)
             self._write_file(path, info, tar)
         elif info.issym():
+            if "\0" in info.linkname:
+                raise UnsafeArchiveEntry(
+                    info.name, f"symlink target {info.linkname!r} contains a NUL byte"
+                )
             os.symlink(info.linkname, path)
         elif info.islnk():
             self._link(info, path)
@@ -247,6 +292,11 @@ class _Extractor:
             return
         self._metadata(path, info)
         os.utime(path, (info.mtime, info.mtime), follow_symlinks=False)
+
+    def _count(self, info: tarfile.TarInfo) -> None:
+        self._file_bytes += info.size
+        if self._limit is not None and self._file_bytes > self._limit:
+            raise StoreError(f"{self.refusal} (at entry {info.name!r})")
 
     def finish(self) -> None:
         # Directory mtimes change as entries land in them: set them last,
@@ -385,10 +435,24 @@ class _Extractor:
 
 
 def _parts(name: str, *, entry: str | None = None, what: str = "path") -> list[str]:
-    """Split a tar name into safe components; refuse absolute and ``..``."""
+    """Split a tar name into safe components.
+
+    Absolute names, ``..`` components, NUL bytes (which no file name can
+    hold) and components longer than a Linux file name may be are refused.
+    """
     if name.startswith("/"):
         raise UnsafeArchiveEntry(entry or name, f"{what} {name!r} is absolute")
+    if "\0" in name:
+        raise UnsafeArchiveEntry(entry or name, f"{what} {name!r} contains a NUL byte")
     parts = [p for p in name.split("/") if p not in ("", ".")]
     if ".." in parts:
         raise UnsafeArchiveEntry(entry or name, f"{what} {name!r} contains '..'")
+    for part in parts:
+        size = len(os.fsencode(part))
+        if size > _NAME_MAX:
+            raise UnsafeArchiveEntry(
+                entry or name,
+                f"{what} {name!r} has a component of {size} bytes "
+                f"(at most {_NAME_MAX} are allowed)",
+            )
     return parts
