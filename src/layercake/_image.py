@@ -20,13 +20,12 @@ from layercake.store import (
     Manifest,
     to_json,
 )
-from layercake.store import _registry as registry
 from layercake.store._archive_save import ArchiveFormat, Compression
 from layercake.store._export import export_layers
-from layercake.store._registry import Credentials, TransferProgress
 
 if TYPE_CHECKING:
     from layercake._store import Store
+    from layercake.store._registry import Credentials, TransferProgress
 
 __all__ = ["Image", "Layer", "credentials_of"]
 
@@ -35,6 +34,8 @@ def credentials_of(username: str | None, password: str | None) -> Credentials | 
     """Credentials when both parts are given; ``None`` lets stored ones apply."""
     if username is None and password is None:
         return None
+    from layercake.store._registry import Credentials
+
     return Credentials(username or "", password or "")
 
 
@@ -230,6 +231,9 @@ class Image:
             RegistryUnauthorized: credentials are needed or were refused.
             RegistryError: any other refusal or failure.
         """
+        # The HTTP client is imported only by commands that reach a registry.
+        from layercake.store import _registry as registry
+
         return registry.push(
             self.store._directory,
             self.descriptor,

@@ -32,7 +32,6 @@ from layercake.store import (
     Reference,
     StoreDirectory,
 )
-from layercake.store import _registry as registry
 from layercake.store._archive_load import load_archive
 from layercake.store._archive_save import (
     ArchiveFormat,
@@ -42,7 +41,6 @@ from layercake.store._archive_save import (
 )
 from layercake.store._filters import ImageFilter
 from layercake.store._import import import_rootfs
-from layercake.store._registry import TransferProgress
 from layercake.store._space import (
     DiskUsage,
     PruneReport,
@@ -54,6 +52,7 @@ from layercake.store._verify import VerifyReport, verify
 
 if TYPE_CHECKING:
     from layercake._container import Container
+    from layercake.store._registry import TransferProgress
 
 __all__ = ["Store", "default_store_path"]
 
@@ -442,6 +441,9 @@ class Store:
             RegistryUnauthorized: credentials are needed or were refused.
             RegistryError: any other refusal or failure; nothing is stored.
         """
+        # The HTTP client is imported only by commands that reach a registry.
+        from layercake.store import _registry as registry
+
         descriptor = registry.pull(
             self._directory,
             reference,

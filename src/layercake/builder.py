@@ -82,7 +82,6 @@ from layercake.store import (
     Reference,
     host_platform,
 )
-from layercake.store import _registry as registry
 
 __all__ = ["Builder"]
 
@@ -943,6 +942,8 @@ class _Build:
                     ) from None
         if image is not None:
             return image
+        from layercake.store import _registry as registry
+
         try:
             descriptor = registry.pull(self.store._directory, name)
         except RegistryError as error:

@@ -9,6 +9,7 @@ therefore to equal digests.
 
 from __future__ import annotations
 
+import functools
 import json
 import platform as _platform
 from collections.abc import Iterable, Mapping
@@ -347,7 +348,11 @@ def _empty(value: Any) -> bool:
     return isinstance(value, (dict, list, tuple, MappingProxyType)) and not value
 
 
-_converter = _build_converter()
+@functools.cache
+def _converter() -> cattrs.Converter:
+    # Built on first use: making the hooks costs tens of milliseconds, which
+    # a command that never reads JSON should not pay at start-up.
+    return _build_converter()
 
 
 def to_json(obj: Any) -> bytes:
@@ -355,7 +360,7 @@ def to_json(obj: Any) -> bytes:
 
     Equal values give equal bytes, so the digest of the result is stable.
     """
-    raw = _converter.unstructure(obj)
+    raw = _converter().unstructure(obj)
     text = json.dumps(raw, separators=(",", ":"), ensure_ascii=False)
     return text.encode("utf-8")
 
@@ -370,7 +375,7 @@ def from_json(cls: type[T], data: bytes, *, digest: Digest | None = None) -> T:
     where = f" {digest}" if digest is not None else ""
     try:
         raw = json.loads(data)
-        return _converter.structure(raw, cls)
+        return _converter().structure(raw, cls)
     except (ValueError, TypeError, StoreError, cattrs.BaseValidationError) as exc:
         reason = _reason(exc)
         raise StoreCorrupted(
