@@ -9,7 +9,7 @@ import re
 import shlex
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -128,28 +128,25 @@ def _load(store: Store, key: str) -> Container:
     return store.container(key)
 
 
-def _each(args: argparse.Namespace) -> Iterator[tuple[str, Container]]:
+def _for_each(args: argparse.Namespace, action: Callable[[Container], object]) -> int:
+    """Apply ``action`` to each named container, printing each name as docker does."""
     import layercake
 
     store = layercake.Store(args.store)
     for key in args.containers:
-        yield key, _load(store, key)
+        action(_load(store, key))
+        sys.stdout.write(key + "\n")
+    return 0
 
 
 def start(args: argparse.Namespace) -> int:
     """Start created containers in the background."""
-    for key, container in _each(args):
-        container.start(detach=True)
-        sys.stdout.write(key + "\n")
-    return 0
+    return _for_each(args, lambda container: container.start(detach=True))
 
 
 def stop(args: argparse.Namespace) -> int:
     """Stop running containers: StopSignal, then SIGKILL after -t seconds."""
-    for key, container in _each(args):
-        container.stop(timeout=args.time)
-        sys.stdout.write(key + "\n")
-    return 0
+    return _for_each(args, lambda container: container.stop(timeout=args.time))
 
 
 def kill(args: argparse.Namespace) -> int:
@@ -163,18 +160,12 @@ def kill(args: argparse.Namespace) -> int:
         )
     except KeyError:
         raise LayercakeError(f"kill: invalid signal {args.signal!r}") from None
-    for key, container in _each(args):
-        container.kill(number)
-        sys.stdout.write(key + "\n")
-    return 0
+    return _for_each(args, lambda container: container.kill(number))
 
 
 def remove(args: argparse.Namespace) -> int:
     """Remove containers (running ones only with -f)."""
-    for key, container in _each(args):
-        container.remove(force=args.force)
-        sys.stdout.write(key + "\n")
-    return 0
+    return _for_each(args, lambda container: container.remove(force=args.force))
 
 
 def _status(container: Container) -> str:
