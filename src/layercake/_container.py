@@ -580,7 +580,10 @@ class Container:
     ) -> Sandbox | runtime.OciProcess:
         executor = self.record.executor
         if executor == "builtin":
-            return runtime.start(spec, stdin=fds[0], stdout=fds[1], stderr=fds[2])
+            # run() and attach() wait in this thread: no relay needed.
+            return runtime.start(
+                spec, stdin=fds[0], stdout=fds[1], stderr=fds[2], direct=True
+            )
         return runtime.start_oci(
             spec, executor, stdin=fds[0], stdout=fds[1], stderr=fds[2]
         )

@@ -307,3 +307,39 @@ def test_error_in_the_output_callback_kills_the_container(
 
     assert seen == [b"started\n"]
     assert time.monotonic() - started < 5
+
+
+def test_run_leaves_the_callers_children_in_its_pid_namespace(
+    make_spec: MakeSpec,
+) -> None:
+    """After a run, this thread's next child lands in the caller's namespace."""
+    before = os.readlink("/proc/thread-self/ns/pid_for_children")
+    assert run(make_spec("sh", "-c", "echo $$")).stdout == b"1\n"
+    assert os.readlink("/proc/thread-self/ns/pid_for_children") == before
+    assert before == os.readlink("/proc/self/ns/pid")
+
+
+def test_runs_from_several_threads_are_each_pid_one(
+    make_spec: MakeSpec, tmp_path: Path
+) -> None:
+    """Containers run from concurrent threads each get a PID namespace."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import attrs
+
+    base = make_spec("sh", "-c", "echo $$")
+    specs = [
+        attrs.evolve(
+            base,
+            rootfs=attrs.evolve(
+                base.rootfs,
+                upper_dir=str(tmp_path / f"upper{i}"),
+                work_dir=str(tmp_path / f"work{i}"),
+                mount_point=str(tmp_path / f"merged{i}"),
+            ),
+        )
+        for i in range(8)
+    ]
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(run, specs))
+    assert [(r.exit_code, r.stdout) for r in results] == [(0, b"1\n")] * 8

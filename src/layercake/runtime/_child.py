@@ -114,6 +114,25 @@ def spawn(
         os._exit(SETUP_FAILED)
 
 
+def become_pid1(
+    plan: Plan,
+    stdio: tuple[int | None, int | None, int | None],
+    status_w: int,
+    cap_last: int,
+) -> NoReturn:
+    """Run the child forked straight into a new PID namespace (no relay).
+
+    Its parent is the thread that started it: the parent-death signal, not
+    a lifeline, ends it when that thread or process dies.
+    """
+    try:
+        os.setsid()
+    except BaseException as error:  # noqa: BLE001 - a child must never return
+        _report(status_w, [], error)
+        os._exit(SETUP_FAILED)
+    _become_container(plan, stdio, status_w, cap_last)
+
+
 def _relay_exit(pid: int, lifeline: int) -> NoReturn:
     pidfd = os.pidfd_open(pid)
     poller = select.poll()

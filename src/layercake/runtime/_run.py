@@ -55,7 +55,7 @@ def run(
             killed, with every process in it, before this was raised.
     """
     return collect(
-        lambda i, o, e: start(spec, stdin=i, stdout=o, stderr=e),
+        lambda i, o, e: start(spec, stdin=i, stdout=o, stderr=e, direct=True),
         stdin,
         on_output,
         timeout,

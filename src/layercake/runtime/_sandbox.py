@@ -12,6 +12,7 @@ from typing import Self
 from layercake.errors import ContainerError, ContainerTimeout
 
 from . import _child
+from . import _libc as libc
 from ._litter import remove_litter, upper_dirs_present
 from ._plan import prepare
 from ._spec import SandboxSpec
@@ -157,6 +158,7 @@ def start(
     stdin: int | None = None,
     stdout: int | None = None,
     stderr: int | None = None,
+    direct: bool = False,
 ) -> Sandbox:
     """Start ``spec``'s process in a new container and return at once.
 
@@ -164,6 +166,12 @@ def start(
     gets; ``None`` means /dev/null for stdin and the caller's own for the
     others. Returns once the process was exec'd (or failed to exec: that
     shows as exit code 127 or 126 and a message on its stderr).
+
+    ``direct`` (as root) forks PID 1 straight into a new PID namespace,
+    without the relay process, which saves a fork of the interpreter; the
+    container then dies when the *thread* that started it ends (a
+    parent-death signal), so only pass it when that thread waits for the
+    container, as :func:`run` does.
 
     Raises:
         ContainerConfigError: the spec cannot work.
@@ -175,13 +183,16 @@ def start(
         spec.rootfs.upper_dir, tuple(m.target for m in spec.mounts)
     )
     status_r, status_w = _pipe_above_stdio()
+    direct = direct and not plan.rootless
     try:
-        child = os.fork()
+        child = _fork_into_pid_namespace() if direct else os.fork()
     except BaseException:
         os.close(status_r)
         os.close(status_w)
         raise
     if child == 0:
+        if direct:
+            _child.become_pid1(plan, (stdin, stdout, stderr), status_w, _CAP_LAST)
         _child.spawn(plan, (stdin, stdout, stderr), status_w, _LIFELINE_READ, _CAP_LAST)
     os.close(status_w)
 
@@ -194,6 +205,8 @@ def start(
         os.waitpid(child, 0)
         raise
     pid, created, failure = _parse(records)
+    if direct:
+        pid = child
     sandbox = Sandbox(pid, child, spec.rootfs.upper_dir, created, present)
     if failure is not None or pid == 0:
         if pid > 0:
@@ -201,6 +214,33 @@ def start(
         sandbox.wait()
         raise ContainerError(f"container set-up failed: {failure or 'no pid reported'}")
     return sandbox
+
+
+_own_pid_namespace = -1
+
+
+def _fork_into_pid_namespace() -> int:
+    """Fork a child that is PID 1 of a new PID namespace; 0 in the child.
+
+    unshare(CLONE_NEWPID) changes only where this thread's next child goes;
+    joining this process's own namespace again right after the fork puts
+    every later child of the thread back where it was.
+    """
+    global _own_pid_namespace
+    if _own_pid_namespace < 0:
+        _own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc.unshare(libc.CLONE_NEWPID)
+    except OSError as error:
+        raise ContainerError(
+            f"container set-up failed: unshare pid namespace: "
+            f"{(error.strerror or str(error)).lower()}"
+        ) from None
+    try:
+        return os.fork()
+    finally:
+        if os.getpid() != 1:
+            libc.setns(_own_pid_namespace, libc.CLONE_NEWPID)
 
 
 def _parse(records: bytes) -> tuple[int, list[str], str | None]:
