@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from layer_samples import list_tar, set_mtimes
 
 from layercake.store import StoreDirectory
-from layercake.store._background import background_writes
+from layercake.store._background import background_calls, background_writes
 from layercake.store._pack import pack_directory, ustar_header
 
 KINDS = [
@@ -176,3 +176,40 @@ def test_file_that_shrinks_while_packing_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError) as info:
         _pack._read_exactly(os.open(tree / "f", os.O_RDONLY), 10, str(tree / "f"))
     assert str(info.value) == f"file shrank while packing a layer: {tree / 'f'}"
+
+
+def test_reader_thread_packs_the_same_bytes(tmp_path: Path) -> None:
+    """Reading files in a worker thread changes nothing in the tar."""
+    tree = tmp_path / "tree"
+    (tree / "d").mkdir(parents=True)
+    for n in range(300):
+        (tree / "d" / f"f{n:03}").write_bytes(os.urandom(n * 97))
+    (tree / "big").write_bytes(os.urandom(3 * (1 << 20) + 5))
+    (tree / "empty").write_bytes(b"")
+    set_mtimes(tree)
+    inline, threaded = io.BytesIO(), io.BytesIO()
+    pack_directory(tree, inline)
+    pack_directory(tree, threaded, reader_thread=True)
+    assert threaded.getvalue() == inline.getvalue()
+    assert len(list_tar(inline.getvalue())) == 303
+
+
+def test_background_calls_run_in_order_and_report_the_first_error() -> None:
+    """Calls run in order; after a failure the rest are skipped and its error is raised."""
+    seen: list[int] = []
+
+    def call(item: int) -> None:
+        seen.append(item)
+        if item == 1:
+            raise ValueError(f"bad item {item}")
+
+    with (
+        pytest.raises(ValueError, match="^bad item 1$"),
+        background_calls(call) as worker,
+    ):
+        worker.put(0)
+        worker.put(1)
+        worker._thread.join(timeout=0.2)
+        for item in range(2, 20):
+            worker.put(item)
+    assert seen == [0, 1]

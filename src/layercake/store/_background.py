@@ -9,35 +9,42 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
-__all__ = ["background_writes"]
+__all__ = ["background_calls", "background_writes"]
 
 # At most this many chunks (of up to a few MiB each) wait for the worker,
 # which bounds the memory the pipeline can hold.
 _DEPTH = 8
 
 
+T = TypeVar("T")
+
+
 class _Sink(Protocol):
     def write(self, data: bytes | bytearray, /) -> int: ...
 
 
-class _BackgroundSink:
-    def __init__(self, inner: _Sink) -> None:
-        self._inner = inner
-        self._queue: queue.Queue[bytes | None] = queue.Queue(_DEPTH)
+class _Worker(Generic[T]):
+    def __init__(self, call: Callable[[T], object]) -> None:
+        self._call = call
+        self._queue: queue.Queue[tuple[T] | None] = queue.Queue(_DEPTH)
         self._error: BaseException | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
 
-    def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Queue ``data`` (copied unless it is ``bytes``); return its length."""
+    def put(self, item: T) -> None:
+        """Queue a call with ``item``; re-raise an earlier call's error."""
         if self._error is not None:
             raise self._error
+        self._queue.put((item,))
+
+    def write(self, data: bytes | bytearray | memoryview) -> int:
+        """Queue ``data`` (copied unless it is ``bytes``); return its length."""
         chunk = data if isinstance(data, bytes) else bytes(data)
-        self._queue.put(chunk)
+        self.put(chunk)  # type: ignore[arg-type]
         return len(chunk)
 
     def close(self) -> None:
@@ -48,10 +55,10 @@ class _BackgroundSink:
             raise self._error
 
     def _run(self) -> None:
-        while (chunk := self._queue.get()) is not None:
+        while (item := self._queue.get()) is not None:
             if self._error is None:
                 try:
-                    self._inner.write(chunk)
+                    self._call(item[0])
                 except Exception as exc:  # noqa: BLE001 (raised by the producer)
                     # Keep draining so the producer never blocks on a full
                     # queue; it sees the error on its next write.
@@ -59,7 +66,28 @@ class _BackgroundSink:
 
 
 @contextmanager
-def background_writes(inner: _Sink) -> Iterator[_BackgroundSink]:
+def background_calls(call: Callable[[T], object]) -> Iterator[_Worker[T]]:
+    """Yield a worker whose ``put(item)`` runs ``call(item)`` in a thread, in order.
+
+    When the block ends, every call has run. An error raised by ``call`` is
+    raised from a later ``put`` or at the end of the block; if the block
+    itself raises, that error wins.
+
+    Raises:
+        Exception: whatever ``call`` raised.
+    """
+    worker = _Worker(call)
+    try:
+        yield worker
+    except BaseException:
+        worker._queue.put(None)
+        worker._thread.join()
+        raise
+    worker.close()
+
+
+@contextmanager
+def background_writes(inner: _Sink) -> Iterator[_Worker[bytes | bytearray]]:
     """Yield a sink whose writes reach ``inner`` in order from a worker thread.
 
     When the block ends, every write has reached ``inner``. An error raised
@@ -69,11 +97,5 @@ def background_writes(inner: _Sink) -> Iterator[_BackgroundSink]:
     Raises:
         BaseException: whatever ``inner.write`` raised.
     """
-    sink = _BackgroundSink(inner)
-    try:
-        yield sink
-    except BaseException:
-        sink._queue.put(None)
-        sink._thread.join()
-        raise
-    sink.close()
+    with background_calls(inner.write) as worker:
+        yield worker

@@ -268,7 +268,9 @@ class StoreDirectory:
                 (metacopy or redirect_dir entries).
         """
         with self._blobs.writer() as writer, background_writes(writer) as sink:
-            pack_directory(directory, sink, clamp_mtime=source_date_epoch())
+            pack_directory(
+                directory, sink, clamp_mtime=source_date_epoch(), reader_thread=True
+            )
         logger.info("packed %s into layer %s", directory, writer.digest)
         return Descriptor(
             media_type=MediaType.OCI_LAYER, digest=writer.digest, size=writer.size

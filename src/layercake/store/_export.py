@@ -18,7 +18,7 @@ from pathlib import Path
 
 from layercake.errors import StoreError
 
-from ._pack import _info, _is_opaque, _Packer, _xattrs
+from ._pack import _Feeder, _info, _is_opaque, _Packer, _xattrs
 
 __all__ = ["export_layers"]
 
@@ -38,7 +38,7 @@ def export_layers(layers: Sequence[Path], path: Path) -> None:
     fd, temp = _create_beside(path)
     try:
         with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-            packer = _MergedPacker(out)
+            packer = _MergedPacker(_Feeder(out).feed)
             packer.merge([os.fspath(layer) for layer in layers], "")
             packer.finish()
             out.flush()

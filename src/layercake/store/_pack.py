@@ -12,10 +12,13 @@ import logging
 import os
 import stat
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
 from layercake.errors import StoreError
+
+from ._background import background_calls
 
 __all__ = ["OPAQUE", "WHITEOUT_PREFIX", "pack_directory"]
 
@@ -48,7 +51,11 @@ class _Sink(Protocol):
 
 
 def pack_directory(
-    directory: Path, out: _Sink, *, clamp_mtime: int | None = None
+    directory: Path,
+    out: _Sink,
+    *,
+    clamp_mtime: int | None = None,
+    reader_thread: bool = False,
 ) -> None:
     """Write the tree under ``directory`` to ``out`` as an uncompressed tar.
 
@@ -57,41 +64,107 @@ def pack_directory(
     out, other xattrs are kept as ``SCHILY.xattr.*`` PAX records. Sockets
     cannot be represented in tar and are skipped. With ``clamp_mtime``, no
     entry's mtime is later than it (``SOURCE_DATE_EPOCH`` reproducibility).
+    With ``reader_thread``, files are read (and ``out`` written) by a worker
+    thread while this one walks the tree; ``out`` is then called from that
+    thread only.
 
     Raises:
         StoreError: a file changed size while it was being read, or the tree
             holds overlay metacopy/redirect entries whose data lives in a
             lower layer.
     """
-    packer = _Packer(out, clamp_mtime)
-    packer.walk(os.fspath(directory), "")
-    packer.finish()
+    feeder = _Feeder(out)
+    if not reader_thread:
+        packer = _Packer(feeder.feed, clamp_mtime)
+        packer.walk(os.fspath(directory), "")
+        packer.finish()
+        return
+    with background_calls(feeder.feed) as worker:
+        packer = _Packer(worker.put, clamp_mtime)
+        packer.walk(os.fspath(directory), "")
+        packer.finish()
 
 
-class _Packer:
-    def __init__(self, out: _Sink, clamp_mtime: int | None = None) -> None:
+#: What the walk hands to the reading side, in tar order: header bytes, a
+#: file to copy as (path, size), or ``None`` for "flush now".
+_Piece = bytes | tuple[str, int] | None
+
+
+class _Feeder:
+    """Turns pieces into the tar's bytes: reads the files, pads, batches writes.
+
+    Headers and small files gather in a buffer that reaches ``out`` in
+    writes of about 1 MiB: one hash update and one buffered write per
+    megabyte instead of two per entry.
+    """
+
+    def __init__(self, out: _Sink) -> None:
         self._out = out
-        self._clamp = clamp_mtime
-        self._links: dict[tuple[int, int], str] = {}
-        # Headers and small files gather here and reach ``out`` in large
-        # writes: one hash update and one buffered write per megabyte
-        # instead of two per entry.
         self._pending = bytearray()
 
-    def finish(self) -> None:
-        """Write the two zero blocks that end a tar and flush what is pending."""
-        self._pending += _END
-        self._flush()
-
-    def _emit(self, data: bytes) -> None:
-        self._pending += data
-        if len(self._pending) >= _CHUNK:
-            self._flush()
+    def feed(self, batch: list[_Piece]) -> None:
+        for piece in batch:
+            if piece is None:
+                self._flush()
+            elif isinstance(piece, tuple):
+                self._copy(*piece)
+            else:
+                self._pending += piece
+            if len(self._pending) >= _CHUNK:
+                self._flush()
 
     def _flush(self) -> None:
         if self._pending:
             self._out.write(self._pending)
             self._pending = bytearray()
+
+    def _copy(self, path: str, size: int) -> None:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        try:
+            if size < _CHUNK:
+                self._pending += _read_exactly(fd, size, path)
+            else:
+                self._flush()
+                left = size
+                while left:
+                    chunk = _read_exactly(fd, min(left, _CHUNK), path)
+                    self._out.write(chunk)
+                    left -= len(chunk)
+        finally:
+            os.close(fd)
+        remainder = size % _BLOCK
+        if remainder:
+            self._pending += _ZEROS[: _BLOCK - remainder]
+
+
+class _Packer:
+    def __init__(
+        self, feed: Callable[[list[_Piece]], None], clamp_mtime: int | None = None
+    ) -> None:
+        self._feed = feed
+        self._clamp = clamp_mtime
+        self._links: dict[tuple[int, int], str] = {}
+        # Pieces go to the feeder in batches of about 1 MiB of tar or 256
+        # pieces, so a reader thread is woken once per batch, not per entry.
+        self._batch: list[_Piece] = []
+        self._batch_bytes = 0
+
+    def finish(self) -> None:
+        """Add the two zero blocks that end a tar and hand over everything."""
+        self._batch += (_END, None)
+        self._send()
+
+    def _emit(self, piece: bytes | tuple[str, int], size: int) -> None:
+        self._batch.append(piece)
+        self._batch_bytes += size
+        if self._batch_bytes >= _CHUNK or len(self._batch) >= 256:
+            self._send()
+
+    def _send(self) -> None:
+        if self._batch:
+            self._feed(self._batch)
+            self._batch = []
+            self._batch_bytes = 0
 
     def walk(self, top: str, prefix: str) -> None:
         with os.scandir(top) as scan:
@@ -155,25 +228,8 @@ class _Packer:
         info = _info(name, st, tarfile.REGTYPE)
         info.size = st.st_size
         self._header(info, _xattrs(path))
-        self._copy(path, st.st_size)
-
-    def _copy(self, path: str, size: int) -> None:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            if size < _CHUNK:
-                self._emit(_read_exactly(fd, size, path))
-            else:
-                self._flush()
-                left = size
-                while left:
-                    chunk = _read_exactly(fd, min(left, _CHUNK), path)
-                    self._out.write(chunk)
-                    left -= len(chunk)
-        finally:
-            os.close(fd)
-        remainder = size % _BLOCK
-        if remainder:
-            self._emit(_ZEROS[: _BLOCK - remainder])
+        if st.st_size:
+            self._emit((path, st.st_size), st.st_size)
 
     def _header(self, info: tarfile.TarInfo, xattrs: dict[str, str]) -> None:
         if self._clamp is not None and info.mtime > self._clamp:
@@ -182,7 +238,7 @@ class _Packer:
         if header is None:
             info.pax_headers = xattrs
             header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        self._emit(header)
+        self._emit(header, len(header))
 
 
 def ustar_header(info: tarfile.TarInfo) -> bytes | None:
