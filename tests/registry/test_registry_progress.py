@@ -163,8 +163,18 @@ def test_bars_are_throttled_and_completion_is_always_drawn() -> None:
         f"\r{ESC}[2K{'a' * 12}: [>{empty}] 0B/3MB",
         f"{ESC}[1A\r{ESC}[2K{'a' * 12}: done (3MB)",
         f"\r{ESC}[2K{'b' * 12}: [{half}] 1.5MB/3MB",
+        "",
+    ]
+
+    # A held-back event is drawn on close; an up-to-date screen is not redrawn.
+    now[0] = 0.07
+    bars(progress("b", 2_000_000, 3_000_000))
+    bars.close()
+    bars.close()
+    two_thirds = "=" * 20 + ">" + " " * 9
+    assert out.getvalue().split("\n")[-3:] == [
         f"{ESC}[2A\r{ESC}[2K{'a' * 12}: done (3MB)",
-        f"\r{ESC}[2K{'b' * 12}: [{half}] 1.5MB/3MB",
+        f"\r{ESC}[2K{'b' * 12}: [{two_thirds}] 2MB/3MB",
         "",
     ]
 

@@ -168,6 +168,7 @@ class TransferBars:
         self._blobs: dict[str, TransferProgress] = {}
         self._drawn = 0
         self._last = float("-inf")
+        self._stale = False
         self._lock = threading.Lock()
 
     def __call__(self, progress: TransferProgress) -> None:
@@ -182,11 +183,13 @@ class TransferBars:
             if completed or now - self._last >= self._interval:
                 self._last = now
                 self._draw()
+            else:
+                self._stale = True
 
     def close(self) -> None:
-        """Draw the final state of every bar."""
+        """Draw the final state of every bar, unless it is on screen already."""
         with self._lock:
-            if self._blobs:
+            if self._stale:
                 self._draw()
 
     def _draw(self) -> None:
@@ -195,6 +198,7 @@ class TransferBars:
         for progress in self._blobs.values():
             text += "\r\x1b[2K" + self._line(progress) + "\n"
         self._drawn = len(self._blobs)
+        self._stale = False
         self.out.write(text)
         self.out.flush()
 
