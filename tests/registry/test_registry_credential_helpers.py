@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -170,3 +171,20 @@ def test_logout_removes_the_auths_entry_and_keeps_the_others(
         "auths": {"ghcr.io": {"auth": "dTpw"}},
         "psFormat": "table",
     }
+
+
+def test_cli_login_then_logout_round_trip_through_the_config_file(
+    auth_registry: RunningRegistry, docker_config: Path, monkeypatch, capfd
+) -> None:
+    """login --password-stdin writes the auths entry; logout removes it."""
+    assert auth_registry.password is not None
+    monkeypatch.setattr("sys.stdin", io.StringIO(auth_registry.password + "\n"))
+    host = auth_registry.host
+    assert main(["login", "-u", "docker", "--password-stdin", host]) == 0
+    assert list(json.loads(docker_config.read_text())["auths"]) == [host]
+
+    assert main(["logout", host]) == 0
+    assert json.loads(docker_config.read_text()) == {"auths": {}}
+    assert capfd.readouterr().out == (
+        f"Login Succeeded\nRemoving login credentials for {host}\n"
+    )

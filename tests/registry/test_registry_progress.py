@@ -187,3 +187,22 @@ def test_lines_print_each_blob_once_when_complete() -> None:
     lines(progress("c", 2048, 2048))
     lines(progress("c", 2048, 2048))
     assert out.getvalue() == f"{'c' * 12}: done (2.05kB)\n"
+
+
+def test_plain_push_progress_has_a_line_for_every_blob_sent(
+    tmp_path: Path, registry: RunningRegistry, capfd
+) -> None:
+    """push --progress=plain prints the config's and each layer's done line."""
+    store = tmp_path / "store"
+    directory = StoreDirectory(store)
+    descriptor = make_image(directory, LAYERS)
+    manifest = directory.read_json(Manifest, descriptor.digest)
+    reference = f"{registry.host}/progress/pushed:1"
+    directory.set_tag(reference, descriptor)
+
+    assert main(["--store", str(store), "push", "--progress=plain", reference]) == 0
+
+    lines = capfd.readouterr().out.splitlines()
+    blobs = [manifest.config, *manifest.layers]
+    assert sorted(lines[:-1]) == sorted(done_line(blob) for blob in blobs)
+    assert lines[-1] == f"Digest: {descriptor.digest}"
