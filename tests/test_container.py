@@ -1185,3 +1185,26 @@ def test_silent_run_writes_no_log_file(busybox):
         assert not (c.path / "container-json.log").exists()
         assert c.logs() == b""
         assert c.inspect()["State"]["Status"] == "exited"
+
+
+def test_runc_container_records_its_pid_one_while_running(busybox, runc):
+    """A run() through runc records PID 1's pid, so kill() reaches the container."""
+    import threading
+
+    with Container(
+        busybox, ["sh", "-c", "echo up; sleep 60"], executor="runc"
+    ) as container:
+        results = []
+        runner = threading.Thread(target=lambda: results.append(container.run()))
+        runner.start()
+        loaded = Container.load(busybox.store, container.id)
+        wait_for(lambda: loaded.status == "running")
+        pid = loaded.pid
+        assert pid is not None
+        wait_for(lambda: loaded.logs() == b"up\n")
+        with open(f"/proc/{pid}/cmdline", "rb") as cmdline:
+            assert cmdline.read() == b"sleep\x0060\x00"
+        loaded.kill()
+        runner.join(10)
+        assert [(r.exit_code, r.stdout) for r in results] == [(137, b"up\n")]
+        assert loaded.inspect()["State"]["ExitCode"] == 137

@@ -17,6 +17,7 @@ import select
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -67,6 +68,8 @@ _READ_ONLY = (
 )
 _SYSFS_ROOT = "/sys/fs/cgroup"
 _SETUP_FAILED = 125
+_STATE_TIMEOUT = 10.0
+_STATE_POLL = 0.005
 
 
 def _mount(destination: str, kind: str, source: str, options: list[str]) -> Any:
@@ -281,17 +284,20 @@ class OciProcess:
     """A container run by an OCI runtime binary (``runc run`` in the foreground).
 
     Attributes:
-        pid: the host pid of the OCI runtime process (not of PID 1).
+        pid: the host pid of the container's PID 1 (0 if it never ran).
+        runtime_pid: the host pid of the OCI runtime process.
     """
 
     def __init__(
         self,
+        runtime_pid: int,
         pid: int,
         command: list[str],
         container_id: str,
         state_dir: Path,
         cleanup: tuple[str, list[str], frozenset[str]],
     ) -> None:
+        self.runtime_pid = runtime_pid
         self.pid = pid
         self._command = command
         self._id = container_id
@@ -307,12 +313,12 @@ class OciProcess:
         """
         if self._exit_code is not None:
             return self._exit_code
-        if timeout is not None and not _ended_within(self.pid, timeout):
+        if timeout is not None and not _ended_within(self.runtime_pid, timeout):
             raise ContainerTimeout(
                 f"container process {self.pid} still running after {timeout:g} seconds",
                 timeout=timeout,
             )
-        _, status = os.waitpid(self.pid, 0)
+        _, status = os.waitpid(self.runtime_pid, 0)
         code = os.waitstatus_to_exitcode(status)
         self._exit_code = 128 - code if code < 0 else code
         shutil.rmtree(self._state_dir, ignore_errors=True)
@@ -320,8 +326,17 @@ class OciProcess:
         return self._exit_code
 
     def send_signal(self, sig: int) -> None:
-        """Send ``sig`` to the container's PID 1 through the OCI runtime."""
+        """Send ``sig`` to the container's PID 1; nothing if it already ended.
+
+        As in Docker, a PID 1 that installed no handler ignores most signals.
+        """
         if self._exit_code is not None:
+            return
+        if self.pid > 0:
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                pass
             return
         subprocess.run(
             [*self._command, "kill", self._id, str(sig)],
@@ -342,6 +357,27 @@ def _ended_within(pid: int, timeout: float) -> bool:
         return bool(poller.poll(max(0.0, timeout) * 1000))
     finally:
         os.close(pidfd)
+
+
+def _container_pid(command: list[str], container_id: str, runtime_pid: int) -> int:
+    """PID 1's host pid, from ``<runtime> state`` once the container exists.
+
+    0 when the runtime ended first (the container failed or already ended).
+    """
+    deadline = time.monotonic() + _STATE_TIMEOUT
+    while time.monotonic() < deadline:
+        done = subprocess.run(
+            [*command, "state", container_id], capture_output=True, check=False
+        )
+        if done.returncode == 0:
+            state = json.loads(done.stdout)
+            if state.get("status") in ("running", "paused") and state.get("pid"):
+                return int(state["pid"])
+            if state.get("status") == "stopped":
+                return 0
+        if _ended_within(runtime_pid, _STATE_POLL):
+            return 0
+    return 0
 
 
 def _exec_runtime(
@@ -409,11 +445,12 @@ def start_oci(
     state_dir = bundle / "state"
     command = [binary, "--root", str(state_dir)]
     argv = [*command, "run", "--bundle", str(bundle), container_id]
-    pid = os.fork()
-    if pid == 0:
+    runtime_pid = os.fork()
+    if runtime_pid == 0:
         _exec_runtime(plan, argv, (stdin, stdout, stderr))
     return OciProcess(
-        pid,
+        runtime_pid,
+        _container_pid(command, container_id, runtime_pid),
         command,
         container_id,
         state_dir,
