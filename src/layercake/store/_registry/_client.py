@@ -11,7 +11,9 @@ registry's own scheme, host and port.
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import ssl
 import threading
 import time
@@ -28,7 +30,12 @@ from .._digest import Digest
 from ._auth import Credentials, TokenCache, load_credentials, parse_challenge
 from ._errors import error_from_response, public_url
 
-__all__ = ["RegistryClient", "TransferProgress", "is_insecure_by_default"]
+__all__ = [
+    "RegistryClient",
+    "TransferProgress",
+    "is_insecure_by_default",
+    "tls_context",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +83,36 @@ def is_insecure_by_default(domain: str) -> bool:
     """Return whether ``domain`` is spoken to over plain HTTP by default."""
     host = domain.rsplit(":", 1)[0] if not domain.endswith("]") else domain
     return host in _LOOPBACK
+
+
+def tls_context(ca_file: str | Path | None = None) -> ssl.SSLContext:
+    """Return a verifying TLS context: the system's CAs plus ``ca_file``'s.
+
+    Loading the system CA store takes tens of milliseconds, a real share of
+    a small pull, so contexts are shared within the process (they are safe
+    to share between threads) and made again only when ``ca_file`` changes.
+
+    Raises:
+        FileNotFoundError: ``ca_file`` does not exist.
+        ssl.SSLError: ``ca_file`` holds no usable certificate.
+    """
+    if ca_file is None:
+        return _cached_context(None, None)
+    path = os.fspath(ca_file)
+    stat = os.stat(path)
+    return _cached_context(path, (stat.st_mtime_ns, stat.st_size, stat.st_ino))
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_context(
+    ca_file: str | None, stamp: tuple[int, int, int] | None
+) -> ssl.SSLContext:
+    # stamp only keys the cache: a rewritten CA file gets a fresh context.
+    # The system's CA store (as Docker uses), plus the caller's extra CAs.
+    context = ssl.create_default_context()
+    if ca_file is not None:
+        context.load_verify_locations(cafile=ca_file)
+    return context
 
 
 def _is_tls_failure(exc: BaseException) -> bool:
@@ -138,12 +175,8 @@ class RegistryClient:
         self._tokens = TokenCache()
         self._basic = False
         self._auth_lock = threading.Lock()
-        # The system's CA store (as Docker uses), plus the caller's extra CAs.
-        verify = ssl.create_default_context()
-        if ca_file is not None:
-            verify.load_verify_locations(cafile=str(ca_file))
         self._http = httpx.Client(
-            verify=verify,
+            verify=tls_context(ca_file),
             timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
             follow_redirects=False,
             headers={"User-Agent": "layercake"},
