@@ -5,11 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from registry_servers import RunningRegistry, make_image
+from registry_servers import RunningRegistry, make_certificate, make_image
 
 from layercake.errors import RegistryError
 from layercake.store import StoreDirectory
 from layercake.store._registry import pull, push
+from layercake.store._registry._client import tls_context
 
 
 def test_https_registry_with_extra_ca_round_trips(
@@ -44,3 +45,17 @@ def test_https_registry_with_unknown_ca_is_refused(
         "ConnectError: [SSL: CERTIFICATE_VERIFY_FAILED] certificate verify failed"
     )
     assert caught.value.url == url
+
+
+def test_tls_contexts_are_shared_until_the_ca_file_changes(tmp_path: Path) -> None:
+    """The same CA file gives the same context; a rewritten one a fresh context."""
+    ca, _, _ = make_certificate(tmp_path)
+    first = tls_context(ca)
+    assert tls_context(str(ca)) is first
+    assert tls_context() is tls_context(None)
+    assert tls_context() is not first
+
+    ca.write_bytes(ca.read_bytes() + b"\n")
+    assert tls_context(ca) is not first
+    with pytest.raises(FileNotFoundError):
+        tls_context(tmp_path / "absent.pem")
