@@ -1,9 +1,14 @@
 """Pack a directory tree (an overlayfs upper dir) into an OCI layer tar.
 
-The tar is written as a stream: a PAX header per entry, the file's bytes in
-large chunks, padding, and two zero blocks at the end. Entries come in a
-fixed order (depth first, names sorted, each directory before its content),
-so the same tree always gives the same bytes.
+The tar is written as a stream: a header per entry (PAX records only where
+ustar cannot hold the entry, exactly as ``tarfile``'s PAX format does), the
+file's bytes in large chunks, padding, and two zero blocks at the end.
+Entries come in a fixed order (depth first, names sorted, each directory
+before its content), so the same tree always gives the same bytes.
+
+A :class:`_Packer` walks the tree and emits pieces (header bytes and
+``(path, size)`` references); a :class:`_Feeder` reads the files and turns
+the pieces into bytes, inline or in a worker thread.
 """
 
 from __future__ import annotations
