@@ -504,6 +504,11 @@ def test_stopsignal_volume_shell_and_maintainer(busybox, store, tmp_path, build)
         "FROM busybox\nSTOPSIGNAL SIGINT\nVOLUME /data /logs\n"
         'SHELL ["/bin/sh", "-ec"]\nCMD echo hi\nMAINTAINER someone@example.org\n',
     )
+    assert [h.created_by for h in image.history[2:5]] == [
+        "STOPSIGNAL SIGINT",
+        "VOLUME [/data /logs]",
+        "SHELL [/bin/sh -ec]",
+    ]
     config = image.config.config
     assert config.stop_signal == "SIGINT"
     assert dict(config.volumes) == {"/data": {}, "/logs": {}}
@@ -869,3 +874,128 @@ def test_a_missed_step_says_why_it_was_not_cached(
         4: "an earlier step changed, so this step starts from a new image",
     }
     assert reasons(no_cache=True)[2] == "the build was asked not to use the cache"
+
+
+@pytest.mark.parametrize(
+    ("line", "path"),
+    [
+        ("COPY a.txt /etc/passwd/x", "/etc/passwd"),
+        ("COPY dir /etc/passwd", "/etc/passwd"),
+        ("COPY a.txt /etc/group/", "/etc/group"),
+    ],
+)
+def test_copy_through_an_existing_file_is_refused(
+    busybox, store, tmp_path, write_context, line, path
+):
+    """A destination whose path crosses a file of the image is an error."""
+    context = write_context(
+        tmp_path / "ctx", f"FROM busybox\n{line}\n", **{"a.txt": "A", "dir__f": "F"}
+    )
+    with pytest.raises(BuildContextError) as caught:
+        layercake.Builder(store).build(context)
+    assert caught.value.reason == (
+        f"COPY cannot copy to {path}: it is not a directory in the image"
+    )
+
+
+def test_run_mount_with_an_unknown_key_is_refused(
+    busybox, store, tmp_path, write_context
+):
+    """A key the mount type does not take fails, naming it, as in BuildKit."""
+    context = write_context(
+        tmp_path / "ctx",
+        "FROM busybox\nRUN --mount=type=cache,target=/c,bogus=1 true\n",
+    )
+    with pytest.raises(layercake.BuildError) as caught:
+        layercake.Builder(store).build(context)
+    assert caught.value.reason == (
+        "invalid RUN --mount=type=cache,target=/c,bogus=1: unexpected key 'bogus' "
+        "for a cache mount"
+    )
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_run_mount_secret_as_an_environment_variable(
+    busybox, store, tmp_path, write_context
+):
+    """env= puts the secret in a variable for that RUN only."""
+    secret = tmp_path / "token"
+    secret.write_text("s3cret")
+    context = write_context(
+        tmp_path / "ctx",
+        "FROM busybox\nRUN --mount=type=secret,id=tok,env=TOK sh -c 'echo \"$TOK\" > /t'\n",
+    )
+    image = layercake.Builder(store).build(context, secrets={"tok": secret})
+    assert image.run(["cat", "/t"]).stdout == b"s3cret\n"
+    assert "TOK=s3cret" not in image.config.config.env
+
+
+def test_copy_from_a_later_stage_builds_it_first(busybox, store, tmp_path, build):
+    """COPY --from may name a stage defined further down, as in BuildKit."""
+    image, _ = build(
+        store,
+        tmp_path / "ctx",
+        "FROM scratch AS final\nCOPY --from=maker /made /made\n"
+        "FROM busybox AS maker\nCOPY made /made\n"
+        "FROM final\n",
+        made="built\n",
+    )
+    assert layer_names(image.layers[-1]) == ["made"]
+
+
+def test_stages_that_need_each_other_are_a_clear_error(
+    busybox, store, tmp_path, write_context
+):
+    """A circle of COPY --from between stages is refused, naming a stage."""
+    context = write_context(
+        tmp_path / "ctx",
+        "FROM busybox AS a\nCOPY --from=b /x /x\nFROM busybox AS b\nCOPY --from=a /y /y\n",
+    )
+    with pytest.raises(DockerfileError) as caught:
+        layercake.Builder(store).build(context)
+    assert caught.value.reason == "circular dependency detected on stage: b"
+
+
+def test_expose_range_env_quoted_key_and_bad_values(
+    busybox, store, tmp_path, build, write_context
+):
+    """EXPOSE ranges expand; quoted ENV keys lose their quotes; bad values fail."""
+    image, _ = build(
+        store, tmp_path / "ok", 'FROM busybox\nEXPOSE 8000-8002/udp\nENV "Q"="q v"\n'
+    )
+    assert sorted(image.config.config.exposed_ports) == [
+        "8000/udp",
+        "8001/udp",
+        "8002/udp",
+    ]
+    assert image.config.config.env[-1] == "Q=q v"
+
+    for line, reason in (
+        ("STOPSIGNAL FOO", "invalid signal: FOO"),
+        ('VOLUME /a ""', "VOLUME specified can not be an empty string"),
+        ("EXPOSE 9000-8000", "invalid containerPort: 9000-8000"),
+        (
+            "LABEL a=" + "${X:-" * 2000 + "x" + "}" * 2000,
+            "variable references are nested too deeply",
+        ),
+    ):
+        context = write_context(tmp_path / "bad", f"FROM busybox\n{line}\n")
+        with pytest.raises(DockerfileError) as caught:
+            layercake.Builder(store).build(context)
+        assert (caught.value.reason, caught.value.line) == (reason, 2)
+
+
+def test_a_socket_in_the_context_is_skipped(busybox, store, tmp_path, build):
+    """Like Docker, COPY leaves sockets out rather than failing."""
+    import socket
+
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "keep").write_text("k")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(str(context / "sock"))
+    try:
+        image, _ = build(store, context, "FROM busybox\nCOPY . /app/\n")
+    finally:
+        server.close()
+    assert layer_names(image.layers[-1]) == ["app", "app/Dockerfile", "app/keep"]

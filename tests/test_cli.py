@@ -203,3 +203,43 @@ def test_sigterm_during_run_removes_the_container(busybox, store, tmp_path):
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=20) == 143
     assert list(containers.iterdir()) == []
+
+
+def test_check_prints_the_tree_and_warns_of_undeclared_build_args(cli, capfd, tmp_path):
+    """build --check parses only, and reports build args no ARG declares."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM scratch\nARG USED\n")
+    assert (
+        cli(
+            "build",
+            "--check",
+            "--build-arg",
+            "USED=1",
+            "--build-arg",
+            "NOPE=1",
+            str(context),
+        )
+        == 0
+    )
+    out = capfd.readouterr().out
+    assert out.endswith(
+        "warning: build argument 'NOPE' was given but no ARG declares it\n"
+    )
+    assert "USED" in out
+
+
+def test_bare_build_arg_takes_the_environment_value(
+    cli, busybox, capfd, tmp_path, monkeypatch
+):
+    """--build-arg FOO (no value) reads FOO from the environment, as docker does."""
+    monkeypatch.setenv("FOO", "from-env")
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM busybox\nARG FOO\nLABEL foo=$FOO\n")
+    assert cli("build", "--build-arg", "FOO", "-t", "foo", str(context)) == 0
+    capfd.readouterr()
+    assert cli("inspect", "foo") == 0
+    assert json.loads(capfd.readouterr().out)[0]["Config"]["Labels"] == {
+        "foo": "from-env"
+    }

@@ -155,8 +155,8 @@ class Container:
     capability and leaves /proc and /sys unmasked and writable.
 
     ``executor`` is ``"builtin"``, or ``"runc"`` or ``"crun"`` to have that
-    OCI runtime run the container (:meth:`run` and :meth:`attach`; see
-    :meth:`bundle`) with the same results, as root.
+    OCI runtime run the container (see :meth:`bundle`) with the same
+    results, as root.
 
     Raises:
         ContainerConfigError: the image has no command and none was given,
@@ -625,12 +625,6 @@ class Container:
             ContainerError: already started or failed to start.
         """
         self._ensure_not_started()
-        if self.record.executor != "builtin":
-            raise ContainerError(
-                f"container {self.short_id} uses the {self.record.executor} "
-                "executor, which runs attached only: use run() or attach()",
-                container_id=self.id,
-            )
         cgroup, warnings = self._cgroup(detach)
         try:
             launch(
@@ -640,6 +634,7 @@ class Container:
                 cgroup=cgroup,
                 warnings=warnings,
                 ports=self.record.ports,
+                executor=self.record.executor,
             )
         except ContainerError as error:
             if cgroup is not None:

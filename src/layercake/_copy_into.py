@@ -9,6 +9,7 @@ as root with mode 0755, as Docker does.
 
 from __future__ import annotations
 
+import logging
 import os
 import posixpath
 import shutil
@@ -24,6 +25,8 @@ from layercake._layer_stack import LayerStack
 from layercake._users import resolve_user
 from layercake.errors import BuildContextError, ContainerConfigError
 from layercake.store import extract_tar
+
+logger = logging.getLogger(__name__)
 
 __all__ = [
     "CopyRequest",
@@ -137,6 +140,12 @@ class _Stager:
         if image_path != "/":
             self.ensure_dir(parent, owned=False)
         existing = self.stack.lookup(image_path)
+        if existing is not None and not existing.is_dir():
+            raise BuildContextError(
+                f"{self.request.keyword} cannot copy to {image_path}: it is not a "
+                "directory in the image",
+                source=image_path,
+            )
         if existing is not None and existing.is_dir() and not existing.is_symlink():
             info = existing.lstat()
             target.mkdir()
@@ -176,10 +185,14 @@ class _Stager:
         elif stat.S_ISFIFO(info.st_mode):
             _replace(target)
             os.mkfifo(target)
+        elif stat.S_ISSOCK(info.st_mode):
+            # Docker skips sockets too: they mean nothing outside their host.
+            logger.warning("%s skips the socket %s", self.request.keyword, relative)
+            return
         else:
             raise BuildContextError(
                 f"{self.request.keyword} cannot copy {relative!r}: "
-                "sockets and device files are not copied from a build context",
+                "device files are not copied from a build context",
                 source=relative,
             )
         self.apply_metadata(info, target)

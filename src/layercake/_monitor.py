@@ -14,6 +14,8 @@ process and ends only when it exits or is stopped.
 from __future__ import annotations
 
 import os
+import select
+import threading
 from pathlib import Path
 from typing import NoReturn
 
@@ -46,8 +48,11 @@ def launch(
     cgroup: Cgroup | None = None,
     warnings: tuple[str, ...] = (),
     ports: tuple[tuple[int, int], ...] = (),
+    executor: str = "builtin",
 ) -> ContainerState:
     """Start ``spec`` under a monitor process; return once it runs.
+
+    ``executor`` is ``"builtin"`` or the OCI runtime (``"runc"``) to run it.
 
     Raises:
         ContainerError: the container could not be started; the message
@@ -66,7 +71,9 @@ def launch(
                     cgroup_paths=cgroup.paths if cgroup else (),
                     warnings=warnings,
                 )
-                _monitor(spec, directory, detach, ready_w, started, cgroup, ports)
+                _monitor(
+                    spec, directory, detach, ready_w, started, cgroup, ports, executor
+                )
         finally:
             os._exit(0)
     os.close(ready_w)
@@ -87,6 +94,7 @@ def _monitor(
     started: ContainerState,
     cgroup: Cgroup | None,
     ports: tuple[tuple[int, int], ...],
+    executor: str,
 ) -> NoReturn:
     code = 0
     try:
@@ -107,7 +115,15 @@ def _monitor(
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            sandbox = runtime.start(spec, stdout=out_w, stderr=err_w)
+            sandbox: runtime.Sandbox | runtime.OciProcess
+            if executor == "builtin":
+                sandbox = runtime.start(spec, stdout=out_w, stderr=err_w)
+            else:
+                sandbox = runtime.start_oci(spec, executor, stdout=out_w, stderr=err_w)
+                # The OCI runtime does not watch the lifeline: this does.
+                threading.Thread(
+                    target=_kill_when_lifeline_ends, args=(sandbox,), daemon=True
+                ).start()
         except Exception as error:  # noqa: BLE001 - reported to the starter
             os.write(ready_w, str(error).encode())
             os._exit(1)
@@ -149,6 +165,13 @@ def _monitor(
     except BaseException:  # noqa: BLE001 - a forked monitor must never return
         code = 1
     os._exit(code)
+
+
+def _kill_when_lifeline_ends(sandbox: runtime.OciProcess) -> None:
+    poller = select.poll()
+    poller.register(runtime.lifeline(), select.POLLIN)
+    poller.poll()
+    sandbox.kill()
 
 
 def _close_all_but(*keep: int) -> None:

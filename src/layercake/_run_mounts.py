@@ -12,7 +12,10 @@ step's layer (the runtime removes the mount points it had to create):
 - ``type=tmpfs``: an empty directory that is thrown away after the step
   (a temporary directory on disk, not memory).
 - ``type=secret``: a file given to the build by id, mounted read-only at
-  ``/run/secrets/<id>`` unless ``target`` says otherwise; never cached.
+  ``/run/secrets/<id>`` unless ``target`` says otherwise, or put in the
+  environment variable ``env`` names; never cached.
+
+A key a type does not take is an error, as in BuildKit.
 """
 
 from __future__ import annotations
@@ -30,10 +33,27 @@ import attrs
 from layercake.errors import BuildError
 from layercake.runtime import BindMount
 
-__all__ = ["MountRequest", "parse_mount", "prepared_mounts"]
+__all__ = ["MountRequest", "parse_mount", "prepared_mounts", "secret_env"]
 
 _TYPES = ("bind", "cache", "tmpfs", "secret")
 _BOOLEAN_KEYS = ("rw", "readwrite", "ro", "readonly", "required")
+# The keys each type takes besides type and target, as BuildKit has them.
+_KEYS = {
+    "bind": {"source", "from", "rw", "readwrite", "ro", "readonly"},
+    "cache": {
+        "id",
+        "sharing",
+        "from",
+        "source",
+        "mode",
+        "uid",
+        "gid",
+        "ro",
+        "readonly",
+    },
+    "tmpfs": {"size"},
+    "secret": {"id", "source", "required", "mode", "uid", "gid", "env"},
+}
 
 
 @attrs.frozen
@@ -76,12 +96,35 @@ def parse_mount(flag: str) -> MountRequest:
         raise _error(
             flag, f"mount type {kind!r} is not supported ({', '.join(_TYPES)})"
         )
+    for key in options:
+        if key not in _KEYS[kind] and key != "target":
+            raise _error(flag, f"unexpected key {key!r} for a {kind} mount")
+    if options.get("sharing", "shared") not in ("shared", "private", "locked"):
+        raise _error(flag, "sharing must be shared, private or locked")
     target = options.pop("target", "")
+    if kind == "secret" and not target and "env" in options:
+        # A secret given as an environment variable needs no file.
+        return MountRequest(kind, "", options)
     if kind == "secret" and not target:
         target = f"/run/secrets/{options.get('id') or options.get('source', '')}"
     if not target.startswith("/"):
         raise _error(flag, "a target with an absolute path is required")
     return MountRequest(kind, target, options)
+
+
+def secret_env(
+    requests: list[MountRequest], secrets: Mapping[str, Path]
+) -> dict[str, str]:
+    """The environment variables ``--mount=type=secret,env=NAME`` asks for."""
+    env = {}
+    for request in requests:
+        name = request.options.get("env")
+        secret = secrets.get(
+            request.options.get("id") or request.options.get("source") or ""
+        )
+        if request.type == "secret" and name and secret is not None:
+            env[name] = secret.read_text(encoding="utf-8")
+    return env
 
 
 def _true(options: Mapping[str, str], *keys: str) -> bool:
@@ -147,6 +190,8 @@ def prepared_mounts(
                         raise BuildError(
                             f"secret {name!r} is required but was not given"
                         )
+                    continue
+                if not request.target:
                     continue
                 # A private copy, so the mode and owner asked for do not touch
                 # the caller's file (0400 root by default, as in BuildKit).

@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
@@ -42,7 +43,12 @@ from layercake._file_digests import FileDigests
 from layercake._image import Image
 from layercake._remote_source import download
 from layercake._run_config import merge_env
-from layercake._run_mounts import MountRequest, parse_mount, prepared_mounts
+from layercake._run_mounts import (
+    MountRequest,
+    parse_mount,
+    prepared_mounts,
+    secret_env,
+)
 from layercake._stack_context import StackContext
 from layercake._step_history import StepHistory, explain_miss
 from layercake._store import Store, tag_name
@@ -113,22 +119,54 @@ def _display(instruction: df.Instruction) -> str:
 _PORT = re.compile(r"([0-9]+)(?:-([0-9]+))?(?:/(tcp|udp|sctp))?", re.IGNORECASE)
 
 
-def _exposed_port(word: str, instruction: df.Instruction) -> str:
-    """Check an EXPOSE word (``80``, ``53/udp``, ``8000-8010/tcp``); add /tcp.
+def _exposed_ports(word: str, instruction: df.Instruction) -> list[str]:
+    """The ports an EXPOSE word names (``80``, ``53/udp``, ``8000-8002/tcp``).
+
+    A range stands for each port in it, as Docker writes them.
 
     Raises:
         DockerfileError: not a port, a range or a protocol Docker knows.
     """
     match = _PORT.fullmatch(word)
     numbers = [int(n) for n in match.groups()[:2] if n] if match else []
-    if not match or not all(0 < n < 65536 for n in numbers):
+    if (
+        not match
+        or not all(0 < n < 65536 for n in numbers)
+        or numbers != sorted(numbers)
+    ):
         raise DockerfileError(
             f"invalid containerPort: {word}",
             path=instruction.location.path,
             line=instruction.location.line,
         )
-    port = word.split("/")[0]
-    return f"{port}/{(match.group(3) or 'tcp').lower()}"
+    protocol = (match.group(3) or "tcp").lower()
+    return [f"{port}/{protocol}" for port in range(numbers[0], numbers[-1] + 1)]
+
+
+def _go_value(args: Sequence[str]) -> str:
+    """Render a list the way Go's %v does, as BuildKit writes SHELL and VOLUME."""
+    return "[" + " ".join(args) + "]"
+
+
+def _check_signal(value: str, instruction: df.Instruction) -> str:
+    """Accept ``SIGTERM``, ``TERM`` or a number, as Docker's STOPSIGNAL does.
+
+    Raises:
+        DockerfileError: not a signal this system knows.
+    """
+    name = value.upper()
+    known = name.isdigit() and 0 < int(name) < signal.NSIG
+    if not known:
+        known = (
+            name if name.startswith("SIG") else "SIG" + name
+        ) in signal.Signals.__members__
+    if not known:
+        raise DockerfileError(
+            f"invalid signal: {value}",
+            path=instruction.location.path,
+            line=instruction.location.line,
+        )
+    return value
 
 
 def _cache_key(material: Mapping[str, object]) -> str:
@@ -192,12 +230,19 @@ class _StageBuild:
         return self.state.config.config
 
     def expand(self, word: str, instruction: df.Instruction) -> str:
-        return df.expand(
-            word,
-            self.scope.variables(),
-            escape=self.build.dockerfile.escape,
-            location=instruction.location,
-        )
+        try:
+            return df.expand(
+                word,
+                self.scope.variables(),
+                escape=self.build.dockerfile.escape,
+                location=instruction.location,
+            )
+        except RecursionError:
+            raise DockerfileError(
+                "variable references are nested too deeply",
+                path=instruction.location.path,
+                line=instruction.location.line,
+            ) from None
 
     def run_all(self) -> BuildState:
         self.run_triggers()
@@ -303,7 +348,10 @@ class _StageBuild:
     # -- metadata instructions -----------------------------------------------
 
     def do_env(self, instruction: df.Env) -> tuple[BuildState, bool]:
-        pairs = [(key, self.expand(raw, instruction)) for key, raw in instruction.pairs]
+        pairs = [
+            (self.expand(key, instruction), self.expand(raw, instruction))
+            for key, raw in instruction.pairs
+        ]
         new = tuple(f"{key}={value}" for key, value in pairs)
         self.scope.env.update(pairs)
         text = " ".join(new)
@@ -370,7 +418,8 @@ class _StageBuild:
             for word in df.expand_words(
                 raw, self.scope.variables(), escape=self.build.dockerfile.escape
             ):
-                ports[_exposed_port(word, instruction)] = {}
+                for port in _exposed_ports(word, instruction):
+                    ports[port] = {}
         shown = " ".join(f"{port}:{{}}" for port in sorted(ports))
         return self.commit_config(
             f"EXPOSE {sorted(ports)}", f"EXPOSE map[{shown}]", exposed_ports=ports
@@ -379,18 +428,24 @@ class _StageBuild:
     def do_volume(self, instruction: df.Volume) -> tuple[BuildState, bool]:
         volumes = dict(self.config.volumes)
         paths = [self.expand(raw, instruction) for raw in instruction.paths]
+        if "" in paths:
+            raise DockerfileError(
+                "VOLUME specified can not be an empty string",
+                path=instruction.location.path,
+                line=instruction.location.line,
+            )
         for path in paths:
             volumes[path] = {}
-        text = f"VOLUME {_go_list(paths)}"
+        text = f"VOLUME {_go_value(paths)}"
         return self.commit_config(text, text, volumes=volumes)
 
     def do_stopsignal(self, instruction: df.StopSignal) -> tuple[BuildState, bool]:
-        value = self.expand(instruction.signal, instruction)
+        value = _check_signal(self.expand(instruction.signal, instruction), instruction)
         text = f"STOPSIGNAL {value}"
         return self.commit_config(text, text, stop_signal=value)
 
     def do_shell(self, instruction: df.Shell) -> tuple[BuildState, bool]:
-        text = f"SHELL {_go_list(instruction.args)}"
+        text = f"SHELL {_go_value(instruction.args)}"
         return self.commit_config(text, text, shell=tuple(instruction.args))
 
     def command_args(self, command: df.Command) -> tuple[str, ...]:
@@ -739,6 +794,8 @@ class _StageBuild:
                 str(error), step=self.build.step, instruction=_display(instruction)
             ) from None
         env = merge_env(build_env, self.config.env)
+        secrets = secret_env(mount_requests, self.build.secrets)
+        env = merge_env(env, [f"{name}={value}" for name, value in secrets.items()])
         if not any(item.startswith("PATH=") for item in env):
             env = (f"PATH={DEFAULT_PATH}",) + env
         container = self.build.store._directory.tmp_dir("run-")
@@ -972,23 +1029,50 @@ class _StepErrors:
 
 
 def _needed_stages(dockerfile: df.Dockerfile, target: df.Stage) -> list[df.Stage]:
-    """The stages ``target`` depends on through FROM and COPY --from, and itself."""
+    """The stages ``target`` needs, dependencies first, ending with ``target``.
+
+    FROM may name an earlier stage; COPY --from may name any stage, earlier
+    or later, as BuildKit resolves them once all stages are known. Stages
+    nothing needs are left out.
+
+    Raises:
+        DockerfileError: stages that depend on each other in a circle.
+    """
     by_name = {stage.name.lower(): stage for stage in dockerfile.stages if stage.name}
     by_name.update({str(stage.index): stage for stage in dockerfile.stages})
-    needed = {target.index}
-    for stage in reversed(dockerfile.stages[: target.index + 1]):
-        if stage.index not in needed:
-            continue
-        references = [stage.base.image] + [
-            instruction.flags["from"]
-            for instruction in stage.instructions
-            if isinstance(instruction, df.Copy) and "from" in instruction.flags
-        ]
-        for reference in references:
-            dependency = by_name.get(reference.lower())
-            if dependency is not None and dependency.index < stage.index:
-                needed.add(dependency.index)
-    return [stage for stage in dockerfile.stages if stage.index in needed]
+
+    def dependencies(stage: df.Stage) -> list[df.Stage]:
+        found = []
+        base = by_name.get(stage.base.image.lower())
+        if base is not None and base.index < stage.index:
+            found.append(base)
+        for instruction in stage.instructions:
+            if isinstance(instruction, df.Copy) and "from" in instruction.flags:
+                source = by_name.get(instruction.flags["from"].lower())
+                if source is not None and source is not stage:
+                    found.append(source)
+        return found
+
+    order: list[df.Stage] = []
+    visiting: set[int] = set()
+
+    def visit(stage: df.Stage) -> None:
+        if stage in order:
+            return
+        if stage.index in visiting:
+            raise DockerfileError(
+                f"circular dependency detected on stage: {stage.name or stage.index}",
+                path=dockerfile.path,
+                line=stage.base.location.line,
+            )
+        visiting.add(stage.index)
+        for dependency in dependencies(stage):
+            visit(dependency)
+        visiting.discard(stage.index)
+        order.append(stage)
+
+    visit(target)
+    return order
 
 
 class Builder:

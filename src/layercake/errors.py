@@ -211,6 +211,8 @@ class BuildError(LayercakeError):
     def __str__(self) -> str:
         if self.step is None:
             return self.reason
+        if self.instruction is None:
+            return f"step {self.step}: {self.reason}"
         return f"step {self.step} ({self.instruction}): {self.reason}"
 
 

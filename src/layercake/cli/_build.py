@@ -3,24 +3,46 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from layercake import dockerfile as df
 from layercake.cli._progress import JsonProgress, PlainProgress
 
 __all__ = ["key_values", "register"]
 
+_PREDEFINED_ARGS = {
+    name
+    for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
+    for name in (base, base.lower())
+}
+
 
 def key_values(items: Sequence[str], flag: str) -> dict[str, str]:
-    """Turn repeated ``KEY=VALUE`` flags into a dict ("KEY" alone is "")."""
+    """Turn repeated ``KEY=VALUE`` flags into a dict.
+
+    A bare ``KEY`` takes its value from the environment, as docker's CLI
+    does, and is left out when the environment has none.
+    """
     values = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not key:
             raise SystemExit(f"layercake: invalid {flag} {item!r}: expected KEY=VALUE")
-        values[key] = value if sep else ""
+        if sep:
+            values[key] = value
+        elif key in os.environ:
+            values[key] = os.environ[key]
     return values
+
+
+def _declared_args(parsed: df.Dockerfile) -> set[str]:
+    names = {arg.name for arg in parsed.global_args}
+    for stage in parsed.stages:
+        names |= {i.name for i in stage.instructions if isinstance(i, df.Arg)}
+    return names
 
 
 def _secrets(items: Sequence[str]) -> dict[str, Path]:
@@ -42,13 +64,18 @@ def build(args: argparse.Namespace) -> int:
     import layercake
 
     if args.check:
-        from layercake import dockerfile as df
-
         if args.file == "-":
             parsed = df.parse(sys.stdin.read())
         else:
             parsed = df.parse(Path(args.file or f"{args.context}/Dockerfile"))
         sys.stdout.write(df.dump(parsed))
+        declared = _declared_args(parsed) | _PREDEFINED_ARGS
+        for name in sorted(key_values(args.build_arg, "--build-arg")):
+            if name not in declared:
+                sys.stdout.write(
+                    f"warning: build argument {name!r} was given but no ARG "
+                    "declares it\n"
+                )
         return 0
 
     progress = (

@@ -52,15 +52,21 @@ class HashingReader(io.RawIOBase):
 
     With ``limit``, reading more than ``limit`` bytes raises
     ``StoreError(refusal)``: a decompression bomb stops there, before it
-    fills a disk.
+    fills a disk. With ``hashing=False`` it only counts (and limits).
     """
 
     def __init__(
-        self, inner: IO[bytes], *, limit: int | None = None, refusal: str = ""
+        self,
+        inner: IO[bytes],
+        *,
+        limit: int | None = None,
+        refusal: str = "",
+        hashing: bool = True,
     ) -> None:
         super().__init__()
         self._inner = inner
         self._hash = hashlib.sha256()
+        self._hashing = hashing
         self._limit = limit
         self._refusal = refusal
         self._count = 0
@@ -74,7 +80,8 @@ class HashingReader(io.RawIOBase):
         self._count += len(data)
         if self._limit is not None and self._count > self._limit:
             raise StoreError(self._refusal)
-        self._hash.update(data)
+        if self._hashing:
+            self._hash.update(data)
 
     def readable(self) -> bool:
         """Return ``True``: this stream can be read."""
@@ -177,6 +184,7 @@ def extract_tar(
     target: Path,
     *,
     whiteouts: Literal["overlay", "keep"] = "keep",
+    limit: int | None = None,
 ) -> None:
     """Extract a tar archive (plain, gzip, bzip2, xz or zstd) into ``target``.
 
@@ -187,12 +195,34 @@ def extract_tar(
     ``target`` is created if missing. On error, what was already extracted
     stays in ``target``.
 
+    A decompression bomb is stopped: the uncompressed tar, and the sum of
+    its files' sizes, may not pass ``limit`` bytes, by default the free
+    space of ``target``'s file system when extraction starts.
+
     Raises:
         UnsafeArchiveEntry: an entry would write outside ``target``.
         StoreCorrupted: the stream is not a readable tar archive.
+        StoreError: the archive expands past the limit.
     """
+    target.mkdir(parents=True, exist_ok=True)
+    if limit is None:
+        st = os.statvfs(target)
+        limit = st.f_bavail * st.f_frsize
+        refusal = (
+            f"archive refused: it expands past {limit} bytes, the free space "
+            f"of the file system of {target}"
+        )
+    else:
+        refusal = f"archive refused: it expands past {limit} bytes"
     with decompressed(stream) as plain:
-        extract_stream(plain, target, whiteouts=whiteouts)
+        counted = HashingReader(plain, limit=limit, refusal=refusal, hashing=False)
+        extract_stream(
+            counted,  # type: ignore[arg-type]
+            target,
+            whiteouts=whiteouts,
+            limit=limit,
+            refusal=refusal,
+        )
 
 
 def extract_stream(
