@@ -150,13 +150,16 @@ def wait_for(condition, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
-def start_in_subprocess(store_path: Path, detach: bool, command: list[str]) -> str:
+def start_in_subprocess(
+    store_path: Path, detach: bool, command: list[str], executor: str = "builtin"
+) -> str:
     """Create and start a container named "bg" from a process that then exits."""
     script = (
         "import sys, layercake\n"
         "store = layercake.Store(sys.argv[1])\n"
         "image = store.image('busybox:latest')\n"
-        f"c = layercake.Container(image, {command!r}, name='bg')\n"
+        f"c = layercake.Container(image, {command!r}, name='bg', "
+        f"executor={executor!r})\n"
         f"c.start(detach={detach})\n"
         "print(c.id)\n"
     )
@@ -1065,15 +1068,21 @@ def test_unknown_executor_is_a_config_error(busybox):
     )
 
 
-def test_runc_executor_refuses_start(busybox, runc):
-    """Detached runs stay on the built-in runtime; start() says so."""
-    with Container(busybox, ["true"], executor="runc") as container:
-        with pytest.raises(ContainerError) as caught:
-            container.start()
-        assert str(caught.value) == (
-            f"container {container.short_id} uses the runc executor, which runs "
-            "attached only: use run() or attach()"
+def test_runc_executor_runs_detached_containers(busybox, runc):
+    """start(detach=True) through runc: logs, exec, pause and stop work."""
+    script = "trap 'exit 0' TERM; echo ready; while true; do sleep 0.05; done"
+    with Container(busybox, ["sh", "-c", script], executor="runc") as container:
+        container.start(detach=True)
+        wait_for(lambda: container.logs() == b"ready\n")
+        seen = container.exec(["sh", "-c", "hostname; cat /proc/1/cmdline"])
+        assert seen.stdout == (
+            container.short_id.encode() + b"\nsh\0-c\0" + script.encode() + b"\0"
         )
+        container.pause()
+        assert container.status == "paused"
+        container.unpause()
+        assert container.stop(timeout=10) == 0
+        assert container.inspect()["HostConfig"]["Runtime"] == "runc"
 
 
 def test_bundle_runs_with_runc_and_writes_the_container_layer(busybox, runc, tmp_path):
@@ -1208,3 +1217,12 @@ def test_runc_container_records_its_pid_one_while_running(busybox, runc):
         runner.join(10)
         assert [(r.exit_code, r.stdout) for r in results] == [(137, b"up\n")]
         assert loaded.inspect()["State"]["ExitCode"] == 137
+
+
+def test_runc_container_dies_with_the_process_that_started_it(busybox, runc):
+    """Without detach, a runc container ends when its starting process exits."""
+    start_in_subprocess(busybox.store.path, False, ["sleep", "60"], "runc")
+    container = Container.load(busybox.store, "bg")
+    assert container.wait(timeout=10) == 137
+    assert container.status == "exited"
+    container.remove()
