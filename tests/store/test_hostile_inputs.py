@@ -372,3 +372,38 @@ def test_archive_with_true_sizes_loads(tmp_path: Path) -> None:
     store = StoreDirectory(tmp_path / "store")
     store_load(store, archive)
     assert [name for name, _ in store.tags()] == ["x:1"]
+
+
+def test_extract_tar_stops_a_gzip_bomb_at_its_limit(tmp_path: Path) -> None:
+    """extract_tar (ADD of a context tarball) refuses a bomb past its limit."""
+    _, packed = _bomb()
+    with pytest.raises(StoreError) as info:
+        extract_tar(io.BytesIO(packed), tmp_path / "t", limit=16 * MIB)
+    assert str(info.value) == (
+        f"archive refused: it expands past {16 * MIB} bytes (at entry 'zeros')"
+    )
+    assert list((tmp_path / "t").iterdir()) == []
+
+
+def test_extract_tar_limit_defaults_to_the_free_space(tmp_path: Path) -> None:
+    """On an 8 MiB tmpfs, a 64 MiB bomb is refused before it fills the disk."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    small = tmp_path / "small"
+    small.mkdir()
+    subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(small)], check=True
+    )
+    try:
+        st = os.statvfs(small)
+        free = st.f_bavail * st.f_frsize
+        _, packed = _bomb()
+        with pytest.raises(StoreError) as info:
+            extract_tar(io.BytesIO(packed), small)
+        assert str(info.value) == (
+            f"archive refused: it expands past {free} bytes, the free space of "
+            f"the file system of {small} (at entry 'zeros')"
+        )
+        assert os.listdir(small) == []
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
