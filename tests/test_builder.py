@@ -633,11 +633,13 @@ def test_run_mount_tmpfs_and_network_none(busybox, store, tmp_path, build):
         store,
         tmp_path / "ctx",
         "FROM busybox\n"
-        "RUN --mount=type=tmpfs,target=/scratch --network=none "
-        "sh -c 'echo hi > /scratch/f; ls /sys/class/net > /nets'\n",
+        "RUN --mount=type=tmpfs,target=/scratch,size=1m --network=none "
+        "sh -c 'echo hi > /scratch/f; ls /sys/class/net > /nets; "
+        "df -k /scratch | tail -1 > /size'\n",
     )
-    assert layer_names(image.layers[-1]) == ["nets"]
+    assert layer_names(image.layers[-1]) == ["nets", "size"]
     assert image.run(["cat", "/nets"]).stdout == b"lo\n"
+    assert image.run(["cat", "/size"]).stdout.split()[:2] == [b"tmpfs", b"1024"]
 
 
 def test_run_mount_of_an_unknown_type_is_refused(

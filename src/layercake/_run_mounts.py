@@ -9,8 +9,8 @@ step's layer (the runtime removes the mount points it had to create):
 - ``type=cache``: a directory kept in the store between builds, by ``id``
   (default: the target); ``sharing=locked`` or ``private`` holds a lock for
   the step.
-- ``type=tmpfs``: an empty directory that is thrown away after the step
-  (a temporary directory on disk, not memory).
+- ``type=tmpfs``: a fresh tmpfs (``size`` in bytes, k, m or g), gone after
+  the step.
 - ``type=secret``: a file given to the build by id, mounted read-only at
   ``/run/secrets/<id>`` unless ``target`` says otherwise, or put in the
   environment variable ``env`` names; never cached.
@@ -23,6 +23,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -31,9 +32,15 @@ from pathlib import Path
 import attrs
 
 from layercake.errors import BuildError
-from layercake.runtime import BindMount
+from layercake.runtime import BindMount, TmpfsMount
 
-__all__ = ["MountRequest", "parse_mount", "prepared_mounts", "secret_env"]
+__all__ = [
+    "MountRequest",
+    "parse_mount",
+    "prepared_mounts",
+    "secret_env",
+    "tmpfs_mounts",
+]
 
 _TYPES = ("bind", "cache", "tmpfs", "secret")
 _BOOLEAN_KEYS = ("rw", "readwrite", "ro", "readonly", "required")
@@ -112,6 +119,28 @@ def parse_mount(flag: str) -> MountRequest:
     return MountRequest(kind, target, options)
 
 
+_SIZE = re.compile(r"([0-9]+)([kmg]?)b?", re.IGNORECASE)
+
+
+def tmpfs_mounts(requests: list[MountRequest]) -> tuple[TmpfsMount, ...]:
+    """The tmpfs file systems ``--mount=type=tmpfs`` asks for.
+
+    Raises:
+        BuildError: a ``size`` that is not a number of bytes (k, m, g allowed).
+    """
+    mounts = []
+    for request in requests:
+        if request.type != "tmpfs":
+            continue
+        text = request.options.get("size", "0")
+        match = _SIZE.fullmatch(text)
+        if match is None:
+            raise BuildError(f"invalid RUN --mount tmpfs size {text!r}")
+        scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match[2].lower()]
+        mounts.append(TmpfsMount(request.target, size=int(match[1]) * scale))
+    return tuple(mounts)
+
+
 def secret_env(
     requests: list[MountRequest], secrets: Mapping[str, Path]
 ) -> dict[str, str]:
@@ -180,8 +209,7 @@ def prepared_mounts(
                 read_only = _true(options, "ro", "readonly")
                 mounts.append(BindMount(str(directory), request.target, read_only))
             elif request.type == "tmpfs":
-                directory = _owned_dir(scratch / f"tmpfs-{index}", options)
-                mounts.append(BindMount(str(directory), request.target, False))
+                continue  # a real tmpfs: see tmpfs_mounts()
             else:
                 name = options.get("id") or options.get("source") or ""
                 secret = secrets.get(name)

@@ -48,6 +48,7 @@ from layercake._run_mounts import (
     parse_mount,
     prepared_mounts,
     secret_env,
+    tmpfs_mounts,
 )
 from layercake._stack_context import StackContext
 from layercake._step_history import StepHistory, explain_miss
@@ -840,6 +841,7 @@ class _StageBuild:
                     hostname=_BUILD_HOSTNAME,
                     network=network,
                     mounts=mounts + extra,
+                    tmpfs=tmpfs_mounts(mount_requests),
                 )
                 result = runtime.run(spec, on_output=on_output)
             if result.exit_code != 0:
