@@ -26,3 +26,18 @@ def test_api_reference_builds_without_warnings(tmp_path):
     page = (tmp_path / "layercake.html").read_text()
     for name in ("Store", "Builder", "Image", "Container", "Layer"):
         assert f'id="{name}"' in page
+
+
+def test_cli_reference_matches_the_command():
+    """docs/cli.md is what scripts/write_cli_reference.py writes today."""
+    import importlib.util
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    spec = importlib.util.spec_from_file_location(
+        "write_cli_reference", root / "scripts/write_cli_reference.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    assert (root / "docs/cli.md").read_text() == module.reference()
