@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Write a busybox root file system tarball the way the official image has one.
 
 The official busybox image is ``FROM scratch`` plus ``ADD rootfs.tar /``,
