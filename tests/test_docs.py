@@ -41,3 +41,19 @@ def test_cli_reference_matches_the_command():
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     assert (root / "docs/cli.md").read_text() == module.reference()
+
+
+def test_docs_site_builds_strictly(tmp_path):
+    """mkdocs builds docs/ with warnings as errors: no broken links or pages."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "-q", "-d", tmp_path],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=False,
+    )
+    assert (result.returncode, result.stderr) == (0, "")
+    assert (tmp_path / "tutorial" / "index.html").exists()
