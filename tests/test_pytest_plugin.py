@@ -136,3 +136,29 @@ def test_containers_die_with_a_killed_test_process(pytester, store, busybox, tmp
     pytester.makepyfile(test_next="def test_nothing(layercake_store): pass\n")
     run(pytester, store).assert_outcomes(passed=1)
     assert [p.name for p in (store.path / "containers").iterdir()] == []
+
+
+def test_an_xdist_worker_killed_mid_test_leaves_nothing_running(
+    pytester, store, busybox, tmp_path
+):
+    """A worker SIGKILLed with a container running takes the container along;
+    the other worker's tests still pass."""
+    pid_file = tmp_path / "pid"
+    pytester.makepyfile(
+        test_killer=f"""
+        import os, signal
+        def test_killed(layercake_container):
+            container = layercake_container("busybox", ["sleep", "60"])
+            open({str(pid_file)!r}, "w").write(str(container.pid))
+            os.kill(os.getpid(), signal.SIGKILL)
+        """,
+        test_fine=WAITING_TEST,
+    )
+    result = run(pytester, store, "-n", "2")
+    result.stdout.fnmatch_lines(["*worker*crashed*"])
+    assert result.parseoutcomes()["passed"] == 1
+    pid = int(pid_file.read_text())
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
+        time.sleep(0.05)
+    assert not os.path.exists(f"/proc/{pid}")
