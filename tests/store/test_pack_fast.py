@@ -213,3 +213,46 @@ def test_background_calls_run_in_order_and_report_the_first_error() -> None:
         for item in range(2, 20):
             worker.put(item)
     assert seen == [0, 1]
+
+
+def test_compression_is_named_by_magic_number() -> None:
+    """Each supported compression is recognised by its first bytes; tar is None."""
+    from layercake.store._unpack import compression
+
+    samples = [
+        b"\x1f\x8b\x08\x00",
+        b"BZh91AY",
+        b"\xfd7zXZ\x00",
+        b"\x28\xb5\x2f\xfd\x00",
+        b"etc/\x00\x00",
+    ]
+    assert [compression(magic) for magic in samples] == [
+        "gzip",
+        "bzip2",
+        "xz",
+        "zstd",
+        None,
+    ]
+
+
+def test_uncompressed_layer_with_a_wrong_diff_id_is_still_refused(
+    layout: StoreDirectory,
+) -> None:
+    """Hashing a plain blob once still checks the diff id separately."""
+    from layercake.errors import DigestMismatch
+    from layercake.store import Descriptor, Digest, MediaType
+
+    data = b"content"
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w", format=tarfile.PAX_FORMAT) as archive:
+        info = tarfile.TarInfo("f")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    digest = layout.write_blob(tar.getvalue())
+    wrong = Digest.of_bytes(data)
+    with pytest.raises(DigestMismatch) as info_:
+        layout.unpacked_layer(
+            Descriptor(MediaType.OCI_LAYER, digest, len(tar.getvalue())), wrong
+        )
+    assert (info_.value.expected, info_.value.actual) == (str(wrong), str(digest))
+    assert list(layout.layers_dir.iterdir()) == []

@@ -23,7 +23,7 @@ from ._index import Tags
 from ._media import MediaType
 from ._models import Descriptor, Index, from_json, to_json
 from ._pack import pack_directory
-from ._unpack import HashingReader, decompressed, extract_stream
+from ._unpack import HashingReader, compression, decompressed, extract_stream
 
 __all__ = ["StoreDirectory"]
 
@@ -346,9 +346,14 @@ class StoreDirectory:
         limit = self.layer_size_limit()
         refusal = self.layer_refusal(diff_id, limit)
         with self._blobs.open(layer.digest) as blob:
+            # An uncompressed blob is its own tar: hash its bytes once.
+            plain_blob = compression(blob.read(6)) is None
+            blob.seek(0)
             raw = HashingReader(blob)
             with decompressed(raw) as plain:  # type: ignore[arg-type]
-                diff = HashingReader(plain, limit=limit, refusal=refusal)
+                diff = HashingReader(
+                    plain, limit=limit, refusal=refusal, hashing=not plain_blob
+                )
                 extract_stream(
                     diff,  # type: ignore[arg-type]
                     into,
@@ -358,6 +363,8 @@ class StoreDirectory:
                 )
                 actual_diff = diff.drain()
             actual = raw.drain()
+            if plain_blob:
+                actual_diff = actual
         if actual != layer.digest:
             raise DigestMismatch(str(layer.digest), str(actual), path=path)
         if actual_diff != diff_id:

@@ -108,22 +108,41 @@ class HashingReader(io.RawIOBase):
         return bool(data)
 
 
+def compression(magic: bytes) -> str | None:
+    """Name the compression whose magic number ``magic`` starts with, if any.
+
+    ``None`` means the bytes are taken as they are (an uncompressed tar).
+    """
+    for name, number in _MAGIC_NUMBERS:
+        if magic.startswith(number):
+            return name
+    return None
+
+
+_MAGIC_NUMBERS = (
+    ("gzip", b"\x1f\x8b"),
+    ("bzip2", b"BZh"),
+    ("xz", b"\xfd7zXZ\x00"),
+    ("zstd", b"\x28\xb5\x2f\xfd"),
+)
+
+
 @contextmanager
 def decompressed(stream: IO[bytes]) -> Iterator[IO[bytes]]:
     """Yield ``stream`` decompressed, detecting gzip/bzip2/xz/zstd by magic."""
     buffered = io.BufferedReader(cast(io.RawIOBase, stream), _CHUNK)
     try:
-        magic = buffered.peek(6)[:6]
-        if magic.startswith(b"\x1f\x8b"):
+        kind = compression(buffered.peek(6)[:6])
+        if kind == "gzip":
             with gzip.GzipFile(fileobj=buffered, mode="rb") as gz:
                 yield cast(IO[bytes], gz)
-        elif magic.startswith(b"BZh"):
+        elif kind == "bzip2":
             with bz2.BZ2File(buffered) as bz:
                 yield cast(IO[bytes], bz)
-        elif magic.startswith(b"\xfd7zXZ\x00"):
+        elif kind == "xz":
             with lzma.LZMAFile(buffered) as xz:
                 yield cast(IO[bytes], xz)
-        elif magic.startswith(b"\x28\xb5\x2f\xfd"):
+        elif kind == "zstd":
             with _zstd(buffered) as zst:
                 yield zst
         else:
