@@ -1,8 +1,8 @@
-"""A sink that passes writes to another sink from a worker thread.
+"""Run calls (or writes to a sink) in order in a worker thread.
 
-Hashing and writing a layer's bytes (``hashlib`` and file writes release the
-GIL) then run beside the thread that walks the tree and reads files, which
-roughly halves the time to pack a large layer on two or more cores.
+Packing a layer uses two: one reads the files, one hashes and writes the
+blob (``read``, ``write`` and ``hashlib`` release the GIL), beside the
+thread that walks the tree. A bounded queue keeps memory flat.
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ from typing import Generic, Protocol, TypeVar
 
 __all__ = ["background_calls", "background_writes"]
 
-# At most this many chunks (of up to a few MiB each) wait for the worker,
-# which bounds the memory the pipeline can hold.
+# At most this many items (batches or chunks of about 1 MiB) wait for the
+# worker, which bounds the memory the pipeline can hold.
 _DEPTH = 8
 
 
