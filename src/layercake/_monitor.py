@@ -117,10 +117,13 @@ def _monitor(
         try:
             sandbox: runtime.Sandbox | runtime.OciProcess
             if executor == "builtin":
-                sandbox = runtime.start(spec, stdout=out_w, stderr=err_w)
+                # This thread waits for the container: no relay is needed.
+                sandbox = runtime.start(spec, stdout=out_w, stderr=err_w, direct=True)
             else:
                 sandbox = runtime.start_oci(spec, executor, stdout=out_w, stderr=err_w)
-                # The OCI runtime does not watch the lifeline: this does.
+            if not detach:
+                # Neither a direct child nor the OCI runtime watches the
+                # starter's lifeline: this thread does.
                 threading.Thread(
                     target=_kill_when_lifeline_ends, args=(sandbox,), daemon=True
                 ).start()
@@ -167,7 +170,7 @@ def _monitor(
     os._exit(code)
 
 
-def _kill_when_lifeline_ends(sandbox: runtime.OciProcess) -> None:
+def _kill_when_lifeline_ends(sandbox: runtime.Sandbox | runtime.OciProcess) -> None:
     poller = select.poll()
     poller.register(runtime.lifeline(), select.POLLIN)
     poller.poll()

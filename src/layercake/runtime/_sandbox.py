@@ -216,7 +216,8 @@ def start(
     return sandbox
 
 
-_own_pid_namespace = -1
+# Per process: a fork (the monitor) closes the descriptors it inherited.
+_own_pid_namespace: dict[int, int] = {}
 
 
 def _fork_into_pid_namespace() -> int:
@@ -226,9 +227,11 @@ def _fork_into_pid_namespace() -> int:
     joining this process's own namespace again right after the fork puts
     every later child of the thread back where it was.
     """
-    global _own_pid_namespace
-    if _own_pid_namespace < 0:
-        _own_pid_namespace = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
+    me = os.getpid()
+    if me not in _own_pid_namespace:
+        flags = os.O_RDONLY | os.O_CLOEXEC
+        _own_pid_namespace[me] = os.open("/proc/self/ns/pid", flags)
+    namespace = _own_pid_namespace[me]
     try:
         libc.unshare(libc.CLONE_NEWPID)
     except OSError as error:
@@ -240,7 +243,7 @@ def _fork_into_pid_namespace() -> int:
         return os.fork()
     finally:
         if os.getpid() != 1:
-            libc.setns(_own_pid_namespace, libc.CLONE_NEWPID)
+            libc.setns(namespace, libc.CLONE_NEWPID)
 
 
 def _parse(records: bytes) -> tuple[int, list[str], str | None]:
