@@ -76,7 +76,7 @@ def test_plain_progress_prints_one_line_per_layer_as_it_completes(
 def test_json_progress_writes_every_event_and_the_result(
     tmp_path: Path, registry: RunningRegistry, capfd
 ) -> None:
-    """--progress=json writes one object per event, each layer ending complete."""
+    """--progress=json writes every event: 0 bytes per layer in order, then chunks."""
     reference, manifest = pushed_image(tmp_path, registry)
     store = str(tmp_path / "store")
     assert main(["--store", store, "pull", "--progress=json", reference]) == 0
@@ -85,6 +85,16 @@ def test_json_progress_writes_every_event_and_the_result(
     final = records.pop()
     assert final["event"] == "PullFinished"
     assert final["reference"] == reference
+    assert records[:2] == [
+        {
+            "event": "TransferProgress",
+            "reference": reference,
+            "digest": str(layer.digest),
+            "done": 0,
+            "total": layer.size,
+        }
+        for layer in manifest.layers
+    ]
     for layer in manifest.layers:
         mine = [r for r in records if r["digest"] == str(layer.digest)]
         assert [r["done"] for r in mine] == sorted(r["done"] for r in mine)
@@ -106,7 +116,7 @@ def test_json_progress_writes_every_event_and_the_result(
 def test_terminal_progress_redraws_bars_in_place_through_a_pty(
     tmp_path: Path, registry: RunningRegistry
 ) -> None:
-    """On a terminal, pull draws bars with cursor moves and leaves done lines."""
+    """On a terminal, pull redraws bars in place and leaves done lines in order."""
     reference, manifest = pushed_image(tmp_path, registry)
     controller, terminal = pty.openpty()
     errors = tmp_path / "stderr"
@@ -136,7 +146,7 @@ def test_terminal_progress_redraws_bars_in_place_through_a_pty(
     assert f"{ESC}[2K" in output
     assert f"{ESC}[1A" in output or f"{ESC}[2A" in output
     lines = screen(output)
-    assert sorted(lines[:-1]) == sorted(done_line(layer) for layer in manifest.layers)
+    assert lines[:-1] == [done_line(layer) for layer in manifest.layers]
     assert lines[-1].startswith("Digest: sha256:")
 
 

@@ -79,8 +79,9 @@ def pull(
     """Pull ``reference`` into ``directory`` and tag it with its familiar name.
 
     A tag or digest naming an index or manifest list picks the manifest for
-    ``platform`` (this machine's by default). ``on_progress`` is called from
-    download threads, once per chunk, with a :class:`TransferProgress`.
+    ``platform`` (this machine's by default). ``on_progress`` is called with
+    a :class:`TransferProgress`: first with ``done=0`` for each layer to
+    download, in manifest order, then from download threads once per chunk.
     Returns the descriptor of the image manifest that was tagged.
 
     Raises:
@@ -338,12 +339,15 @@ class _Puller:
         return data
 
     def _download_layers(self, layers: tuple[Descriptor, ...]) -> None:
+        # A first event per layer, in manifest order, so displays list the
+        # layers in that order whatever order the downloads finish in.
         missing = []
         for layer in layers:
             if self._directory.has_blob(layer.digest):
                 self._progress(layer.digest, layer.size, layer.size)
             elif layer not in missing:
                 missing.append(layer)
+                self._progress(layer.digest, layer.size, 0)
         if not missing:
             return
         with ThreadPoolExecutor(max_workers=min(_WORKERS, len(missing))) as pool:

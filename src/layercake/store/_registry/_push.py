@@ -66,8 +66,9 @@ def push(
     ``reference`` names the repository and a tag, a digest or both; with
     only a digest it must be the digest of what is pushed. Returns the
     digest of the pushed manifest (which differs from ``manifest.digest``
-    when ``compression="gzip"`` rewrote it). ``on_progress`` is called from
-    upload threads with a :class:`TransferProgress`.
+    when ``compression="gzip"`` rewrote it). ``on_progress`` is called with
+    a :class:`TransferProgress`: first with ``done=0`` for each blob, config
+    first and then the layers in manifest order, then from upload threads.
 
     Raises:
         InvalidReference: ``reference`` is not a valid image reference.
@@ -139,6 +140,10 @@ class _Pusher:
             self._directory.write_blob(data)
         blobs = [manifest.config, *manifest.layers]
         unique = list({blob.digest: blob for blob in blobs}.values())
+        # A first event per blob, in manifest order, so displays list the
+        # blobs in that order whatever order the transfers finish in.
+        for blob in unique:
+            self._progress(blob.digest, blob.size, 0)
         with ThreadPoolExecutor(max_workers=min(_WORKERS, len(unique))) as pool:
             futures = [pool.submit(self._push_blob, blob) for blob in unique]
             errors = [f.exception() for f in futures]
