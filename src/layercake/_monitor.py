@@ -117,16 +117,15 @@ def _monitor(
         try:
             sandbox: runtime.Sandbox | runtime.OciProcess
             if executor == "builtin":
-                # This thread waits for the container: no relay is needed.
-                sandbox = runtime.start(spec, stdout=out_w, stderr=err_w, direct=True)
+                sandbox = runtime.start(spec, stdout=out_w, stderr=err_w)
             else:
                 sandbox = runtime.start_oci(spec, executor, stdout=out_w, stderr=err_w)
-            if not detach:
-                # Neither a direct child nor the OCI runtime watches the
-                # starter's lifeline: this thread does.
-                threading.Thread(
-                    target=_kill_when_lifeline_ends, args=(sandbox,), daemon=True
-                ).start()
+                if not detach:
+                    # The OCI runtime does not watch the starter's lifeline:
+                    # this thread does.
+                    threading.Thread(
+                        target=_kill_when_lifeline_ends, args=(sandbox,), daemon=True
+                    ).start()
         except Exception as error:  # noqa: BLE001 - reported to the starter
             os.write(ready_w, str(error).encode())
             os._exit(1)
@@ -170,7 +169,7 @@ def _monitor(
     os._exit(code)
 
 
-def _kill_when_lifeline_ends(sandbox: runtime.Sandbox | runtime.OciProcess) -> None:
+def _kill_when_lifeline_ends(sandbox: runtime.OciProcess) -> None:
     poller = select.poll()
     poller.register(runtime.lifeline(), select.POLLIN)
     poller.poll()
