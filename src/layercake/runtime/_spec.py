@@ -92,12 +92,13 @@ class SandboxSpec:
 
     ``network`` is ``"none"`` (a new network namespace with only loopback,
     up) or ``"host"`` (the caller's network); a ``network_namespace`` path
-    (``/proc/<pid>/ns/net`` of another container) is joined instead. ``tmpfs`` mounts come after
-    the bind ``mounts``. With ``init`` a minimal init is PID 1: it forwards
-    signals to the process and reaps orphaned zombies; without it the
-    process itself is PID 1. ``read_only`` makes the root file system
-    read-only (mounts keep their own mode). ``privileged`` leaves /proc and
-    /sys unmasked and writable (give it every capability in the process). The container's processes join
+    (``/proc/<pid>/ns/net`` of another container) is joined instead.
+    ``tmpfs`` mounts come after the bind ``mounts``. With ``init`` a minimal
+    init is PID 1: it forwards signals to the process and reaps orphaned
+    zombies; without it the process itself is PID 1. ``read_only`` makes the
+    root file system read-only (mounts keep their own mode). ``privileged``
+    leaves /proc and /sys unmasked and writable (give it every capability in
+    the process). The container's processes join
     the cgroups whose ``cgroup.procs`` files ``cgroup_procs`` names (see
     :func:`layercake.runtime.create_cgroup`).
     """
