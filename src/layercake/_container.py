@@ -569,6 +569,11 @@ class Container:
                 (1 if stdout is None else stdout, 2 if stderr is None else stderr),
                 log,
             )
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM): the container goes too, rather
+            # than this process waiting for it to end by itself.
+            self._sandbox.kill()
+            raise
         finally:
             log.close()
             exit_code = self._sandbox.wait()
