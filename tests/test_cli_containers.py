@@ -139,3 +139,32 @@ def test_volume_verbs(cli, busybox, capfd):
     assert cli("rm", "writer") == 0
     assert cli("volume", "prune") == 0
     assert capfd.readouterr().out.endswith("Deleted Volume: data\n")
+
+
+def test_pause_unpause_restart_rename(cli, busybox, capfd):
+    """The remaining lifecycle verbs, on a detached container."""
+    assert cli("run", "-d", "--name", "svc", "busybox", "sleep", "60") == 0
+    assert cli("pause", "svc") == 0
+    assert cli("ps", "--format", "json") == 0
+    state = json.loads(capfd.readouterr().out.splitlines()[-1])["State"]
+    assert (state["Status"], state["Paused"]) == ("paused", True)
+    assert cli("unpause", "svc") == 0
+    assert cli("rename", "svc", "svc2") == 0
+    assert cli("restart", "-t", "1", "svc2") == 0
+    capfd.readouterr()
+    assert cli("inspect", "--type", "container", "svc2") == 0
+    (details,) = json.loads(capfd.readouterr().out)
+    assert (details["Name"].lstrip("/"), details["State"]["Status"]) == (
+        "svc2",
+        "running",
+    )
+    assert cli("rm", "-f", "svc2") == 0
+
+
+def test_run_through_runc(cli, busybox, capfd, tool):
+    """--runtime runc gives the same output as the built-in runtime."""
+    tool("runc")
+    assert (
+        cli("run", "--rm", "--runtime", "runc", "busybox", "sh", "-c", "echo $$") == 0
+    )
+    assert capfd.readouterr().out == "1\n"

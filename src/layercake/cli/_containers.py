@@ -100,6 +100,7 @@ def _create(args: argparse.Namespace) -> Container:
         cap_drop=args.cap_drop,
         security_opt=args.security_opt,
         ports=_ports(args.publish),
+        executor=args.runtime,
     )
 
 
@@ -161,6 +162,31 @@ def kill(args: argparse.Namespace) -> int:
     except KeyError:
         raise LayercakeError(f"kill: invalid signal {args.signal!r}") from None
     return _for_each(args, lambda container: container.kill(number))
+
+
+def pause(args: argparse.Namespace) -> int:
+    """Freeze every process of running containers."""
+    return _for_each(args, lambda container: container.pause())
+
+
+def unpause(args: argparse.Namespace) -> int:
+    """Thaw paused containers."""
+    return _for_each(args, lambda container: container.unpause())
+
+
+def restart(args: argparse.Namespace) -> int:
+    """Stop (if running) and start containers again, in the background."""
+    return _for_each(
+        args, lambda container: container.restart(timeout=args.time, detach=True)
+    )
+
+
+def rename(args: argparse.Namespace) -> int:
+    """Give a container a new name."""
+    import layercake
+
+    _load(layercake.Store(args.store), args.container).rename(args.name)
+    return 0
 
 
 def remove(args: argparse.Namespace) -> int:
@@ -360,6 +386,12 @@ def _container_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cap-add", action="append", default=[])
     parser.add_argument("--cap-drop", action="append", default=[])
     parser.add_argument("--security-opt", action="append", default=[])
+    parser.add_argument(
+        "--runtime",
+        choices=("builtin", "runc", "crun"),
+        default="builtin",
+        help="the OCI runtime that runs the container",
+    )
 
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -385,17 +417,25 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ("start", start, "start created containers"),
         ("rm", remove, "remove containers"),
         ("stop", stop, "stop running containers"),
+        ("restart", restart, "restart containers"),
         ("kill", kill, "send a signal to running containers"),
+        ("pause", pause, "freeze running containers"),
+        ("unpause", unpause, "thaw paused containers"),
     ):
         parser = verbs.add_parser(name, help=text)
         parser.add_argument("containers", nargs="+", metavar="CONTAINER")
         parser.set_defaults(handler=handler)
         if name == "rm":
             parser.add_argument("-f", "--force", action="store_true")
-        if name == "stop":
+        if name in ("stop", "restart"):
             parser.add_argument("-t", "--time", type=float, default=10.0)
         if name == "kill":
             parser.add_argument("-s", "--signal", default="KILL")
+
+    parser = verbs.add_parser("rename", help="rename a container")
+    parser.add_argument("container")
+    parser.add_argument("name")
+    parser.set_defaults(handler=rename)
 
     parser = verbs.add_parser("ps", help="list containers")
     parser.add_argument("-a", "--all", action="store_true", help="also stopped ones")
