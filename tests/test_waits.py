@@ -81,3 +81,27 @@ def test_healthcheck_wait_needs_a_healthcheck(busybox):
     assert str(caught.value) == (
         f"image {busybox.short_id} has no HEALTHCHECK to wait for"
     )
+
+
+def test_container_methods_wait_and_snapshot(busybox, store):
+    """Container.wait_for_log and snapshot(): a seeded state starts new copies."""
+    script = "echo seeded > /data.txt; echo ready; sleep 30"
+    with layercake.Container(busybox, ["sh", "-c", script]) as seeder:
+        seeder.start()
+        assert seeder.wait_for_log("^ready$").group(0) == "ready"
+        snapshot = seeder.snapshot(tag="seeded:1")
+    for _ in range(2):
+        assert snapshot.run(["cat", "/data.txt"]).stdout == b"seeded\n"
+    assert store.image("seeded:1") == snapshot
+
+
+def test_await_exit_does_not_block_the_loop(busybox):
+    """await_exit returns the exit code while other tasks run."""
+    import asyncio
+
+    async def main():
+        with layercake.Container(busybox, ["sh", "-c", "sleep 0.2; exit 5"]) as c:
+            c.start()
+            return await c.await_exit(timeout=10)
+
+    assert asyncio.run(main()) == 5

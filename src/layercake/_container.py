@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 import attrs
 
+from layercake import _waits as waits
 from layercake import runtime
 from layercake._build_state import StateWriter
 from layercake._container_files import (
@@ -1074,6 +1075,94 @@ class Container:
         return upper_changes(
             self.path / "upper", self.image.layer_stack(), self._ignored()
         )
+
+    def wait_for_log(self, pattern: str, *, timeout: float = 30.0) -> re.Match[str]:
+        """Wait until the output matches the regular expression; return the match.
+
+        Raises:
+            ContainerError: the container exited first (with its code and
+                last output in the message).
+            ContainerTimeout: no match within ``timeout`` seconds.
+        """
+        return waits.wait_for_log(self, pattern, timeout=timeout)
+
+    def wait_for_port(self, port: int, *, timeout: float = 30.0) -> int:
+        """Wait until a published TCP port accepts connections; return the host port.
+
+        Raises:
+            ContainerError: the port is not published, or the container exited.
+            ContainerTimeout: nothing accepted a connection within ``timeout``.
+        """
+        return waits.wait_for_port(self, port, timeout=timeout)
+
+    def wait_for_http(
+        self, port: int, *, path: str = "/", status: int = 200, timeout: float = 30.0
+    ) -> int:
+        """Wait until ``GET path`` on a published port answers ``status``.
+
+        Returns the host port on 127.0.0.1.
+
+        Raises:
+            ContainerError: the port is not published, or the container exited.
+            ContainerTimeout: no such answer within ``timeout`` seconds.
+        """
+        return waits.wait_for_http(
+            self, port, path=path, status=status, timeout=timeout
+        )
+
+    def wait_for_command(self, args: Sequence[str], *, timeout: float = 30.0) -> None:
+        """Wait until ``args``, run in the container, exits 0.
+
+        Raises:
+            ContainerError: the container exited first.
+            ContainerTimeout: the command did not succeed within ``timeout``.
+        """
+        waits.wait_for_command(self, args, timeout=timeout)
+
+    def wait_for_healthcheck(self, *, timeout: float = 60.0) -> None:
+        """Wait until the image's HEALTHCHECK command passes.
+
+        Raises:
+            ContainerConfigError: the image has no HEALTHCHECK.
+            ContainerError: the container exited first.
+            ContainerTimeout: the check did not pass within ``timeout``.
+        """
+        waits.wait_for_healthcheck(self, timeout=timeout)
+
+    async def await_exit(
+        self, *, timeout: float | None = None, poll_interval: float = 0.01
+    ) -> int:
+        """:meth:`wait` for asyncio code: polls without blocking the event loop.
+
+        Raises:
+            ContainerError: the container was never started.
+            ContainerTimeout: it still runs after ``timeout`` seconds.
+        """
+        import asyncio
+
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := waits.exit_status(self)) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise ContainerTimeout(
+                    f"container {self.short_id} still runs after {timeout:g}s",
+                    timeout=timeout or 0.0,
+                    container_id=self.id,
+                )
+            await asyncio.sleep(poll_interval)
+        return code
+
+    def snapshot(self, *, tag: str | None = None) -> Image:
+        """Capture the container's files as an image to start fresh copies from.
+
+        Seed a database once, snapshot it, and give each test a new
+        container of the snapshot: each starts copy-on-write from the same
+        layers. The snapshot is a :meth:`commit` keeping the container's
+        run configuration; it costs the time to pack what changed.
+
+        Raises:
+            StoreError: the layer could not be written.
+        """
+        return self.commit(tag=tag, message="snapshot")
 
     def commit(
         self,
