@@ -113,6 +113,12 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     verbs.add_parser("version", help="show versions").set_defaults(handler=version)
     verbs.add_parser("info", help="what this machine allows").set_defaults(handler=info)
 
+    parser = verbs.add_parser("prune", help="the same as system prune")
+    parser.add_argument(
+        "-a", "--all", action="store_true", help="also the whole build cache"
+    )
+    parser.set_defaults(handler=prune)
+
     system = verbs.add_parser("system", help="manage the store")
     actions = system.add_subparsers(dest="action", required=True, metavar="ACTION")
     actions.add_parser("df", help="space used").set_defaults(handler=df)
