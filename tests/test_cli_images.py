@@ -55,7 +55,9 @@ def test_inspect_of_an_unknown_name_is_125(cli, store, capfd):
 def test_save_then_load_into_another_store(cli, busybox, capfd, tmp_path):
     """save -o writes a docker archive that load -i reads elsewhere."""
     archive = tmp_path / "busybox.tar"
-    assert cli("save", "-o", str(archive), "busybox") == 0
+    assert cli("save", "--progress", "plain", "-o", str(archive), "busybox") == 0
+    err = capfd.readouterr().err
+    assert err == f"{busybox.layers[0].digest.hex[:12]}: done (2.13MB)\n"
     other = tmp_path / "other"
     assert main(["--store", str(other), "load", "-i", str(archive)]) == 0
     assert capfd.readouterr().out == "Loaded image: busybox:latest\n"

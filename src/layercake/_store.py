@@ -302,6 +302,7 @@ class Store:
         *,
         format: ArchiveFormat = "docker",
         compression: Compression = "gzip",
+        on_progress: Callable[[TransferProgress], None] | None = None,
     ) -> None:
         """Write several images into one archive, as ``docker save`` does.
 
@@ -316,6 +317,7 @@ class Store:
             compression: ``"gzip"`` (layers compressed while saving),
                 ``"zstd"`` (needs the zstd program; not every tool reads it)
                 or ``"none"`` (layers as stored).
+            on_progress: hears each layer's bytes done, from worker threads.
 
         Raises:
             ValueError: no images, or an unknown format or compression.
@@ -339,7 +341,12 @@ class Store:
             for digest, names in tags.items()
         ]
         save_archive(
-            self._directory, saved, Path(path), format=format, compression=compression
+            self._directory,
+            saved,
+            Path(path),
+            format=format,
+            compression=compression,
+            on_progress=on_progress,
         )
 
     def load(self, path: str | os.PathLike[str]) -> list[Image]:

@@ -150,9 +150,18 @@ def inspect(args: argparse.Namespace) -> int:
 
 def save(args: argparse.Namespace) -> int:
     """Write images to an archive (docker save)."""
+    from layercake.cli._progress import transfer_renderer
+
     if not args.output:
         raise LayercakeError("save: give the archive with -o FILE")
-    _store(args).save(args.images, args.output, format=args.format)
+    # Progress goes to stderr: a save may write its archive to stdout one day.
+    renderer = transfer_renderer(args.progress, sys.stderr)
+    try:
+        _store(args).save(
+            args.images, args.output, format=args.format, on_progress=renderer
+        )
+    finally:
+        renderer.close()
     return 0
 
 
@@ -289,6 +298,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("images", nargs="+")
     parser.add_argument("-o", "--output")
     parser.add_argument("--format", choices=("docker", "oci"), default="docker")
+    parser.add_argument("--progress", choices=("auto", "plain", "json"), default="auto")
     parser.set_defaults(handler=save)
 
     parser = verbs.add_parser("load", help="read images from an archive")

@@ -33,6 +33,7 @@ from ._directory import StoreDirectory
 from ._index import REF_NAME
 from ._media import MediaType
 from ._models import Descriptor, Index, Manifest, to_json
+from ._progress import ProgressCallback, TransferProgress
 from ._reference import Reference
 
 __all__ = ["ArchiveFormat", "Compression", "SavedImage", "save_archive"]
@@ -73,8 +74,11 @@ def save_archive(
     *,
     format: ArchiveFormat = "docker",
     compression: Compression = "gzip",
+    on_progress: ProgressCallback | None = None,
 ) -> None:
     """Write ``images`` from ``store`` into the tar archive ``path``.
+
+    ``on_progress`` hears how far each layer has come, from worker threads.
 
     The archive appears at ``path`` only when complete (written beside it,
     then renamed). Every blob is re-hashed while it is copied; a damaged one
@@ -98,7 +102,10 @@ def save_archive(
     staging = store.tmp_dir("save-")
     try:
         with os.fdopen(fd, "wb") as out:
-            _Writer(store, out, staging, format, compression).write(images)
+            writer = _Writer(store, out, staging, format, compression)
+            writer.progress = on_progress
+            writer.reference = str(path)
+            writer.write(images)
             out.flush()
             os.fsync(out.fileno())
         os.chmod(temp, 0o644)
@@ -133,6 +140,14 @@ class _Writer:
         self._format = format
         self._compression = compression
         self._written: set[str] = set()
+        self.progress: ProgressCallback | None = None
+        self.reference = ""
+
+    def _report(self, layer: Descriptor, done: int) -> None:
+        if self.progress is not None:
+            self.progress(
+                TransferProgress(layer.digest, layer.size, done, self.reference)
+            )
 
     def write(self, images: Sequence[SavedImage]) -> None:
         with tarfile.open(
@@ -197,8 +212,12 @@ class _Writer:
         """Add every layer blob, compressing in worker threads when asked."""
         if self._compression == "none":
             for layer in layers:
+                self._report(layer, 0)
                 self._add_blob(self._store.blob_path(layer.digest), layer)
+                self._report(layer, layer.size)
             return {layer.digest: layer for layer in layers}
+        for layer in layers:
+            self._report(layer, 0)
 
         converted: dict[Digest, Descriptor] = {}
         workers = max(1, min(len(layers), os.cpu_count() or 1))
@@ -222,6 +241,7 @@ class _Writer:
     def _compressed(self, layer: Descriptor) -> _Blob:
         source = self._store.blob_path(layer.digest)
         if layer.media_type not in _UNCOMPRESSED:
+            self._report(layer, layer.size)
             return _Blob(layer, source, temporary=False)
 
         target = self._staging / layer.digest.hex
@@ -237,9 +257,12 @@ class _Writer:
                 compresslevel=_GZIP_LEVEL,
                 mtime=0,
             ) as gz:
+                done = 0
                 while chunk := blob.read(_CHUNK):
                     plain_hash.update(chunk)
                     gz.write(chunk)
+                    done += len(chunk)
+                    self._report(layer, done)
         actual = Digest("sha256", plain_hash.hexdigest())
         if actual != layer.digest:
             raise DigestMismatch(str(layer.digest), str(actual), path=str(source))
@@ -273,6 +296,7 @@ class _Writer:
                 code = child.wait()
         if code != 0:
             raise StoreError(f"zstd failed with exit code {code} on {source}")
+        self._report(layer, layer.size)
         actual = Digest("sha256", plain_hash.hexdigest())
         if actual != layer.digest:
             raise DigestMismatch(str(layer.digest), str(actual), path=str(source))

@@ -21,12 +21,11 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
-import attrs
 import httpx
 
 from layercake.errors import InvalidRegistryResponse, RegistryError
 
-from .._digest import Digest
+from .._progress import TransferProgress
 from ._auth import Credentials, TokenCache, load_credentials, parse_challenge
 from ._errors import error_from_response, public_url
 
@@ -45,16 +44,6 @@ _MAX_RETRY_AFTER = 60.0
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
 Content = bytes | Callable[[], Iterable[bytes]] | None
-
-
-@attrs.frozen
-class TransferProgress:
-    """How far one blob's transfer has come: ``done`` of ``total`` bytes."""
-
-    digest: Digest
-    total: int
-    done: int
-    reference: str
 
 
 class _RedactQueries(logging.Filter):
