@@ -10,7 +10,6 @@ temp file in the store), because the store keeps them uncompressed.
 from __future__ import annotations
 
 import concurrent.futures
-import contextlib
 import gzip
 import hashlib
 import json
@@ -19,7 +18,6 @@ import os
 import shutil
 import subprocess
 import tarfile
-import tempfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import IO, Literal
@@ -28,6 +26,7 @@ import attrs
 
 from layercake.errors import DigestMismatch, StoreError
 
+from ._atomic import output_file
 from ._digest import Digest
 from ._directory import StoreDirectory
 from ._index import REF_NAME
@@ -98,28 +97,13 @@ def save_archive(
         )
 
     path = Path(path).absolute()
-    fd, temp = _create_beside(path)
     staging = store.tmp_dir("save-")
     try:
-        with os.fdopen(fd, "wb") as out:
+        with output_file(path) as out:
             writer = _Writer(store, out, staging, format, compression)
             writer.progress = on_progress
             writer.reference = str(path)
             writer.write(images)
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise StoreError(
-            f"cannot write archive {path}: {exc.strerror}", path=str(path)
-        ) from exc
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("saved %d image(s) to %s", len(images), path)
@@ -389,13 +373,3 @@ class _HashingWriter:
 
     def digest(self) -> Digest:
         return Digest("sha256", self._hash.hexdigest())
-
-
-def _create_beside(path: Path) -> tuple[int, str]:
-    """Create the temp file the output is written to before its rename."""
-    try:
-        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    except OSError as exc:
-        raise StoreError(
-            f"cannot write {path}: {exc.strerror or exc}", path=str(path)
-        ) from exc

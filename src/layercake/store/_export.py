@@ -8,16 +8,13 @@ copies of its contents, as overlayfs itself resolves them.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import stat
 import tarfile
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from layercake.errors import StoreError
-
+from ._atomic import output_file
 from ._pack import _Feeder, _info, _is_opaque, _Packer, _xattrs
 
 __all__ = ["export_layers"]
@@ -34,27 +31,10 @@ def export_layers(layers: Sequence[Path], path: Path) -> None:
     Raises:
         StoreError: the tar cannot be written, or a file changed while read.
     """
-    path = Path(path).absolute()
-    fd, temp = _create_beside(path)
-    try:
-        with os.fdopen(fd, "wb", buffering=1 << 20) as out:
-            packer = _MergedPacker(_Feeder(out).feed)
-            packer.merge([os.fspath(layer) for layer in layers], "")
-            packer.finish()
-            out.flush()
-            os.fsync(out.fileno())
-        os.chmod(temp, 0o644)
-        os.replace(temp, path)
-    except OSError as exc:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise StoreError(
-            f"cannot write {path}: {exc.strerror or exc}", path=str(path)
-        ) from exc
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
+    with output_file(Path(path).absolute(), buffering=1 << 20) as out:
+        packer = _MergedPacker(_Feeder(out).feed)
+        packer.merge([os.fspath(layer) for layer in layers], "")
+        packer.finish()
 
 
 def _is_whiteout(st: os.stat_result) -> bool:
@@ -98,13 +78,3 @@ class _MergedPacker(_Packer):
             self.merge(visible, rel + "/")
         else:
             self._other(path, rel, st)
-
-
-def _create_beside(path: Path) -> tuple[int, str]:
-    """Create the temp file the output is written to before its rename."""
-    try:
-        return tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}-")
-    except OSError as exc:
-        raise StoreError(
-            f"cannot write {path}: {exc.strerror or exc}", path=str(path)
-        ) from exc
