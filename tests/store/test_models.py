@@ -195,3 +195,10 @@ def test_models_are_hashable_and_equal_values_hash_equal() -> None:
     assert hash(ContainerConfig(labels={"x": "y"})) == hash(
         ContainerConfig(labels={"x": "y"})
     )
+
+
+def test_config_without_run_defaults_is_read():
+    """The OCI spec makes "config" optional; such an image config still reads."""
+    data = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+    config = from_json(ImageConfig, data)
+    assert (config.config, config.rootfs.diff_ids) == (ContainerConfig(), ())

@@ -192,7 +192,8 @@ class ImageConfig:
 
     architecture: str
     os: str
-    config: ContainerConfig
+    # Optional in the OCI image spec: an image may have no run defaults.
+    config: ContainerConfig = attrs.field(factory=ContainerConfig, kw_only=True)
     rootfs: RootFS
     history: tuple[History, ...] = attrs.field(default=(), converter=_histories)
     created: str | None = None
