@@ -871,7 +871,7 @@ def test_a_missed_step_says_why_it_was_not_cached(
         4: "an earlier step changed, so this step starts from a new image",
     }
     assert reasons(build_args={"V": "2"}) == {
-        2: "the instruction changed",
+        2: "build arguments changed: V",
         3: "an earlier step changed, so this step starts from a new image",
         4: "an earlier step changed, so this step starts from a new image",
     }

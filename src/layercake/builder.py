@@ -517,7 +517,10 @@ class _StageBuild:
         if value is not None:
             self.scope.args[name] = value
         text = f"ARG {name}" + (f"={value}" if value is not None else "")
-        return self.commit_config(text, text)
+        # The value is in the args the cache key sees (the scope now has it),
+        # so a changed --build-arg is reported as such, not as a new line.
+        default = instruction.default or ""
+        return self.commit_config(f"ARG {name}={default}", text)
 
     # -- filesystem instructions ---------------------------------------------
 
