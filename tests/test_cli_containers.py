@@ -168,3 +168,16 @@ def test_run_through_runc(cli, busybox, capfd, tool):
         cli("run", "--rm", "--runtime", "runc", "busybox", "sh", "-c", "echo $$") == 0
     )
     assert capfd.readouterr().out == "1\n"
+
+
+def test_cp_out_to_a_new_name_and_start_of_a_stopped_container(
+    cli, busybox, capfd, tmp_path
+):
+    """cp C:/file NEW makes the file NEW; start of an exited container reruns it."""
+    assert cli("run", "--name", "once", "busybox", "sh", "-c", "echo hi > /f") == 0
+    assert cli("cp", "once:/f", str(tmp_path / "copied")) == 0
+    assert (tmp_path / "copied").read_text() == "hi\n"
+    assert cli("cp", "once:/f", str(tmp_path / "missing") + "/") == 125
+    assert capfd.readouterr().err.endswith("does not exist\n")
+    assert cli("start", "once") == 0
+    assert cli("rm", "-f", "once") == 0

@@ -96,3 +96,38 @@ def test_system_df_prune_verify_info_version(cli, busybox, capfd):
     assert "Overlay file system: yes" in capfd.readouterr().out
     assert cli("version") == 0
     assert capfd.readouterr().out.startswith("layercake 0.1.0\n")
+
+
+def test_save_to_stdout_and_load_from_stdin(store, busybox, tmp_path):
+    """save without -o writes the archive to stdout; load without -i reads stdin."""
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "layercake.cli"]
+    saved = subprocess.run(
+        [*command, "--store", str(store.path), "save", "--progress", "plain", "busybox"],
+        capture_output=True,
+        check=True,
+    )
+    loaded = subprocess.run(
+        [*command, "--store", str(tmp_path / "other"), "load"],
+        input=saved.stdout,
+        capture_output=True,
+        check=True,
+    )
+    assert loaded.stdout == b"Loaded image: busybox:latest\n"
+
+
+def test_output_cut_short_by_a_closed_pipe_is_not_an_error(store, busybox):
+    """images | head: the closed pipe ends the command quietly with 0."""
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        f"{sys.executable} -m layercake.cli --store {store.path} images "
+        "--format json | head -c 1",
+        shell=True,
+        capture_output=True,
+        check=True,
+    )
+    assert (result.stdout, result.stderr) == (b"{", b"")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -52,6 +53,14 @@ def _terminate(signum: int, frame: object) -> None:
     raise _Terminated
 
 
+def _quiet_stdout() -> None:
+    # Point stdout at /dev/null so the interpreter's final flush of a pipe
+    # that is gone does not print another error.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     args = _parser().parse_args(argv)
@@ -60,6 +69,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         code: int = args.handler(args)
+    except BrokenPipeError:
+        # The reader went away (| head): not an error, as with any Unix tool.
+        _quiet_stdout()
+        return 0
     except (LayercakeError, OSError) as error:
         if args.debug:
             raise

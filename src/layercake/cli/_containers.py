@@ -7,8 +7,10 @@ import argparse
 import json
 import re
 import shlex
+import shutil
 import signal
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -140,9 +142,18 @@ def _for_each(args: argparse.Namespace, action: Callable[[Container], object]) -
     return 0
 
 
+def _start(container: Container) -> None:
+    # A stopped container starts again, with the same writable layer, as
+    # docker start does.
+    if container.status == "exited":
+        container.restart(detach=True)
+    else:
+        container.start(detach=True)
+
+
 def start(args: argparse.Namespace) -> int:
-    """Start created containers in the background."""
-    return _for_each(args, lambda container: container.start(detach=True))
+    """Start created or stopped containers in the background."""
+    return _for_each(args, _start)
 
 
 def stop(args: argparse.Namespace) -> int:
@@ -222,8 +233,10 @@ def ps(args: argparse.Namespace) -> int:
         command = shlex.join(
             (record.entrypoint or ()) + (record.command or ())
         ) or shlex.join(container.image.config.config.cmd or ())
+        state = container.state()
         ports = ", ".join(
-            f"127.0.0.1:{host}->{inner}/tcp" for inner, host in container.state().ports
+            f"127.0.0.1:{host}->{inner}/tcp"
+            for inner, host in (state.ports if state.status == "running" else ())
         )
         rows.append(
             (
@@ -281,6 +294,26 @@ def exec_(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _copy_out(container: Container, path: str, dest: Path, written: str) -> None:
+    """docker cp out: into DEST if it is a directory, else as DEST itself."""
+    if dest.is_dir():
+        container.copy_from(path, dest)
+        return
+    if written.endswith("/"):
+        raise LayercakeError(f"cp: destination directory {written} does not exist")
+    if not dest.parent.is_dir():
+        raise LayercakeError(f"cp: {dest.parent} is not a directory")
+    staging = Path(tempfile.mkdtemp(prefix=".layercake-cp-", dir=dest.parent))
+    try:
+        container.copy_from(path, staging)
+        (copied,) = staging.iterdir()
+        if dest.is_symlink() or dest.exists():
+            dest.unlink()
+        copied.rename(dest)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
 def copy(args: argparse.Namespace) -> int:
     """Copy between a container and the host: ``cp CONTAINER:PATH HOSTPATH``
     or ``cp HOSTPATH CONTAINER:PATH``."""
@@ -290,7 +323,7 @@ def copy(args: argparse.Namespace) -> int:
     source_key, source_sep, source_path = args.source.partition(":")
     dest_key, dest_sep, dest_path = args.dest.partition(":")
     if source_sep and not dest_sep and not args.source.startswith("/"):
-        _load(store, source_key).copy_from(source_path, args.dest)
+        _copy_out(_load(store, source_key), source_path, Path(args.dest), args.dest)
     elif dest_sep and not source_sep and not args.dest.startswith("/"):
         _load(store, dest_key).copy_to(dest_path, args.source)
     else:
@@ -325,19 +358,25 @@ def diff(args: argparse.Namespace) -> int:
 def export(args: argparse.Namespace) -> int:
     """Write a container's file system as a tar archive."""
     import layercake
+    from layercake.cli._files import output_path
 
-    if not args.output:
-        raise LayercakeError("export: give the archive with -o FILE")
-    _load(layercake.Store(args.store), args.container).export(args.output)
+    store = layercake.Store(args.store)
+    container = _load(store, args.container)
+    with output_path(args.output, store, "export") as path:
+        container.export(path)
     return 0
 
 
 def port(args: argparse.Namespace) -> int:
-    """Print the host port a container port is published on."""
+    """Print where container ports are published: one, or all of them."""
     import layercake
 
     container = _load(layercake.Store(args.store), args.container)
-    sys.stdout.write(f"127.0.0.1:{container.host_port(args.port)}\n")
+    if args.port is not None:
+        sys.stdout.write(f"127.0.0.1:{container.host_port(args.port)}\n")
+        return 0
+    for inner, host in container.state().ports:
+        sys.stdout.write(f"{inner}/tcp -> 127.0.0.1:{host}\n")
     return 0
 
 
@@ -483,5 +522,5 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     parser = verbs.add_parser("port", help="show where a container port is published")
     parser.add_argument("container")
-    parser.add_argument("port")
+    parser.add_argument("port", nargs="?")
     parser.set_defaults(handler=port)

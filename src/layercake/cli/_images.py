@@ -9,6 +9,7 @@ import re
 import sys
 from typing import TYPE_CHECKING, Any
 
+from layercake.cli._files import input_path, output_path
 from layercake.cli._format import age, size, split_tag, table
 from layercake.errors import ImageNotFound, LayercakeError
 
@@ -152,22 +153,23 @@ def save(args: argparse.Namespace) -> int:
     """Write images to an archive (docker save)."""
     from layercake.cli._progress import transfer_renderer
 
-    if not args.output:
-        raise LayercakeError("save: give the archive with -o FILE")
-    # Progress goes to stderr: a save may write its archive to stdout one day.
+    store = _store(args)
+    # Progress goes to stderr: the archive itself may go to stdout.
     renderer = transfer_renderer(args.progress, sys.stderr)
     try:
-        _store(args).save(
-            args.images, args.output, format=args.format, on_progress=renderer
-        )
+        with output_path(args.output, store, "save") as path:
+            store.save(args.images, path, format=args.format, on_progress=renderer)
     finally:
         renderer.close()
     return 0
 
 
 def load(args: argparse.Namespace) -> int:
-    """Read images from an archive (docker load)."""
-    for image in _store(args).load(args.input):
+    """Read images from an archive, or from stdin without -i (docker load)."""
+    store = _store(args)
+    with input_path(args.input, store) as path:
+        images = store.load(path)
+    for image in images:
         for name in image.tags or (image.id,):
             prefix = "Loaded image" if image.tags else "Loaded image ID"
             sys.stdout.write(f"{prefix}: {name}\n")
@@ -193,7 +195,9 @@ def import_(args: argparse.Namespace) -> int:
                 f"import --change {keyword}: only CMD, ENTRYPOINT, ENV, WORKDIR "
                 "and USER are supported"
             )
-    image = _store(args).import_rootfs(args.file, tag=args.reference, **changes)
+    store = _store(args)
+    with input_path(None if args.file == "-" else args.file, store) as path:
+        image = store.import_rootfs(path, tag=args.reference, **changes)
     sys.stdout.write(image.id + "\n")
     return 0
 
@@ -206,13 +210,23 @@ def _finish(args: argparse.Namespace, event: str, digest: str) -> None:
         sys.stdout.write(f"Digest: {digest}\n")
 
 
+def _insecure(args: argparse.Namespace) -> bool | None:
+    return None if args.tls_verify is None else args.tls_verify == "false"
+
+
 def pull(args: argparse.Namespace) -> int:
     """Fetch an image from its registry, showing each layer's progress."""
     from layercake.cli._progress import transfer_renderer
 
     renderer = transfer_renderer(args.progress, sys.stdout)
     try:
-        image = _store(args).pull(args.reference, on_progress=renderer)
+        image = _store(args).pull(
+            args.reference,
+            on_progress=renderer,
+            platform=args.platform,
+            insecure=_insecure(args),
+            ca_file=args.ca_file,
+        )
     finally:
         renderer.close()
     _finish(args, "PullFinished", str(image.digest))
@@ -226,7 +240,13 @@ def push(args: argparse.Namespace) -> int:
     store = _store(args)
     renderer = transfer_renderer(args.progress, sys.stdout)
     try:
-        digest = store.image(args.reference).push(args.reference, on_progress=renderer)
+        digest = store.image(args.reference).push(
+            args.reference,
+            on_progress=renderer,
+            insecure=_insecure(args),
+            ca_file=args.ca_file,
+            compression=None if args.compression == "none" else "gzip",
+        )
     finally:
         renderer.close()
     _finish(args, "PushFinished", str(digest))
@@ -296,13 +316,13 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     parser = verbs.add_parser("save", help="write images to an archive")
     parser.add_argument("images", nargs="+")
-    parser.add_argument("-o", "--output")
+    parser.add_argument("-o", "--output", help="the archive (default: stdout)")
     parser.add_argument("--format", choices=("docker", "oci"), default="docker")
     parser.add_argument("--progress", choices=("auto", "plain", "json"), default="auto")
     parser.set_defaults(handler=save)
 
     parser = verbs.add_parser("load", help="read images from an archive")
-    parser.add_argument("-i", "--input", required=True)
+    parser.add_argument("-i", "--input", help="the archive (default: stdin)")
     parser.set_defaults(handler=load)
 
     parser = verbs.add_parser("import", help="make an image of a rootfs tarball")
@@ -323,6 +343,21 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             default="auto",
             help="bars on a terminal, else lines (auto); lines; JSON lines",
         )
+        parser.add_argument(
+            "--tls-verify",
+            choices=("true", "false"),
+            help="false allows plain HTTP; default: plain HTTP for localhost only",
+        )
+        parser.add_argument("--ca-file", help="another certificate authority to trust")
+        if name == "pull":
+            parser.add_argument("--platform", help="os/arch[/variant] of an index")
+        else:
+            parser.add_argument(
+                "--compression",
+                choices=("gzip", "none"),
+                default="gzip",
+                help="compress layers that are stored uncompressed (default gzip)",
+            )
         parser.set_defaults(handler=handler)
 
     parser = verbs.add_parser("login", help="remember credentials for a registry")

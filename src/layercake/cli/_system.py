@@ -74,6 +74,7 @@ def df(args: argparse.Namespace) -> int:
             ("Containers", str(usage.containers), size(usage.containers_size)),
             ("Build cache", str(usage.cache_entries), size(usage.cache_size)),
             ("Unreferenced", "", size(usage.unreferenced_size)),
+            ("Temporary files", "", size(usage.tmp_size)),
         ],
     )
     return 0
@@ -101,9 +102,10 @@ def verify(args: argparse.Namespace) -> int:
     report = layercake.Store(args.store).verify()
     for problem in report.problems:
         sys.stdout.write(problem + "\n")
+    count = len(report.problems)
     sys.stdout.write(
         f"checked {report.blobs_checked} blobs and {report.layers_checked} "
-        f"unpacked layers: {len(report.problems)} problems\n"
+        f"unpacked layers: {count} problem{'' if count == 1 else 's'}\n"
     )
     return 0 if report.ok else 1
 
