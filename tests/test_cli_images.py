@@ -131,3 +131,22 @@ def test_output_cut_short_by_a_closed_pipe_is_not_an_error(store, busybox):
         check=True,
     )
     assert (result.stdout, result.stderr) == (b"{", b"")
+
+
+def test_json_format_for_scripts(cli, busybox, capfd):
+    """history, system df, version, info and volume ls speak JSON on request."""
+    assert cli("history", "--format", "json", "busybox") == 0
+    first = json.loads(capfd.readouterr().out.splitlines()[0])
+    assert (first["CreatedBy"], first["EmptyLayer"], first["Size"]) == (
+        'CMD ["sh"]',
+        True,
+        0,
+    )
+    assert cli("system", "df", "--format", "json") == 0
+    assert json.loads(capfd.readouterr().out)["images"] == 1
+    assert cli("version", "--format", "json") == 0
+    assert json.loads(capfd.readouterr().out)["Version"] == "0.1.0"
+    assert cli("info", "--format", "json") == 0
+    assert json.loads(capfd.readouterr().out)["overlay"] is True
+    assert cli("volume", "ls", "--format", "json") == 0
+    assert capfd.readouterr().out == ""

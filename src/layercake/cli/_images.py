@@ -115,14 +115,28 @@ def history(args: argparse.Namespace) -> int:
     image = _store(args).image(args.image)
     sizes = iter(layer.size for layer in image.layers)
     rows = []
+    records = []
     for entry in image.history:
         layer_size = 0 if entry.empty_layer else next(sizes, 0)
+        records.append(
+            {
+                "CreatedAt": entry.created,
+                "CreatedBy": entry.created_by or "",
+                "Size": layer_size,
+                "Comment": entry.comment or "",
+                "EmptyLayer": entry.empty_layer,
+            }
+        )
         created_by = entry.created_by or ""
         if not args.no_trunc and len(created_by) > 45:
             created_by = created_by[:44] + "…"
         rows.append(
             (age(entry.created), created_by, size(layer_size), entry.comment or "")
         )
+    if args.format == "json":
+        for record in reversed(records):
+            sys.stdout.write(json.dumps(record) + "\n")
+        return 0
     table(("CREATED", "CREATED BY", "SIZE", "COMMENT"), list(reversed(rows)))
     return 0
 
@@ -307,6 +321,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser = verbs.add_parser("history", help="show an image's history")
     parser.add_argument("image")
     parser.add_argument("--no-trunc", action="store_true")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(handler=history)
 
     parser = verbs.add_parser("inspect", help="details of containers or images")

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sys
+
+import attrs
 
 from layercake.cli._format import size, table
 
@@ -16,10 +19,19 @@ def version(args: argparse.Namespace) -> int:
     """Print layercake's and Python's versions and the platform."""
     import layercake
 
+    versions = {
+        "Version": layercake.__version__,
+        "Python": platform.python_version(),
+        "Os": sys.platform,
+        "Arch": platform.machine(),
+    }
+    if args.format == "json":
+        sys.stdout.write(json.dumps(versions) + "\n")
+        return 0
     sys.stdout.write(
-        f"layercake {layercake.__version__}\n"
-        f"Python {platform.python_version()}\n"
-        f"OS/Arch {sys.platform}/{platform.machine()}\n"
+        f"layercake {versions['Version']}\n"
+        f"Python {versions['Python']}\n"
+        f"OS/Arch {versions['Os']}/{versions['Arch']}\n"
     )
     return 0
 
@@ -32,6 +44,16 @@ def info(args: argparse.Namespace) -> int:
 
     capabilities = runtime.probe()
     store = layercake.Store(args.store)
+    if args.format == "json":
+        report = {"Store": str(store.path), **attrs.asdict(capabilities)}
+        try:
+            runtime.require()
+            report["Missing"] = None
+        except RuntimeUnavailable as error:
+            report["Missing"] = {"What": error.missing, "Fix": error.fix}
+        report["Cgroups"] = _cgroups()
+        sys.stdout.write(json.dumps(report) + "\n")
+        return 0
     lines = [
         f"Store: {store.path}",
         f"Running as root: {'yes' if capabilities.root else 'no'}",
@@ -65,6 +87,9 @@ def df(args: argparse.Namespace) -> int:
     import layercake
 
     usage = layercake.Store(args.store).df()
+    if args.format == "json":
+        sys.stdout.write(json.dumps(attrs.asdict(usage)) + "\n")
+        return 0
     table(
         ("TYPE", "TOTAL", "SIZE"),
         [
@@ -112,8 +137,13 @@ def verify(args: argparse.Namespace) -> int:
 
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add version, info and the system verbs."""
-    verbs.add_parser("version", help="show versions").set_defaults(handler=version)
-    verbs.add_parser("info", help="what this machine allows").set_defaults(handler=info)
+    for name, handler, text in (
+        ("version", version, "show versions"),
+        ("info", info, "what this machine allows"),
+    ):
+        parser = verbs.add_parser(name, help=text)
+        parser.add_argument("--format", choices=("table", "json"), default="table")
+        parser.set_defaults(handler=handler)
 
     parser = verbs.add_parser("prune", help="the same as system prune")
     parser.add_argument(
@@ -123,7 +153,9 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
 
     system = verbs.add_parser("system", help="manage the store")
     actions = system.add_subparsers(dest="action", required=True, metavar="ACTION")
-    actions.add_parser("df", help="space used").set_defaults(handler=df)
+    parser = actions.add_parser("df", help="space used")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
+    parser.set_defaults(handler=df)
     parser = actions.add_parser("prune", help="remove what nothing uses")
     parser.add_argument(
         "-a", "--all", action="store_true", help="also the whole build cache"

@@ -25,6 +25,10 @@ def ls(args: argparse.Namespace) -> int:
     import layercake
 
     names = layercake.Store(args.store).volumes()
+    if args.format == "json":
+        for name in names:
+            sys.stdout.write(json.dumps({"Driver": "local", "Name": name}) + "\n")
+        return 0
     if not args.quiet:
         sys.stdout.write("DRIVER    VOLUME NAME\n")
     for name in names:
@@ -82,6 +86,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.set_defaults(handler=create)
     parser = actions.add_parser("ls", help="list volumes")
     parser.add_argument("-q", "--quiet", action="store_true")
+    parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(handler=ls)
     parser = actions.add_parser("inspect", help="details of volumes")
     parser.add_argument("names", nargs="+")
