@@ -175,7 +175,7 @@ def test_missing_context_is_one_clear_line(cli, store, capfd, tmp_path):
 
 @pytest.mark.usefixtures("container_runtime")
 def test_sigterm_during_run_removes_the_container(busybox, store, tmp_path):
-    """SIGTERM to `layercake run` stops the container and leaves nothing behind."""
+    """Repeated SIGTERM to `layercake run` kills the container; nothing is left."""
     import signal
     import subprocess
     import sys
@@ -200,9 +200,47 @@ def test_sigterm_during_run_removes_the_container(busybox, store, tmp_path):
     while not any(containers.iterdir()) and time.monotonic() < deadline:
         time.sleep(0.02)
     time.sleep(0.2)
+    # The first SIGTERM goes to the container (sleep as PID 1 ignores it, as
+    # under docker); a second one kills it.
     process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=20) == 143
+    time.sleep(0.3)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 137
     assert list(containers.iterdir()) == []
+
+
+@pytest.mark.usefixtures("container_runtime")
+def test_sigterm_reaches_the_container_like_docker_run(busybox, store):
+    """A container that traps SIGTERM handles it and decides the exit code."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (
+        "trap 'echo got TERM; exit 0' TERM; echo ready; while :; do sleep 0.1; done"
+    )
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "layercake.cli",
+            "--store",
+            str(store.path),
+            "run",
+            "--rm",
+            "busybox",
+            "sh",
+            "-c",
+            script,
+        ],
+        stdout=subprocess.PIPE,
+    )
+    assert process.stdout is not None
+    with process.stdout:
+        assert process.stdout.readline() == b"ready\n"
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=20) == 0
+        assert process.stdout.read() == b"got TERM\n"
 
 
 def test_check_prints_the_tree_and_warns_of_undeclared_build_args(cli, capfd, tmp_path):

@@ -11,7 +11,8 @@ import shutil
 import signal
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -115,10 +116,35 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         stdin = sys.stdin.fileno() if args.interactive else None
-        return container.attach(stdin=stdin)
+        with _signals_forwarded(container):
+            return container.attach(stdin=stdin)
     finally:
         if args.rm:
             container.remove(force=True)
+
+
+@contextmanager
+def _signals_forwarded(container: Container) -> Iterator[None]:
+    """Pass SIGINT, SIGTERM and SIGHUP on to the container, as docker run does.
+
+    The container decides what they mean; a second SIGINT or SIGTERM kills
+    it, so a container that ignores them cannot hold the terminal forever.
+    """
+    received: list[int] = []
+
+    def forward(signum: int, frame: object) -> None:
+        received.append(signum)
+        repeated = received.count(signum) > 1 and signum != signal.SIGHUP
+        with suppress(LayercakeError):
+            container.kill(signal.SIGKILL if repeated else signum)
+
+    watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {signum: signal.signal(signum, forward) for signum in watched}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def create(args: argparse.Namespace) -> int:
