@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from layercake.errors import ContainerConfigError
 from layercake.runtime import setns_network
 
-__all__ = ["Forwarder", "parse_ports"]
+__all__ = ["Forwarder", "accepts", "parse_ports"]
 
 logger = logging.getLogger(__name__)
 
@@ -41,9 +41,17 @@ def parse_ports(
     for container, host in (ports or {}).items():
         text = str(container)
         number, _, protocol = text.partition("/")
-        if protocol not in ("", "tcp") or not number.isdigit():
+        if not number.isdigit():
+            raise ContainerConfigError(
+                f"invalid published port {text!r}: {number!r} is not a port number"
+            )
+        if protocol not in ("", "tcp"):
             raise ContainerConfigError(
                 f"invalid published port {text!r}: only TCP ports are forwarded"
+            )
+        if not isinstance(host, int | None) or isinstance(host, bool):
+            raise ContainerConfigError(
+                f"invalid host port {host!r} for {text}: not a port number"
             )
         host_port = host or 0
         if not 0 < int(number) < 65536 or not 0 <= host_port < 65536:
@@ -130,3 +138,41 @@ def _copy(source: socket.socket, target: socket.socket) -> None:
                 end.shutdown(socket.SHUT_RDWR)
             except OSError:
                 pass
+
+
+def accepts(pid: int, port: int, *, timeout: float = 1.0) -> bool:
+    """Whether something listens on ``port`` of the container loopback of ``pid``.
+
+    The probe connects from inside the container's network namespace, not
+    through the host-side forwarder, which accepts whether or not the
+    container listens. A short-lived thread joins the namespace to make the
+    socket, so the caller's thread never leaves its own.
+    """
+    made: list[socket.socket] = []
+
+    def make() -> None:
+        try:
+            namespace = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return
+        try:
+            setns_network(namespace)
+            made.append(socket.socket(socket.AF_INET, socket.SOCK_STREAM))
+        except OSError as error:
+            logger.debug("cannot join the network of process %d: %s", pid, error)
+        finally:
+            os.close(namespace)
+
+    # The thread ends right after, so it never has to return to the host's.
+    thread = threading.Thread(target=make, daemon=True)
+    thread.start()
+    thread.join()
+    if not made:
+        return False
+    with made[0] as probe:
+        probe.settimeout(timeout)
+        try:
+            probe.connect((_HOST, port))
+        except OSError:
+            return False
+    return True

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 import http.client
 import re
-import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
+from layercake._ports import accepts
 from layercake.errors import ContainerConfigError, ContainerError, ContainerTimeout
 
 if TYPE_CHECKING:
     from layercake._container import Container
+    from layercake.runtime import RunResult
 
 __all__ = [
     "exit_status",
+    "last_output",
     "log_tail",
     "wait_for_command",
     "wait_for_healthcheck",
@@ -41,11 +43,25 @@ _POLL_SECONDS = 0.02
 _PROBE_SECONDS = 0.1
 _TAIL_LINES = 20
 
+# What a shell reports for a command it cannot execute or cannot find.
+_CANNOT_RUN = {126: "cannot be executed", 127: "was not found"}
+
 
 def log_tail(container: Container, lines: int = _TAIL_LINES) -> str:
     """The last ``lines`` lines the container wrote, stdout then stderr."""
     text = container.logs().decode("utf-8", "replace")
     return "\n".join(text.splitlines()[-lines:])
+
+
+def last_output(container: Container) -> str:
+    """``last output:`` and the log tail, or ``last output: (none)``."""
+    tail = log_tail(container)
+    return f"last output:\n{tail}" if tail else "last output: (none)"
+
+
+def _check_timeout(timeout: float) -> None:
+    if timeout < 0:
+        raise ContainerConfigError(f"timeout must not be negative, not {timeout:g}")
 
 
 def exit_status(container: Container) -> int | None:
@@ -63,14 +79,20 @@ def _poll(
     *,
     timeout: float,
     interval: float,
+    last_check: Callable[[], str] | None = None,
 ) -> T:
     """Call ``check`` until it returns a value, the time is up or the container
     exits.
 
+    ``last_check`` says what the last failed check printed, for the timeout
+    message.
+
     Raises:
+        ContainerConfigError: ``timeout`` is negative.
         ContainerError: the container exited first.
         ContainerTimeout: ``timeout`` seconds passed.
     """
+    _check_timeout(timeout)
     deadline = time.monotonic() + timeout
     while True:
         # Read the exit status first: whatever the container did before it
@@ -82,14 +104,15 @@ def _poll(
         if code is not None:
             raise ContainerError(
                 f"container {container.short_id} exited with code {code} before "
-                f"{what}; last output:\n{log_tail(container)}",
+                f"{what}; {last_output(container)}",
                 container_id=container.id,
             )
         remaining = deadline - time.monotonic()
         if remaining <= 0:
+            checked = "" if last_check is None else last_check()
             raise ContainerTimeout(
                 f"container {container.short_id}: no sign within {timeout:g}s that "
-                f"{what}; last output:\n{log_tail(container)}",
+                f"{what}; {checked}{last_output(container)}",
                 timeout=timeout,
                 container_id=container.id,
             )
@@ -105,10 +128,17 @@ def wait_for_log(
         The first match in the output.
 
     Raises:
+        ContainerConfigError: ``pattern`` is not a regular expression, or
+            ``timeout`` is negative.
         ContainerError: the container exited before its output matched.
         ContainerTimeout: no match within ``timeout`` seconds.
     """
-    regex = re.compile(pattern, re.MULTILINE)
+    try:
+        regex = re.compile(pattern, re.MULTILINE)
+    except re.error as error:
+        raise ContainerConfigError(
+            f"invalid regular expression {pattern!r}: {error}"
+        ) from None
 
     def check() -> re.Match[str] | None:
         return regex.search(container.logs().decode("utf-8", "replace"))
@@ -123,23 +153,29 @@ def wait_for_log(
 
 
 def wait_for_port(container: Container, port: int, *, timeout: float = 30.0) -> int:
-    """Wait until a published container port accepts TCP connections.
+    """Wait until something in the container listens on a published TCP port.
+
+    The probe connects to the port inside the container's own network, so
+    it succeeds only once the service listens (the host-side forwarder
+    accepts connections from the start).
 
     Returns:
         The host port on 127.0.0.1.
 
     Raises:
+        ContainerConfigError: ``timeout`` is negative.
         ContainerError: the port is not published, or the container exited.
-        ContainerTimeout: nothing accepted a connection within ``timeout``.
+        ContainerTimeout: nothing listened within ``timeout``.
     """
+    _check_timeout(timeout)
     host_port = container.host_port(port)
+    number = int(str(port).partition("/")[0])
 
     def check() -> int | None:
-        try:
-            with socket.create_connection(("127.0.0.1", host_port), timeout=1):
-                return host_port
-        except OSError:
-            return None
+        pid = container.pid
+        if pid is not None and accepts(pid, number):
+            return host_port
+        return None
 
     return _poll(
         container,
@@ -164,9 +200,11 @@ def wait_for_http(
         The host port on 127.0.0.1.
 
     Raises:
+        ContainerConfigError: ``timeout`` is negative.
         ContainerError: the port is not published, or the container exited.
         ContainerTimeout: no such answer within ``timeout`` seconds.
     """
+    _check_timeout(timeout)
     host_port = container.host_port(port)
 
     def check() -> int | None:
@@ -199,25 +237,50 @@ def wait_for_command(
     """Wait until ``args``, run in the container, exits 0.
 
     Raises:
-        ContainerError: the container exited first.
+        ContainerConfigError: ``timeout`` is negative.
+        ContainerError: the container exited first, or the command cannot
+            run at all (it exits 126 or 127, as a shell does then).
         ContainerTimeout: the command did not succeed within ``timeout``.
     """
+    command = list(args)
+    last: list[RunResult] = []
 
     def check() -> bool | None:
         try:
-            result = container.exec(list(args))
+            result = container.exec(command)
         except ContainerError:
             # It exited in the meantime; the next round reports that.
             return None
+        last[:] = [result]
+        if result.exit_code in _CANNOT_RUN:
+            raise ContainerError(
+                f"{command!r} {_CANNOT_RUN[result.exit_code]} in container "
+                f"{container.short_id}: the command cannot run (exit code "
+                f"{result.exit_code}); its output: {_output(result)}",
+                container_id=container.id,
+            )
         return True if result.exit_code == 0 else None
+
+    def last_check() -> str:
+        if not last:
+            return ""
+        return (
+            f"last check exited {last[0].exit_code} with output: {_output(last[0])}; "
+        )
 
     _poll(
         container,
         check,
-        f"{list(args)!r} exited 0",
+        f"{command!r} exited 0",
         timeout=timeout,
         interval=interval,
+        last_check=last_check,
     )
+
+
+def _output(result: RunResult) -> str:
+    text = (result.stdout + result.stderr).decode("utf-8", "replace").strip()
+    return text or "(none)"
 
 
 def wait_for_healthcheck(container: Container, *, timeout: float = 60.0) -> None:
