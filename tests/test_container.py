@@ -455,11 +455,12 @@ def test_bind_mount_read_only_and_read_write(busybox, tmp_path):
         volumes=[(str(data), "/data", "ro"), (str(out), "/out")],
     ) as container:
         result = container.run()
+        mounts = container.inspect()["Mounts"]
     assert result.stdout == b"host\n"
     assert result.stderr == b"sh: can't create /data/x: Read-only file system\n"
     assert (out / "f").read_text() == "made\n"
     assert sorted(p.name for p in data.iterdir()) == ["in.txt"]
-    assert container.inspect()["Mounts"] == [
+    assert mounts == [
         {"Type": "bind", "Source": str(data), "Destination": "/data", "RW": False},
         {"Type": "bind", "Source": str(out), "Destination": "/out", "RW": True},
     ]
@@ -1243,3 +1244,75 @@ def test_runc_container_dies_with_the_process_that_started_it(busybox, runc):
     assert container.wait(timeout=10) == 137
     assert container.status == "exited"
     container.remove()
+
+
+def test_a_removed_container_refuses_to_report(busybox):
+    """After remove(), reading or driving the container names the removal."""
+    container = Container(busybox, ["echo", "hi"])
+    container.run()
+    container.remove()
+    calls = {
+        "logs": container.logs,
+        "status": lambda: container.status,
+        "state": container.state,
+        "wait": container.wait,
+        "exec": lambda: container.exec(["true"]),
+        "kill": container.kill,
+        "inspect": container.inspect,
+    }
+    for what, call in calls.items():
+        with pytest.raises(ContainerError) as caught:
+            call()
+        assert (what, str(caught.value)) == (
+            what,
+            f"container {container.short_id} was removed",
+        )
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"ports": {0: 0}}, "invalid published port 0:0"),
+        ({"ports": {70000: 0}}, "invalid published port 70000:0"),
+        (
+            {"ports": {"abc": 0}},
+            "invalid published port 'abc': 'abc' is not a port number",
+        ),
+        (
+            {"ports": {"53/udp": 0}},
+            "invalid published port '53/udp': only TCP ports are forwarded",
+        ),
+        (
+            {"name": "-bad"},
+            "invalid container name '-bad': only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+        ),
+        (
+            {"volumes": [("relative/dir", "/data")]},
+            "invalid volume name 'relative/dir'",
+        ),
+    ],
+)
+def test_a_container_that_fails_to_configure_leaves_nothing(
+    busybox, store, options, message
+):
+    """Any configuration error leaves no directory behind in the store."""
+    containers = store.path / "containers"
+    before = sorted(containers.iterdir()) if containers.exists() else []
+    with pytest.raises(ContainerConfigError) as caught:
+        Container(busybox, ["true"], **options)
+    assert str(caught.value) == message
+    after = sorted(containers.iterdir()) if containers.exists() else []
+    assert after == before
+
+
+def test_killing_a_container_that_does_not_run_is_an_error(busybox):
+    """kill() of a created or exited container says it is not running."""
+    with Container(busybox, ["true"]) as container:
+        with pytest.raises(ContainerError) as created:
+            container.kill()
+        container.start()
+        container.wait(timeout=10)
+        with pytest.raises(ContainerError) as exited:
+            container.kill()
+    expected = f"container {container.short_id} is not running"
+    assert (str(created.value), str(exited.value)) == (expected, expected)

@@ -75,6 +75,7 @@ from layercake.store import Digest, History
 
 if TYPE_CHECKING:
     from layercake._image import Image
+    from layercake._layer_stack import LayerStack
     from layercake._store import Store
 
 __all__ = ["Container", "list_containers", "prune_containers"]
@@ -229,8 +230,54 @@ class Container:
         self._exit_code: int | None = None
         self._state: ContainerState | None = None
         tmpfs_mounts = _tmpfs(tmpfs)
+        published = parse_ports(ports)
 
         containers.mkdir(parents=True, exist_ok=True)
+        try:
+            self._create(
+                containers,
+                name,
+                volumes,
+                published,
+                tmpfs_mounts,
+                stack,
+                init=init,
+                read_only=read_only,
+                memory=memory,
+                cpus=cpus,
+                cpu_shares=cpu_shares,
+                pids_limit=pids_limit,
+                privileged=privileged,
+                executor=executor,
+            )
+        except BaseException:
+            # Half a container is no container: leave nothing in the store.
+            shutil.rmtree(self.path, ignore_errors=True)
+            raise
+        logger.info("created container %s from %s", self.short_id, image.short_id)
+
+    def _create(
+        self,
+        containers: Path,
+        name: str | None,
+        volumes: Sequence[VolumeSpec] | None,
+        published: tuple[tuple[int, int], ...],
+        tmpfs_mounts: tuple[TmpfsMount, ...],
+        stack: LayerStack,
+        *,
+        init: bool,
+        read_only: bool,
+        memory: int,
+        cpus: float,
+        cpu_shares: int,
+        pids_limit: int,
+        privileged: bool,
+        executor: str,
+    ) -> None:
+        image = self.image
+        network = self.config.network
+        workdir = self.config.workdir
+        user = self.config.user
         with _names_locked(containers):
             self.name = _claim_name(containers, name, self.id)
             self.path.mkdir()
@@ -267,11 +314,10 @@ class Container:
                 cpu_shares=cpu_shares,
                 pids_limit=pids_limit,
                 privileged=privileged,
-                ports=parse_ports(ports),
+                ports=published,
                 executor=executor,
             )
             write_record(self.path, self.record)
-        logger.info("created container %s from %s", self.short_id, image.short_id)
 
     @classmethod
     def load(cls, store: Store, key: str) -> Container:
@@ -364,7 +410,11 @@ class Container:
 
         A container whose monitor died (its host crashed or was killed) is
         killed if anything of it still runs and recorded as exited with 137.
+
+        Raises:
+            ContainerError: the container was removed.
         """
+        self._ensure_exists()
         if self._state is not None:
             return self._state
         state = read_state(self.path)
@@ -386,6 +436,12 @@ class Container:
                 )
                 write_state(self.path, state)
         return state
+
+    def _ensure_exists(self) -> None:
+        if not self.path.is_dir():
+            raise ContainerError(
+                f"container {self.short_id} was removed", container_id=self.id
+            )
 
     def _cgroup(self, detach: bool) -> tuple[Cgroup | None, tuple[str, ...]]:
         record = self.record
@@ -655,8 +711,10 @@ class Container:
         """Wait for a started container to exit and return its exit code.
 
         Raises:
-            ContainerError: not started, or still running after ``timeout``.
+            ContainerError: not started, removed, or still running after
+                ``timeout``.
         """
+        self._ensure_exists()
         if self.exit_code is not None:
             return self._exit_code  # type: ignore[return-value]
         if self._sandbox is not None:
@@ -738,7 +796,11 @@ class Container:
         or after it; ``tail`` keeps the last lines; ``timestamps`` prefixes
         each line with its time, as ``docker logs -t``. With ``follow`` an
         iterator yields each line as it is written until the container ends.
+
+        Raises:
+            ContainerError: the container was removed.
         """
+        self._ensure_exists()
         streams = {s for s, w in (("stdout", stdout), ("stderr", stderr)) if w}
         floor = _since_ns(since)
         path = self.path / LOG_FILE
@@ -780,20 +842,37 @@ class Container:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send a signal to the container's main process (default SIGKILL).
 
-        Works from any process on a started container; nothing happens if it
-        is not running.
+        Works from any process on a started container.
+
+        Raises:
+            ContainerError: the container is not running, or was removed.
         """
+        self._ensure_exists()
         if self._sandbox is not None:
-            if self._exit_code is None:
-                self._sandbox.send_signal(sig)
+            if self._exit_code is not None:
+                raise ContainerError(
+                    f"container {self.short_id} is not running", container_id=self.id
+                )
+            self._sandbox.send_signal(sig)
             return
         state = self.state()
-        if state.status == "running" and is_alive(state.pid, state.pid_start):
-            _signal(state.pid, sig)
-            if state.paused:
-                # A frozen process acts on a signal only once thawed, as
-                # ``docker kill`` and ``docker stop`` of a paused one do.
-                self._thaw(state)
+        if state.status != "running" or not is_alive(state.pid, state.pid_start):
+            raise ContainerError(
+                f"container {self.short_id} is not running", container_id=self.id
+            )
+        _signal(state.pid, sig)
+        if state.paused:
+            # A frozen process acts on a signal only once thawed, as
+            # ``docker kill`` and ``docker stop`` of a paused one do.
+            self._thaw(state)
+
+    def _kill_if_running(self, sig: int = signal.SIGKILL) -> None:
+        # It may end on its own between a check and the signal.
+        try:
+            self.kill(sig)
+        except ContainerError:
+            if not self.path.is_dir():
+                raise
 
     def stop(self, timeout: float = _STOP_TIMEOUT) -> int:
         """Stop as ``docker stop`` does: StopSignal, then SIGKILL after ``timeout``.
@@ -805,11 +884,11 @@ class Container:
         if self.exit_code is not None:
             return self._exit_code  # type: ignore[return-value]
         stop_signal = self.image.config.config.stop_signal or "SIGTERM"
-        self.kill(_signal_number(stop_signal))
+        self._kill_if_running(_signal_number(stop_signal))
         try:
             return self.wait(timeout)
         except ContainerTimeout:
-            self.kill()
+            self._kill_if_running()
             return self.wait()
 
     def remove(self, *, force: bool = False) -> None:
@@ -824,7 +903,7 @@ class Container:
                     f"container {self.short_id} is running; stop it or use force",
                     container_id=self.id,
                 )
-            self.kill()
+            self._kill_if_running()
             self.wait()
         if self.path.exists():
             state = self.state()
