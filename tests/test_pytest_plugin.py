@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 
 import pytest
@@ -162,3 +164,55 @@ def test_an_xdist_worker_killed_mid_test_leaves_nothing_running(
     while time.monotonic() < deadline and os.path.exists(f"/proc/{pid}"):
         time.sleep(0.05)
     assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_a_concurrent_session_keeps_its_exited_containers(
+    pytester, store, busybox, tmp_path
+):
+    """A second session's sweep spares the exited container a live one still reads."""
+    exited = tmp_path / "exited"
+    swept = tmp_path / "swept"
+    pytester.makepyfile(
+        test_keeper=f"""
+        import os, time
+        def test_keeps(layercake_container):
+            container = layercake_container("busybox", ["echo", "kept"])
+            assert container.wait(timeout=10) == 0
+            open({str(exited)!r}, "w").close()
+            deadline = time.monotonic() + 30
+            while not os.path.exists({str(swept)!r}) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            time.sleep(1)
+            assert container.logs() == b"kept\\n"
+        """,
+        test_sweeper=f"""
+        def test_sweeps(layercake_store):
+            open({str(swept)!r}, "w").close()
+        """,
+    )
+    keeper = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            f"--layercake-store={store.path}",
+            "-p",
+            "no:cacheprovider",
+            "test_keeper.py",
+        ],
+        cwd=pytester.path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not exited.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        run(pytester, store, "test_sweeper.py").assert_outcomes(passed=1)
+        output, _ = keeper.communicate(timeout=60)
+    finally:
+        if keeper.poll() is None:
+            keeper.kill()
+            keeper.wait()
+    assert keeper.returncode == 0, output.decode()
+    assert list((store.path / "containers").iterdir()) == []

@@ -21,6 +21,7 @@ containers are added to the report.
 
 from __future__ import annotations
 
+import os
 import secrets
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -39,6 +40,7 @@ __all__ = [
 
 _CONTAINERS = pytest.StashKey[list["Container"]]()
 _NAME_PREFIX = "pytest-"
+_OWNER_FILE = "owner"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -66,16 +68,52 @@ def layercake_store(pytestconfig: pytest.Config) -> Store:
 
 
 def _sweep(store: Store) -> None:
-    """Remove exited containers this plugin made in any session.
+    """Remove the containers this plugin made for a process that has ended.
 
-    Only exited ones: a running or just-created container may belong to
-    another pytest-xdist worker of this very session.
+    Each records its owner (see :func:`_claim`); one whose owner still
+    lives belongs to another pytest-xdist worker or another session, which
+    may still use it whatever its state.
     """
     from layercake._container import list_containers
+    from layercake.errors import ContainerError
 
     for container in list_containers(store, all=True):
-        if container.name.startswith(_NAME_PREFIX) and container.status == "exited":
+        if _owner_alive(container.path / _OWNER_FILE):
+            continue
+        try:
             container.remove(force=True)
+        except ContainerError:
+            # Its owner's own cleanup, or another sweep, removed it first.
+            continue
+
+
+def _claim(container: Container) -> None:
+    """Record this process (pid and kernel start time) as the container's owner."""
+    from layercake._container_state import process_start_time
+
+    pid = os.getpid()
+    path = container.path / _OWNER_FILE
+    # Written aside and renamed: a sweep never reads half an owner.
+    temporary = path.with_name(f".{_OWNER_FILE}.{pid}")
+    temporary.write_text(f"{pid} {process_start_time(pid)}\n")
+    os.replace(temporary, path)
+
+
+def _owner_alive(path: Path) -> bool:
+    """Whether the owner recorded in ``path`` lives; true if none is recorded.
+
+    A container without the file is not the plugin's, or is being created
+    right now: either way not for the sweep.
+    """
+    from layercake._container_state import is_alive
+
+    try:
+        pid, start = path.read_text().split()
+    except FileNotFoundError:
+        return True
+    except (OSError, ValueError):
+        return False
+    return start.isdigit() and is_alive(int(pid), int(start))
 
 
 @pytest.fixture(scope="session")
@@ -156,6 +194,7 @@ def layercake_container(
             image = layercake_store.image(image)
         options.setdefault("name", f"{_NAME_PREFIX}{secrets.token_hex(6)}")
         container = layercake.Container(image, command, **options)
+        _claim(container)
         containers.append(container)
         container.start()
         if wait_for_log is not None:
@@ -190,7 +229,7 @@ def pytest_runtest_makereport(
     report: pytest.TestReport = outcome.get_result()
     if not report.failed:
         return
-    from layercake._waits import exit_status, log_tail
+    from layercake._waits import exit_status, last_output
 
     for container in item.stash.get(_CONTAINERS, []):
         if not container.path.exists():
@@ -200,6 +239,6 @@ def pytest_runtest_makereport(
         report.sections.append(
             (
                 f"layercake container {container.short_id}",
-                f"{state}\nlast output:\n{log_tail(container)}",
+                f"{state}\n{last_output(container)}",
             )
         )
