@@ -11,6 +11,8 @@ from typing import IO
 
 from layercake.errors import StoreError
 
+from ._leftovers import temp_prefix
+
 __all__ = ["fsync_directory", "output_file", "replace_file"]
 
 
@@ -30,7 +32,7 @@ def replace_file(path: Path, data: bytes, *, temp_dir: Path) -> None:
     fsynced, then renamed over ``path``; a reader sees the old or the new
     content, never a mix, and a crash leaves at most a stray temp file.
     """
-    fd, temp = tempfile.mkstemp(dir=temp_dir, prefix=f".{path.name}-")
+    fd, temp = tempfile.mkstemp(dir=temp_dir, prefix=temp_prefix(f".{path.name}"))
     try:
         with os.fdopen(fd, "wb") as file:
             file.write(data)

@@ -16,6 +16,7 @@ from layercake.errors import BlobNotFound, DigestMismatch, StoreError
 
 from ._atomic import fsync_directory
 from ._digest import Digest
+from ._leftovers import temp_prefix
 
 __all__ = ["BlobWriter", "Blobs"]
 
@@ -100,7 +101,7 @@ class Blobs:
             DigestMismatch: the content does not hash to ``expected``.
             StoreError: the store's file system is full.
         """
-        fd, temp = tempfile.mkstemp(dir=self._temp_dir, prefix="blob-")
+        fd, temp = tempfile.mkstemp(dir=self._temp_dir, prefix=temp_prefix("blob"))
         try:
             with os.fdopen(fd, "wb", buffering=_CHUNK) as file:
                 writer = BlobWriter(file)

@@ -20,6 +20,7 @@ from ._blobs import Blobs, BlobWriter
 from ._cache import BuildCache
 from ._digest import Digest
 from ._index import Tags
+from ._leftovers import sweep_dead, temp_prefix
 from ._media import MediaType
 from ._models import Descriptor, Index, from_json, to_json
 from ._pack import pack_directory
@@ -69,6 +70,9 @@ class StoreDirectory:
         self._blobs = Blobs(self._root / "blobs", tmp)
         self._tags = Tags(self._root, tmp)
         self._cache = BuildCache(self._root / "cache", tmp)
+        # A killed pull, load or build leaves its temp files behind; their
+        # names say which process made them, so dead ones go right away.
+        sweep_dead(tmp)
 
     def _create_layout(self) -> None:
         root = self._root
@@ -410,7 +414,11 @@ class StoreDirectory:
         It is on the same file system as ``layers/``, so it can be renamed
         into place; the caller removes it when done.
         """
-        path = Path(tempfile.mkdtemp(prefix=prefix, dir=self._root / "tmp"))
+        path = Path(
+            tempfile.mkdtemp(
+                prefix=temp_prefix(prefix or "tmp"), dir=self._root / "tmp"
+            )
+        )
         os.chmod(path, 0o755)
         return path
 
@@ -468,7 +476,9 @@ class StoreDirectory:
     def remove_unpacked(self, diff_id: Digest) -> None:
         """Delete ``layers/<hex>``: renamed into ``tmp/`` first, so it goes at once."""
         target = self.layers_dir / diff_id.hex
-        doomed = Path(tempfile.mkdtemp(prefix="removed-", dir=self._root / "tmp"))
+        doomed = Path(
+            tempfile.mkdtemp(prefix=temp_prefix("removed"), dir=self._root / "tmp")
+        )
         try:
             os.rename(target, doomed / "layer")
         except FileNotFoundError:

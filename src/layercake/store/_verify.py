@@ -15,6 +15,7 @@ from layercake.errors import StoreError
 
 from ._digest import Digest
 from ._directory import StoreDirectory
+from ._leftovers import temp_prefix
 from ._models import Descriptor, ImageConfig, Manifest
 from ._pack import pack_directory
 from ._space import container_images, reach
@@ -125,7 +126,9 @@ def _hash_file(path: Path) -> Digest | None:
 
 
 def _quarantine(store: StoreDirectory, digest: Digest) -> Path:
-    target = Path(tempfile.mkdtemp(prefix="damaged-", dir=store.root / "tmp"))
+    target = Path(
+        tempfile.mkdtemp(prefix=temp_prefix("damaged"), dir=store.root / "tmp")
+    )
     moved = target / digest.hex
     os.rename(store.blob_path(digest), moved)
     return moved

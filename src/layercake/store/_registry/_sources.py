@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .._digest import Digest
 from .._directory import StoreDirectory
+from .._leftovers import temp_prefix
 
 __all__ = ["BlobSources"]
 
@@ -62,7 +63,7 @@ class BlobSources:
         return data if isinstance(data, dict) else {}
 
     def _write(self, data: dict[str, dict[str, list[str]]]) -> None:
-        fd, temp = tempfile.mkstemp(dir=self._temp_dir, prefix="sources-")
+        fd, temp = tempfile.mkstemp(dir=self._temp_dir, prefix=temp_prefix("sources"))
         try:
             with os.fdopen(fd, "w") as file:
                 json.dump(data, file, sort_keys=True)
