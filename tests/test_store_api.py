@@ -8,6 +8,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -25,9 +26,11 @@ from layercake.errors import (
 from layercake.store import (
     ContainerConfig,
     Descriptor,
+    Digest,
     ImageConfig,
     Manifest,
     MediaType,
+    Platform,
     RootFS,
     host_platform,
 )
@@ -769,3 +772,137 @@ def test_save_into_a_missing_directory_names_the_path(store, tmp_path, write_con
     with pytest.raises(StoreError) as caught:
         image.export(target)
     assert str(caught.value) == f"cannot write {target}: No such file or directory"
+
+
+def test_image_by_name_at_manifest_digest_finds_the_stored_image(
+    store, tmp_path, write_context
+):
+    """name@sha256:<manifest digest> and the bare manifest digest both resolve."""
+    image = _small_image(store, tmp_path, write_context)
+
+    assert store.image(f"demo@{image.digest}").digest == image.digest
+    assert store.image(f"localhost:5000/other@{image.digest}").digest == image.digest
+    assert store.image(str(image.digest)).digest == image.digest
+    assert store.image(image.id).digest == image.digest
+
+
+def test_image_by_unknown_manifest_digest_is_not_found(store, tmp_path, write_context):
+    """A digest reference no stored manifest has raises ImageNotFound naming it."""
+    _small_image(store, tmp_path, write_context)
+    reference = "demo@sha256:" + "ab" * 32
+
+    with pytest.raises(ImageNotFound) as caught:
+        store.image(reference)
+
+    assert str(caught.value) == f"image not found: {reference}"
+
+
+def test_pull_with_an_invalid_platform_string_says_what_is_expected(store):
+    """A platform string without os/arch raises ValueError before any network."""
+    with pytest.raises(ValueError) as caught:
+        store.pull("localhost:1/none:1", platform="amd64")
+
+    assert str(caught.value) == (
+        "invalid platform 'amd64': expected os/arch or os/arch/variant"
+        " (e.g. linux/amd64)"
+    )
+
+
+def test_platform_parse_reads_os_arch_and_variant():
+    """Platform.parse splits os/arch[/variant] into the right fields."""
+    assert Platform.parse("linux/arm64/v8") == Platform("arm64", "linux", "v8")
+    assert Platform.parse("linux/amd64") == Platform("amd64", "linux")
+    for text in ("linux", "linux/", "/amd64", "a/b/c/d"):
+        with pytest.raises(ValueError):
+            Platform.parse(text)
+
+
+def _cache_entry(store: layercake.Store, key: str, layer: bytes, age: float) -> int:
+    """Store a one-layer image under cache ``key``, ``age`` seconds old.
+
+    Returns the bytes of its manifest, config and layer blobs.
+    """
+    directory = store._directory
+    digest = directory.write_blob(layer)
+    config = ImageConfig(
+        architecture="amd64", os="linux", rootfs=RootFS(diff_ids=[digest])
+    )
+    config_descriptor = directory.write_json(config, MediaType.OCI_CONFIG)
+    manifest = Manifest(
+        config=config_descriptor,
+        layers=[Descriptor(MediaType.OCI_LAYER, digest, len(layer))],
+    )
+    descriptor = directory.write_json(manifest, MediaType.OCI_MANIFEST)
+    directory.cache_put(key, descriptor.digest)
+    stamp = time.time() - age
+    os.utime(store.path / "cache" / key, (stamp, stamp))
+    return descriptor.size + config_descriptor.size + len(layer)
+
+
+def test_prune_by_cache_size_keeps_the_newest_entries_that_fit(store):
+    """cache_max_size keeps the newest entries within the budget, drops older."""
+    newest = _cache_entry(store, "aa", b"n" * 1000, age=10)
+    middle = _cache_entry(store, "bb", b"m" * 2000, age=20)
+    oldest = _cache_entry(store, "cc", b"o" * 4000, age=30)
+
+    report = store.prune(cache_max_size=newest + middle, grace=0)
+
+    assert [key for key, _d, _m in store._directory.cache_entries()] == ["aa", "bb"]
+    assert report.cache_entries_deleted == 1
+    assert report.cache_space_deleted == oldest
+    assert report.blobs_deleted == 3
+    assert report.space_reclaimed == oldest
+
+
+def test_prune_by_cache_size_zero_drops_every_entry(store):
+    """cache_max_size=0 removes the whole build cache and counts its blobs."""
+    first = _cache_entry(store, "aa", b"a" * 100, age=1)
+    second = _cache_entry(store, "bb", b"b" * 300, age=2)
+
+    report = store.prune(cache_max_size=0)
+
+    assert store._directory.cache_entries() == []
+    assert report.cache_entries_deleted == 2
+    assert report.cache_space_deleted == first + second
+    # The blobs are younger than the grace period, so they stay for now.
+    assert (report.blobs_deleted, report.space_reclaimed) == (0, 0)
+
+
+def test_prune_reports_image_ids_of_deleted_dangling_images(
+    store, tmp_path, write_context
+):
+    """image_ids_deleted holds the config digest of each dangling image removed."""
+    image = _small_image(store, tmp_path, write_context)
+    store.untag("demo:1")
+
+    report = store.prune(grace=0)
+
+    assert report.images_deleted == (str(image.digest),)
+    assert report.image_ids_deleted == (image.id,)
+
+
+def test_verify_reports_a_damaged_layer_blob_as_damaged_and_missing(
+    store, tmp_path, write_context
+):
+    """One damaged layer blob gives two problems: damaged, then missing."""
+    image = _small_image(store, tmp_path, write_context)
+    layer = store._directory.read_json(Manifest, image.digest).layers[0].digest
+    store._directory.blob_path(layer).write_bytes(b"broken")
+
+    report = store.verify()
+
+    assert report.ok is False
+    assert len(report.problems) == 2
+    damaged, missing = report.problems
+    assert damaged.startswith(
+        f"blob {layer} is damaged: its content hashes to "
+        f"{Digest.of_bytes(b'broken')} (moved to {store.path.absolute()}/tmp/damaged-"
+    )
+    # The build cache's step manifests need the layer too.
+    needing = {str(image.digest)} | {
+        str(d) for _k, d, _m in store._directory.cache_entries()
+    }
+    assert missing == (
+        f"blob {layer} is missing; {len(needing)} manifest(s) need it: "
+        + ", ".join(sorted(needing))
+    )

@@ -113,18 +113,32 @@ class Store:
     def image(self, reference: str) -> Image:
         """Return the image a tag, an image id or an id prefix names.
 
+        A digest reference (``name@sha256:...``) or a full ``sha256:...``
+        that is no image id names the stored image whose manifest has that
+        digest.
+
         Raises:
             InvalidReference: the text is neither an id nor a valid name.
             ImageNotFound: nothing in the store has that name or id.
         """
         try:
-            descriptor = self._directory.resolve_tag(tag_name(reference))
+            parsed: Reference | None = Reference.parse(reference)
         except InvalidReference:
-            descriptor = None
-        if descriptor is not None:
-            return self._load(descriptor.digest)
+            parsed = None
+        if parsed is not None and parsed.digest is not None:
+            image = self._by_manifest(parsed.digest)
+            if image is None:
+                raise ImageNotFound(reference)
+            return image
+        if parsed is not None:
+            descriptor = self._directory.resolve_tag(parsed.familiar)
+            if descriptor is not None:
+                return self._load(descriptor.digest)
 
         image = self._by_id(reference)
+        if image is None and reference.startswith("sha256:"):
+            with contextlib.suppress(StoreError):
+                image = self._by_manifest(Digest.parse(reference))
         if image is None:
             # Neither a name nor an id: say what is wrong with it as a name.
             if not _looks_like_id(reference):
@@ -239,6 +253,7 @@ class Store:
         *,
         dangling: bool = True,
         cache_older_than: float | None = None,
+        cache_max_size: int | None = None,
         grace: float = 3600.0,
     ) -> PruneReport:
         """Free space: dangling images, old build cache, unused blobs and layers.
@@ -246,12 +261,16 @@ class Store:
         Nothing an image, a cache entry or a container needs is removed. Blobs,
         unpacked layers and ``tmp/`` leftovers must also be older than
         ``grace``, since a build or load still running may be about to use
-        them.
+        them; but ``tmp/`` leftovers of a process that has exited go at
+        once.
 
         Args:
             dangling: remove images no tag names (unless a container uses one).
             cache_older_than: remove build cache entries at least this many
                 seconds old (``0`` for all); ``None`` keeps the cache.
+            cache_max_size: keep the newest build cache entries whose blobs
+                fit in this many bytes and remove the rest; ``None`` sets
+                no size limit.
             grace: seconds an unreferenced file must have existed to go.
 
         Returns:
@@ -264,6 +283,7 @@ class Store:
             self._directory,
             dangling=dangling,
             cache_older_than=cache_older_than,
+            cache_max_size=cache_max_size,
             grace=grace,
         )
 
@@ -420,7 +440,7 @@ class Store:
         self,
         reference: str,
         *,
-        platform: Platform | None = None,
+        platform: Platform | str | None = None,
         username: str | None = None,
         password: str | None = None,
         insecure: bool | None = None,
@@ -432,7 +452,8 @@ class Store:
         Args:
             reference: e.g. ``busybox`` (``docker.io/library/busybox:latest``),
                 ``localhost:5000/team/app:1.2`` or ``name@sha256:...``.
-            platform: which image of a multi-platform index; this machine's
+            platform: which image of a multi-platform index, as a
+                :class:`Platform` or ``"os/arch[/variant]"``; this machine's
                 by default.
             username, password: credentials; by default those ``login``
                 stored in the Docker config file, if any.
@@ -443,6 +464,7 @@ class Store:
 
         Raises:
             InvalidReference: not a valid image reference.
+            ValueError: ``platform`` is not ``"os/arch[/variant]"``.
             ManifestUnknown: the registry has no such tag or digest, or no
                 image for the platform.
             RegistryUnauthorized: credentials are needed or were refused.
@@ -454,7 +476,9 @@ class Store:
         descriptor = registry.pull(
             self._directory,
             reference,
-            platform=platform,
+            platform=Platform.parse(platform)
+            if isinstance(platform, str)
+            else platform,
             credentials=_credentials(username, password),
             insecure=insecure,
             ca_file=Path(ca_file) if ca_file is not None else None,
@@ -541,6 +565,13 @@ class Store:
             for source, _target, _read_only in container.record.binds:
                 users.setdefault(source, []).append(container.short_id)
         return users
+
+    def _by_manifest(self, digest: Digest) -> Image | None:
+        stored = [d for _, d in self._directory.tags()]
+        stored += self._directory.untagged()
+        if any(descriptor.digest == digest for descriptor in stored):
+            return self._load(digest)
+        return None
 
     def _by_id(self, text: str) -> Image | None:
         wanted = text.removeprefix("sha256:").lower()

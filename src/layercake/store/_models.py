@@ -89,6 +89,22 @@ class Platform:
     os_version: str | None = None
     os_features: tuple[str, ...] = attrs.field(default=(), converter=_strs)
 
+    @classmethod
+    def parse(cls, text: str) -> Platform:
+        """Parse ``"os/arch"`` or ``"os/arch/variant"`` (``linux/arm64/v8``).
+
+        Raises:
+            ValueError: the text does not have two or three non-empty parts.
+        """
+        parts = text.strip().split("/")
+        if len(parts) not in (2, 3) or not all(part.strip() for part in parts):
+            raise ValueError(
+                f"invalid platform {text!r}: expected os/arch or os/arch/variant"
+                " (e.g. linux/amd64)"
+            )
+        variant = parts[2] if len(parts) == 3 else None
+        return cls(architecture=parts[1], os=parts[0], variant=variant)
+
 
 @attrs.frozen
 class Descriptor:

@@ -27,6 +27,7 @@ from layercake.errors import StoreError
 
 from ._digest import Digest
 from ._directory import StoreDirectory
+from ._leftovers import owner_pid, sweep_dead
 
 __all__ = [
     "DiskUsage",
@@ -60,6 +61,11 @@ class PruneReport:
     Attributes:
         images_deleted: manifest digests of the dangling images removed.
         cache_entries_deleted: build cache entries removed.
+        image_ids_deleted: image ids (config digests) of the dangling images
+            removed, in the order of ``images_deleted``.
+        cache_space_deleted: bytes of the blobs that only the removed cache
+            entries needed; they are freed now, or by a later prune once
+            they are older than its grace.
         blobs_deleted: blobs removed.
         layers_deleted: unpacked layers removed.
         tmp_entries_deleted: leftovers removed from ``tmp/``.
@@ -72,6 +78,8 @@ class PruneReport:
     layers_deleted: int = 0
     tmp_entries_deleted: int = 0
     space_reclaimed: int = 0
+    image_ids_deleted: tuple[str, ...] = ()
+    cache_space_deleted: int = 0
 
 
 @attrs.frozen
@@ -186,6 +194,7 @@ def prune(
     dangling: bool,
     cache_older_than: float | None,
     grace: float,
+    cache_max_size: int | None = None,
 ) -> PruneReport:
     """Remove dangling images, old cache entries, garbage blobs and layers.
 
@@ -194,18 +203,20 @@ def prune(
     now = time.time()
     in_use = set(container_images(store).values())
     deleted: list[str] = []
+    image_ids: list[str] = []
     if dangling:
         for descriptor in store.untagged():
             if descriptor.digest not in in_use:
+                image_ids.append(_image_id(store, descriptor.digest))
                 store.remove_image(descriptor.digest)
                 deleted.append(str(descriptor.digest))
 
-    cache_deleted = 0
-    if cache_older_than is not None:
-        for key, _digest, mtime in store.cache_entries():
-            if mtime <= now - cache_older_than:
-                store.cache_remove(key)
-                cache_deleted += 1
+    doomed = _doomed_cache(store, now, cache_older_than, cache_max_size)
+    cache_blobs: set[Digest] = set()
+    for key, digest in doomed:
+        cache_blobs |= reach(store, digest).blobs
+        store.cache_remove(key)
+    cache_deleted = len(doomed)
 
     roots = (
         _image_roots(store) + [d for _, d, _ in store.cache_entries()] + list(in_use)
@@ -216,6 +227,9 @@ def prune(
         found = reach(store, root)
         blobs |= found.blobs
         diff_ids |= found.diff_ids
+    cache_space = sum(
+        _file_size(store.blob_path(digest)) for digest in cache_blobs - blobs
+    )
 
     reclaimed = 0
     blobs_deleted = 0
@@ -239,9 +253,11 @@ def prune(
         store.remove_unpacked(diff_id)
         layers_deleted += 1
 
-    tmp_deleted = 0
+    # Leftovers of exited processes go at once; others wait out the grace.
+    tmp_deleted, freed = sweep_dead(store.root / "tmp")
+    reclaimed += freed
     for path in sorted((store.root / "tmp").iterdir()):
-        if not _older(path, now - grace):
+        if owner_pid(path.name) is not None or not _older(path, now - grace):
             continue
         reclaimed += tree_size(path)
         _remove(path)
@@ -249,6 +265,8 @@ def prune(
 
     report = PruneReport(
         images_deleted=tuple(deleted),
+        image_ids_deleted=tuple(image_ids),
+        cache_space_deleted=cache_space,
         cache_entries_deleted=cache_deleted,
         blobs_deleted=blobs_deleted,
         layers_deleted=layers_deleted,
@@ -318,6 +336,48 @@ def _file_size(path: Path) -> int:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def _image_id(store: StoreDirectory, manifest: Digest) -> str:
+    found = _json(store, manifest)
+    if isinstance(found, dict) and isinstance(found.get("config"), dict):
+        return str(found["config"].get("digest", ""))
+    return ""
+
+
+def _doomed_cache(
+    store: StoreDirectory,
+    now: float,
+    older_than: float | None,
+    max_size: int | None,
+) -> list[tuple[str, Digest]]:
+    """Pick the cache entries to drop: too old, or beyond the size budget.
+
+    For the size budget the newest entries are kept while the blobs they
+    need (each counted once) fit in ``max_size`` bytes; from the first
+    entry that does not fit, that entry and every older one go.
+    """
+    entries = sorted(store.cache_entries(), key=lambda e: e[2], reverse=True)
+    doomed: list[tuple[str, Digest]] = []
+    kept: set[Digest] = set()
+    total = 0
+    over = False
+    for key, digest, mtime in entries:
+        if older_than is not None and mtime <= now - older_than:
+            doomed.append((key, digest))
+            continue
+        if max_size is None:
+            continue
+        if not over:
+            new = reach(store, digest).blobs - kept
+            size = sum(_file_size(store.blob_path(d)) for d in new)
+            if total + size <= max_size:
+                kept |= new
+                total += size
+                continue
+            over = True
+        doomed.append((key, digest))
+    return doomed
 
 
 def _older(path: Path, cutoff: float) -> bool:
