@@ -217,19 +217,22 @@ class Image:
         password: str | None = None,
         insecure: bool | None = None,
         ca_file: str | os.PathLike[str] | None = None,
-        compression: Literal["gzip"] | None = None,
+        compression: Literal["gzip"] | None = "gzip",
         on_progress: Callable[[TransferProgress], None] | None = None,
     ) -> Digest:
         """Send this image to the registry ``reference`` names.
 
-        Blobs the registry has are skipped; layers go as stored (plain tar,
-        valid OCI) unless ``compression="gzip"``. Returns the manifest digest
-        the registry now holds.
+        Blobs the registry has are skipped. Layers are gzipped on the way by
+        default, so the pushed manifest digest differs from the local one
+        while the image id stays; ``compression=None`` sends them as stored.
+        Returns the manifest digest the registry now holds.
 
         Raises:
             InvalidReference: not a valid image reference.
             RegistryUnauthorized: credentials are needed or were refused.
             RegistryError: any other refusal or failure.
+            DigestMismatch: a stored blob no longer hashes to its digest;
+                it is not sent.
         """
         # The HTTP client is imported only by commands that reach a registry.
         from layercake.store import _registry as registry

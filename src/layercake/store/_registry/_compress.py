@@ -14,6 +14,7 @@ again. The record is a hint: an entry whose blob is gone is made anew.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -25,10 +26,11 @@ from pathlib import Path
 
 import attrs
 
-from layercake.errors import StoreError
+from layercake.errors import DigestMismatch, StoreError
 
 from .._digest import Digest
 from .._directory import StoreDirectory
+from .._leftovers import temp_prefix
 from .._media import MediaType
 from .._models import Descriptor
 
@@ -57,6 +59,7 @@ def gzip_layers(
 
     Raises:
         BlobNotFound: a layer blob is missing from the store.
+        DigestMismatch: a layer blob no longer hashes to its digest.
     """
     path = directory.root / "cache" / _FILE
     known = _read(path)
@@ -82,6 +85,7 @@ def _one(
             size = directory.blob_path(digest).stat().st_size
             return _gzip_descriptor(layer, digest, size)
 
+    plain = hashlib.sha256()
     with (
         directory.open_blob(layer.digest) as source,
         directory.blob_writer() as writer,
@@ -92,8 +96,18 @@ def _one(
             blocks = [block for block in blocks if block]
             if not blocks:
                 break
+            for block in blocks:
+                plain.update(block)
             for member in pool.map(_member, blocks):
                 writer.write(member)
+        # A damaged stored layer must not become a valid-looking gzip blob.
+        actual = Digest("sha256", plain.hexdigest())
+        if actual != layer.digest:
+            raise DigestMismatch(
+                str(layer.digest),
+                str(actual),
+                path=str(directory.blob_path(layer.digest)),
+            )
     logger.info("compressed layer %s into %s", layer.digest, writer.digest)
     return _gzip_descriptor(layer, writer.digest, writer.size)
 
@@ -122,7 +136,7 @@ def _read(path: Path) -> dict[str, list[object]]:
 
 
 def _write(path: Path, temp_dir: Path, data: dict[str, list[object]]) -> None:
-    fd, temp = tempfile.mkstemp(dir=temp_dir, prefix="gzip-")
+    fd, temp = tempfile.mkstemp(dir=temp_dir, prefix=temp_prefix("gzip"))
     try:
         with os.fdopen(fd, "w") as file:
             json.dump(data, file, sort_keys=True)

@@ -14,6 +14,7 @@ to use it (the config's diff ids, being uncompressed digests, stay).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -23,7 +24,7 @@ from typing import Literal
 import attrs
 import httpx
 
-from layercake.errors import InvalidRegistryResponse, RegistryError
+from layercake.errors import DigestMismatch, InvalidRegistryResponse, RegistryError
 
 from .._digest import Digest
 from .._directory import StoreDirectory
@@ -244,6 +245,9 @@ class _Pusher:
         return response.request.url.join(location)
 
     def _upload(self, blob: Descriptor, location: httpx.URL) -> None:
+        # The hash of the bytes before each offset, so a retried request
+        # re-hashes only its own range.
+        hashes = {0: hashlib.sha256()}
         if blob.size > self._chunk_size:
             offset = 0
             while offset < blob.size:
@@ -259,7 +263,7 @@ class _Pusher:
                         "Content-Length": str(length),
                         "Content-Range": f"{offset}-{offset + length - 1}",
                     },
-                    content=self._reader(blob, offset, length),
+                    content=self._reader(blob, offset, length, hashes),
                 )
                 self._client.check(
                     response,
@@ -273,7 +277,7 @@ class _Pusher:
             body: Callable[[], Iterator[bytes]] | bytes = b""
             length = 0
         else:
-            body = self._reader(blob, 0, blob.size)
+            body = self._reader(blob, 0, blob.size, hashes)
             length = blob.size
 
         url = location.copy_merge_params({"digest": str(blob.digest)})
@@ -296,9 +300,14 @@ class _Pusher:
         logger.debug("uploaded blob %s", blob.digest)
 
     def _reader(
-        self, blob: Descriptor, offset: int, length: int
+        self,
+        blob: Descriptor,
+        offset: int,
+        length: int,
+        hashes: dict[int, hashlib._Hash],
     ) -> Callable[[], Iterator[bytes]]:
         def chunks() -> Iterator[bytes]:
+            running = hashes[offset].copy()
             with self._directory.open_blob(blob.digest) as file:
                 file.seek(offset)
                 left = length
@@ -311,10 +320,25 @@ class _Pusher:
                             reference=self._name,
                         )
                     left -= len(chunk)
+                    running.update(chunk)
+                    if left == 0 and offset + length == blob.size:
+                        # Checked before the last bytes leave, so a damaged
+                        # blob never completes at the registry.
+                        self._check(blob, running)
                     yield chunk
                     self._progress(blob.digest, blob.size, offset + length - left)
+            hashes[offset + length] = running
 
         return chunks
+
+    def _check(self, blob: Descriptor, running: hashlib._Hash) -> None:
+        actual = Digest("sha256", running.hexdigest())
+        if blob.digest.algorithm == "sha256" and actual != blob.digest:
+            raise DigestMismatch(
+                str(blob.digest),
+                str(actual),
+                path=str(self._directory.blob_path(blob.digest)),
+            )
 
     def _put_manifest(
         self, data: bytes, media_type: str, *, final: bool = False
