@@ -1166,11 +1166,13 @@ class Container:
         return waits.wait_for_log(self, pattern, timeout=timeout)
 
     def wait_for_port(self, port: int, *, timeout: float = 30.0) -> int:
-        """Wait until a published TCP port accepts connections; return the host port.
+        """Wait until the container listens on a published TCP port; return the
+        host port.
 
         Raises:
+            ContainerConfigError: ``timeout`` is negative.
             ContainerError: the port is not published, or the container exited.
-            ContainerTimeout: nothing accepted a connection within ``timeout``.
+            ContainerTimeout: nothing listened within ``timeout``.
         """
         return waits.wait_for_port(self, port, timeout=timeout)
 
@@ -1516,15 +1518,23 @@ def list_containers(store: Store, *, all: bool = False) -> list[Container]:
     Without ``all`` only running ones. A container whose monitor died with
     its host is recognised as exited here (see :meth:`Container.state`).
     """
-    containers = [c for c in _all(store) if all or c.state().status == "running"]
+    containers = [c for c in _all(store) if all or _status(c) == "running"]
     return sorted(containers, key=lambda c: c.record.created, reverse=True)
+
+
+def _status(container: Container) -> str:
+    """The container's status, or ``removed`` when another process just removed it."""
+    try:
+        return container.state().status
+    except ContainerError:
+        return "removed"
 
 
 def prune_containers(store: Store) -> list[str]:
     """Remove every container of ``store`` that is not running; return their ids."""
     removed = []
     for container in _all(store):
-        if container.state().status != "running":
+        if _status(container) not in ("running", "removed"):
             container.remove()
             removed.append(container.id)
     return removed
