@@ -110,3 +110,20 @@ def test_prune_removes_a_dead_process_staging_dir_without_grace(
 
     assert (report.tmp_entries_deleted, report.space_reclaimed) == (1, 1000)
     assert [p.name for p in (store.root / "tmp").iterdir()] == [mine.name]
+
+
+def test_prune_removes_a_live_process_entry_only_after_the_grace(
+    tmp_path: Path,
+) -> None:
+    """A live pid's entry stays while young and goes once older than grace."""
+    store = StoreDirectory(tmp_path / "store")
+    young = store.tmp_dir("layer-")
+    old = store.tmp_dir("save-")
+    (old / "file").write_bytes(b"y" * 300)
+    stamp = time.time() - 7200
+    os.utime(old, (stamp, stamp))
+
+    report = prune(store, dangling=True, cache_older_than=None, grace=3600.0)
+
+    assert (report.tmp_entries_deleted, report.space_reclaimed) == (1, 300)
+    assert [p.name for p in (store.root / "tmp").iterdir()] == [young.name]

@@ -27,7 +27,7 @@ from layercake.errors import StoreError
 
 from ._digest import Digest
 from ._directory import StoreDirectory
-from ._leftovers import owner_pid, sweep_dead
+from ._leftovers import sweep_dead
 
 __all__ = [
     "DiskUsage",
@@ -253,11 +253,12 @@ def prune(
         store.remove_unpacked(diff_id)
         layers_deleted += 1
 
-    # Leftovers of exited processes go at once; others wait out the grace.
+    # Leftovers of exited processes go at once. The rest, a live process's
+    # included, wait out the grace: a reused pid must not pin a leftover.
     tmp_deleted, freed = sweep_dead(store.root / "tmp")
     reclaimed += freed
     for path in sorted((store.root / "tmp").iterdir()):
-        if owner_pid(path.name) is not None or not _older(path, now - grace):
+        if not _older(path, now - grace):
             continue
         reclaimed += tree_size(path)
         _remove(path)
