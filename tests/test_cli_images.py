@@ -150,3 +150,20 @@ def test_json_format_for_scripts(cli, busybox, capfd):
     assert json.loads(capfd.readouterr().out)["overlay"] is True
     assert cli("volume", "ls", "--format", "json") == 0
     assert capfd.readouterr().out == ""
+
+
+def test_prune_by_cache_size_and_age(cli, busybox, store, capfd, tmp_path):
+    """system prune --cache-max-size 0 drops the build cache and says so."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM busybox\nENV A=1\n")
+    assert cli("build", str(context)) == 0
+    capfd.readouterr()
+    assert cli("system", "prune", "--cache-older-than", "1h") == 0
+    assert "Deleted build cache entries" not in capfd.readouterr().out
+    assert cli("system", "prune", "--cache-max-size", "0") == 0
+    assert "Deleted build cache entries: " in capfd.readouterr().out
+    assert cli("system", "prune", "--cache-older-than", "soon") == 125
+    assert capfd.readouterr().err == (
+        "layercake: error: invalid duration 'soon': e.g. 30m, 24h or 7d\n"
+    )

@@ -6,11 +6,13 @@ import argparse
 import json
 import os
 import platform
+import re
 import sys
 
 import attrs
 
 from layercake.cli._format import size, table
+from layercake.errors import LayercakeError
 
 __all__ = ["register"]
 
@@ -113,11 +115,40 @@ def prune(args: argparse.Namespace) -> int:
     store = layercake.Store(args.store)
     for container_id in prune_containers(store):
         sys.stdout.write(f"Deleted Container: {container_id}\n")
-    report = store.prune(cache_older_than=0.0 if args.all else None)
-    for digest in report.images_deleted:
-        sys.stdout.write(f"Deleted Image: {digest}\n")
-    sys.stdout.write(f"Total reclaimed space: {size(report.space_reclaimed)}\n")
+    older = 0.0 if args.all else _seconds(args.cache_older_than)
+    report = store.prune(
+        cache_older_than=older,
+        cache_max_size=_bytes(args.cache_max_size) if args.cache_max_size else None,
+    )
+    for image_id in report.image_ids_deleted:
+        sys.stdout.write(f"Deleted Image: {image_id}\n")
+    if report.cache_entries_deleted:
+        sys.stdout.write(
+            f"Deleted build cache entries: {report.cache_entries_deleted}\n"
+        )
+    reclaimed = report.space_reclaimed + report.cache_space_deleted
+    sys.stdout.write(f"Total reclaimed space: {size(reclaimed)}\n")
     return 0
+
+
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+_DURATIONS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def _bytes(text: str) -> int:
+    match = re.fullmatch(r"([0-9]+)([kmg]?)b?", text.strip(), re.IGNORECASE)
+    if match is None:
+        raise LayercakeError(f"invalid size {text!r}: e.g. 500m or 2g")
+    return int(match[1]) * _UNITS[match[2].lower()]
+
+
+def _seconds(text: str | None) -> float | None:
+    if text is None:
+        return None
+    match = re.fullmatch(r"([0-9]+)([smhd])", text.strip())
+    if match is None:
+        raise LayercakeError(f"invalid duration {text!r}: e.g. 30m, 24h or 7d")
+    return float(int(match[1]) * _DURATIONS[match[2]])
 
 
 def verify(args: argparse.Namespace) -> int:
@@ -135,6 +166,23 @@ def verify(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _prune_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-a", "--all", action="store_true", help="also the whole build cache"
+    )
+    parser.add_argument(
+        "--cache-older-than",
+        metavar="DURATION",
+        help="build cache unused this long (24h)",
+    )
+    parser.add_argument(
+        "--cache-max-size",
+        metavar="SIZE",
+        help="keep the newest build cache up to SIZE",
+    )
+    parser.set_defaults(handler=prune)
+
+
 def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add version, info and the system verbs."""
     for name, handler, text in (
@@ -146,10 +194,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         parser.set_defaults(handler=handler)
 
     parser = verbs.add_parser("prune", help="the same as system prune")
-    parser.add_argument(
-        "-a", "--all", action="store_true", help="also the whole build cache"
-    )
-    parser.set_defaults(handler=prune)
+    _prune_options(parser)
 
     system = verbs.add_parser("system", help="manage the store")
     actions = system.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -157,10 +202,7 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("--format", choices=("table", "json"), default="table")
     parser.set_defaults(handler=df)
     parser = actions.add_parser("prune", help="remove what nothing uses")
-    parser.add_argument(
-        "-a", "--all", action="store_true", help="also the whole build cache"
-    )
-    parser.set_defaults(handler=prune)
+    _prune_options(parser)
     actions.add_parser("verify", help="check every blob and layer").set_defaults(
         handler=verify
     )
