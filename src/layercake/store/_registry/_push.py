@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
@@ -252,26 +252,14 @@ class _Pusher:
             offset = 0
             while offset < blob.size:
                 length = min(self._chunk_size, blob.size - offset)
-                response = self._client.request(
+                response = self._send(
                     "PATCH",
                     location,
-                    scopes=self._scopes(),
-                    action="blob upload",
-                    reference=self._name,
-                    headers={
-                        "Content-Type": "application/octet-stream",
-                        "Content-Length": str(length),
-                        "Content-Range": f"{offset}-{offset + length - 1}",
-                    },
-                    content=self._reader(blob, offset, length, hashes),
+                    self._reader(blob, offset, length, hashes),
+                    length,
+                    expected=202,
+                    extra={"Content-Range": f"{offset}-{offset + length - 1}"},
                 )
-                self._client.check(
-                    response,
-                    reference=self._name,
-                    action="blob upload",
-                    expected=(202,),
-                )
-                response.close()
                 location = self._location(response)
                 offset += length
             body: Callable[[], Iterator[bytes]] | bytes = b""
@@ -281,8 +269,22 @@ class _Pusher:
             length = blob.size
 
         url = location.copy_merge_params({"digest": str(blob.digest)})
+        self._send("PUT", url, body, length, expected=201)
+        logger.debug("uploaded blob %s", blob.digest)
+
+    def _send(
+        self,
+        method: str,
+        url: httpx.URL,
+        content: Callable[[], Iterator[bytes]] | bytes,
+        length: int,
+        *,
+        expected: int,
+        extra: Mapping[str, str] | None = None,
+    ) -> httpx.Response:
+        """Send one upload request of ``length`` bytes; check its status."""
         response = self._client.request(
-            "PUT",
+            method,
             url,
             scopes=self._scopes(),
             action="blob upload",
@@ -290,14 +292,15 @@ class _Pusher:
             headers={
                 "Content-Type": "application/octet-stream",
                 "Content-Length": str(length),
+                **(extra or {}),
             },
-            content=body,
+            content=content,
         )
         self._client.check(
-            response, reference=self._name, action="blob upload", expected=(201,)
+            response, reference=self._name, action="blob upload", expected=(expected,)
         )
         response.close()
-        logger.debug("uploaded blob %s", blob.digest)
+        return response
 
     def _reader(
         self,
