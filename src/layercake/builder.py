@@ -814,9 +814,9 @@ class _StageBuild:
         # chatty step must not live in memory (events carry it as it comes).
         output: collections.deque[bytes] = collections.deque(maxlen=_TAIL_CHUNKS)
 
-        def on_output(stream: str, data: bytes) -> None:
+        def on_output(stream: Literal["stdout", "stderr"], data: bytes) -> None:
             output.append(data)
-            self.build.emit(StepOutput(self.build.step, stream, data))  # type: ignore[arg-type]
+            self.build.emit(StepOutput(self.build.step, stream, data))
 
         try:
             with prepared_mounts(

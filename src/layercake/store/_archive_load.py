@@ -74,7 +74,8 @@ def load_archive(store: StoreDirectory, path: Path) -> list[LoadedImage]:
             loaded = list(_OciLoader(store, archive).load())
         else:
             raise StoreCorrupted(
-                f"not an image archive: {path} has neither manifest.json nor index.json",
+                f"not an image archive: {path} has neither manifest.json "
+                "nor index.json",
                 path=str(path),
             )
 
