@@ -9,14 +9,17 @@ object per line as Docker's json-file log driver writes it).
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import os
 import time
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import attrs
-import cattrs
+
+if TYPE_CHECKING:
+    import cattrs
 
 from layercake.runtime import ProcessSpec
 
@@ -46,7 +49,12 @@ LOG_FILE = "container-json.log"
 
 Status = Literal["created", "running", "exited"]
 
-_converter = cattrs.Converter()
+
+@functools.cache
+def _converter() -> cattrs.Converter:
+    import cattrs  # only container records need it: keep it off start-up
+
+    return cattrs.Converter()
 
 
 @attrs.frozen
@@ -162,15 +170,17 @@ def _write_json(path: Path, value: object) -> None:
 
 def write_record(directory: Path, record: ContainerRecord) -> None:
     """Write ``config.json`` in a container's directory."""
-    _write_json(directory / CONFIG_FILE, _converter.unstructure(record))
+    _write_json(directory / CONFIG_FILE, _converter().unstructure(record))
 
 
 def read_record(directory: Path) -> ContainerRecord:
     """Read ``config.json``; raises OSError or ValueError when it is missing or bad."""
     with open(directory / CONFIG_FILE) as file:
         data = json.load(file)
+    import cattrs
+
     try:
-        return _converter.structure(data, ContainerRecord)
+        return _converter().structure(data, ContainerRecord)
     except (cattrs.BaseValidationError, KeyError, TypeError) as error:
         raise ValueError(f"{directory / CONFIG_FILE}: {error}") from None
 
@@ -187,4 +197,4 @@ def read_state(directory: Path) -> ContainerState:
             data = json.load(file)
     except FileNotFoundError:
         return ContainerState()
-    return _converter.structure(data, ContainerState)
+    return _converter().structure(data, ContainerState)

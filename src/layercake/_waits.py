@@ -13,7 +13,6 @@ exit code and last log lines, so a failing fixture explains itself:
 
 from __future__ import annotations
 
-import http.client
 import re
 import time
 from collections.abc import Callable, Sequence
@@ -208,6 +207,8 @@ def wait_for_http(
     host_port = container.host_port(port)
 
     def check() -> int | None:
+        import http.client  # only HTTP waits need it; start-up does not
+
         connection = http.client.HTTPConnection("127.0.0.1", host_port, timeout=2)
         try:
             connection.request("GET", path)

@@ -7,9 +7,12 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from layercake import dockerfile as df
 from layercake.cli._progress import JsonProgress, PlainProgress
+
+if TYPE_CHECKING:
+    from layercake import dockerfile as df
 
 __all__ = ["key_values", "register"]
 
@@ -39,6 +42,8 @@ def key_values(items: Sequence[str], flag: str) -> dict[str, str]:
 
 
 def _declared_args(parsed: df.Dockerfile) -> set[str]:
+    from layercake import dockerfile as df
+
     names = {arg.name for arg in parsed.global_args}
     for stage in parsed.stages:
         names |= {i.name for i in stage.instructions if isinstance(i, df.Arg)}
@@ -64,6 +69,8 @@ def build(args: argparse.Namespace) -> int:
     import layercake
 
     if args.check:
+        from layercake import dockerfile as df
+
         if args.file == "-":
             parsed = df.parse(sys.stdin.read())
         else:

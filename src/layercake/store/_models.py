@@ -14,14 +14,14 @@ import json
 import platform as _platform
 from collections.abc import Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
-import cattrs
-from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
-from cattrs.v import format_exception
 
 from layercake.errors import StoreCorrupted, StoreError
+
+if TYPE_CHECKING:
+    import cattrs
 
 from ._digest import Digest
 from ._media import MediaType
@@ -306,6 +306,11 @@ def _structure_digest(value: Any, _: type) -> Digest:
 
 
 def _build_converter() -> cattrs.Converter:
+    # Imported here: cattrs costs tens of milliseconds to import, which a
+    # command that never reads JSON should not pay.
+    import cattrs
+    from cattrs.gen import make_dict_structure_fn, make_dict_unstructure_fn, override
+
     converter = cattrs.Converter()
     converter.register_unstructure_hook(Digest, str)
     converter.register_structure_hook(Digest, _structure_digest)
@@ -389,6 +394,8 @@ def from_json(cls: type[T], data: bytes, *, digest: Digest | None = None) -> T:
         StoreCorrupted: the bytes are not valid JSON for ``cls``; the message
             names the digest when one is given.
     """
+    import cattrs
+
     where = f" {digest}" if digest is not None else ""
     try:
         raw = json.loads(data)
@@ -402,6 +409,8 @@ def from_json(cls: type[T], data: bytes, *, digest: Digest | None = None) -> T:
 
 
 def _reason(exc: Exception) -> str:
+    import cattrs
+
     if isinstance(exc, cattrs.BaseValidationError):
         messages = cattrs.transform_error(exc, format_exception=_leaf)
         return "; ".join(_json_path(message) for message in messages)
@@ -422,6 +431,8 @@ def _json_path(message: str) -> str:
 
 
 def _leaf(exc: BaseException, type_: type | None) -> str:
+    from cattrs.v import format_exception
+
     if isinstance(exc, StoreError):
         return str(exc)
     return format_exception(exc, type_)
