@@ -22,3 +22,6 @@ apt-get install -y -qq "${packages[@]}" >/dev/null
 python3 -m venv .venv
 .venv/bin/pip install -q --upgrade pip
 .venv/bin/pip install -q -e ".${extra}"
+# Byte-compile now: an environment with PYTHONDONTWRITEBYTECODE would
+# otherwise compile every module again at each start of the command.
+.venv/bin/python -m compileall -q src >/dev/null
