@@ -15,10 +15,15 @@ pytestmark = pytest.mark.usefixtures("container_runtime")
 
 @pytest.fixture
 def cli(store):
+    """Run the CLI on the test's store; remove every container at the end,
+    so a test that fails half-way leaves no detached container running."""
+
     def run(*args: str) -> int:
         return main(["--store", str(store.path), *args])
 
-    return run
+    yield run
+    for container in store.containers(all=True):
+        container.remove(force=True)
 
 
 def wait_for_output(cli, capfd, name: str, text: str) -> None:
