@@ -481,7 +481,7 @@ def _pivot(plan: Plan) -> None:
     _do("enter /", os.chdir, "/")
 
 
-def _enter_cwd(plan: Plan | ProcessPlan) -> None:
+def _enter_cwd(plan: ProcessPlan) -> None:
     _do(f"create working directory {plan.cwd}", _make_dirs, plan.cwd)
     _do(f"enter working directory {plan.cwd}", os.chdir, plan.cwd)
 
@@ -491,7 +491,7 @@ def _make_dirs(path: str) -> None:
         os.makedirs(path, 0o755, exist_ok=True)
 
 
-def _drop_privileges(plan: Plan | ProcessPlan, cap_last: int) -> None:
+def _drop_privileges(plan: ProcessPlan, cap_last: int) -> None:
     # Dropped from the bounding set, a capability cannot come back, not even
     # to root inside or through a setuid or file-capability binary.
     for cap in range(cap_last + 1):
@@ -515,7 +515,7 @@ def _wire_stdio(stdio: tuple[int | None, int | None, int | None]) -> None:
             os.dup2(fd, target)
 
 
-def _exec(plan: Plan | ProcessPlan) -> NoReturn:
+def _exec(plan: ProcessPlan) -> NoReturn:
     name = plan.argv[0]
     path = name if "/" in name else _look_up(name, plan.search_path)
     if path is None:

@@ -24,8 +24,25 @@ _HOST_RESOLV_CONF = "/etc/resolv.conf"
 
 
 @attrs.frozen
-class Plan:
-    """The fork-ready form of a sandbox spec (paths as the child needs them)."""
+class ProcessPlan:
+    """The fork-ready form of a process run in an existing container."""
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    search_path: tuple[str, ...]
+    cwd: str
+    uid: int
+    gid: int
+    groups: tuple[int, ...]
+    capabilities: frozenset[int]
+    no_new_privileges: bool
+    rootless: bool
+
+
+@attrs.frozen
+class Plan(ProcessPlan):
+    """The fork-ready form of a sandbox spec: its process, plus the paths and
+    options the container's set-up needs."""
 
     root: str
     root_b: bytes
@@ -41,35 +58,9 @@ class Plan:
     init: bool
     read_only: bool
     cgroup_procs: tuple[bytes, ...]
-    argv: tuple[str, ...]
-    env: dict[str, str]
-    search_path: tuple[str, ...]
-    cwd: str
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-    capabilities: frozenset[int]
-    no_new_privileges: bool
-    rootless: bool
     privileged: bool
     host_uid: int
     host_gid: int
-
-
-@attrs.frozen
-class ProcessPlan:
-    """The fork-ready form of a process run in an existing container."""
-
-    argv: tuple[str, ...]
-    env: dict[str, str]
-    search_path: tuple[str, ...]
-    cwd: str
-    uid: int
-    gid: int
-    groups: tuple[int, ...]
-    capabilities: frozenset[int]
-    no_new_privileges: bool
-    rootless: bool
 
 
 def prepare_process(process: ProcessSpec) -> ProcessPlan:
@@ -117,21 +108,13 @@ def prepare(spec: SandboxSpec) -> Plan:
         ContainerConfigError: the spec cannot work (no command, a path that
             overlayfs cannot take, a malformed environment entry).
     """
-    process = spec.process
-    if not process.args:
-        raise ContainerConfigError("no command given to run")
+    process = prepare_process(spec.process)
     root = os.path.abspath(spec.rootfs.mount_point)
     for directory in (spec.rootfs.upper_dir, spec.rootfs.work_dir, root):
         os.makedirs(directory, exist_ok=True)
-    env = _environment(process.env)
     data, chdir = _overlay_options(spec)
-    rootless = os.geteuid() != 0
-    if rootless and (process.uid or process.gid or process.additional_gids):
-        raise ContainerConfigError(
-            f"user {process.uid}:{process.gid} cannot be used without root: "
-            "rootless containers run their process as root only"
-        )
     return Plan(
+        **attrs.asdict(process, recurse=False),
         root=root,
         root_b=os.fsencode(root),
         overlay_data=data,
@@ -148,16 +131,6 @@ def prepare(spec: SandboxSpec) -> Plan:
         init=spec.init,
         read_only=spec.read_only,
         cgroup_procs=tuple(os.fsencode(p) for p in spec.cgroup_procs),
-        argv=process.args,
-        env=env,
-        search_path=tuple(env["PATH"].split(":")),
-        cwd=process.cwd or "/",
-        uid=process.uid,
-        gid=process.gid,
-        groups=process.additional_gids,
-        capabilities=_capabilities(process),
-        no_new_privileges=process.no_new_privileges,
-        rootless=rootless,
         privileged=spec.privileged,
         host_uid=os.geteuid(),
         host_gid=os.getegid(),
