@@ -57,6 +57,7 @@ from layercake._container_state import (
 from layercake._monitor import launch
 from layercake._ports import parse_ports
 from layercake._run_config import RunConfig, env_list, merge_env, process_spec
+from layercake._sizes import parse_size
 from layercake._users import resolve_user
 from layercake._volumes import VolumeSpec, prepare_volumes
 from layercake.errors import ContainerConfigError, ContainerError, ContainerTimeout
@@ -113,13 +114,12 @@ def _tmpfs(value: Sequence[TmpfsMount | str] | None) -> tuple[TmpfsMount, ...]:
         # docker run --tmpfs /run:size=65536,mode=1777
         target, _, options = item.partition(":")
         fields = dict(o.partition("=")[::2] for o in options.split(",") if o)
+        size = parse_size(fields.get("size", "0"))
         try:
+            if size is None:
+                raise ValueError(item)
             mounts.append(
-                TmpfsMount(
-                    target,
-                    size=int(fields.get("size", "0")),
-                    mode=int(fields.get("mode", "1777"), 8),
-                )
+                TmpfsMount(target, size=size, mode=int(fields.get("mode", "1777"), 8))
             )
         except ValueError:
             raise ContainerConfigError(f"invalid tmpfs option {item!r}") from None

@@ -23,7 +23,6 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
-import re
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import attrs
 
+from layercake._sizes import parse_size
 from layercake.errors import BuildError
 from layercake.runtime import BindMount, TmpfsMount
 
@@ -119,9 +119,6 @@ def parse_mount(flag: str) -> MountRequest:
     return MountRequest(kind, target, options)
 
 
-_SIZE = re.compile(r"([0-9]+)([kmg]?)b?", re.IGNORECASE)
-
-
 def tmpfs_mounts(requests: list[MountRequest]) -> tuple[TmpfsMount, ...]:
     """The tmpfs file systems ``--mount=type=tmpfs`` asks for.
 
@@ -133,11 +130,10 @@ def tmpfs_mounts(requests: list[MountRequest]) -> tuple[TmpfsMount, ...]:
         if request.type != "tmpfs":
             continue
         text = request.options.get("size", "0")
-        match = _SIZE.fullmatch(text)
-        if match is None:
+        size = parse_size(text)
+        if size is None:
             raise BuildError(f"invalid RUN --mount tmpfs size {text!r}")
-        scale = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}[match[2].lower()]
-        mounts.append(TmpfsMount(request.target, size=int(match[1]) * scale))
+        mounts.append(TmpfsMount(request.target, size=size))
     return tuple(mounts)
 
 

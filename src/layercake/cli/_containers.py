@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import shlex
 import shutil
 import signal
@@ -16,6 +15,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from layercake._sizes import parse_size
 from layercake.cli._format import age, table
 from layercake.errors import LayercakeError
 
@@ -24,17 +24,14 @@ if TYPE_CHECKING:
 
 __all__ = ["register"]
 
-_SIZE = re.compile(r"([0-9]+)([bkmg]?)", re.IGNORECASE)
-_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
-
 
 def _bytes(text: str) -> int:
-    match = _SIZE.fullmatch(text.strip())
-    if match is None:
+    size = parse_size(text)
+    if size is None:
         raise LayercakeError(
             f"invalid size {text!r}: expected a number with b, k, m or g"
         )
-    return int(match[1]) * _UNITS[match[2].lower()]
+    return size
 
 
 def _volume(text: str) -> tuple[str, str] | tuple[str, str, str]:

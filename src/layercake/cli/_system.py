@@ -11,6 +11,7 @@ import sys
 
 import attrs
 
+from layercake._sizes import parse_size
 from layercake.cli._format import size, table
 from layercake.errors import LayercakeError
 
@@ -131,15 +132,14 @@ def prune(args: argparse.Namespace) -> int:
     return 0
 
 
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
 _DURATIONS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def _bytes(text: str) -> int:
-    match = re.fullmatch(r"([0-9]+)([kmg]?)b?", text.strip(), re.IGNORECASE)
-    if match is None:
+    size = parse_size(text)
+    if size is None:
         raise LayercakeError(f"invalid size {text!r}: e.g. 500m or 2g")
-    return int(match[1]) * _UNITS[match[2].lower()]
+    return size
 
 
 def _seconds(text: str | None) -> float | None:
