@@ -1033,6 +1033,28 @@ class _StepErrors:
             exc.instruction = _display(self.instruction)
 
 
+def _unused_arg_message(name: str) -> str:
+    return f"build argument {name!r} was given but no ARG declares it"
+
+
+def check_build_args(
+    dockerfile: df.Dockerfile, build_args: Mapping[str, str]
+) -> list[str]:
+    """Warnings about ``build_args`` no ARG of ``dockerfile`` declares.
+
+    What ``build --check`` reports before any build; a build reports the
+    same for the stages it runs.
+    """
+    declared = {arg.name for arg in dockerfile.global_args}
+    for stage in dockerfile.stages:
+        declared |= {i.name for i in stage.instructions if isinstance(i, df.Arg)}
+    return [
+        _unused_arg_message(name)
+        for name in sorted(build_args)
+        if name not in declared and name not in _PROXY_ARGS
+    ]
+
+
 def _needed_stages(dockerfile: df.Dockerfile, target: df.Stage) -> list[df.Stage]:
     """The stages ``target`` needs, dependencies first, ending with ``target``.
 
@@ -1240,6 +1262,6 @@ class Builder:
 
     def _warn_unused_args(self, build: _Build) -> None:
         for name in sorted(set(build.build_args) - build.used_args):
-            message = f"build argument {name!r} was given but no ARG declares it"
+            message = _unused_arg_message(name)
             logger.warning(message)
             build.emit(BuildWarning(message))

@@ -7,20 +7,10 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from layercake.cli._progress import JsonProgress, PlainProgress
 
-if TYPE_CHECKING:
-    from layercake import dockerfile as df
-
 __all__ = ["key_values", "register"]
-
-_PREDEFINED_ARGS = {
-    name
-    for base in ("HTTP_PROXY", "HTTPS_PROXY", "FTP_PROXY", "NO_PROXY", "ALL_PROXY")
-    for name in (base, base.lower())
-}
 
 
 def key_values(items: Sequence[str], flag: str) -> dict[str, str]:
@@ -39,15 +29,6 @@ def key_values(items: Sequence[str], flag: str) -> dict[str, str]:
         elif key in os.environ:
             values[key] = os.environ[key]
     return values
-
-
-def _declared_args(parsed: df.Dockerfile) -> set[str]:
-    from layercake import dockerfile as df
-
-    names = {arg.name for arg in parsed.global_args}
-    for stage in parsed.stages:
-        names |= {i.name for i in stage.instructions if isinstance(i, df.Arg)}
-    return names
 
 
 def _secrets(items: Sequence[str]) -> dict[str, Path]:
@@ -76,13 +57,11 @@ def build(args: argparse.Namespace) -> int:
         else:
             parsed = df.parse(Path(args.file or f"{args.context}/Dockerfile"))
         sys.stdout.write(df.dump(parsed))
-        declared = _declared_args(parsed) | _PREDEFINED_ARGS
-        for name in sorted(key_values(args.build_arg, "--build-arg")):
-            if name not in declared:
-                sys.stdout.write(
-                    f"warning: build argument {name!r} was given but no ARG "
-                    "declares it\n"
-                )
+        from layercake.builder import check_build_args
+
+        build_args = key_values(args.build_arg, "--build-arg")
+        for message in check_build_args(parsed, build_args):
+            sys.stdout.write(f"warning: {message}\n")
         return 0
 
     progress = (
