@@ -57,6 +57,7 @@ from layercake._container_state import (
 from layercake._monitor import launch
 from layercake._ports import parse_ports
 from layercake._run_config import RunConfig, env_list, merge_env, process_spec
+from layercake._signals import signal_number
 from layercake._sizes import parse_size
 from layercake._users import resolve_user
 from layercake._volumes import VolumeSpec, prepare_volumes
@@ -1649,12 +1650,7 @@ def _format_lines(
 
 
 def _signal_number(name: str) -> int:
-    text = name.upper()
-    if text.isdigit():
-        return int(text)
-    if not text.startswith("SIG"):
-        text = "SIG" + text
-    try:
-        return int(signal.Signals[text])
-    except KeyError:
-        raise ContainerError(f"invalid stop signal {name!r}") from None
+    number = signal_number(name)
+    if number is None:
+        raise ContainerError(f"invalid stop signal {name!r}")
+    return number

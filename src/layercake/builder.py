@@ -17,7 +17,6 @@ import logging
 import os
 import re
 import shutil
-import signal
 import time
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
@@ -50,6 +49,7 @@ from layercake._run_mounts import (
     secret_env,
     tmpfs_mounts,
 )
+from layercake._signals import signal_number
 from layercake._stack_context import StackContext
 from layercake._step_history import StepHistory, explain_miss
 from layercake._store import Store, tag_name
@@ -155,13 +155,7 @@ def _check_signal(value: str, instruction: df.Instruction) -> str:
     Raises:
         DockerfileError: not a signal this system knows.
     """
-    name = value.upper()
-    known = name.isdigit() and 0 < int(name) < signal.NSIG
-    if not known:
-        known = (
-            name if name.startswith("SIG") else "SIG" + name
-        ) in signal.Signals.__members__
-    if not known:
+    if signal_number(value) is None:
         raise DockerfileError(
             f"invalid signal: {value}",
             path=instruction.location.path,

@@ -15,6 +15,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from layercake._signals import signal_number
 from layercake._sizes import parse_size
 from layercake.cli._format import age, table
 from layercake.errors import LayercakeError
@@ -186,15 +187,9 @@ def stop(args: argparse.Namespace) -> int:
 
 def kill(args: argparse.Namespace) -> int:
     """Send a signal (default SIGKILL) to running containers."""
-    name = args.signal.upper()
-    try:
-        number = (
-            int(name)
-            if name.isdigit()
-            else int(signal.Signals[name if name.startswith("SIG") else "SIG" + name])
-        )
-    except KeyError:
-        raise LayercakeError(f"kill: invalid signal {args.signal!r}") from None
+    number = signal_number(args.signal)
+    if number is None:
+        raise LayercakeError(f"kill: invalid signal {args.signal!r}")
     return _for_each(args, lambda container: container.kill(number))
 
 
