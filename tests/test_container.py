@@ -405,8 +405,8 @@ def test_init_reaps_orphans_that_a_plain_pid_1_leaves(busybox, init, zombies):
         container.start()
 
         def orphan_ended() -> bool:
-            listing = container.exec(["ps", "-o", "stat,args"]).stdout
-            return b"sleep 0.05" not in listing
+            listing = container.exec(["ps", "-o", "args"]).stdout
+            return b"sleep 0.05" not in listing.splitlines()
 
         wait_for(orphan_ended)
         count = container.exec(["sh", "-c", "ps -o stat | grep -c '^Z'"]).stdout

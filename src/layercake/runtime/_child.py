@@ -14,6 +14,7 @@ status pipe (see :mod:`._status`), which closes on exec.
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import signal
@@ -276,6 +277,15 @@ def _run_init(plan: Plan, status_w: int) -> None:
     os.close(status_w)
     os.closerange(3, _MAX_FD)
 
+    # The init is a copy of the host's interpreter: keep its memory, binary
+    # and environment out of the container's reach, and its command line too.
+    try:
+        libc.prctl(libc.PR_SET_DUMPABLE, 0)
+        libc.set_title((b"init", b"--", *map(os.fsencode, plan.argv)))
+    except OSError:
+        os.kill(child, signal.SIGKILL)
+        _die(SETUP_FAILED, "init: cannot hide the host interpreter")
+
     def forward(signum: int, _frame: object) -> None:
         try:
             os.kill(child, signum)
@@ -482,13 +492,25 @@ def _pivot(plan: Plan) -> None:
 
 
 def _enter_cwd(plan: ProcessPlan) -> None:
-    _do(f"create working directory {plan.cwd}", _make_dirs, plan.cwd)
-    _do(f"enter working directory {plan.cwd}", os.chdir, plan.cwd)
+    # Resolved inside the root, not by the kernel: a magic link such as
+    # /proc/self/fd/N could otherwise lead to a directory the host leaked.
+    try:
+        path = resolve_in_root("", plan.cwd, create="dir", created=[])
+    except OSError as error:
+        raise _SetupError(f"create working directory {plan.cwd}", error) from None
+    _do(f"enter working directory {plan.cwd}", os.chdir, path)
+    _do(f"enter working directory {plan.cwd}", _check_cwd_inside, plan.cwd)
 
 
-def _make_dirs(path: str) -> None:
-    if not os.path.isdir(path):
-        os.makedirs(path, 0o755, exist_ok=True)
+def _check_cwd_inside(cwd: str) -> None:
+    # getcwd fails for a directory the root cannot reach: the last line of
+    # defence should a link inside the container have been swapped meanwhile.
+    try:
+        reached = os.getcwd()
+    except FileNotFoundError:
+        reached = ""
+    if not reached.startswith("/"):
+        raise OSError(errno.EXDEV, "outside the container's root file system", cwd)
 
 
 def _drop_privileges(plan: ProcessPlan, cap_last: int) -> None:

@@ -129,6 +129,9 @@ def _join(
 ) -> None:
     try:
         os.setsid()
+        # Until it execs, the process that lands in the container is a copy
+        # of the host's interpreter: no container process may read or trace it.
+        _child._do("make the process undumpable", libc.prctl, libc.PR_SET_DUMPABLE, 0)
         for name, fd, kind in fds:
             _child._do(f"join {name} namespace", libc.setns, fd, kind)
             os.close(fd)

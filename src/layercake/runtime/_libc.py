@@ -27,6 +27,8 @@ __all__ = [
     "MS_REC",
     "MS_REMOUNT",
     "PR_CAPBSET_DROP",
+    "PR_SET_DUMPABLE",
+    "PR_SET_NAME",
     "PR_SET_NO_NEW_PRIVS",
     "PR_SET_PDEATHSIG",
     "has_pivot_root",
@@ -35,6 +37,7 @@ __all__ = [
     "pivot_root",
     "prctl",
     "reset_signals",
+    "set_title",
     "sethostname",
     "setns",
     "umount2",
@@ -60,6 +63,8 @@ MS_PRIVATE = 1 << 18
 MNT_DETACH = 2
 
 PR_SET_PDEATHSIG = 1
+PR_SET_DUMPABLE = 4
+PR_SET_NAME = 15
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 
@@ -150,6 +155,25 @@ def sethostname(name: bytes) -> None:
 def prctl(option: int, arg: int) -> None:
     """Call prctl(2) with one argument; raises OSError on failure."""
     _check(_prctl(option, arg, 0, 0, 0))
+
+
+def set_title(argv: tuple[bytes, ...]) -> None:
+    """Show ``argv`` as this process's command line and name in /proc.
+
+    The kernel reads /proc/PID/cmdline from the memory that held the
+    original arguments, so they are overwritten in place, cut to fit.
+
+    Raises:
+        OSError: /proc/self/stat cannot be read, or prctl fails.
+    """
+    with open("/proc/self/stat", "rb") as file:
+        fields = file.read().rpartition(b")")[2].split()
+    # Fields 48 and 49 of proc(5), counted from 1; this list starts at 3.
+    start, end = int(fields[45]), int(fields[46])
+    title = b"\0".join(argv)[: end - start - 1]
+    ctypes.memmove(start, title.ljust(end - start, b"\0"), end - start)
+    name = ctypes.create_string_buffer(argv[0][:15])
+    _check(_prctl(PR_SET_NAME, ctypes.addressof(name), 0, 0, 0))
 
 
 def pivot_root(new_root: bytes, put_old: bytes) -> None:
