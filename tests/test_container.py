@@ -759,10 +759,10 @@ def test_no_new_privileges_security_option(busybox):
     ) as container:
         assert status_field(container, "NoNewPrivs") == "1"
     with pytest.raises(ContainerConfigError) as caught:
-        Container(busybox, ["true"], security_opt=["seccomp=unconfined"])
+        Container(busybox, ["true"], security_opt=["apparmor=unconfined"])
     assert str(caught.value) == (
-        "unsupported security option 'seccomp=unconfined': "
-        "only no-new-privileges is known"
+        "unsupported security option 'apparmor=unconfined': "
+        "only no-new-privileges and seccomp=unconfined are known"
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from layercake._container import Container
+from layercake.errors import ContainerConfigError
 
 pytestmark = pytest.mark.usefixtures("container_runtime")
 
@@ -151,3 +152,42 @@ def test_init_does_not_expose_the_host_interpreter(busybox):
         b"sh: can't create /proc/1/exe: Permission denied\n"
     )
     assert hashlib.sha256(python.read_bytes()).hexdigest() == before
+
+
+SECCOMP_PROBE = "grep Seccomp /proc/self/status; unshare -U true; echo $?"
+
+
+@pytest.mark.parametrize("executor", ["builtin", "runc"])
+def test_default_seccomp_filter_refuses_new_user_namespaces(busybox, executor, tool):
+    """The default filter is installed, and unshare(CLONE_NEWUSER) gets EPERM."""
+    if executor == "runc":
+        tool("runc")
+    with Container(busybox, ["sh", "-c", SECCOMP_PROBE], executor=executor) as box:
+        result = box.run()
+    assert (result.stdout, result.stderr) == (
+        b"Seccomp:\t2\nSeccomp_filters:\t1\n1\n",
+        b"unshare: unshare(0x10000000): Operation not permitted\n",
+    )
+
+
+@pytest.mark.parametrize(
+    "options", [{"security_opt": ["seccomp=unconfined"]}, {"privileged": True}]
+)
+def test_unconfined_and_privileged_containers_run_without_the_filter(busybox, options):
+    """seccomp=unconfined and privileged leave system calls unfiltered."""
+    with Container(busybox, ["sh", "-c", SECCOMP_PROBE], **options) as box:
+        result = box.run()
+    assert (result.stdout, result.stderr) == (
+        b"Seccomp:\t0\nSeccomp_filters:\t0\n0\n",
+        b"",
+    )
+
+
+def test_custom_seccomp_profile_is_refused_by_name(busybox):
+    """A seccomp profile file is not supported, and the error says which option."""
+    with pytest.raises(ContainerConfigError) as caught:
+        Container(busybox, ["true"], security_opt=["seccomp=/etc/profile.json"])
+    assert str(caught.value) == (
+        "unsupported security option 'seccomp=/etc/profile.json': only the "
+        "default seccomp filter or seccomp=unconfined can be used"
+    )

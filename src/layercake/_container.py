@@ -154,8 +154,10 @@ class Container:
 
     Security: Docker's default capabilities, changed by ``cap_add`` and
     ``cap_drop`` (names with or without ``CAP_``, or ``ALL``);
-    ``security_opt=["no-new-privileges"]``; ``privileged`` keeps every
-    capability and leaves /proc and /sys unmasked and writable.
+    ``security_opt=["no-new-privileges"]``; the default seccomp filter
+    (docs/security.md), off with ``security_opt=["seccomp=unconfined"]``;
+    ``privileged`` keeps every capability, runs without the seccomp filter
+    and leaves /proc and /sys unmasked and writable.
 
     ``executor`` is ``"builtin"``, or ``"runc"`` or ``"crun"`` to have that
     OCI runtime run the container (see :meth:`bundle`) with the same
@@ -217,12 +219,14 @@ class Container:
             network=network,
         )
         stack = image.layer_stack()
+        no_new_privileges, seccomp = _security_options(security_opt)
         self._process = attrs.evolve(
             process_spec(image.config.config, self.config, stack),
             capabilities=runtime.capability_set(
                 cap_add, cap_drop, privileged=privileged
             ),
-            no_new_privileges=_no_new_privileges(security_opt),
+            no_new_privileges=no_new_privileges,
+            seccomp=seccomp and not privileged,
         )
         self._lower_dirs = tuple(str(path) for path in stack.layer_dirs)
         containers = image.store._directory.containers_dir
@@ -1476,18 +1480,26 @@ class Container:
         }
 
 
-def _no_new_privileges(options: Sequence[str]) -> bool:
-    enabled = False
+def _security_options(options: Sequence[str]) -> tuple[bool, bool]:
+    """Return (no_new_privileges, seccomp) as ``--security-opt`` sets them."""
+    no_new_privileges, seccomp = False, True
     for option in options:
-        key, _, value = option.replace("=", ":").partition(":")
+        key, _, value = option.replace("=", ":", 1).partition(":")
         if key == "no-new-privileges" and value in ("", "true", "false"):
-            enabled = value != "false"
+            no_new_privileges = value != "false"
+        elif key == "seccomp" and value == "unconfined":
+            seccomp = False
+        elif key == "seccomp":
+            raise ContainerConfigError(
+                f"unsupported security option {option!r}: only the default "
+                "seccomp filter or seccomp=unconfined can be used"
+            )
         else:
             raise ContainerConfigError(
                 f"unsupported security option {option!r}: "
-                "only no-new-privileges is known"
+                "only no-new-privileges and seccomp=unconfined are known"
             )
-    return enabled
+    return no_new_privileges, seccomp
 
 
 def _list_or_none(value: tuple[str, ...] | None) -> list[str] | None:

@@ -516,6 +516,10 @@ def _check_cwd_inside(cwd: str) -> None:
 def _drop_privileges(plan: ProcessPlan, cap_last: int) -> None:
     # Dropped from the bounding set, a capability cannot come back, not even
     # to root inside or through a setuid or file-capability binary.
+    if plan.seccomp_filter:
+        # Installed while CAP_SYS_ADMIN is still held: no_new_privs is not
+        # needed for it then, and stays the user's choice.
+        _do("install the seccomp filter", libc.install_seccomp, plan.seccomp_filter)
     for cap in range(cap_last + 1):
         if cap not in plan.capabilities:
             _do("drop capabilities", libc.prctl, libc.PR_CAPBSET_DROP, cap)

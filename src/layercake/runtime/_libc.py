@@ -32,6 +32,7 @@ __all__ = [
     "PR_SET_NO_NEW_PRIVS",
     "PR_SET_PDEATHSIG",
     "has_pivot_root",
+    "install_seccomp",
     "loopback_up",
     "mount",
     "pivot_root",
@@ -65,6 +66,8 @@ MNT_DETACH = 2
 PR_SET_PDEATHSIG = 1
 PR_SET_DUMPABLE = 4
 PR_SET_NAME = 15
+_PR_SET_SECCOMP = 22
+_SECCOMP_MODE_FILTER = 2
 PR_CAPBSET_DROP = 24
 PR_SET_NO_NEW_PRIVS = 38
 
@@ -174,6 +177,19 @@ def set_title(argv: tuple[bytes, ...]) -> None:
     ctypes.memmove(start, title.ljust(end - start, b"\0"), end - start)
     name = ctypes.create_string_buffer(argv[0][:15])
     _check(_prctl(PR_SET_NAME, ctypes.addressof(name), 0, 0, 0))
+
+
+class _FilterProgram(ctypes.Structure):
+    _fields_ = [("len", ctypes.c_ushort), ("filter", ctypes.c_char_p)]
+
+
+def install_seccomp(program: bytes) -> None:
+    """Install the packed BPF ``program`` as this thread's seccomp filter.
+
+    Needs CAP_SYS_ADMIN or no_new_privs. Raises OSError on failure.
+    """
+    fprog = _FilterProgram(len(program) // 8, program)
+    _check(_prctl(_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER, ctypes.addressof(fprog), 0, 0))
 
 
 def pivot_root(new_root: bytes, put_old: bytes) -> None:

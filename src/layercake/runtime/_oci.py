@@ -28,6 +28,7 @@ from ._capabilities import NAMES
 from ._litter import remove_litter, upper_dirs_present
 from ._plan import Plan, prepare
 from ._run import OutputCallback, collect
+from ._seccomp import oci_profile
 from ._spec import RunResult, SandboxSpec
 
 __all__ = [
@@ -184,6 +185,8 @@ def oci_config(
     if not spec.privileged:
         linux["maskedPaths"] = list(_MASKED)
         linux["readonlyPaths"] = list(_READ_ONLY)
+    if plan.seccomp_filter:
+        linux["seccomp"] = oci_profile(plan.capabilities)
     cgroups_path = _cgroups_path(spec)
     if cgroups_path is not None:
         linux["cgroupsPath"] = cgroups_path

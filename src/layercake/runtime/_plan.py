@@ -15,6 +15,7 @@ import attrs
 from layercake.errors import ContainerConfigError
 
 from ._capabilities import DOCKER_DEFAULT
+from ._seccomp import filter_program
 from ._spec import DEFAULT_PATH, ProcessSpec, SandboxSpec
 
 __all__ = ["Plan", "ProcessPlan", "prepare", "prepare_process"]
@@ -37,6 +38,7 @@ class ProcessPlan:
     capabilities: frozenset[int]
     no_new_privileges: bool
     rootless: bool
+    seccomp_filter: bytes
 
 
 @attrs.frozen
@@ -73,6 +75,7 @@ def prepare_process(process: ProcessSpec) -> ProcessPlan:
     if not process.args:
         raise ContainerConfigError("no command given to run")
     env = _environment(process.env)
+    capabilities = _capabilities(process)
     rootless = os.geteuid() != 0
     if rootless and (process.uid or process.gid or process.additional_gids):
         raise ContainerConfigError(
@@ -87,9 +90,10 @@ def prepare_process(process: ProcessSpec) -> ProcessPlan:
         uid=process.uid,
         gid=process.gid,
         groups=process.additional_gids,
-        capabilities=_capabilities(process),
+        capabilities=capabilities,
         no_new_privileges=process.no_new_privileges,
         rootless=rootless,
+        seccomp_filter=filter_program(capabilities) if process.seccomp else b"",
     )
 
 
@@ -109,6 +113,8 @@ def prepare(spec: SandboxSpec) -> Plan:
             overlayfs cannot take, a malformed environment entry).
     """
     process = prepare_process(spec.process)
+    if spec.privileged:
+        process = attrs.evolve(process, seccomp_filter=b"")
     root = os.path.abspath(spec.rootfs.mount_point)
     for directory in (spec.rootfs.upper_dir, spec.rootfs.work_dir, root):
         os.makedirs(directory, exist_ok=True)

@@ -56,7 +56,9 @@ class ProcessSpec:
     created (owned by root, mode 0755) when missing. ``capabilities`` are
     the capability numbers kept in the bounding set (``None``: Docker's
     default set); ``no_new_privileges`` stops setuid binaries and file
-    capabilities from raising privileges.
+    capabilities from raising privileges. ``seccomp`` installs the default
+    filter of system calls (see docs/security.md); privileged containers
+    and ``seccomp=unconfined`` run without it.
     """
 
     args: tuple[str, ...]
@@ -67,6 +69,7 @@ class ProcessSpec:
     additional_gids: tuple[int, ...] = ()
     capabilities: frozenset[int] | None = None
     no_new_privileges: bool = False
+    seccomp: bool = True
 
 
 @attrs.frozen
