@@ -1333,6 +1333,12 @@ class Container:
         logger.info("committed container %s as %s", self.short_id, image.short_id)
         return image
 
+    @overload
+    def copy_from(self, path: str) -> bytes: ...
+
+    @overload
+    def copy_from(self, path: str, host_dir: str | os.PathLike[str]) -> None: ...
+
     def copy_from(
         self, path: str, host_dir: str | os.PathLike[str] | None = None
     ) -> bytes | None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, Literal
 
 from layercake._container import Container
+from layercake._in_thread import in_worker_thread
 from layercake._layer_stack import LayerStack
 from layercake.runtime import RunResult
 from layercake.store import (
@@ -322,11 +323,13 @@ class Image:
         finally:
             container.remove(force=True)
 
-    async def apush(self, reference: str, **options: Any) -> Digest:
-        """:meth:`push` in a worker thread, for asyncio code."""
-        import asyncio
+    apush = in_worker_thread(
+        push,
+        """:meth:`push` in a worker thread, for asyncio code.
 
-        return await asyncio.to_thread(self.push, reference, **options)
+        Takes the same arguments and raises the same errors.
+        """,
+    )
 
     def run(
         self,

@@ -15,6 +15,7 @@ import attrs
 import platformdirs
 
 from layercake._image import Image, credentials_of
+from layercake._in_thread import in_worker_thread
 from layercake.errors import (
     ContainerConfigError,
     ContainerError,
@@ -486,11 +487,13 @@ class Store:
         )
         return self._load(descriptor.digest)
 
-    async def apull(self, reference: str, **options: Any) -> Image:
-        """:meth:`pull` in a worker thread, for asyncio code."""
-        import asyncio
+    apull = in_worker_thread(
+        pull,
+        """:meth:`pull` in a worker thread, for asyncio code.
 
-        return await asyncio.to_thread(self.pull, reference, **options)
+        Takes the same arguments and raises the same errors.
+        """,
+    )
 
     def containers(self, *, all: bool = False) -> list[Container]:
         """The containers in this store: running ones, or every one with ``all``.

@@ -40,6 +40,7 @@ from layercake._copy_into import (
 )
 from layercake._file_digests import FileDigests
 from layercake._image import Image
+from layercake._in_thread import in_worker_thread
 from layercake._remote_source import download
 from layercake._run_config import merge_env
 from layercake._run_mounts import (
@@ -1185,19 +1186,14 @@ class Builder:
         logger.info("built %s in %.2fs", image.short_id, time.monotonic() - started)
         return image
 
-    async def abuild(
-        self,
-        context: str | os.PathLike[str] | None,
-        **options: Any,
-    ) -> Image:
+    abuild = in_worker_thread(
+        build,
         """:meth:`build` without blocking the event loop.
 
         The build runs in a worker thread; events reach ``on_event`` from that
         thread. Takes the same arguments and raises the same errors.
-        """
-        import asyncio  # only async callers pay for importing it
-
-        return await asyncio.to_thread(self.build, context, **options)
+        """,
+    )
 
     def _parse(
         self,
