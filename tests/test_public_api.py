@@ -15,6 +15,7 @@ def test_exported_names_are_exactly_the_public_api():
         "Container",
         "ContainerConfigError",
         "ContainerError",
+        "ContainerState",
         "ContainerTimeout",
         "DigestMismatch",
         "DockerfileError",

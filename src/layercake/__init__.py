@@ -46,6 +46,7 @@ from layercake.errors import (
 
 if TYPE_CHECKING:
     from layercake._container import Container
+    from layercake._container_state import ContainerState
     from layercake._image import Image, Layer
     from layercake._store import Store
     from layercake.builder import Builder
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
 _LAZY = {
     "Builder": "layercake.builder",
     "Container": "layercake._container",
+    "ContainerState": "layercake._container_state",
     "Image": "layercake._image",
     "Layer": "layercake._image",
     "RunResult": "layercake.runtime",
@@ -86,6 +88,7 @@ __all__ = [
     "Container",
     "ContainerConfigError",
     "ContainerError",
+    "ContainerState",
     "ContainerTimeout",
     "DigestMismatch",
     "DockerfileError",
