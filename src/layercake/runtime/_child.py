@@ -88,14 +88,19 @@ def spawn(
     status_w: int,
     lifeline: int,
     cap_last: int,
+    net_sync: tuple[int, int] | None = None,
 ) -> NoReturn:
     """Run the direct child: namespaces, fork PID 1, relay its exit status.
 
     ``lifeline`` is the read end of a pipe whose write end only the starting
     process holds: it ends when that process dies (whichever thread started
-    the container), and the container is then killed.
+    the container), and the container is then killed. ``net_sync`` is the
+    pipe on which the parent says the network namespace is configured (see
+    :func:`_await_network`).
     """
     try:
+        if net_sync is not None:
+            os.close(net_sync[1])
         os.setsid()
         flags = libc.CLONE_NEWPID
         if plan.rootless:
@@ -105,7 +110,7 @@ def spawn(
             _map_ids(plan)
         pid = os.fork()
         if pid == 0:
-            _become_container(plan, stdio, status_w, cap_last)
+            _become_container(plan, stdio, status_w, cap_last, net_sync)
         os.write(status_w, b"P%d\0" % pid)
         os.closerange(3, lifeline)
         os.closerange(lifeline + 1, _MAX_FD)
@@ -120,6 +125,7 @@ def become_pid1(
     stdio: tuple[int | None, int | None, int | None],
     status_w: int,
     cap_last: int,
+    net_sync: tuple[int, int] | None = None,
 ) -> NoReturn:
     """Run the child forked straight into a new PID namespace (no relay).
 
@@ -127,11 +133,13 @@ def become_pid1(
     a lifeline, ends it when that thread or process dies.
     """
     try:
+        if net_sync is not None:
+            os.close(net_sync[1])
         os.setsid()
     except BaseException as error:  # noqa: BLE001 - a child must never return
         _report(status_w, [], error)
         os._exit(SETUP_FAILED)
-    _become_container(plan, stdio, status_w, cap_last)
+    _become_container(plan, stdio, status_w, cap_last, net_sync)
 
 
 def _relay_exit(pid: int, lifeline: int) -> NoReturn:
@@ -191,6 +199,7 @@ def _become_container(
     stdio: tuple[int | None, int | None, int | None],
     status_w: int,
     cap_last: int,
+    net_sync: tuple[int, int] | None,
 ) -> NoReturn:
     created: list[str] = []
     try:
@@ -218,6 +227,10 @@ def _become_container(
         _do("set hostname", libc.sethostname, plan.hostname)
         if plan.new_net:
             _do("bring loopback up", libc.loopback_up)
+            if net_sync is not None:
+                # The parent configures the namespace while this process
+                # builds the root file system; it waits below, before exec.
+                _do("report the network namespace", os.write, status_w, b"N\0")
 
         _mount_rootfs(plan)
         _mount_specials(plan, created)
@@ -244,12 +257,26 @@ def _become_container(
     records = b"".join(b"C" + os.fsencode(p) + b"\0" for p in created)
     if records:
         os.write(status_w, records)
+    if net_sync is not None:
+        _await_network(net_sync[0])
     if plan.init:
         _run_init(plan, status_w)
     libc.reset_signals()
     os.closerange(3, status_w)
     os.closerange(status_w + 1, _MAX_FD)
     _exec(plan)
+
+
+def _await_network(ready: int) -> None:
+    """Block until the parent wrote that the network is up; die if it gave up."""
+    try:
+        answer = os.read(ready, 1)
+    except OSError:
+        answer = b""
+    if answer != b"1":
+        # The parent reported why; this process just goes.
+        os._exit(SETUP_FAILED)
+    os.close(ready)
 
 
 # Signals a ``docker run --init`` init passes on to the process it started.

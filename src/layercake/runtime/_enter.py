@@ -109,7 +109,7 @@ def enter(
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
         raise
-    process_pid, _, failure = _parse(records)
+    process_pid, _, failure, _ = _parse(records)
     sandbox = Sandbox(process_pid, child, "", [], frozenset())
     if failure is not None or process_pid == 0:
         if process_pid > 0:

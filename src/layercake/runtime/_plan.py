@@ -22,6 +22,7 @@ __all__ = ["Plan", "ProcessPlan", "prepare", "prepare_process"]
 
 _PAGE_SIZE = resource.getpagesize()
 _HOST_RESOLV_CONF = "/etc/resolv.conf"
+_SYSTEMD_RESOLV_CONF = "/run/systemd/resolve/resolv.conf"
 
 
 @attrs.frozen
@@ -119,6 +120,7 @@ def prepare(spec: SandboxSpec) -> Plan:
     for directory in (spec.rootfs.upper_dir, spec.rootfs.work_dir, root):
         os.makedirs(directory, exist_ok=True)
     data, chdir = _overlay_options(spec)
+    new_net = spec.network != "host" and not spec.network_namespace
     return Plan(
         **attrs.asdict(process, recurse=False),
         root=root,
@@ -127,12 +129,13 @@ def prepare(spec: SandboxSpec) -> Plan:
         overlay_chdir=chdir,
         scratch=not spec.rootfs.lower_dirs,
         hostname=spec.hostname.encode(),
-        new_net=spec.network != "host" and not spec.network_namespace,
+        new_net=new_net,
         join_net=os.fsencode(spec.network_namespace)
         if spec.network_namespace
         else None,
-        etc_files=_etc_files(spec.hostname),
-        mounts=tuple(_bind(m.source, m.target, m.read_only) for m in spec.mounts),
+        etc_files=_etc_files(spec.hostname, bool(spec.hosts_file), new_net),
+        mounts=tuple(_bind(m.source, m.target, m.read_only) for m in spec.mounts)
+        + ((_bind(spec.hosts_file, "/etc/hosts", False),) if spec.hosts_file else ()),
         tmpfs=tuple(_tmpfs(t.target, t.size, t.mode) for t in spec.tmpfs),
         init=spec.init,
         read_only=spec.read_only,
@@ -188,22 +191,41 @@ def _overlay_options(spec: SandboxSpec) -> tuple[bytes, str | None]:
     return data.encode(), parent
 
 
-def _etc_files(hostname: str) -> tuple[tuple[str, bytes], ...]:
+def _etc_files(
+    hostname: str, own_hosts: bool, new_net: bool
+) -> tuple[tuple[str, bytes], ...]:
     hosts = (
         "127.0.0.1\tlocalhost\n"
         "::1\tlocalhost ip6-localhost ip6-loopback\n"
         f"127.0.0.1\t{hostname}\n"
     )
-    try:
-        with open(_HOST_RESOLV_CONF, "rb") as file:
-            resolv = file.read()
-    except OSError:
-        resolv = b""
-    return (
-        ("/etc/hosts", hosts.encode()),
+    resolv = _read(_HOST_RESOLV_CONF)
+    if new_net and _loopback_only(resolv):
+        # A resolver on the host's loopback (systemd-resolved's stub) cannot
+        # be reached from another network namespace; its upstream list can.
+        resolv = _read(_SYSTEMD_RESOLV_CONF) or resolv
+    files = (
         ("/etc/hostname", hostname.encode() + b"\n"),
         ("/etc/resolv.conf", resolv),
     )
+    return files if own_hosts else (("/etc/hosts", hosts.encode()), *files)
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError:
+        return b""
+
+
+def _loopback_only(resolv: bytes) -> bool:
+    servers = [
+        line.split()[1]
+        for line in resolv.splitlines()
+        if line.startswith(b"nameserver") and len(line.split()) > 1
+    ]
+    return bool(servers) and all(s.startswith(b"127.") or s == b"::1" for s in servers)
 
 
 def _bind(source: str, target: str, read_only: bool) -> tuple[bytes, str, bool, bool]:

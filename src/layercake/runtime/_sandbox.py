@@ -6,10 +6,11 @@ import fcntl
 import os
 import select
 import signal
+from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from layercake.errors import ContainerError, ContainerTimeout
+from layercake.errors import ContainerConfigError, ContainerError, ContainerTimeout
 
 from . import _child
 from . import _libc as libc
@@ -159,6 +160,7 @@ def start(
     stdout: int | None = None,
     stderr: int | None = None,
     direct: bool = False,
+    configure_network: Callable[[int], None] | None = None,
 ) -> Sandbox:
     """Start ``spec``'s process in a new container and return at once.
 
@@ -173,38 +175,56 @@ def start(
     parent-death signal), so only pass it when that thread waits for the
     container, as :func:`run` does.
 
+    ``configure_network(pid)``, when given, is called with the host pid of
+    PID 1 once its new network namespace exists; PID 1 goes on building its
+    root file system meanwhile and waits for the call to return before it
+    execs. An exception from it fails the start.
+
     Raises:
         ContainerConfigError: the spec cannot work.
         ContainerError: the container could not be set up; the message names
             the step and the system error.
     """
     plan = prepare(spec)
+    if configure_network is not None and not plan.new_net:
+        raise ContainerConfigError(
+            "a network can only be configured in a new network namespace"
+        )
     present = upper_dirs_present(
         spec.rootfs.upper_dir, tuple(m.target for m in spec.mounts)
     )
     status_r, status_w = _pipe_above_stdio()
+    net_sync = os.pipe() if configure_network is not None else None
     direct = direct and not plan.rootless
+    stdio = (stdin, stdout, stderr)
     try:
         child = _fork_into_pid_namespace() if direct else os.fork()
     except BaseException:
-        os.close(status_r)
-        os.close(status_w)
+        _close(status_r, status_w, *(net_sync or ()))
         raise
     if child == 0:
         if direct:
-            _child.become_pid1(plan, (stdin, stdout, stderr), status_w, _CAP_LAST)
-        _child.spawn(plan, (stdin, stdout, stderr), status_w, _LIFELINE_READ, _CAP_LAST)
+            _child.become_pid1(plan, stdio, status_w, _CAP_LAST, net_sync)
+        _child.spawn(plan, stdio, status_w, _LIFELINE_READ, _CAP_LAST, net_sync)
     os.close(status_w)
+    if net_sync is not None:
+        os.close(net_sync[0])
 
     try:
-        with open(status_r, "rb", buffering=0, closefd=True) as status:
-            records = status.readall()
+        records, network_error = _read_status(
+            status_r,
+            child if direct else 0,
+            configure_network,
+            net_sync[1] if net_sync is not None else -1,
+        )
     except BaseException:
         # The relay child takes PID 1 with it (parent-death signal).
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
         raise
-    pid, created, failure = _parse(records)
+    pid, created, failure, _ = _parse(records)
+    if network_error is not None:
+        failure = f"network: {network_error}"
     if direct:
         pid = child
     sandbox = Sandbox(pid, child, spec.rootfs.upper_dir, created, present)
@@ -246,10 +266,56 @@ def _fork_into_pid_namespace() -> int:
             libc.setns(namespace, libc.CLONE_NEWPID)
 
 
-def _parse(records: bytes) -> tuple[int, list[str], str | None]:
+def _read_status(
+    status_r: int,
+    pid: int,
+    configure_network: Callable[[int], None] | None,
+    ready_w: int,
+) -> tuple[bytes, str | None]:
+    """Read the child's records until exec; configure its network on the way.
+
+    Returns the records and, when ``configure_network`` failed, why.
+    """
+    records = b""
+    pending = configure_network is not None
+    error: str | None = None
+    try:
+        with open(status_r, "rb", buffering=0, closefd=True) as status:
+            while chunk := status.read(4096):
+                records += chunk
+                if not pending:
+                    continue
+                complete = records[: records.rfind(b"\0") + 1]
+                reported, _, _, namespace = _parse(complete)
+                pid = pid or reported
+                if not (namespace and pid):
+                    continue
+                pending = False
+                try:
+                    configure_network(pid)  # type: ignore[misc]
+                except Exception as failure:  # noqa: BLE001 - reported as set-up
+                    error = str(failure)
+                    os.kill(pid, signal.SIGKILL)
+                else:
+                    os.write(ready_w, b"1")
+                os.close(ready_w)
+                ready_w = -1
+    finally:
+        _close(ready_w)
+    return records, error
+
+
+def _close(*fds: int) -> None:
+    for fd in fds:
+        if fd >= 0:
+            os.close(fd)
+
+
+def _parse(records: bytes) -> tuple[int, list[str], str | None, bool]:
     pid = 0
     created: list[str] = []
     failure: str | None = None
+    namespace = False
     for record in records.split(b"\0"):
         kind, body = record[:1], record[1:]
         if kind == b"P":
@@ -258,7 +324,9 @@ def _parse(records: bytes) -> tuple[int, list[str], str | None]:
             created.append(os.fsdecode(body))
         elif kind == b"E":
             failure = body.decode(errors="replace")
-    return pid, created, failure
+        elif kind == b"N":
+            namespace = True
+    return pid, created, failure, namespace
 
 
 def _pipe_above_stdio() -> tuple[int, int]:

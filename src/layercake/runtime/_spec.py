@@ -103,7 +103,9 @@ class SandboxSpec:
     leaves /proc and /sys unmasked and writable (give it every capability in
     the process). The container's processes join
     the cgroups whose ``cgroup.procs`` files ``cgroup_procs`` names (see
-    :func:`layercake.runtime.create_cgroup`).
+    :func:`layercake.runtime.create_cgroup`). ``hosts_file`` names a host
+    file bound on /etc/hosts instead of the generated one, so the caller can
+    rewrite it while the container runs (a network's members by name).
     """
 
     rootfs: RootfsSpec
@@ -117,6 +119,7 @@ class SandboxSpec:
     privileged: bool = False
     network_namespace: str = ""
     cgroup_procs: tuple[str, ...] = ()
+    hosts_file: str = ""
 
 
 @attrs.frozen
