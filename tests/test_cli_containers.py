@@ -111,10 +111,15 @@ def test_errors_for_unknown_containers_and_bad_flags(cli, busybox, capfd):
     assert capfd.readouterr().err == (
         "layercake: error: invalid volume 'justone': expected SOURCE:TARGET[:ro|rw]\n"
     )
-    assert cli("run", "-p", "0.0.0.0:80:80", "busybox", "true") == 125
+    assert cli("run", "-p", "localhost:80:80", "busybox", "true") == 125
     assert capfd.readouterr().err == (
-        "layercake: error: invalid port '0.0.0.0:80:80': ports are published on "
-        "127.0.0.1 only\n"
+        "layercake: error: invalid port 'localhost:80:80': 'localhost' is not "
+        "an IPv4 address\n"
+    )
+    assert cli("run", "-p", "80:80/sctp", "busybox", "true") == 125
+    assert capfd.readouterr().err == (
+        "layercake: error: invalid port '80:80/sctp': expected "
+        "[IP:]HOST:CONTAINER[/tcp|/udp]\n"
     )
 
 

@@ -1279,8 +1279,8 @@ def test_a_removed_container_refuses_to_report(busybox):
             "invalid published port 'abc': 'abc' is not a port number",
         ),
         (
-            {"ports": {"53/udp": 0}},
-            "invalid published port '53/udp': only TCP ports are forwarded",
+            {"ports": {"53/sctp": 0}},
+            "invalid published port '53/sctp': only TCP and UDP are forwarded",
         ),
         (
             {"name": "-bad"},

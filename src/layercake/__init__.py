@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from layercake._container import Container
     from layercake._container_state import ContainerState
     from layercake._image import Image, Layer
+    from layercake._networks import Network
     from layercake._store import Store
     from layercake.builder import Builder
     from layercake.runtime import RunResult
@@ -60,6 +61,7 @@ _LAZY = {
     "ContainerState": "layercake._container_state",
     "Image": "layercake._image",
     "Layer": "layercake._image",
+    "Network": "layercake._networks",
     "RunResult": "layercake.runtime",
     "Store": "layercake._store",
 }
@@ -101,6 +103,7 @@ __all__ = [
     "Layer",
     "LayercakeError",
     "ManifestUnknown",
+    "Network",
     "RegistryDenied",
     "RegistryError",
     "RegistryUnauthorized",

@@ -20,13 +20,14 @@ import shutil
 import signal
 import subprocess
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 import attrs
 
+from layercake import _container_network as net
 from layercake import _waits as waits
 from layercake import runtime
 from layercake._build_state import StateWriter
@@ -55,7 +56,7 @@ from layercake._container_state import (
     write_state,
 )
 from layercake._monitor import launch
-from layercake._ports import parse_ports
+from layercake._ports import HostPort, parse_ports
 from layercake._run_config import RunConfig, env_list, merge_env, process_spec
 from layercake._signals import signal_number
 from layercake._sizes import parse_size
@@ -147,10 +148,15 @@ class Container:
     where cgroups cannot be used the run goes on and says so in a warning
     (logged, and in :attr:`RunResult.warnings` or ``inspect()``).
 
-    ``network`` is ``"none"`` (own namespace, loopback only), ``"host"``, or
-    ``"container:<id or name>"`` (join a running container's namespace).
-    ``ports`` maps container TCP ports to ports on 127.0.0.1 (``0``: any
-    free one, see :meth:`host_port`); :meth:`start` forwards them.
+    ``network`` is ``"none"`` (own namespace, loopback only), ``"host"``,
+    ``"container:<id or name>"`` (join a running container's namespace),
+    ``"bridge"`` (own namespace with an address on the store's default
+    bridge network and outbound access; rootless through slirp4netns), or
+    the name of a network made with :meth:`Store.create_network`, whose
+    members reach each other by container name and ``network_aliases``.
+    ``ports`` maps container ports (``80``, ``"80/tcp"``, ``"53/udp"``) to
+    ports on 127.0.0.1 (``0``: any free one, see :meth:`host_port`) or to
+    ``(host address, port)``; :meth:`start` forwards them.
 
     Security: Docker's default capabilities, changed by ``cap_add`` and
     ``cap_drop`` (names with or without ``CAP_``, or ``ALL``);
@@ -166,7 +172,8 @@ class Container:
     Raises:
         ContainerConfigError: the image has no command and none was given,
             the user is not in the image's /etc/passwd, the name is invalid
-            or taken, or a volume or tmpfs entry is malformed.
+            or taken, a volume or tmpfs entry is malformed, or the network
+            does not exist or cannot be used so.
         RuntimeUnavailable: this machine cannot run containers.
     """
 
@@ -194,8 +201,9 @@ class Container:
         cap_add: Sequence[str] = (),
         cap_drop: Sequence[str] = (),
         security_opt: Sequence[str] = (),
-        ports: Mapping[int | str, int | None] | None = None,
+        ports: Mapping[int | str, HostPort] | None = None,
         executor: str = "builtin",
+        network_aliases: Sequence[str] = (),
     ) -> None:
         runtime.require()
         if executor not in runtime.EXECUTORS:
@@ -236,6 +244,7 @@ class Container:
         self._state: ContainerState | None = None
         tmpfs_mounts = _tmpfs(tmpfs)
         published = parse_ports(ports)
+        net.check(network, network_aliases, executor)
 
         containers.mkdir(parents=True, exist_ok=True)
         try:
@@ -254,10 +263,13 @@ class Container:
                 pids_limit=pids_limit,
                 privileged=privileged,
                 executor=executor,
+                aliases=tuple(network_aliases),
             )
         except BaseException:
             # Half a container is no container: leave nothing in the store.
             shutil.rmtree(self.path, ignore_errors=True)
+            if hasattr(self, "record"):
+                net.forget(image.store.path, containers, self.record)
             raise
         logger.info("created container %s from %s", self.short_id, image.short_id)
 
@@ -266,7 +278,7 @@ class Container:
         containers: Path,
         name: str | None,
         volumes: Sequence[VolumeSpec] | None,
-        published: tuple[tuple[int, int], ...],
+        published: tuple[tuple[int, str, str, int], ...],
         tmpfs_mounts: tuple[TmpfsMount, ...],
         stack: LayerStack,
         *,
@@ -278,6 +290,7 @@ class Container:
         pids_limit: int,
         privileged: bool,
         executor: str,
+        aliases: tuple[str, ...],
     ) -> None:
         image = self.image
         network = self.config.network
@@ -321,8 +334,10 @@ class Container:
                 privileged=privileged,
                 ports=published,
                 executor=executor,
+                network_aliases=aliases,
             )
             write_record(self.path, self.record)
+        net.lease(image.store.path, containers, self.record)
 
     @classmethod
     def load(cls, store: Store, key: str) -> Container:
@@ -484,13 +499,10 @@ class Container:
                     container_id=self.id,
                 )
             return "none", f"/proc/{pid}/ns/net"
-        raise ContainerError(
-            f"network mode {network!r} is not supported "
-            "(use 'none', 'host' or 'container:<id or name>')",
-            container_id=self.id,
-        )
+        # A bridge network: a namespace of its own, configured by the hook.
+        return "none", ""
 
-    def _spec(self, cgroup: Cgroup | None = None) -> SandboxSpec:
+    def _spec(self, cgroup: Cgroup | None = None, hosts_file: str = "") -> SandboxSpec:
         network, namespace = self._network()
         return SandboxSpec(
             rootfs=RootfsSpec(
@@ -509,7 +521,16 @@ class Container:
             read_only=self.record.read_only,
             privileged=self.record.privileged,
             cgroup_procs=cgroup.procs_files if cgroup is not None else (),
+            hosts_file=hosts_file,
         )
+
+    def _start_spec(
+        self, cgroup: Cgroup | None
+    ) -> tuple[SandboxSpec, Callable[[int], None] | None]:
+        """The spec to start, and the hook that plugs in its network, if any."""
+        store = self.image.store
+        hosts_file, hook = net.prepare_start(store.path, self.path.parent, self.record)
+        return self._spec(cgroup, hosts_file), hook
 
     def _ensure_no_ports(self) -> None:
         if self.record.ports:
@@ -561,7 +582,7 @@ class Container:
         self._ensure_no_ports()
         cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
-        spec = self._spec(cgroup)
+        spec, hook = self._start_spec(cgroup)
         log = LogWriter(self.path / LOG_FILE)
         running = False
 
@@ -569,7 +590,7 @@ class Container:
             stdin_fd: int | None, stdout_fd: int, stderr_fd: int
         ) -> runtime.Supervised:
             nonlocal running
-            sandbox = self._start_attached(spec, (stdin_fd, stdout_fd, stderr_fd))
+            sandbox = self._start_attached(spec, (stdin_fd, stdout_fd, stderr_fd), hook)
             self._record_running(sandbox.pid, started_at, cgroup, warnings)
             running = True
             return sandbox
@@ -610,9 +631,8 @@ class Container:
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
-            self._sandbox = self._start_attached(
-                self._spec(cgroup), (stdin, out_w, err_w)
-            )
+            spec, hook = self._start_spec(cgroup)
+            self._sandbox = self._start_attached(spec, (stdin, out_w, err_w), hook)
         except BaseException:
             os.close(out_r)
             os.close(err_r)
@@ -643,13 +663,21 @@ class Container:
         return exit_code
 
     def _start_attached(
-        self, spec: SandboxSpec, fds: tuple[int | None, int, int]
+        self,
+        spec: SandboxSpec,
+        fds: tuple[int | None, int, int],
+        hook: Callable[[int], None] | None = None,
     ) -> Sandbox | runtime.OciProcess:
         executor = self.record.executor
         if executor == "builtin":
             # run() and attach() wait in this thread: no relay needed.
             return runtime.start(
-                spec, stdin=fds[0], stdout=fds[1], stderr=fds[2], direct=True
+                spec,
+                stdin=fds[0],
+                stdout=fds[1],
+                stderr=fds[2],
+                direct=True,
+                configure_network=hook,
             )
         return runtime.start_oci(
             spec, executor, stdin=fds[0], stdout=fds[1], stderr=fds[2]
@@ -694,14 +722,16 @@ class Container:
         self._ensure_not_started()
         cgroup, warnings = self._cgroup(detach)
         try:
+            spec, hook = self._start_spec(cgroup)
             launch(
-                self._spec(cgroup),
+                spec,
                 self.path,
                 detach=detach,
                 cgroup=cgroup,
                 warnings=warnings,
                 ports=self.record.ports,
                 executor=self.record.executor,
+                configure_network=hook,
             )
         except ContainerError as error:
             if cgroup is not None:
@@ -915,22 +945,27 @@ class Container:
             if state.cgroup_paths:
                 open_cgroup(state.cgroup_version, state.cgroup_paths).remove()
             shutil.rmtree(self.path)
+            net.forget(self.image.store.path, self.path.parent, self.record)
             logger.info("removed container %s", self.short_id)
 
     def host_port(self, port: int | str) -> int:
-        """The port on 127.0.0.1 that forwards to the container's ``port``.
+        """The host port that forwards to the container's ``port``.
+
+        ``port`` is a number (TCP) or ``"53/udp"``; the host address is
+        127.0.0.1 unless the port was published on another.
 
         Raises:
             ContainerError: the port is not published or the container does
                 not run.
         """
-        number = int(str(port).partition("/")[0])
-        for container_port, host_port in self.state().ports:
-            if container_port == number:
+        number, _, protocol = str(port).partition("/")
+        protocol = protocol or "tcp"
+        for container_port, kind, _address, host_port in self.state().ports:
+            if container_port == int(number) and kind == protocol:
                 return host_port
         raise ContainerError(
-            f"port {number}/tcp of container {self.short_id} is not published "
-            "or the container is not running",
+            f"port {number}/{protocol} of container {self.short_id} is not "
+            "published or the container is not running",
             container_id=self.id,
         )
 
@@ -1079,6 +1114,7 @@ class Container:
             name = _claim_name(containers, new_name, self.id)
             self.record = attrs.evolve(read_record(self.path), name=name)
             write_record(self.path, self.record)
+            net.rename(self.image.store.path, self.record, name)
         logger.info(
             "renamed container %s from %s to %s", self.short_id, self.name, name
         )
@@ -1441,12 +1477,7 @@ class Container:
             },
             "Image": self.image.id,
             "Mounts": self._mounts(),
-            "NetworkSettings": {
-                "Ports": {
-                    f"{c}/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(h)}]
-                    for c, h in state.ports
-                }
-            },
+            "NetworkSettings": net.settings(self.image.store.path, record, state),
             "Warnings": list(state.warnings),
             "Name": "/" + self.name,
             "LogPath": str(self.path / LOG_FILE),

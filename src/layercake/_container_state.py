@@ -85,8 +85,9 @@ class ContainerRecord:
     cpu_shares: int = 0
     pids_limit: int = 0
     privileged: bool = False
-    ports: tuple[tuple[int, int], ...] = ()
+    ports: tuple[tuple[int, str, str, int], ...] = ()
     executor: str = "builtin"
+    network_aliases: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -115,7 +116,7 @@ class ContainerState:
     cgroup_version: int = 0
     cgroup_paths: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
-    ports: tuple[tuple[int, int], ...] = ()
+    ports: tuple[tuple[int, str, str, int], ...] = ()
     paused: bool = False
     attached: bool = False
 

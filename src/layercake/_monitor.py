@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
@@ -31,7 +32,7 @@ from layercake._container_state import (
     read_state,
     write_state,
 )
-from layercake._ports import Forwarder
+from layercake._ports import Forwarder, Published
 from layercake.errors import ContainerError
 from layercake.runtime import Cgroup, SandboxSpec
 
@@ -47,12 +48,14 @@ def launch(
     detach: bool,
     cgroup: Cgroup | None = None,
     warnings: tuple[str, ...] = (),
-    ports: tuple[tuple[int, int], ...] = (),
+    ports: tuple[Published, ...] = (),
     executor: str = "builtin",
+    configure_network: Callable[[int], None] | None = None,
 ) -> ContainerState:
     """Start ``spec`` under a monitor process; return once it runs.
 
     ``executor`` is ``"builtin"`` or the OCI runtime (``"runc"``) to run it.
+    ``configure_network`` is passed to :func:`layercake.runtime.start`.
 
     Raises:
         ContainerError: the container could not be started; the message
@@ -72,7 +75,15 @@ def launch(
                     warnings=warnings,
                 )
                 _monitor(
-                    spec, directory, detach, ready_w, started, cgroup, ports, executor
+                    spec,
+                    directory,
+                    detach,
+                    ready_w,
+                    started,
+                    cgroup,
+                    ports,
+                    executor,
+                    configure_network,
                 )
         finally:
             os._exit(0)
@@ -93,8 +104,9 @@ def _monitor(
     ready_w: int,
     started: ContainerState,
     cgroup: Cgroup | None,
-    ports: tuple[tuple[int, int], ...],
+    ports: tuple[Published, ...],
     executor: str,
+    configure_network: Callable[[int], None] | None,
 ) -> NoReturn:
     code = 0
     try:
@@ -110,14 +122,19 @@ def _monitor(
             forwarder = Forwarder(ports)
         except OSError as error:
             reason = (error.strerror or str(error)).lower()
-            os.write(ready_w, f"cannot publish ports on 127.0.0.1: {reason}".encode())
+            os.write(ready_w, f"cannot publish ports: {reason}".encode())
             os._exit(1)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
             sandbox: runtime.Sandbox | runtime.OciProcess
             if executor == "builtin":
-                sandbox = runtime.start(spec, stdout=out_w, stderr=err_w)
+                sandbox = runtime.start(
+                    spec,
+                    stdout=out_w,
+                    stderr=err_w,
+                    configure_network=configure_network,
+                )
             else:
                 sandbox = runtime.start_oci(spec, executor, stdout=out_w, stderr=err_w)
                 if not detach:

@@ -1,15 +1,20 @@
-"""Published ports: a userspace TCP forwarder from 127.0.0.1 into a container.
+"""Published ports: a userspace forwarder from the host into a container.
 
-The monitor of a started container listens on 127.0.0.1 in the host's
-network namespace; for each connection it makes a socket in the
-container's network namespace (a thread joins it with setns just long
-enough to create the socket: a socket stays in the namespace it was made
-in), connects to the published port on the container's loopback, and
-copies bytes both ways.
+The monitor of a started container listens on the host address (127.0.0.1
+unless another is given) in the host's network namespace. For each TCP
+connection it makes a socket in the container's network namespace (a
+thread joins it with setns just long enough to create the socket: a socket
+stays in the namespace it was made in), connects to the published port on
+the container's loopback, and copies bytes both ways. For UDP it keeps one
+such socket per client address and relays datagrams both ways.
+
+This works the same for every network mode with a namespace of its own
+(``none``, ``bridge``, user networks) and needs no firewall rule.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import socket
@@ -19,23 +24,31 @@ from collections.abc import Mapping
 from layercake.errors import ContainerConfigError
 from layercake.runtime import setns_network
 
-__all__ = ["Forwarder", "accepts", "parse_ports"]
+__all__ = ["Forwarder", "Published", "accepts", "parse_ports"]
 
 logger = logging.getLogger(__name__)
 
 _CHUNK = 65536
 _HOST = "127.0.0.1"
 
+Published = tuple[int, str, str, int]
+"""``(container port, "tcp" or "udp", host address, host port)``."""
+
+HostPort = int | None | tuple[str, int | None]
+
 
 def parse_ports(
-    ports: Mapping[int | str, int | None] | None,
-) -> tuple[tuple[int, int], ...]:
+    ports: Mapping[int | str, HostPort] | None,
+) -> tuple[Published, ...]:
     """Normalise ``{container_port: host_port}`` (``0`` or None: any free port).
 
-    Container ports may be written ``"8080/tcp"``; only TCP is forwarded.
+    Container ports may be written ``"8080/tcp"`` or ``"53/udp"``; a host
+    port may be ``(address, port)`` to listen on another host address
+    than 127.0.0.1.
 
     Raises:
-        ContainerConfigError: a port out of range or another protocol.
+        ContainerConfigError: a port out of range, another protocol, or a
+            host address that is not an IPv4 address.
     """
     published = []
     for container, host in (ports or {}).items():
@@ -45,10 +58,19 @@ def parse_ports(
             raise ContainerConfigError(
                 f"invalid published port {text!r}: {number!r} is not a port number"
             )
-        if protocol not in ("", "tcp"):
+        if protocol not in ("", "tcp", "udp"):
             raise ContainerConfigError(
-                f"invalid published port {text!r}: only TCP ports are forwarded"
+                f"invalid published port {text!r}: only TCP and UDP are forwarded"
             )
+        address = _HOST
+        if isinstance(host, tuple) and len(host) == 2:
+            address, host = host
+            try:
+                ipaddress.IPv4Address(address)
+            except ValueError:
+                raise ContainerConfigError(
+                    f"invalid host address {address!r} for {text}: not an IPv4 address"
+                ) from None
         if not isinstance(host, int | None) or isinstance(host, bool):
             raise ContainerConfigError(
                 f"invalid host port {host!r} for {text}: not a port number"
@@ -56,50 +78,54 @@ def parse_ports(
         host_port = host or 0
         if not 0 < int(number) < 65536 or not 0 <= host_port < 65536:
             raise ContainerConfigError(f"invalid published port {text}:{host_port}")
-        published.append((int(number), host_port))
+        published.append((int(number), protocol or "tcp", address, host_port))
     return tuple(published)
 
 
 class Forwarder:
-    """Listeners on 127.0.0.1 for each published port, and their copy threads."""
+    """Listening sockets for each published port, and their relay threads."""
 
-    def __init__(self, published: tuple[tuple[int, int], ...]) -> None:
+    def __init__(self, published: tuple[Published, ...]) -> None:
         """Bind every host port now, so a taken one fails the start.
 
         Raises:
-            OSError: a host port is taken.
+            OSError: a host port is taken or the address is not the host's.
         """
-        self._listeners: list[tuple[int, socket.socket]] = []
+        self._listeners: list[tuple[int, str, socket.socket]] = []
         try:
-            for container_port, host_port in published:
-                listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                self._listeners.append((container_port, listener))
-                listener.bind((_HOST, host_port))
-                listener.listen(64)
+            for container_port, protocol, address, host_port in published:
+                kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+                listener = socket.socket(socket.AF_INET, kind)
+                self._listeners.append((container_port, protocol, listener))
+                if protocol == "tcp":
+                    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                listener.bind((address, host_port))
+                if protocol == "tcp":
+                    listener.listen(64)
         except OSError:
             self.close()
             raise
 
     @property
-    def bound(self) -> tuple[tuple[int, int], ...]:
-        """``(container port, host port)`` pairs, host ports as bound."""
-        return tuple((c, s.getsockname()[1]) for c, s in self._listeners)
+    def bound(self) -> tuple[Published, ...]:
+        """The published ports, host ports as bound."""
+        return tuple((c, p, *s.getsockname()[:2]) for c, p, s in self._listeners)
 
     def serve(self, pid: int) -> None:
         """Forward connections into the network namespace of process ``pid``."""
         namespace = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-        for container_port, listener in self._listeners:
+        for container_port, protocol, listener in self._listeners:
+            target = self._accept if protocol == "tcp" else self._relay_datagrams
             threading.Thread(
-                target=self._accept,
+                target=target,
                 args=(listener, container_port, namespace, home),
                 daemon=True,
             ).start()
 
     def close(self) -> None:
         """Stop listening."""
-        for _, listener in self._listeners:
+        for _, _, listener in self._listeners:
             listener.close()
 
     def _accept(
@@ -111,11 +137,7 @@ class Forwarder:
             except OSError:
                 return
             try:
-                setns_network(namespace)
-                try:
-                    upstream = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                finally:
-                    setns_network(home)
+                upstream = _socket_in(namespace, home, socket.SOCK_STREAM)
                 upstream.connect((_HOST, port))
             except OSError as error:
                 logger.debug("cannot reach container port %d: %s", port, error)
@@ -125,6 +147,56 @@ class Forwarder:
                 threading.Thread(
                     target=_copy, args=(source, target), daemon=True
                 ).start()
+
+    def _relay_datagrams(
+        self, listener: socket.socket, port: int, namespace: int, home: int
+    ) -> None:
+        upstreams: dict[tuple[str, int], socket.socket] = {}
+        while True:
+            try:
+                data, client = listener.recvfrom(_CHUNK)
+            except OSError:
+                return
+            upstream = upstreams.get(client)
+            if upstream is None:
+                try:
+                    upstream = _socket_in(namespace, home, socket.SOCK_DGRAM)
+                    upstream.connect((_HOST, port))
+                except OSError as error:
+                    logger.debug("cannot reach container port %d/udp: %s", port, error)
+                    continue
+                upstreams[client] = upstream
+                threading.Thread(
+                    target=_answer, args=(upstream, listener, client), daemon=True
+                ).start()
+            try:
+                upstream.send(data)
+            except OSError as error:
+                logger.debug("cannot send to container port %d/udp: %s", port, error)
+
+
+def _socket_in(namespace: int, home: int, kind: int) -> socket.socket:
+    """A socket made in the network namespace ``namespace``."""
+    setns_network(namespace)
+    try:
+        return socket.socket(socket.AF_INET, kind)
+    finally:
+        setns_network(home)
+
+
+def _answer(
+    upstream: socket.socket, listener: socket.socket, client: tuple[str, int]
+) -> None:
+    # Answers from the container go back to the client that asked.
+    while True:
+        try:
+            data = upstream.recv(_CHUNK)
+            listener.sendto(data, client)
+        except ConnectionRefusedError:
+            # Nothing listened in the container yet: later datagrams retry.
+            continue
+        except OSError:
+            return
 
 
 def _copy(source: socket.socket, target: socket.socket) -> None:

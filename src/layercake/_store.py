@@ -53,6 +53,7 @@ from layercake.store._verify import VerifyReport, verify
 
 if TYPE_CHECKING:
     from layercake._container import Container
+    from layercake._networks import Network
     from layercake.store._registry import TransferProgress
 
 __all__ = ["Store", "default_store_path"]
@@ -560,6 +561,91 @@ class Store:
             if str(self.path / "volumes" / name) not in used:
                 shutil.rmtree(self.path / "volumes" / name)
                 removed.append(name)
+        return removed
+
+    def create_network(self, name: str, *, subnet: str | None = None) -> Network:
+        """Create a bridge network, as ``docker network create`` does.
+
+        The network gets a bridge device on the host (``lcbr...``) with the
+        gateway, the first address of ``subnet``; without ``subnet`` a free
+        /24 of 10.210.0.0/16 that no host route or other network uses is
+        chosen. Containers created with ``network=name`` get an address on
+        it, outbound access, and reach each other by name. Needs root.
+
+        Raises:
+            ContainerConfigError: the name is invalid, reserved (``none``,
+                ``host``, ``bridge``) or taken, the subnet is malformed or
+                overlaps another network or a host route, or this process
+                is not root.
+            ContainerError: the bridge could not be made.
+        """
+        from layercake import _networks
+
+        if name == _networks.DEFAULT_NETWORK:
+            raise ContainerConfigError(
+                f"network name {name!r} is reserved for the default network"
+            )
+        return _networks.create_network(self.path, name, subnet)
+
+    def networks(self) -> list[Network]:
+        """The networks of this store, by name (``bridge`` while it is used)."""
+        from layercake import _networks
+
+        return _networks.list_networks(self.path)
+
+    def network(self, name: str) -> Network:
+        """The network called ``name``, or whose id starts with it.
+
+        Raises:
+            ContainerError: there is no such network.
+        """
+        from layercake import _networks
+
+        return _networks.get_network(self.path, name)
+
+    def network_containers(self, name: str) -> list[Container]:
+        """The containers with an address on network ``name``, by name.
+
+        Raises:
+            ContainerError: there is no such network.
+        """
+        from layercake import _networks
+
+        network = _networks.get_network(self.path, name)
+        ids = {e.container_id for e in _networks.endpoints(self.path, network.name)}
+        found = [c for c in self.containers(all=True) if c.id in ids]
+        return sorted(found, key=lambda c: c.name)
+
+    def remove_network(self, name: str) -> None:
+        """Remove a network and its bridge device, as ``docker network rm``.
+
+        Stopped containers on it keep their configuration but cannot start
+        again until a network of that name exists.
+
+        Raises:
+            ContainerError: no such network, or running containers use it
+                (the message names them).
+        """
+        from layercake import _networks
+
+        running = {c.id for c in self.containers()}
+        _networks.remove_network(self.path, name, running.__contains__)
+
+    def prune_networks(self) -> list[str]:
+        """Remove every network no container uses; return their names."""
+        from layercake import _networks
+
+        existing = {c.id for c in self.containers(all=True)}
+        removed = []
+        for network in _networks.list_networks(self.path):
+            leases = _networks.endpoints(self.path, network.name)
+            if any(e.container_id in existing for e in leases):
+                continue
+            try:
+                _networks.remove_network(self.path, network.name, lambda _: False)
+            except ContainerError:
+                continue
+            removed.append(network.name)
         return removed
 
     def _volume_users(self) -> dict[str, list[str]]:

@@ -17,7 +17,14 @@ import sys
 from collections.abc import Sequence
 
 from layercake import __version__
-from layercake.cli import _build, _containers, _images, _system, _volumes
+from layercake.cli import (
+    _build,
+    _containers,
+    _images,
+    _networks,
+    _system,
+    _volumes,
+)
 from layercake.errors import LayercakeError
 
 __all__ = ["main"]
@@ -39,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"layercake {__version__}"
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
-    for group in (_build, _containers, _images, _system, _volumes):
+    for group in (_build, _containers, _images, _networks, _system, _volumes):
         group.register(verbs)
     return parser
 

@@ -44,20 +44,32 @@ def _volume(text: str) -> tuple[str, str] | tuple[str, str, str]:
     raise LayercakeError(f"invalid volume {text!r}: expected SOURCE:TARGET[:ro|rw]")
 
 
-def _ports(items: list[str]) -> dict[int | str, int | None]:
-    ports: dict[int | str, int | None] = {}
+def _ports(items: list[str]) -> dict[int | str, tuple[str, int]]:
+    # docker run -p [IP:]HOST:CONTAINER[/udp]; the address is 127.0.0.1
+    # unless one is named (docker's is 0.0.0.0: every interface).
+    import ipaddress
+
+    ports: dict[int | str, tuple[str, int]] = {}
     for item in items:
         published, _, container = item.rpartition(":")
-        host = published.rpartition(":")[2] if published else ""
-        if published.count(":") and not published.startswith("127.0.0.1:"):
+        address, _, host = published.rpartition(":")
+        number, _, protocol = container.partition("/")
+        if (
+            not number.isdigit()
+            or protocol not in ("", "tcp", "udp")
+            or not (host.isdigit() or host == "")
+        ):
             raise LayercakeError(
-                f"invalid port {item!r}: ports are published on 127.0.0.1 only"
+                f"invalid port {item!r}: expected [IP:]HOST:CONTAINER[/tcp|/udp]"
             )
-        if not container or not (host.isdigit() or host == ""):
-            raise LayercakeError(
-                f"invalid port {item!r}: expected [127.0.0.1:]HOST:CONTAINER[/tcp]"
-            )
-        ports[container] = int(host) if host else 0
+        if address:
+            try:
+                ipaddress.IPv4Address(address)
+            except ValueError:
+                raise LayercakeError(
+                    f"invalid port {item!r}: {address!r} is not an IPv4 address"
+                ) from None
+        ports[container] = (address or "127.0.0.1", int(host) if host else 0)
     return ports
 
 
@@ -102,6 +114,7 @@ def _create(args: argparse.Namespace) -> Container:
         security_opt=args.security_opt,
         ports=_ports(args.publish),
         executor=args.runtime,
+        network_aliases=args.network_alias,
     )
 
 
@@ -253,8 +266,10 @@ def ps(args: argparse.Namespace) -> int:
         ) or shlex.join(container.image.config.config.cmd or ())
         state = container.state()
         ports = ", ".join(
-            f"127.0.0.1:{host}->{inner}/tcp"
-            for inner, host in (state.ports if state.status == "running" else ())
+            f"{address}:{host}->{inner}/{protocol}"
+            for inner, protocol, address, host in (
+                state.ports if state.status == "running" else ()
+            )
         )
         rows.append(
             (
@@ -390,11 +405,18 @@ def port(args: argparse.Namespace) -> int:
     import layercake
 
     container = _load(layercake.Store(args.store), args.container)
+    published = container.state().ports
     if args.port is not None:
-        sys.stdout.write(f"127.0.0.1:{container.host_port(args.port)}\n")
+        number, _, protocol = args.port.partition("/")
+        container.host_port(args.port)
+        published = tuple(
+            p for p in published if (str(p[0]), p[1]) == (number, protocol or "tcp")
+        )
+        for _inner, _protocol, address, host in published:
+            sys.stdout.write(f"{address}:{host}\n")
         return 0
-    for inner, host in container.state().ports:
-        sys.stdout.write(f"{inner}/tcp -> 127.0.0.1:{host}\n")
+    for inner, protocol, address, host in published:
+        sys.stdout.write(f"{inner}/{protocol} -> {address}:{host}\n")
     return 0
 
 
@@ -418,7 +440,16 @@ def _container_options(parser: argparse.ArgumentParser) -> None:
         help="allocate a terminal (not supported yet)",
     )
     parser.add_argument(
-        "--network", default="none", help="none (default), host or container:NAME"
+        "--network",
+        default="none",
+        help="none (default), host, container:NAME, bridge or a network's name",
+    )
+    parser.add_argument(
+        "--network-alias",
+        action="append",
+        default=[],
+        metavar="ALIAS",
+        help="another name the container has on its user-defined network",
     )
     parser.add_argument(
         "-v", "--volume", action="append", default=[], metavar="SOURCE:TARGET[:ro]"
@@ -431,7 +462,7 @@ def _container_options(parser: argparse.ArgumentParser) -> None:
         "--publish",
         action="append",
         default=[],
-        metavar="[127.0.0.1:]HOST:CONTAINER",
+        metavar="[IP:]HOST:CONTAINER[/udp]",
     )
     parser.add_argument("--init", action="store_true", help="run an init as PID 1")
     parser.add_argument("--read-only", action="store_true")

@@ -1,0 +1,286 @@
+"""Host plumbing of bridge networks: bridge devices, veth pairs, masquerade.
+
+Every device this module makes is named with the ``lc`` prefix: a bridge
+``lcbr<network id>`` per network, with the gateway address, and a veth
+pair per running container (``lcv<container id>`` on the host, ``eth0``
+inside). The pair goes away by itself when the container's network
+namespace does, with its last process.
+
+Outbound traffic is masqueraded by one nft table of our own, ``inet
+layercake``, rewritten as a whole from the bridges present whenever one is
+added or removed, and deleted with the last one; it also keeps networks
+from reaching each other. A bridge records the directory of its network in
+its alias, so a bridge whose store was deleted is recognised and removed.
+
+All of this needs root and uses ``ip`` (iproute2) and ``nft``, as batches:
+one process per step.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import json
+import logging
+import os
+import subprocess
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from layercake.errors import ContainerError
+from layercake.runtime import setns_network
+
+__all__ = [
+    "attach",
+    "bridge_name",
+    "create_bridge",
+    "detach",
+    "exists",
+    "host_routes",
+    "machine_lock",
+    "remove_bridge",
+    "veth_name",
+]
+
+logger = logging.getLogger(__name__)
+
+TABLE = "layercake"
+_LOCK_DIR = "/run/layercake"
+_IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
+
+
+def bridge_name(network_id: str) -> str:
+    """The bridge device of a network (within the kernel's 15 characters)."""
+    return "lcbr" + network_id[:10]
+
+
+def veth_name(container_id: str) -> str:
+    """The host end of a container's veth pair."""
+    return "lcv" + container_id[:11]
+
+
+def host_routes() -> list[tuple[ipaddress.IPv4Network, str]]:
+    """The IPv4 routes of the host's main table, with their devices."""
+    routes = []
+    try:
+        with open("/proc/net/route") as file:
+            lines = file.read().splitlines()[1:]
+    except OSError:
+        return []
+    for line in lines:
+        fields = line.split()
+        if len(fields) < 8:
+            continue
+        destination = int(fields[1], 16).to_bytes(4, "little")
+        mask = int(fields[7], 16).to_bytes(4, "little")
+        network = ipaddress.IPv4Network(
+            (ipaddress.IPv4Address(destination), str(ipaddress.IPv4Address(mask))),
+            strict=False,
+        )
+        if network.prefixlen:
+            routes.append((network, fields[0]))
+    return routes
+
+
+@contextmanager
+def machine_lock() -> Iterator[None]:
+    """Hold the lock that orders network changes of every store on the host."""
+    os.makedirs(_LOCK_DIR, mode=0o700, exist_ok=True)
+    fd = os.open(f"{_LOCK_DIR}/networks.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _ip(commands: list[str]) -> None:
+    result = subprocess.run(
+        ["ip", "-batch", "-"],
+        input="\n".join(commands).encode() + b"\n",
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode:
+        reason = result.stderr.decode(errors="replace").strip().splitlines()
+        raise ContainerError(f"ip: {reason[0] if reason else 'failed'}")
+
+
+def exists(device: str) -> bool:
+    """Whether the host has a network device of that name."""
+    return os.path.exists(f"/sys/class/net/{device}")
+
+
+def create_bridge(device: str, gateway: str, prefixlen: int, owner: str) -> None:
+    """Create the bridge ``device`` with the gateway address, up, masqueraded.
+
+    ``owner`` is the network's directory: the bridge is removed by the next
+    change once that directory is gone. Nothing happens if it exists. The
+    caller holds :func:`machine_lock`.
+
+    Raises:
+        ContainerError: the device could not be made (the message says why).
+    """
+    if exists(device):
+        return
+    _ip(
+        [
+            f"link add {device} type bridge",
+            f"link set {device} alias {owner}",
+            f"addr add {gateway}/{prefixlen} dev {device}",
+            f"link set {device} up",
+        ]
+    )
+    _enable_forwarding()
+    _sync_table()
+    logger.info("created bridge %s (%s/%d)", device, gateway, prefixlen)
+
+
+def remove_bridge(device: str) -> None:
+    """Delete the bridge ``device`` (if present) and its masquerade rule.
+
+    The caller holds :func:`machine_lock`.
+    """
+    if exists(device):
+        _ip([f"link del {device}"])
+        logger.info("removed bridge %s", device)
+    _sync_table()
+
+
+def detach(container_id: str) -> None:
+    """Delete a container's veth pair if the kernel has not yet.
+
+    The pair goes with the container's network namespace, but the kernel
+    frees namespaces in the background: removal does not wait for it.
+    """
+    veth = veth_name(container_id)
+    if exists(veth):
+        try:
+            _ip([f"link del {veth}"])
+        except ContainerError as error:
+            # Gone meanwhile, with its namespace.
+            logger.debug("veth %s: %s", veth, error)
+
+
+def _enable_forwarding() -> None:
+    with open(_IP_FORWARD, "r+b") as file:
+        if file.read().strip() != b"1":
+            file.seek(0)
+            file.write(b"1")
+            logger.info("enabled net.ipv4.ip_forward")
+
+
+def _our_bridges() -> list[tuple[str, str]]:
+    """``(device, subnet)`` of every layercake bridge; stale ones removed."""
+    result = subprocess.run(
+        ["ip", "-j", "-d", "addr", "show", "type", "bridge"],
+        capture_output=True,
+        check=False,
+    )
+    bridges = []
+    for link in json.loads(result.stdout or b"[]"):
+        name = link.get("ifname", "")
+        if not name.startswith("lcbr"):
+            continue
+        owner = link.get("ifalias", "")
+        if owner and not os.path.isdir(owner):
+            # Its store was deleted with the network in it.
+            _ip([f"link del {name}"])
+            logger.info("removed bridge %s of the deleted network %s", name, owner)
+            continue
+        for address in link.get("addr_info", []):
+            if address.get("family") == "inet":
+                subnet = ipaddress.IPv4Network(
+                    f"{address['local']}/{address['prefixlen']}", strict=False
+                )
+                bridges.append((name, str(subnet)))
+    return bridges
+
+
+def _sync_table() -> None:
+    bridges = _our_bridges()
+    script = [f"table inet {TABLE} {{}}", f"delete table inet {TABLE}"]
+    if bridges:
+        names = {name for name, _ in bridges}
+        script.append(f"table inet {TABLE} {{")
+        script.append(
+            "  chain postrouting { type nat hook postrouting priority srcnat;"
+        )
+        for name, subnet in bridges:
+            script.append(f'    ip saddr {subnet} oifname != "{name}" masquerade')
+        script.append("  }")
+        script.append("  chain forward { type filter hook forward priority filter;")
+        for name in sorted(names):
+            others = ", ".join(f'"{o}"' for o in sorted(names - {name}))
+            if others:
+                # Networks are isolated from each other, as Docker's are.
+                script.append(f'    iifname "{name}" oifname {{ {others} }} drop')
+        script.append("  }")
+        script.append("}")
+    result = subprocess.run(
+        ["nft", "-f", "-"],
+        input="\n".join(script).encode() + b"\n",
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode:
+        reason = result.stderr.decode(errors="replace").strip()
+        raise ContainerError(f"nft: {reason}")
+
+
+def attach(
+    pid: int,
+    *,
+    bridge: str,
+    veth: str,
+    address: str,
+    prefixlen: int,
+    gateway: str,
+    mac: str,
+) -> None:
+    """Give the network namespace of process ``pid`` an ``eth0`` on ``bridge``.
+
+    Makes the veth pair (its inner end moved straight into the namespace),
+    then, from a thread that joined the namespace, sets the address, brings
+    ``eth0`` up and routes by default via the gateway.
+
+    Raises:
+        ContainerError: ``pid`` shares the host's network namespace, or a
+            step failed.
+    """
+    namespace = f"/proc/{pid}/ns/net"
+    if os.stat(namespace).st_ino == os.stat("/proc/self/ns/net").st_ino:
+        raise ContainerError(f"process {pid} is in the host's network namespace")
+    _ip(
+        [
+            f"link add {veth} type veth peer name eth0 address {mac} netns {pid}",
+            f"link set {veth} master {bridge} up",
+        ]
+    )
+    failures: list[BaseException] = []
+
+    def configure() -> None:
+        # The thread ends right after: it never has to come back to the
+        # host's namespace, and ip, forked from it, starts in the container's.
+        try:
+            fd = os.open(namespace, os.O_RDONLY | os.O_CLOEXEC)
+            try:
+                setns_network(fd)
+            finally:
+                os.close(fd)
+            _ip(
+                [
+                    f"addr add {address}/{prefixlen} dev eth0",
+                    "link set eth0 up",
+                    f"route add default via {gateway}",
+                ]
+            )
+        except BaseException as error:  # noqa: BLE001 - re-raised below
+            failures.append(error)
+
+    thread = threading.Thread(target=configure, daemon=True)
+    thread.start()
+    thread.join()
+    if failures:
+        raise failures[0]

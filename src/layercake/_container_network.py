@@ -1,0 +1,267 @@
+"""How a container joins a bridge network: lease, start-up hook, inspect view.
+
+A container whose ``network`` is ``"bridge"`` or the name of a network of
+its store leases an address when it is created (see
+:mod:`layercake._networks`). At each start its own hosts file and those of
+the network's running members are rewritten, the network's bridge is made
+again if the host lost it (a reboot), and the runtime is given a hook that
+plugs the new network namespace into the bridge (:func:`layercake._bridge.
+attach`) while PID 1 builds its root file system. Rootless, ``"bridge"``
+is slirp4netns instead (:mod:`layercake._slirp`).
+"""
+
+from __future__ import annotations
+
+import functools
+import ipaddress
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from layercake import _bridge as bridge
+from layercake import _networks as networks
+from layercake._container_state import (
+    ContainerRecord,
+    ContainerState,
+    is_alive,
+    read_state,
+)
+from layercake.errors import ContainerConfigError, ContainerError
+
+__all__ = [
+    "check",
+    "forget",
+    "lease",
+    "on_bridge",
+    "prepare_start",
+    "settings",
+]
+
+HOSTS_FILE = "hosts"
+
+
+def on_bridge(network: str) -> bool:
+    """Whether ``network`` names a bridge network (default or user-defined)."""
+    return network not in ("none", "host") and not network.startswith("container:")
+
+
+def check(network: str, aliases: Sequence[str], executor: str) -> None:
+    """Refuse what a network mode cannot do.
+
+    Raises:
+        ContainerConfigError: aliases outside a user-defined network, a
+            bridge network with another executor, or a user-defined network
+            without root.
+    """
+    if aliases and (not on_bridge(network) or network == networks.DEFAULT_NETWORK):
+        raise ContainerConfigError(
+            f"network aliases need a user-defined network, not {network!r}"
+        )
+    if not on_bridge(network):
+        return
+    if executor != "builtin":
+        raise ContainerConfigError(
+            f"network {network!r} needs the built-in executor, not {executor}"
+        )
+    if os.geteuid() != 0 and network != networks.DEFAULT_NETWORK:
+        raise ContainerConfigError(
+            f"network {network!r}: user-defined networks need root; rootless "
+            "containers can use 'bridge' (slirp4netns), 'none' or 'host'"
+        )
+
+
+def _running(containers: Path) -> Callable[[str], bool]:
+    def running(container_id: str) -> bool:
+        try:
+            state = read_state(containers / container_id)
+        except (OSError, ValueError):
+            return False
+        return state.status == "running" and is_alive(
+            state.monitor_pid, state.monitor_start
+        )
+
+    return running
+
+
+def lease(
+    store_path: Path,
+    containers: Path,
+    record: ContainerRecord,
+) -> None:
+    """Lease an address on the container's network, when it is a bridge one.
+
+    Raises:
+        ContainerConfigError: no such network, or no free address.
+    """
+    if not on_bridge(record.network) or os.geteuid() != 0:
+        return
+    try:
+        networks.allocate(
+            store_path,
+            record.network,
+            container_id=record.id,
+            container_name=record.name,
+            hostname=record.hostname,
+            aliases=record.network_aliases,
+            exists=lambda cid: (containers / cid).is_dir(),
+        )
+    except ContainerError as error:
+        raise ContainerConfigError(str(error)) from None
+
+
+def _endpoint(store_path: Path, record: ContainerRecord) -> networks.Endpoint:
+    for endpoint in networks.endpoints(store_path, record.network):
+        if endpoint.container_id == record.id:
+            return endpoint
+    raise ContainerError(
+        f"container {record.id[:12]} has no address on network {record.network}: "
+        "the network was removed",
+        container_id=record.id,
+    )
+
+
+def prepare_start(
+    store_path: Path, containers: Path, record: ContainerRecord
+) -> tuple[str, Callable[[int], None] | None]:
+    """Get a bridge-network container ready to start.
+
+    Returns the hosts file to bind on /etc/hosts (``""`` for none) and the
+    hook that configures the new network namespace.
+
+    Raises:
+        ContainerError: the network was removed or its bridge could not be
+            made again; rootless, slirp4netns is missing.
+    """
+    if not on_bridge(record.network):
+        return "", None
+    if os.geteuid() != 0:
+        from layercake import _slirp
+
+        return "", _slirp.hook(containers / record.id)
+    endpoint = _endpoint(store_path, record)
+    network = networks.get_network(store_path, record.network)
+    subnet = ipaddress.IPv4Network(network.subnet)
+    if not bridge.exists(network.device):
+        with bridge.machine_lock():
+            bridge.create_bridge(
+                network.device,
+                network.gateway,
+                subnet.prefixlen,
+                str(store_path / "networks" / network.name),
+            )
+    networks.write_hosts(
+        store_path,
+        network.name,
+        lambda cid: containers / cid / HOSTS_FILE,
+        _running(containers),
+        starting=record.id,
+    )
+    hook = functools.partial(
+        bridge.attach,
+        bridge=network.device,
+        veth=bridge.veth_name(record.id),
+        address=endpoint.address,
+        prefixlen=subnet.prefixlen,
+        gateway=network.gateway,
+        mac=endpoint.mac,
+    )
+    return str(containers / record.id / HOSTS_FILE), hook
+
+
+def forget(store_path: Path, containers: Path, record: ContainerRecord) -> None:
+    """Give back a removed container's lease; drop it from members' hosts."""
+    if not on_bridge(record.network) or os.geteuid() != 0:
+        return
+    bridge.detach(record.id)
+    networks.release(store_path, record.network, record.id)
+    networks.write_hosts(
+        store_path,
+        record.network,
+        lambda cid: containers / cid / HOSTS_FILE,
+        _running(containers),
+    )
+
+
+def rename(store_path: Path, record: ContainerRecord, new_name: str) -> None:
+    """Record a container's new name in its lease."""
+    if on_bridge(record.network):
+        networks.rename(store_path, record.network, record.id, new_name)
+
+
+def settings(
+    store_path: Path, record: ContainerRecord, state: ContainerState
+) -> dict[str, Any]:
+    """``docker inspect``'s ``NetworkSettings`` of a container."""
+    running = state.status == "running"
+    ports: dict[str, Any] = {}
+    for inner, protocol, address, host in state.ports if running else ():
+        ports.setdefault(f"{inner}/{protocol}", []).append(
+            {"HostIp": address, "HostPort": str(host)}
+        )
+    view: dict[str, Any] = {
+        "Ports": ports,
+        "IPAddress": "",
+        "IPPrefixLen": 0,
+        "Gateway": "",
+        "MacAddress": "",
+        "Networks": {},
+    }
+    name = record.network
+    if not on_bridge(name) or os.geteuid() != 0:
+        if not name.startswith("container:"):
+            view["Networks"][name] = _entry("", "", "", 0, "", ())
+        return view
+    endpoint = next(
+        (
+            e
+            for e in networks.endpoints(store_path, name)
+            if e.container_id == record.id
+        ),
+        None,
+    )
+    try:
+        network = networks.get_network(store_path, name)
+    except ContainerError:
+        return view
+    prefixlen = ipaddress.IPv4Network(network.subnet).prefixlen
+    if endpoint is None or not running:
+        view["Networks"][name] = _entry(
+            network.id, "", "", 0, "", record.network_aliases
+        )
+        return view
+    view["Networks"][name] = _entry(
+        network.id,
+        endpoint.address,
+        network.gateway,
+        prefixlen,
+        endpoint.mac,
+        endpoint.aliases,
+    )
+    if name == networks.DEFAULT_NETWORK:
+        # Docker fills the top-level fields for the default network only.
+        view.update(
+            IPAddress=endpoint.address,
+            IPPrefixLen=prefixlen,
+            Gateway=network.gateway,
+            MacAddress=endpoint.mac,
+        )
+    return view
+
+
+def _entry(
+    network_id: str,
+    address: str,
+    gateway: str,
+    prefixlen: int,
+    mac: str,
+    aliases: Sequence[str],
+) -> dict[str, Any]:
+    return {
+        "Aliases": list(aliases) or None,
+        "NetworkID": network_id,
+        "Gateway": gateway,
+        "IPAddress": address,
+        "IPPrefixLen": prefixlen,
+        "MacAddress": mac,
+    }

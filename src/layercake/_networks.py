@@ -1,0 +1,446 @@
+"""A store's bridge networks: their records, address leases and hosts files.
+
+``store/networks/<name>/network.json`` describes a network (its subnet,
+gateway and bridge device); ``endpoints/<container id>.json`` beside it is
+a container's lease: its address, MAC address, name and aliases. Leases
+are taken when a container is created and given back when it is removed;
+a lease whose container directory is gone (its process crashed half-way)
+is freed by the next allocation. Every change happens under a lock on the
+``networks`` directory; choosing a subnet and making or removing a bridge
+also under :func:`layercake._bridge.machine_lock`, since other stores on
+the host share the address space.
+
+Containers on one network find each other by name through /etc/hosts: each
+member has its own hosts file (bound in by the runtime) listing every
+running member, rewritten in place when one starts or is removed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import ipaddress
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+
+from layercake import _bridge as bridge
+from layercake._container_state import now
+from layercake.errors import ContainerConfigError, ContainerError
+
+__all__ = [
+    "DEFAULT_NETWORK",
+    "Endpoint",
+    "Network",
+    "allocate",
+    "create_network",
+    "endpoints",
+    "get_network",
+    "list_networks",
+    "release",
+    "remove_network",
+    "write_hosts",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_NETWORK = "bridge"
+"""The network ``network="bridge"`` means: made on first use, removed with
+its last container."""
+
+_RESERVED = ("none", "host")
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
+_POOL = ipaddress.IPv4Network("10.210.0.0/16")
+_POOL_PREFIX = 24
+
+
+@attrs.frozen
+class Network:
+    """A bridge network of a store, as ``docker network inspect`` shows it.
+
+    Attributes:
+        name: the network's name, unique in its store.
+        id: 64 hex digits.
+        subnet: the IPv4 subnet its containers get addresses from.
+        gateway: the host's address on it (the bridge's).
+        device: the host's bridge device, ``lcbr`` and part of the id.
+        created: when it was made (RFC 3339).
+        driver: always ``"bridge"``.
+    """
+
+    name: str
+    id: str
+    subnet: str
+    gateway: str
+    device: str
+    created: str
+    driver: str = "bridge"
+
+    @property
+    def short_id(self) -> str:
+        """The first 12 hex digits of the id, as ``docker network ls`` shows it."""
+        return self.id[:12]
+
+
+@attrs.frozen
+class Endpoint:
+    """A container's lease on a network: its address and the names it has."""
+
+    network: str
+    container_id: str
+    container_name: str
+    hostname: str
+    address: str
+    mac: str
+    aliases: tuple[str, ...] = ()
+
+
+def _root(store_path: Path) -> Path:
+    return store_path / "networks"
+
+
+@contextmanager
+def _locked(store_path: Path) -> Iterator[Path]:
+    root = _root(store_path)
+    root.mkdir(parents=True, exist_ok=True)
+    fd = os.open(root, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield root
+    finally:
+        os.close(fd)
+
+
+def _read(path: Path) -> Network:
+    data = json.loads((path / "network.json").read_text())
+    return Network(**data)
+
+
+def _write_json(path: Path, value: object) -> None:
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(value, indent=1, sort_keys=True))
+    partial.replace(path)
+
+
+def list_networks(store_path: Path) -> list[Network]:
+    """The networks of the store at ``store_path``, by name."""
+    root = _root(store_path)
+    if not root.is_dir():
+        return []
+    found = []
+    for path in sorted(root.iterdir()):
+        try:
+            found.append(_read(path))
+        except (OSError, ValueError, TypeError):
+            continue
+    return found
+
+
+def get_network(store_path: Path, name: str) -> Network:
+    """The network called ``name`` (or whose id starts with it).
+
+    Raises:
+        ContainerError: there is no such network.
+    """
+    for network in list_networks(store_path):
+        if network.name == name:
+            return network
+    matches = [n for n in list_networks(store_path) if n.id.startswith(name)]
+    if len(matches) == 1 and name:
+        return matches[0]
+    raise ContainerError(f"network {name} not found")
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise ContainerConfigError(
+            f"invalid network name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed"
+        )
+    if name in _RESERVED:
+        raise ContainerConfigError(
+            f"network name {name!r} is reserved for the network mode of that name"
+        )
+
+
+def create_network(store_path: Path, name: str, subnet: str | None = None) -> Network:
+    """Make a network and its bridge device; see :meth:`Store.create_network`.
+
+    Raises:
+        ContainerConfigError: the name is invalid, reserved or taken, the
+            subnet is malformed, too small or overlaps another network or a
+            host route, or this process is not root.
+        ContainerError: the bridge could not be made.
+    """
+    _check_name(name)
+    if os.geteuid() != 0:
+        raise ContainerConfigError(
+            f"cannot create network {name}: bridge networks need root "
+            "(rootless containers use network='bridge' through slirp4netns)"
+        )
+    with _locked(store_path) as root, bridge.machine_lock():
+        if (root / name).exists():
+            raise ContainerConfigError(f"network with name {name} already exists")
+        taken = _taken_subnets(store_path)
+        chosen = _parse_subnet(subnet) if subnet else _free_subnet(taken)
+        if subnet:
+            _check_overlap(chosen, taken)
+        network_id = secrets.token_hex(32)
+        network = Network(
+            name=name,
+            id=network_id,
+            subnet=str(chosen),
+            gateway=str(next(chosen.hosts())),
+            device=bridge.bridge_name(network_id),
+            created=now(),
+        )
+        path = root / name
+        (path / "endpoints").mkdir(parents=True)
+        try:
+            _write_json(path / "network.json", attrs.asdict(network))
+            bridge.create_bridge(
+                network.device, network.gateway, chosen.prefixlen, str(path)
+            )
+        except BaseException:
+            shutil.rmtree(path, ignore_errors=True)
+            raise
+    logger.info("created network %s (%s)", name, network.subnet)
+    return network
+
+
+def _parse_subnet(text: str) -> ipaddress.IPv4Network:
+    try:
+        subnet = ipaddress.IPv4Network(text)
+    except ValueError as error:
+        raise ContainerConfigError(f"invalid subnet {text!r}: {error}") from None
+    if subnet.prefixlen > 29:
+        raise ContainerConfigError(
+            f"subnet {text} is too small: a network needs at least a /29"
+        )
+    return subnet
+
+
+def _taken_subnets(store_path: Path) -> list[tuple[ipaddress.IPv4Network, str]]:
+    taken = [
+        (ipaddress.IPv4Network(n.subnet), f"network {n.name!r}")
+        for n in list_networks(store_path)
+    ]
+    own = {n.device for n in list_networks(store_path)}
+    taken += [
+        (route, f"the host route on {device}")
+        for route, device in bridge.host_routes()
+        if device not in own
+    ]
+    return taken
+
+
+def _check_overlap(
+    subnet: ipaddress.IPv4Network, taken: list[tuple[ipaddress.IPv4Network, str]]
+) -> None:
+    for other, owner in taken:
+        if subnet.overlaps(other):
+            raise ContainerConfigError(f"subnet {subnet} overlaps {other} of {owner}")
+
+
+def _free_subnet(
+    taken: list[tuple[ipaddress.IPv4Network, str]],
+) -> ipaddress.IPv4Network:
+    for candidate in _POOL.subnets(new_prefix=_POOL_PREFIX):
+        if not any(candidate.overlaps(other) for other, _ in taken):
+            return candidate
+    raise ContainerConfigError(
+        f"no free subnet left in {_POOL}: remove unused networks or give one"
+    )
+
+
+def remove_network(store_path: Path, name: str, running: Callable[[str], bool]) -> None:
+    """Remove a network and its bridge; see :meth:`Store.remove_network`.
+
+    Raises:
+        ContainerError: no such network, or ``running`` containers use it.
+    """
+    with _locked(store_path) as root:
+        network = get_network(store_path, name)
+        path = root / network.name
+        users = [e.container_name for e in _endpoints(path) if running(e.container_id)]
+        if users:
+            raise ContainerError(
+                f"network {network.name} is in use by running containers: "
+                + ", ".join(sorted(users))
+            )
+        _delete(path, network)
+    logger.info("removed network %s", network.name)
+
+
+def _delete(path: Path, network: Network) -> None:
+    shutil.rmtree(path)
+    with bridge.machine_lock():
+        bridge.remove_bridge(network.device)
+
+
+def _endpoints(path: Path) -> list[Endpoint]:
+    found = []
+    directory = path / "endpoints"
+    if not directory.is_dir():
+        return []
+    for entry in sorted(directory.glob("*.json")):
+        try:
+            data = json.loads(entry.read_text())
+            data["aliases"] = tuple(data.get("aliases", ()))
+            found.append(Endpoint(**data))
+        except (OSError, ValueError, TypeError):
+            continue
+    return found
+
+
+def endpoints(store_path: Path, name: str) -> list[Endpoint]:
+    """The leases on network ``name`` (none when it does not exist)."""
+    return _endpoints(_root(store_path) / name)
+
+
+def allocate(
+    store_path: Path,
+    name: str,
+    *,
+    container_id: str,
+    container_name: str,
+    hostname: str,
+    aliases: tuple[str, ...],
+    exists: Callable[[str], bool],
+) -> Endpoint:
+    """Lease an address on network ``name`` to a new container.
+
+    ``bridge`` (:data:`DEFAULT_NETWORK`) is made when missing. Leases of
+    containers that no longer ``exists`` are freed first.
+
+    Raises:
+        ContainerError: no such network.
+        ContainerConfigError: the subnet is full, or the default network
+            cannot be made (see :func:`create_network`).
+    """
+    if name == DEFAULT_NETWORK and not (_root(store_path) / name).is_dir():
+        try:
+            _create_default(store_path)
+        except ContainerConfigError as error:
+            if "already exists" not in str(error):
+                raise
+    with _locked(store_path) as root:
+        network = get_network(store_path, name)
+        path = root / network.name
+        used = set()
+        for endpoint in _endpoints(path):
+            if exists(endpoint.container_id):
+                used.add(endpoint.address)
+            else:
+                (path / "endpoints" / f"{endpoint.container_id}.json").unlink(
+                    missing_ok=True
+                )
+                logger.info(
+                    "freed %s of removed container %s",
+                    endpoint.address,
+                    endpoint.container_id[:12],
+                )
+        subnet = ipaddress.IPv4Network(network.subnet)
+        address = next(
+            (
+                a
+                for a in subnet.hosts()
+                if str(a) != network.gateway and str(a) not in used
+            ),
+            None,
+        )
+        if address is None:
+            raise ContainerConfigError(
+                f"network {network.name} has no free address left in {subnet}"
+            )
+        endpoint = Endpoint(
+            network=network.name,
+            container_id=container_id,
+            container_name=container_name,
+            hostname=hostname,
+            address=str(address),
+            mac="02:42:" + ":".join(f"{b:02x}" for b in address.packed),
+            aliases=aliases,
+        )
+        _write_json(path / "endpoints" / f"{container_id}.json", attrs.asdict(endpoint))
+    return endpoint
+
+
+def _create_default(store_path: Path) -> None:
+    # Under its reserved name, which create_network refuses to users.
+    create_network(store_path, DEFAULT_NETWORK)
+
+
+def release(store_path: Path, name: str, container_id: str) -> None:
+    """Give back the lease of ``container_id`` on network ``name``.
+
+    The default network goes with its last lease.
+    """
+    with _locked(store_path) as root:
+        path = root / name
+        (path / "endpoints" / f"{container_id}.json").unlink(missing_ok=True)
+        if name != DEFAULT_NETWORK or not path.is_dir() or _endpoints(path):
+            return
+        try:
+            network = _read(path)
+        except (OSError, ValueError, TypeError):
+            return
+        _delete(path, network)
+
+
+def rename(store_path: Path, name: str, container_id: str, new_name: str) -> None:
+    """Record a container's new name in its lease on network ``name``."""
+    with _locked(store_path) as root:
+        path = root / name / "endpoints" / f"{container_id}.json"
+        try:
+            data = json.loads(path.read_text())
+        except (OSError, ValueError):
+            return
+        data["container_name"] = new_name
+        _write_json(path, data)
+
+
+_HOSTS_HEAD = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+def write_hosts(
+    store_path: Path,
+    name: str,
+    hosts_file: Callable[[str], Path],
+    running: Callable[[str], bool],
+    starting: str | None = None,
+) -> None:
+    """Rewrite, in place, the hosts file of every running member of ``name``.
+
+    Each lists the member itself (address, hostname, name, aliases) and then
+    every other running member by name and aliases. ``starting`` counts as
+    running. ``hosts_file(container_id)`` is where a member's file is.
+    """
+    with _locked(store_path) as root:
+        members = [
+            e
+            for e in _endpoints(root / name)
+            if e.container_id == starting or running(e.container_id)
+        ]
+        for member in members:
+            lines = [_HOSTS_HEAD]
+            for other in [member] + [m for m in members if m is not member]:
+                names = [other.container_name, *other.aliases]
+                if other is member:
+                    names.insert(0, other.hostname)
+                unique = list(dict.fromkeys(names))
+                lines.append(f"{other.address}\t{' '.join(unique)}\n")
+            path = hosts_file(member.container_id)
+            try:
+                # In place: the running container has this inode bound.
+                with open(path, "r+" if path.exists() else "w") as file:
+                    file.truncate(0)
+                    file.write("".join(lines))
+            except OSError as error:
+                logger.debug("cannot write hosts of %s: %s", member.container_id, error)

@@ -1,0 +1,398 @@
+"""Bridge networks: addresses, outbound access, names, published ports, cleanup."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+
+import pytest
+from tests.conftest import missing
+
+import layercake
+from layercake import _bridge
+from layercake._container import Container
+from layercake.errors import ContainerConfigError, ContainerError
+
+pytestmark = pytest.mark.usefixtures("container_runtime", "as_root")
+
+
+@pytest.fixture
+def as_root() -> None:
+    """Bridge networks need root (rootless 'bridge' is slirp4netns)."""
+    if os.geteuid() != 0:
+        missing("bridge networks need root")
+
+
+@pytest.fixture
+def networks(store: layercake.Store) -> Iterator[layercake.Store]:
+    """The store; its containers and networks are removed after the test."""
+    yield store
+    for container in store.containers(all=True):
+        container.remove(force=True)
+    for network in store.networks():
+        store.remove_network(network.name)
+
+
+def links() -> str:
+    """The host's network device names, one a line."""
+    return subprocess.run(
+        ["ip", "-o", "link", "show"], capture_output=True, text=True, check=True
+    ).stdout
+
+
+def test_bridge_container_gets_an_address_a_route_and_its_hosts_entry(
+    busybox, networks
+):
+    """network="bridge" gives eth0 an address of the network, routed via the gateway."""
+    script = "ip -4 -o addr show eth0 | awk '{print $4}'; ip route; cat /etc/hosts"
+    with Container(busybox, ["sh", "-c", script], network="bridge") as container:
+        (network,) = networks.networks()
+        address = str(next(ipaddress.IPv4Network(network.subnet).hosts()) + 1)
+        prefix = network.subnet.split("/")[1]
+        result = container.run()
+        assert result.exit_code == 0
+        assert result.stdout.decode() == (
+            f"{address}/{prefix}\n"
+            f"default via {network.gateway} dev eth0 \n"
+            f"{network.subnet} dev eth0 scope link  src {address} \n"
+            "127.0.0.1\tlocalhost\n"
+            "::1\tlocalhost ip6-localhost ip6-loopback\n"
+            f"{address}\t{container.short_id}\n"
+        )
+        assert network.name == "bridge"
+        assert network.device == "lcbr" + network.id[:10]
+
+
+def test_after_rm_no_veth_bridge_or_lease_is_left(busybox, networks):
+    """Removing the last container of the default network removes all of it."""
+    container = Container(busybox, ["true"], network="bridge")
+    (network,) = networks.networks()
+    container.start()
+    container.wait(10)
+    container.remove()
+    assert networks.networks() == []
+    assert _bridge.veth_name(container.id) not in links()
+    assert network.device not in links()
+    assert not (networks.path / "networks" / "bridge").exists()
+
+
+def test_lease_of_a_vanished_container_is_freed(busybox, networks):
+    """A lease whose container directory is gone (a crash) is reused."""
+    network = networks.create_network("crashnet")
+    first = Container(busybox, ["true"], network="crashnet")
+    shutil.rmtree(networks.path / "containers" / first.id)
+    second = Container(busybox, ["true"], network="crashnet")
+    endpoints = networks.path / "networks" / "crashnet" / "endpoints"
+    assert sorted(p.name for p in endpoints.iterdir()) == [f"{second.id}.json"]
+    hosts = ipaddress.IPv4Network(network.subnet).hosts()
+    next(hosts)
+    lease = json.loads((endpoints / f"{second.id}.json").read_text())
+    assert lease["address"] == str(next(hosts))
+
+
+@pytest.fixture
+def server_namespace() -> Iterator[tuple[str, str, str]]:
+    """A network namespace with a veth to the host: (name, host side, far side)."""
+    taken = [route for route, _ in _bridge.host_routes()]
+    pool = ipaddress.IPv4Network("10.214.0.0/16").subnets(new_prefix=30)
+    start = secrets.randbelow(16000)
+    subnet = next(
+        s
+        for i, s in enumerate(pool)
+        if i >= start and not any(s.overlaps(t) for t in taken)
+    )
+    near, far = (str(a) for a in subnet.hosts())
+    tag = secrets.token_hex(4)
+    name, host_end, far_end = f"lctest{tag}", f"lct{tag}a", f"lct{tag}b"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        commands = [
+            f"link add {host_end} type veth peer name {far_end} netns {name}",
+            f"addr add {near}/30 dev {host_end}",
+            f"link set {host_end} up",
+            f"-n {name} addr add {far}/30 dev {far_end}",
+            f"-n {name} link set {far_end} up",
+            f"-n {name} link set lo up",
+        ]
+        for command in commands:
+            subprocess.run(["ip", *command.split()], check=True)
+        yield name, near, far
+    finally:
+        subprocess.run(
+            ["ip", "link", "del", host_end], check=False, capture_output=True
+        )
+        subprocess.run(["ip", "netns", "del", name], check=True)
+
+
+def test_outbound_connection_is_masqueraded_behind_the_host(
+    busybox, networks, server_namespace
+):
+    """A server outside the host reached from a bridge container sees the host's address."""
+    name, near, far = server_namespace
+    server = textwrap.dedent(
+        f"""
+        import socket
+        listener = socket.create_server(({far!r}, 7000))
+        print("ready", flush=True)
+        client, peer = listener.accept()
+        client.sendall(peer[0].encode() + b"\\n")
+        client.close()
+        """
+    )
+    with subprocess.Popen(
+        ["ip", "netns", "exec", name, sys.executable, "-c", server],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline() == "ready\n"
+            with Container(
+                busybox, ["nc", "-w", "5", far, "7000"], network="bridge"
+            ) as container:
+                result = container.run(timeout=30)
+            assert (result.exit_code, result.stdout) == (0, near.encode() + b"\n")
+        finally:
+            process.kill()
+
+
+def test_containers_on_a_user_network_reach_each_other_by_name_and_alias(
+    busybox, networks
+):
+    """A member resolves another by container name and alias and connects to it."""
+    networks.create_network("appnet")
+    serve = "mkdir /www && echo hello > /www/index.html && httpd -f -p 80 -h /www"
+    web = Container(
+        busybox,
+        ["sh", "-c", serve],
+        name="web",
+        network="appnet",
+        network_aliases=["site"],
+    )
+    web.start()
+    fetch = (
+        "for i in $(seq 100); do wget -q -O - http://web/ && break; sleep 0.1; done;"
+        " wget -q -O - http://site/; ping -c 1 -W 5 web | head -1"
+    )
+    client = Container(busybox, ["sh", "-c", fetch], name="client", network="appnet")
+    result = client.run(timeout=30)
+    address = web.inspect()["NetworkSettings"]["Networks"]["appnet"]["IPAddress"]
+    assert result.stdout.decode() == (
+        f"hello\nhello\nPING web ({address}): 56 data bytes\n"
+    )
+    assert result.exit_code == 0
+
+
+def test_hosts_of_running_members_list_a_new_member(busybox, networks):
+    """A member started later appears in the /etc/hosts of one already running."""
+    networks.create_network("hostsnet")
+    first = Container(busybox, ["sleep", "60"], name="first", network="hostsnet")
+    first.start()
+    second = Container(busybox, ["sleep", "60"], name="second", network="hostsnet")
+    second.start()
+    settings = {
+        c.name: c.inspect()["NetworkSettings"]["Networks"]["hostsnet"]
+        for c in (first, second)
+    }
+    hosts = first.exec(["cat", "/etc/hosts"]).stdout.decode()
+    assert hosts == (
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        f"{settings['first']['IPAddress']}\t{first.short_id} first\n"
+        f"{settings['second']['IPAddress']}\tsecond\n"
+    )
+    second.remove(force=True)
+    assert first.exec(["cat", "/etc/hosts"]).stdout.decode() == (
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        f"{settings['first']['IPAddress']}\t{first.short_id} first\n"
+    )
+
+
+def test_inspect_shows_the_network_settings_as_docker(busybox, networks):
+    """NetworkSettings has the address, gateway, MAC and network entry."""
+    network = networks.create_network("inspectnet")
+    with Container(
+        busybox, ["sleep", "60"], network="inspectnet", network_aliases=["db"]
+    ) as container:
+        container.start()
+        settings = container.inspect()["NetworkSettings"]
+        address = ipaddress.IPv4Address(settings["Networks"]["inspectnet"]["IPAddress"])
+        mac = "02:42:" + ":".join(f"{b:02x}" for b in address.packed)
+        assert settings == {
+            "Ports": {},
+            "IPAddress": "",
+            "IPPrefixLen": 0,
+            "Gateway": "",
+            "MacAddress": "",
+            "Networks": {
+                "inspectnet": {
+                    "Aliases": ["db"],
+                    "NetworkID": network.id,
+                    "Gateway": network.gateway,
+                    "IPAddress": str(address),
+                    "IPPrefixLen": 24,
+                    "MacAddress": mac,
+                }
+            },
+        }
+        inside = container.exec(["cat", "/sys/class/net/eth0/address"])
+        assert inside.stdout.decode() == mac + "\n"
+        assert container.inspect()["HostConfig"]["NetworkMode"] == "inspectnet"
+
+
+def test_tcp_and_udp_ports_are_published_from_a_bridge_container(busybox, networks):
+    """A UDP datagram to 127.0.0.1 reaches a bridge container and its answer comes back."""
+    echo = textwrap.dedent(
+        """
+        import socket
+        server = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        server.bind(("0.0.0.0", 53))
+        while True:
+            data, peer = server.recvfrom(512)
+            server.sendto(b"echo " + data, peer)
+        """
+    )
+    host_tools = [("/usr", "/usr", "ro"), ("/lib", "/lib", "ro")]
+    if os.path.isdir("/lib64"):
+        host_tools.append(("/lib64", "/lib64", "ro"))
+    with Container(
+        busybox,
+        ["/usr/bin/python3", "-c", echo],
+        network="bridge",
+        volumes=host_tools,
+        ports={"53/udp": 0, 80: ("127.0.0.1", 0)},
+    ) as container:
+        container.start()
+        udp_port = container.host_port("53/udp")
+        tcp_port = container.host_port(80)
+        assert container.inspect()["NetworkSettings"]["Ports"] == {
+            "53/udp": [{"HostIp": "127.0.0.1", "HostPort": str(udp_port)}],
+            "80/tcp": [{"HostIp": "127.0.0.1", "HostPort": str(tcp_port)}],
+        }
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as client:
+            client.settimeout(0.2)
+            answer = b""
+            deadline = time.monotonic() + 20
+            while not answer and time.monotonic() < deadline:
+                client.sendto(b"ping", ("127.0.0.1", udp_port))
+                try:
+                    answer = client.recv(512)
+                except TimeoutError:
+                    continue
+        assert answer == b"echo ping"
+
+
+def test_unknown_network_is_a_clear_error(busybox, networks):
+    """Creating a container on a network that does not exist names it."""
+    with pytest.raises(ContainerConfigError) as caught:
+        Container(busybox, ["true"], network="nope")
+    assert str(caught.value) == "network nope not found"
+    assert list((networks.path / "containers").iterdir()) == []
+
+
+def test_removing_a_network_with_running_containers_names_them(busybox, networks):
+    """remove_network() refuses while members run, and works once they are gone."""
+    network = networks.create_network("busynet")
+    for name in ("beta", "alpha"):
+        Container(busybox, ["sleep", "60"], name=name, network="busynet").start()
+    with pytest.raises(ContainerError) as caught:
+        networks.remove_network("busynet")
+    assert str(caught.value) == (
+        "network busynet is in use by running containers: alpha, beta"
+    )
+    for container in networks.containers(all=True):
+        container.remove(force=True)
+    networks.remove_network("busynet")
+    assert networks.networks() == []
+    assert network.device not in links()
+
+
+def test_overlapping_subnets_are_refused(busybox, networks, tmp_path):
+    """A subnet that overlaps one of the store's networks or a host route is refused."""
+    first = networks.create_network("first")
+    with pytest.raises(ContainerConfigError) as caught:
+        networks.create_network("second", subnet=first.subnet)
+    assert str(caught.value) == (
+        f"subnet {first.subnet} overlaps {first.subnet} of network 'first'"
+    )
+    other = layercake.Store(tmp_path / "other-store")
+    with pytest.raises(ContainerConfigError) as caught:
+        other.create_network("second", subnet=first.subnet)
+    assert str(caught.value) == (
+        f"subnet {first.subnet} overlaps {first.subnet} of the host route on "
+        f"{first.device}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (
+            lambda s: s.create_network("bridge"),
+            "network name 'bridge' is reserved for the default network",
+        ),
+        (
+            lambda s: s.create_network("host"),
+            "network name 'host' is reserved for the network mode of that name",
+        ),
+        (
+            lambda s: s.create_network("bad/name"),
+            (
+                "invalid network name 'bad/name': only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+                "are allowed"
+            ),
+        ),
+        (
+            lambda s: s.create_network("tiny", subnet="10.215.0.0/30"),
+            "subnet 10.215.0.0/30 is too small: a network needs at least a /29",
+        ),
+        (
+            lambda s: s.create_network("odd", subnet="10.215.0.1/24"),
+            "invalid subnet '10.215.0.1/24': 10.215.0.1/24 has host bits set",
+        ),
+    ],
+)
+def test_network_creation_errors(networks, call, message):
+    """Reserved names, bad names and bad subnets are refused with a clear message."""
+    with pytest.raises(ContainerConfigError) as caught:
+        call(networks)
+    assert str(caught.value) == message
+    assert networks.networks() == []
+
+
+def test_aliases_need_a_user_network(busybox, networks):
+    """network_aliases on the default network is refused, as Docker does."""
+    with pytest.raises(ContainerConfigError) as caught:
+        Container(busybox, ["true"], network="bridge", network_aliases=["x"])
+    assert str(caught.value) == (
+        "network aliases need a user-defined network, not 'bridge'"
+    )
+
+
+def test_prune_networks_removes_only_unused_ones(busybox, networks):
+    """prune_networks() keeps a network a container is on and removes the rest."""
+    networks.create_network("used")
+    networks.create_network("unused")
+    Container(busybox, ["true"], network="used")
+    assert networks.prune_networks() == ["unused"]
+    assert [n.name for n in networks.networks()] == ["used"]
+
+
+def test_network_lookup_by_name_or_id_prefix(networks):
+    """store.network() finds a network by name or id prefix, else says so."""
+    network = networks.create_network("lookup")
+    assert networks.network("lookup") == network
+    assert networks.network(network.id[:8]) == network
+    with pytest.raises(ContainerError) as caught:
+        networks.network("missing")
+    assert str(caught.value) == "network missing not found"
