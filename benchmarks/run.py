@@ -38,6 +38,7 @@ from pathlib import Path
 import attrs
 
 import layercake
+from layercake import runtime
 
 REPO = Path(__file__).resolve().parent.parent
 BENCHES = ("start", "size", "many", "build", "context", "bigcopy")
@@ -206,6 +207,29 @@ class Bench:
                 f"{result.stderr.decode(errors='replace')[-2000:]}"
             )
 
+    def commands(self, argvs: Sequence[Sequence[str]], *, peer: bool = False) -> None:
+        """Start every command at once and wait for all; fail loudly."""
+        processes = [
+            subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                env=self.peer_env if peer else None,
+            )
+            for argv in argvs
+        ]
+        failures = []
+        for argv, process in zip(argvs, processes, strict=True):
+            _, err = process.communicate()
+            if process.returncode != 0:
+                failures.append(
+                    f"{' '.join(argv)} exited {process.returncode}: "
+                    f"{err.decode(errors='replace')[-500:]}"
+                )
+        if failures:
+            raise RuntimeError("\n".join(failures))
+
     def podman(self, name: str) -> list[str] | None:
         """The podman command line for storage ``name``, with busybox imported."""
         if shutil.which("podman") is None:
@@ -300,6 +324,10 @@ def bench_start(bench: Bench) -> None:
         with layercake.Container(image, ["true"]) as container:
             container.run()
 
+    def image_run() -> None:
+        image.run(["true"])
+
+    runtime_dirs = _RuntimeDirs(bench, image)
     items = [
         Timed(
             "start.sdk", "SDK Container(image, ['true']).run()", sdk_run, sdk_cleanup
@@ -309,6 +337,13 @@ def bench_start(bench: Bench) -> None:
             "SDK create + run + remove (with-block)",
             sdk_whole,
             sdk_cleanup,
+        ),
+        Timed("start.image_run", "SDK Image.run(['true'])", image_run),
+        Timed(
+            "start.runtime",
+            "layercake.runtime.run of a SandboxSpec",
+            runtime_dirs.run,
+            runtime_dirs.fresh,
         ),
     ]
 
@@ -390,16 +425,55 @@ def bench_start(bench: Bench) -> None:
 
     bench.compare("start.sdk", "start.podman")
     bench.compare("start.sdk", "start.runc")
+    bench.compare("start.image_run", "start.podman")
+    bench.compare("start.image_run", "start.runc")
+    bench.compare("start.runtime", "start.runc")
     bench.compare("start.cli", "start.podman")
     bench.compare("start.cli", "start.runc")
     bench.compare("start.sdk", "start.floor_unshare")
     bench.compare("start.cli", "start.floor_python_isolated")
     bench.target("SDK run of `true` at most 12 ms", "start.sdk", "", 0.012)
+    bench.target("Image.run(['true']) at most 12 ms", "start.image_run", "", 0.012)
     bench.target("SDK run at most 1/2 of runc", "start.sdk", "start.runc", 0.5)
     bench.target("SDK run at most 1/13 of podman", "start.sdk", "start.podman", 1 / 13)
     bench.target(
         "CLI run --rm at most 1/3 of podman", "start.cli", "start.podman", 1 / 3
     )
+
+
+class _RuntimeDirs:
+    """The runtime alone: a SandboxSpec over the image's unpacked layers.
+
+    Each run gets new upper, work and mount directories (made untimed), as a
+    container's own directory would give it.
+    """
+
+    def __init__(self, bench: Bench, image: layercake.Image) -> None:
+        self.bench = bench
+        self.lower = tuple(str(path) for path in image.layer_stack().layer_dirs)
+        self.spec: runtime.SandboxSpec | None = None
+
+    def fresh(self) -> None:
+        """New directories for the next run; the previous ones go."""
+        if self.spec is not None:
+            shutil.rmtree(Path(self.spec.rootfs.upper_dir).parent)
+        base = self.bench.mkdir(self.bench.fresh_name("runtime"))
+        self.spec = runtime.SandboxSpec(
+            rootfs=runtime.RootfsSpec(
+                lower_dirs=self.lower,
+                upper_dir=str(base / "upper"),
+                work_dir=str(base / "work"),
+                mount_point=str(base / "rootfs"),
+            ),
+            process=runtime.ProcessSpec(args=("true",)),
+        )
+
+    def run(self) -> None:
+        """Run ``true``; fail loudly if it did not exit 0."""
+        assert self.spec is not None
+        result = runtime.run(self.spec)
+        if result.exit_code != 0:
+            raise RuntimeError(f"runtime.run of true exited {result.exit_code}")
 
 
 def _runc_bundle(bench: Bench) -> Path | None:
@@ -471,7 +545,7 @@ def bench_size(bench: Bench) -> None:
 
 
 def bench_many(bench: Bench) -> None:
-    """50 throwaway containers in a row, and 20 at once on threads."""
+    """50 throwaway containers in a row; 20 at once on threads, against peers."""
     runs = bench.runs(5)
     image = bench.store.image("busybox:latest")
 
@@ -492,7 +566,34 @@ def bench_many(bench: Bench) -> None:
     bench.time_it(
         "many.seq50", "50 throwaway containers, in a row (total)", sequential, runs
     )
-    bench.time_it("many.par20", "20 containers on 20 threads (total)", parallel, runs)
+    items = [Timed("many.par20", "20 containers on 20 threads (total)", parallel)]
+    podman = bench.podman("podman")
+    if podman is not None:
+        podman_run = [*podman, "run", "--rm", "--network", "none", BASE, "true"]
+        items.append(
+            Timed(
+                "many.par20_podman",
+                "20 podman run --rm at once (total)",
+                lambda: bench.commands([podman_run] * 20, peer=True),
+            )
+        )
+    bundle = _runc_bundle(bench)
+    if bundle is not None:
+        state = bench.mkdir("runc-state")
+        runc = ["runc", "--root", str(state), "run", "--bundle", str(bundle)]
+        items.append(
+            Timed(
+                "many.par20_runc",
+                "20 runc run at once (total)",
+                lambda: bench.commands(
+                    [[*runc, bench.fresh_name("bench")] for _ in range(20)]
+                ),
+            )
+        )
+    bench.time_together(items, runs)
+    bench.profile_of("50 throwaway containers in a row", sequential)
+    bench.compare("many.par20", "many.par20_podman")
+    bench.compare("many.par20", "many.par20_runc")
     bench.target("50 throwaway containers under 1 s", "many.seq50", "", 1.0)
 
 
