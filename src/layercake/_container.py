@@ -30,7 +30,6 @@ import attrs
 from layercake import _container_network as net
 from layercake import _waits as waits
 from layercake import runtime
-from layercake._build_state import StateWriter
 from layercake._container_files import (
     RUNTIME_TARGETS,
     Change,
@@ -1356,6 +1355,8 @@ class Container:
                 author=author,
                 comment=message,
             )
+            from layercake._build_state import StateWriter
+
             writer = StateWriter(directory)
             state = writer.derive(
                 writer.load(self.image.digest), config, history, layer=staging

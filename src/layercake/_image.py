@@ -21,11 +21,10 @@ from layercake.store import (
     Manifest,
     to_json,
 )
-from layercake.store._archive_save import ArchiveFormat, Compression
-from layercake.store._export import export_layers
 
 if TYPE_CHECKING:
     from layercake._store import Store
+    from layercake.store._archive_save import ArchiveFormat, Compression
     from layercake.store._registry import Credentials, TransferProgress
 
 __all__ = ["Image", "Layer", "credentials_of"]
@@ -282,6 +281,8 @@ class Image:
             StoreError: a layer is missing, damaged or unsafe, or the file
                 cannot be written.
         """
+        from layercake.store._export import export_layers
+
         export_layers(self.layer_stack().layer_dirs, Path(path))
 
     def layer_stack(self) -> LayerStack:

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import attrs
-import platformdirs
 
 from layercake._image import Image, credentials_of
 from layercake._in_thread import in_worker_thread
@@ -33,28 +32,14 @@ from layercake.store import (
     Reference,
     StoreDirectory,
 )
-from layercake.store._archive_load import load_archive
-from layercake.store._archive_save import (
-    ArchiveFormat,
-    Compression,
-    SavedImage,
-    save_archive,
-)
-from layercake.store._filters import ImageFilter
-from layercake.store._import import import_rootfs
-from layercake.store._space import (
-    DiskUsage,
-    PruneReport,
-    container_images,
-    disk_usage,
-    prune,
-)
-from layercake.store._verify import VerifyReport, verify
 
 if TYPE_CHECKING:
     from layercake._container import Container
     from layercake._networks import Network
+    from layercake.store._archive_save import ArchiveFormat, Compression
     from layercake.store._registry import TransferProgress
+    from layercake.store._space import DiskUsage, PruneReport
+    from layercake.store._verify import VerifyReport
 
 __all__ = ["Store", "default_store_path"]
 
@@ -71,6 +56,8 @@ def default_store_path() -> Path:
     configured = os.environ.get("LAYERCAKE_STORE")
     if configured:
         return Path(configured)
+    import platformdirs
+
     return Path(platformdirs.user_data_dir("layercake"))
 
 
@@ -167,6 +154,8 @@ class Store:
             ValueError: an unknown filter key or a bad ``dangling`` value.
             StoreCorrupted: ``index.json`` cannot be read.
         """
+        from layercake.store._filters import ImageFilter
+
         match = ImageFilter.parse(filters or {})
         seen: dict[Digest, Image] = {}
         for _name, descriptor in self._directory.tags():
@@ -228,6 +217,8 @@ class Store:
             self.untag(reference)
             return [f"Untagged: {tag_name(reference)}"]
 
+        from layercake.store._space import container_images
+
         users = tuple(
             cid
             for cid, digest in container_images(self._directory).items()
@@ -281,6 +272,8 @@ class Store:
         Raises:
             StoreCorrupted: ``index.json`` cannot be read.
         """
+        from layercake.store._space import prune
+
         return prune(
             self._directory,
             dangling=dangling,
@@ -300,6 +293,8 @@ class Store:
         Raises:
             StoreCorrupted: ``index.json`` cannot be read.
         """
+        from layercake.store._space import disk_usage
+
         return disk_usage(self._directory)
 
     def verify(self) -> VerifyReport:
@@ -315,6 +310,8 @@ class Store:
         Raises:
             StoreCorrupted: ``index.json`` cannot be read.
         """
+        from layercake.store._verify import verify
+
         return verify(self._directory)
 
     def save(
@@ -348,6 +345,8 @@ class Store:
             DigestMismatch: a blob in the store is damaged.
             StoreError: the archive cannot be written.
         """
+        from layercake.store._archive_save import SavedImage, save_archive
+
         if not images:
             raise ValueError("nothing to save: no images given")
         tags: dict[Digest, list[str]] = {}
@@ -389,6 +388,8 @@ class Store:
             StoreCorrupted: it is not an image archive.
             DigestMismatch: a blob in it is damaged.
         """
+        from layercake.store._archive_load import load_archive
+
         loaded = load_archive(self._directory, Path(path))
         return [self._load(image.manifest.digest) for image in loaded]
 
@@ -425,6 +426,8 @@ class Store:
         if tag is not None:
             tag_name(tag)
         run_config = attrs.evolve(changes or ContainerConfig(), **config)
+        from layercake.store._import import import_rootfs
+
         manifest = import_rootfs(self._directory, Path(tar_path), run_config)
         if tag is not None:
             self._tag(tag, manifest)

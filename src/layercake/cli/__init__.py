@@ -10,29 +10,88 @@ Ctrl-C and 143 after SIGTERM. ``--debug`` shows tracebacks and logs.
 from __future__ import annotations
 
 import argparse
-import logging
+import importlib
 import os
 import signal
 import sys
 from collections.abc import Sequence
 
 from layercake import __version__
-from layercake.cli import (
-    _build,
-    _containers,
-    _images,
-    _networks,
-    _system,
-    _volumes,
-)
 from layercake.errors import LayercakeError
 
 __all__ = ["main"]
 
 ENGINE_ERROR = 125
 
+# The module that registers each verb. A command line naming one of them
+# imports and registers only that module, so `layercake run` does not pay
+# for the builder's progress display or the image verbs.
+VERBS = {
+    "layercake.cli._build": ("build",),
+    "layercake.cli._containers": (
+        "run",
+        "create",
+        "start",
+        "rm",
+        "stop",
+        "restart",
+        "kill",
+        "pause",
+        "unpause",
+        "rename",
+        "ps",
+        "logs",
+        "exec",
+        "cp",
+        "commit",
+        "diff",
+        "export",
+        "port",
+    ),
+    "layercake.cli._images": (
+        "images",
+        "tag",
+        "rmi",
+        "history",
+        "inspect",
+        "save",
+        "load",
+        "import",
+        "pull",
+        "push",
+        "login",
+        "logout",
+    ),
+    "layercake.cli._networks": ("network",),
+    "layercake.cli._system": ("version", "info", "prune", "system"),
+    "layercake.cli._volumes": ("volume",),
+}
 
-def _parser() -> argparse.ArgumentParser:
+
+def _groups_for(argv: Sequence[str]) -> Sequence[str]:
+    """The modules whose verbs the parser needs for ``argv``.
+
+    Only the global options that are spelled out in full are skipped; any
+    other option before the verb (help, version, an abbreviation) gets
+    every verb, so the parser reports it exactly as the full parser does.
+    """
+    args = iter(argv)
+    for arg in args:
+        if arg == "--debug" or arg.startswith("--store="):
+            continue
+        if arg == "--store":
+            next(args, None)
+            continue
+        if arg.startswith("-"):
+            break
+        for module, verbs in VERBS.items():
+            if arg in verbs:
+                return (module,)
+        break
+    return tuple(VERBS)
+
+
+def _parser(groups: Sequence[str] = tuple(VERBS)) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="layercake",
         description="Build Docker images and run containers, with no daemon.",
@@ -46,8 +105,8 @@ def _parser() -> argparse.ArgumentParser:
         "--version", action="version", version=f"layercake {__version__}"
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
-    for group in (_build, _containers, _images, _networks, _system, _volumes):
-        group.register(verbs)
+    for group in groups:
+        importlib.import_module(group).register(verbs)
     return parser
 
 
@@ -70,8 +129,12 @@ def _quiet_stdout() -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
-    args = _parser().parse_args(argv)
+    if argv is None:
+        argv = sys.argv[1:]
+    args = _parser(_groups_for(argv)).parse_args(argv)
     if args.debug:
+        import logging
+
         logging.basicConfig(level=logging.DEBUG, format="%(name)s: %(message)s")
     previous = signal.signal(signal.SIGTERM, _terminate)
     try:

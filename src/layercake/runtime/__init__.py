@@ -8,37 +8,95 @@ network is asked for) network namespaces, in a user namespace when not root.
 
 from __future__ import annotations
 
-from ._capabilities import capability_set
-from ._cgroups import Cgroup, Resources, create_cgroup, open_cgroup
-from ._enter import enter, setns_network
-from ._oci import (
-    EXECUTORS,
-    OciProcess,
-    mount_rootfs,
-    oci_config,
-    run_oci,
-    start_oci,
-    write_bundle,
-)
-from ._probe import Capabilities, probe, require
-from ._run import OutputCallback, Supervised, collect, run, run_in
-from ._sandbox import (
-    Sandbox,
-    lifeline,
-    lifeline_owned,
-    release_lifeline,
-    start,
-)
-from ._spec import (
-    DEFAULT_PATH,
-    BindMount,
-    ProcessSpec,
-    RootfsSpec,
-    RunResult,
-    SandboxSpec,
-    TmpfsMount,
-)
-from ._view import enter_rootfs
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._capabilities import capability_set
+    from ._cgroups import Cgroup, Resources, create_cgroup, open_cgroup
+    from ._enter import enter, setns_network
+    from ._oci import (
+        OciProcess,
+        mount_rootfs,
+        oci_config,
+        run_oci,
+        start_oci,
+        write_bundle,
+    )
+    from ._probe import Capabilities, probe, require
+    from ._run import OutputCallback, Supervised, collect, run, run_in
+    from ._sandbox import (
+        Sandbox,
+        lifeline,
+        lifeline_owned,
+        release_lifeline,
+        start,
+    )
+    from ._spec import (
+        DEFAULT_PATH,
+        EXECUTORS,
+        BindMount,
+        ProcessSpec,
+        RootfsSpec,
+        RunResult,
+        SandboxSpec,
+        TmpfsMount,
+    )
+    from ._view import enter_rootfs
+
+# Each name loads its module on first use: a container start needs the
+# sandbox, not the OCI bundle writer or the exec machinery.
+_LAZY = {
+    "BindMount": "._spec",
+    "Capabilities": "._probe",
+    "Cgroup": "._cgroups",
+    "DEFAULT_PATH": "._spec",
+    "EXECUTORS": "._spec",
+    "OciProcess": "._oci",
+    "OutputCallback": "._run",
+    "ProcessSpec": "._spec",
+    "Resources": "._cgroups",
+    "RootfsSpec": "._spec",
+    "RunResult": "._spec",
+    "Sandbox": "._sandbox",
+    "SandboxSpec": "._spec",
+    "Supervised": "._run",
+    "TmpfsMount": "._spec",
+    "capability_set": "._capabilities",
+    "collect": "._run",
+    "create_cgroup": "._cgroups",
+    "enter": "._enter",
+    "enter_rootfs": "._view",
+    "lifeline": "._sandbox",
+    "lifeline_owned": "._sandbox",
+    "mount_rootfs": "._oci",
+    "oci_config": "._oci",
+    "open_cgroup": "._cgroups",
+    "probe": "._probe",
+    "release_lifeline": "._sandbox",
+    "require": "._probe",
+    "run": "._run",
+    "run_in": "._run",
+    "run_oci": "._oci",
+    "setns_network": "._enter",
+    "start": "._sandbox",
+    "start_oci": "._oci",
+    "write_bundle": "._oci",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "DEFAULT_PATH",

@@ -29,7 +29,7 @@ from ._litter import remove_litter, upper_dirs_present
 from ._plan import Plan, prepare
 from ._run import OutputCallback, collect
 from ._seccomp import oci_profile
-from ._spec import RunResult, SandboxSpec
+from ._spec import EXECUTORS, RunResult, SandboxSpec
 
 __all__ = [
     "EXECUTORS",
@@ -40,9 +40,6 @@ __all__ = [
     "start_oci",
     "write_bundle",
 ]
-
-EXECUTORS = ("builtin", "runc", "crun")
-"""The names :class:`layercake.Container` accepts as ``executor``."""
 
 _OCI_VERSION = "1.0.2"
 _ETC_FILES = ("hosts", "hostname", "resolv.conf")

@@ -8,6 +8,7 @@ import attrs
 
 __all__ = [
     "DEFAULT_PATH",
+    "EXECUTORS",
     "BindMount",
     "ProcessSpec",
     "RootfsSpec",
@@ -18,6 +19,9 @@ __all__ = [
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """The PATH a process gets when its environment names none, as in Docker."""
+
+EXECUTORS = ("builtin", "runc", "crun")
+"""The names :class:`layercake.Container` accepts as ``executor``."""
 
 
 @attrs.frozen

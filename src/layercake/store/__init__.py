@@ -28,29 +28,75 @@ no process uses the store.
 
 from __future__ import annotations
 
-from ._blobs import BlobWriter
-from ._digest import Digest
-from ._directory import StoreDirectory
-from ._index import REF_NAME
-from ._media import MediaType
-from ._models import (
-    ContainerConfig,
-    Descriptor,
-    Healthcheck,
-    History,
-    ImageConfig,
-    Index,
-    Manifest,
-    Platform,
-    RootFS,
-    from_json,
-    host_platform,
-    to_json,
-)
-from ._reference import Reference
-from ._space import DiskUsage, PruneReport
-from ._unpack import extract_tar
-from ._verify import VerifyReport
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._blobs import BlobWriter
+    from ._digest import Digest
+    from ._directory import StoreDirectory
+    from ._index import REF_NAME
+    from ._media import MediaType
+    from ._models import (
+        ContainerConfig,
+        Descriptor,
+        Healthcheck,
+        History,
+        ImageConfig,
+        Index,
+        Manifest,
+        Platform,
+        RootFS,
+        from_json,
+        host_platform,
+        to_json,
+    )
+    from ._reference import Reference
+    from ._space import DiskUsage, PruneReport
+    from ._unpack import extract_tar
+    from ._verify import VerifyReport
+
+# Each name loads its module on first use: running a container needs the
+# models and the directory, not the packer, the space accounting or the
+# verifier.
+_LAZY = {
+    "REF_NAME": "_index",
+    "BlobWriter": "_blobs",
+    "ContainerConfig": "_models",
+    "Descriptor": "_models",
+    "Digest": "_digest",
+    "DiskUsage": "_space",
+    "Healthcheck": "_models",
+    "History": "_models",
+    "ImageConfig": "_models",
+    "Index": "_models",
+    "Manifest": "_models",
+    "MediaType": "_media",
+    "Platform": "_models",
+    "PruneReport": "_space",
+    "Reference": "_reference",
+    "RootFS": "_models",
+    "StoreDirectory": "_directory",
+    "VerifyReport": "_verify",
+    "extract_tar": "_unpack",
+    "from_json": "_models",
+    "host_platform": "_models",
+    "to_json": "_models",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "REF_NAME",

@@ -9,13 +9,13 @@ import logging
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO, TypeVar
 
 from layercake.errors import DigestMismatch, StoreCorrupted, StoreError
 
 from ._atomic import replace_file
-from ._background import background_writes
 from ._blobs import Blobs, BlobWriter
 from ._cache import BuildCache
 from ._digest import Digest
@@ -23,8 +23,6 @@ from ._index import Tags
 from ._leftovers import sweep_dead, temp_prefix
 from ._media import MediaType
 from ._models import Descriptor, Index, from_json, to_json
-from ._pack import pack_directory
-from ._unpack import HashingReader, compression, decompressed, extract_stream
 
 __all__ = ["StoreDirectory"]
 
@@ -79,16 +77,16 @@ class StoreDirectory:
         for folder in ("blobs/sha256", "layers", "cache", "containers"):
             (root / folder).mkdir(parents=True, exist_ok=True)
         (root / "tmp").mkdir(mode=0o700, exist_ok=True)
-        self._create_file("oci-layout", _LAYOUT_VERSION)
-        self._create_file("index.json", to_json(Index(manifests=())))
+        self._create_file("oci-layout", lambda: _LAYOUT_VERSION)
+        self._create_file("index.json", lambda: to_json(Index(manifests=())))
         self._check_layout()
 
-    def _create_file(self, name: str, data: bytes) -> None:
+    def _create_file(self, name: str, data: Callable[[], bytes]) -> None:
         path = self._root / name
         if not path.exists():
             # Another process may create it at the same moment; both write
             # the same bytes and the rename is atomic.
-            replace_file(path, data, temp_dir=self._root / "tmp")
+            replace_file(path, data(), temp_dir=self._root / "tmp")
 
     def _check_layout(self) -> None:
         path = self._root / "oci-layout"
@@ -271,6 +269,9 @@ class StoreDirectory:
                 overlay upper dir that depends on its lower layers
                 (metacopy or redirect_dir entries).
         """
+        from ._background import background_writes
+        from ._pack import pack_directory
+
         with self._blobs.writer() as writer, background_writes(writer) as sink:
             pack_directory(
                 directory, sink, clamp_mtime=source_date_epoch(), reader_thread=True
@@ -346,6 +347,8 @@ class StoreDirectory:
             StoreCorrupted: the blob is not a readable tar archive.
             StoreError: the layer expands past :meth:`layer_size_limit`.
         """
+        from ._unpack import HashingReader, compression, decompressed, extract_stream
+
         path = str(self.blob_path(layer.digest))
         limit = self.layer_size_limit()
         refusal = self.layer_refusal(diff_id, limit)

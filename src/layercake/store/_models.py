@@ -316,17 +316,20 @@ def _build_converter() -> cattrs.Converter:
     converter.register_structure_hook(Digest, _structure_digest)
     converter.register_unstructure_hook(MappingProxyType, dict)
 
-    for cls, fields in _JSON_FIELDS.items():
-        renames: dict[str, Any] = {
-            name: override(rename=key) for name, key, _ in fields
-        }
-        converter.register_structure_hook(
-            cls, _dropping_nulls(make_dict_structure_fn(cls, converter, **renames))
-        )
-        unstructure: Any = make_dict_unstructure_fn(cls, converter, **renames)
-        converter.register_unstructure_hook(
-            cls, _ordered(unstructure, fields, attrs.fields(cls))
-        )
+    def renames(cls: type) -> dict[str, Any]:
+        return {name: override(rename=key) for name, key, _ in _JSON_FIELDS[cls]}
+
+    def structure(cls: type) -> Any:
+        return _dropping_nulls(make_dict_structure_fn(cls, converter, **renames(cls)))
+
+    def unstructure(cls: type) -> Any:
+        function: Any = make_dict_unstructure_fn(cls, converter, **renames(cls))
+        return _ordered(function, _JSON_FIELDS[cls], attrs.fields(cls))
+
+    # Each model's functions are generated when it is first converted: a
+    # container start reads a manifest and a config, not every model.
+    converter.register_structure_hook_factory(_JSON_FIELDS.__contains__, structure)
+    converter.register_unstructure_hook_factory(_JSON_FIELDS.__contains__, unstructure)
     return converter
 
 
