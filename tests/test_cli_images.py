@@ -105,7 +105,15 @@ def test_save_to_stdout_and_load_from_stdin(store, busybox, tmp_path):
 
     command = [sys.executable, "-m", "layercake.cli"]
     saved = subprocess.run(
-        [*command, "--store", str(store.path), "save", "--progress", "plain", "busybox"],
+        [
+            *command,
+            "--store",
+            str(store.path),
+            "save",
+            "--progress",
+            "plain",
+            "busybox",
+        ],
         capture_output=True,
         check=True,
     )

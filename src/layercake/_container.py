@@ -8,6 +8,7 @@ another process can find it with :func:`list_containers` or
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -42,6 +43,7 @@ from layercake._container_files import (
 from layercake._container_log import LogWriter, relay_output
 from layercake._container_state import (
     LOG_FILE,
+    STOP_FILE,
     ZERO_TIME,
     ContainerRecord,
     ContainerState,
@@ -56,6 +58,7 @@ from layercake._container_state import (
 )
 from layercake._monitor import launch
 from layercake._ports import HostPort, parse_ports
+from layercake._restart_policy import RestartPolicy
 from layercake._run_config import RunConfig, env_list, merge_env, process_spec
 from layercake._signals import signal_number
 from layercake._sizes import parse_size
@@ -168,11 +171,20 @@ class Container:
     OCI runtime run the container (see :meth:`bundle`) with the same
     results, as root.
 
+    ``restart`` is ``docker run --restart``'s policy: ``"no"``, ``"always"``,
+    ``"unless-stopped"``, ``"on-failure"`` or ``"on-failure:N"`` (at most N
+    restarts). The monitor of a started container applies it each time the
+    process ends, after Docker's back-off; :meth:`stop`, :meth:`kill` and
+    :meth:`remove` end the restarts. An attached run (:meth:`run`,
+    :meth:`attach`) returns its first run's result and, if the policy
+    restarts it, leaves the container restarting under a detached monitor.
+
     Raises:
         ContainerConfigError: the image has no command and none was given,
             the user is not in the image's /etc/passwd, the name is invalid
-            or taken, a volume or tmpfs entry is malformed, or the network
-            does not exist or cannot be used so.
+            or taken, a volume or tmpfs entry is malformed, the network
+            does not exist or cannot be used so, or the restart policy is
+            not one.
         RuntimeUnavailable: this machine cannot run containers.
     """
 
@@ -203,8 +215,10 @@ class Container:
         ports: Mapping[int | str, HostPort] | None = None,
         executor: str = "builtin",
         network_aliases: Sequence[str] = (),
+        restart: str = "no",
     ) -> None:
         runtime.require()
+        restart_policy = RestartPolicy.parse(restart)
         if executor not in runtime.EXECUTORS:
             raise ContainerConfigError(
                 f"unknown executor {executor!r}: use one of "
@@ -263,6 +277,7 @@ class Container:
                 privileged=privileged,
                 executor=executor,
                 aliases=tuple(network_aliases),
+                restart=restart_policy,
             )
         except BaseException:
             # Half a container is no container: leave nothing in the store.
@@ -290,6 +305,7 @@ class Container:
         privileged: bool,
         executor: str,
         aliases: tuple[str, ...],
+        restart: RestartPolicy,
     ) -> None:
         image = self.image
         network = self.config.network
@@ -334,6 +350,7 @@ class Container:
                 ports=published,
                 executor=executor,
                 network_aliases=aliases,
+                restart=restart,
             )
             write_record(self.path, self.record)
         net.lease(image.store.path, containers, self.record)
@@ -418,11 +435,12 @@ class Container:
 
     @property
     def status(self) -> str:
-        """``created``, ``running``, ``paused`` or ``exited``, as ``docker ps``."""
-        state = self.state()
-        if state.status == "running" and state.paused:
-            return "paused"
-        return state.status
+        """``created``, ``running``, ``paused``, ``restarting`` or ``exited``.
+
+        ``restarting``: the restart policy starts the process again once its
+        back-off ends, as ``docker inspect`` says it.
+        """
+        return _status_text(self.state())
 
     def state(self) -> ContainerState:
         """The recorded state, corrected when its monitor process died.
@@ -447,6 +465,7 @@ class Container:
                 state = attrs.evolve(
                     state,
                     status="exited",
+                    restarting=False,
                     exit_code=128 + signal.SIGKILL,
                     finished_at=now(),
                     error="the process that ran the container died"
@@ -579,6 +598,7 @@ class Container:
         """
         self._ensure_not_started()
         self._ensure_no_ports()
+        self._clear_stop_request()
         cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
         spec, hook = self._start_spec(cgroup)
@@ -606,6 +626,7 @@ class Container:
             log.close()
         self._record_end(started_at, result.exit_code, cgroup, warnings)
         logger.info("container %s exited with %d", self.short_id, result.exit_code)
+        self._restart_in_background(result.exit_code, cgroup, warnings)
         return attrs.evolve(result, warnings=warnings)
 
     def attach(
@@ -625,6 +646,7 @@ class Container:
         """
         self._ensure_not_started()
         self._ensure_no_ports()
+        self._clear_stop_request()
         cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
         out_r, out_w = os.pipe()
@@ -659,7 +681,41 @@ class Container:
             log.close()
             exit_code = self._sandbox.wait()
             self._record_end(started_at, exit_code, cgroup, warnings)
+        self._restart_in_background(exit_code, cgroup, warnings)
         return exit_code
+
+    def _restart_in_background(
+        self, exit_code: int, cgroup: Cgroup | None, warnings: tuple[str, ...]
+    ) -> None:
+        """Hand an attached run that the policy restarts to a detached monitor.
+
+        Docker's client returns the first run's exit code while the daemon
+        goes on restarting the container: the monitor stands in for it.
+        """
+        policy = self.record.restart
+        if not policy.should_restart(exit_code, 0, self._stop_requested()):
+            return
+        if cgroup is None:
+            cgroup, more = self._cgroup(detach=True)
+            warnings += more
+        self._sandbox = None
+        self._exit_code = None
+        self._state = None
+        try:
+            spec, hook = self._start_spec(cgroup)
+            launch(
+                spec,
+                self.path,
+                detach=True,
+                cgroup=cgroup,
+                warnings=warnings,
+                executor=self.record.executor,
+                configure_network=hook,
+                restart=policy,
+                after_exit=exit_code,
+            )
+        except ContainerError as error:
+            logger.warning("container %s not restarted: %s", self.short_id, error)
 
     def _start_attached(
         self,
@@ -713,12 +769,14 @@ class Container:
 
         Without ``detach`` the container dies with this Python process;
         with it, it keeps running after this process exits, and any process
-        can find it (:meth:`load`) to wait for, stop or remove it.
+        can find it (:meth:`load`) to wait for, stop or remove it. The
+        monitor restarts it as its restart policy says, until it is stopped.
 
         Raises:
             ContainerError: already started or failed to start.
         """
         self._ensure_not_started()
+        self._clear_stop_request()
         cgroup, warnings = self._cgroup(detach)
         try:
             spec, hook = self._start_spec(cgroup)
@@ -731,6 +789,7 @@ class Container:
                 ports=self.record.ports,
                 executor=self.record.executor,
                 configure_network=hook,
+                restart=self.record.restart,
             )
         except ContainerError as error:
             if cgroup is not None:
@@ -743,6 +802,9 @@ class Container:
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for a started container to exit and return its exit code.
+
+        A container with a restart policy has exited once its monitor
+        restarts it no more; the code is its last run's.
 
         Raises:
             ContainerError: not started, removed, or still running after
@@ -876,12 +938,19 @@ class Container:
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send a signal to the container's main process (default SIGKILL).
 
-        Works from any process on a started container.
+        Works from any process on a started container. SIGKILL and the
+        image's stop signal also end the restart policy's restarts, as
+        ``docker kill`` does; other signals leave the policy in force.
 
         Raises:
-            ContainerError: the container is not running, or was removed.
+            ContainerError: the container is not running (or is waiting to
+                restart and ``sig`` does not stop it), or was removed.
         """
         self._ensure_exists()
+        if sig in (signal.SIGKILL, self._stop_signal()):
+            # Recorded before the signal, so the monitor never restarts what
+            # this signal ends.
+            self._request_stop()
         if self._sandbox is not None:
             if self._exit_code is not None:
                 raise ContainerError(
@@ -890,6 +959,14 @@ class Container:
             self._sandbox.send_signal(sig)
             return
         state = self.state()
+        if state.status == "running" and state.restarting:
+            if self._stop_requested():
+                return  # the monitor ends it instead of restarting it
+            raise ContainerError(
+                f"container {self.short_id} is restarting, wait until the "
+                "container is running",
+                container_id=self.id,
+            )
         if state.status != "running" or not is_alive(state.pid, state.pid_start):
             raise ContainerError(
                 f"container {self.short_id} is not running", container_id=self.id
@@ -899,6 +976,19 @@ class Container:
             # A frozen process acts on a signal only once thawed, as
             # ``docker kill`` and ``docker stop`` of a paused one do.
             self._thaw(state)
+
+    def _stop_signal(self) -> int:
+        return _signal_number(self.image.config.config.stop_signal or "SIGTERM")
+
+    def _request_stop(self) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.path / STOP_FILE).touch()
+
+    def _stop_requested(self) -> bool:
+        return (self.path / STOP_FILE).exists()
+
+    def _clear_stop_request(self) -> None:
+        (self.path / STOP_FILE).unlink(missing_ok=True)
 
     def _kill_if_running(self, sig: int = signal.SIGKILL) -> None:
         # It may end on its own between a check and the signal.
@@ -917,8 +1007,7 @@ class Container:
             return -1
         if self.exit_code is not None:
             return self._exit_code  # type: ignore[return-value]
-        stop_signal = self.image.config.config.stop_signal or "SIGTERM"
-        self._kill_if_running(_signal_number(stop_signal))
+        self._kill_if_running(self._stop_signal())
         try:
             return self.wait(timeout)
         except ContainerTimeout:
@@ -995,6 +1084,12 @@ class Container:
 
     def _running_pid(self) -> int:
         state = self.state()
+        if state.status == "running" and state.restarting:
+            raise ContainerError(
+                f"container {self.short_id} is restarting, wait until the "
+                "container is running",
+                container_id=self.id,
+            )
         if state.status != "running" or not is_alive(state.pid, state.pid_start):
             raise ContainerError(
                 f"container {self.short_id} is not running", container_id=self.id
@@ -1464,10 +1559,10 @@ class Container:
             "Path": record.process.args[0],
             "Args": list(record.process.args[1:]),
             "State": {
-                "Status": "paused" if running and state.paused else state.status,
+                "Status": _status_text(state),
                 "Running": running,
                 "Paused": running and state.paused,
-                "Restarting": False,
+                "Restarting": running and state.restarting,
                 "OOMKilled": state.oom_killed,
                 "Dead": False,
                 "Pid": state.pid if running else 0,
@@ -1477,6 +1572,7 @@ class Container:
                 "FinishedAt": state.finished_at,
             },
             "Image": self.image.id,
+            "RestartCount": state.restart_count,
             "Mounts": self._mounts(),
             "NetworkSettings": net.settings(self.image.store.path, record, state),
             "Warnings": list(state.warnings),
@@ -1484,6 +1580,7 @@ class Container:
             "LogPath": str(self.path / LOG_FILE),
             "HostConfig": {
                 "NetworkMode": record.network,
+                "RestartPolicy": record.restart.inspect(),
                 "ReadonlyRootfs": record.read_only,
                 "Init": record.init,
                 "Runtime": record.executor,
@@ -1516,6 +1613,15 @@ class Container:
                 "Labels": dict(image_config.labels),
             },
         }
+
+
+def _status_text(state: ContainerState) -> str:
+    """Docker's ``State.Status`` of a recorded state."""
+    if state.status == "running" and state.restarting:
+        return "restarting"
+    if state.status == "running" and state.paused:
+        return "paused"
+    return state.status
 
 
 def _security_options(options: Sequence[str]) -> tuple[bool, bool]:

@@ -3,7 +3,9 @@
 ``containers/<id>/`` holds ``config.json`` (how the container was created,
 written once), ``state.json`` (status, pids, exit code and times, replaced
 atomically on each change) and ``container-json.log`` (its output, one JSON
-object per line as Docker's json-file log driver writes it).
+object per line as Docker's json-file log driver writes it). ``stop-requested``
+exists from the moment the user stops or kills the container until it is
+started again: its monitor then restarts it no more, whatever its policy.
 """
 
 from __future__ import annotations
@@ -21,12 +23,14 @@ import attrs
 if TYPE_CHECKING:
     import cattrs
 
+from layercake._restart_policy import NO_RESTART, RestartPolicy
 from layercake.runtime import ProcessSpec
 
 __all__ = [
     "CONFIG_FILE",
     "LOG_FILE",
     "STATE_FILE",
+    "STOP_FILE",
     "ZERO_TIME",
     "ContainerRecord",
     "ContainerState",
@@ -46,6 +50,7 @@ ZERO_TIME = "0001-01-01T00:00:00Z"
 CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
 LOG_FILE = "container-json.log"
+STOP_FILE = "stop-requested"
 
 Status = Literal["created", "running", "exited"]
 
@@ -88,6 +93,7 @@ class ContainerRecord:
     ports: tuple[tuple[int, str, str, int], ...] = ()
     executor: str = "builtin"
     network_aliases: tuple[str, ...] = ()
+    restart: RestartPolicy = NO_RESTART
 
 
 @attrs.frozen
@@ -101,6 +107,12 @@ class ContainerState:
     ``pid_start`` and ``monitor_start`` are the kernel start times of the
     two processes, so a pid reused by an unrelated process is never taken
     for the container's.
+
+    ``restarting`` is true while the monitor waits to start the process
+    again under the restart policy (``status`` stays ``running``, ``pid``
+    is 0, ``exit_code`` and ``finished_at`` are the last run's, as Docker
+    records it); ``restart_count`` counts the policy's restarts since the
+    container was last started by the user.
     """
 
     status: Status = "created"
@@ -119,6 +131,8 @@ class ContainerState:
     ports: tuple[tuple[int, str, str, int], ...] = ()
     paused: bool = False
     attached: bool = False
+    restarting: bool = False
+    restart_count: int = 0
 
 
 def now() -> str:

@@ -12,6 +12,7 @@ from typing import IO, TYPE_CHECKING, Any, Literal
 from layercake._container import Container
 from layercake._in_thread import in_worker_thread
 from layercake._layer_stack import LayerStack
+from layercake._restart_policy import RestartPolicy, conflicts_with_rm
 from layercake.runtime import RunResult
 from layercake.store import (
     Descriptor,
@@ -311,6 +312,7 @@ class Image:
 
         from layercake._waits import exit_status
 
+        _refuse_restart(options.get("restart", "no"))
         container = Container(self, command, **options)
         try:
             container.start()
@@ -343,18 +345,23 @@ class Image:
         network: str = "none",
         stdin: bytes | None = None,
         timeout: float | None = None,
+        restart: str = "no",
     ) -> RunResult:
         """Run a throwaway container of this image and return its result.
 
         The container is removed afterwards, whatever happens. Arguments
         override the image's config as ``docker run`` flags do; a command
-        given as one string is split as a shell would split it.
+        given as one string is split as a shell would split it. Being
+        ``docker run --rm``, it takes no ``restart`` policy but ``"no"``, as
+        docker refuses one (use :class:`Container` to restart).
 
         Raises:
-            ContainerConfigError: no command, or an unknown user.
+            ContainerConfigError: no command, an unknown user, or a restart
+                policy other than ``"no"``.
             ContainerError: the container could not start or timed out.
             RuntimeUnavailable: this machine cannot run containers.
         """
+        _refuse_restart(restart)
         with Container(
             self,
             command,
@@ -365,3 +372,10 @@ class Image:
             network=network,
         ) as container:
             return container.run(stdin=stdin, timeout=timeout)
+
+
+def _refuse_restart(restart: str) -> None:
+    """A throwaway container is ``--rm``: docker refuses a restart policy with it."""
+    error = conflicts_with_rm(RestartPolicy.parse(restart))
+    if error is not None:
+        raise error

@@ -4,7 +4,10 @@
 about a millisecond): it starts the container, records its state in the
 container's directory, writes its output to ``container-json.log`` as JSON
 lines (``{"log", "stream", "time"}``, Docker's json-file format), and
-records the exit code and end time when the container ends.
+records the exit code and end time when the container ends. Each time the
+process ends, the container's restart policy decides whether the monitor
+starts it again (after Docker's back-off), in the same writable layer,
+volumes, cgroup and published ports, appending to the same log.
 
 Attached (``detach=False``) the container still dies with the process that
 started it, through the runtime's lifeline; detached, it outlives that
@@ -16,6 +19,7 @@ from __future__ import annotations
 import os
 import select
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
@@ -26,6 +30,7 @@ from layercake import runtime
 from layercake._container_log import LogWriter, relay_output
 from layercake._container_state import (
     LOG_FILE,
+    STOP_FILE,
     ContainerState,
     now,
     process_start_time,
@@ -33,12 +38,15 @@ from layercake._container_state import (
     write_state,
 )
 from layercake._ports import Forwarder, Published
+from layercake._restart_policy import NO_RESTART, Backoff, RestartPolicy
 from layercake.errors import ContainerError
 from layercake.runtime import Cgroup, SandboxSpec
 
 __all__ = ["launch"]
 
 _MAX_FD = 1 << 20
+# How often a back-off wait looks for a stop request.
+_STOP_POLL_MS = 50
 
 
 def launch(
@@ -51,11 +59,17 @@ def launch(
     ports: tuple[Published, ...] = (),
     executor: str = "builtin",
     configure_network: Callable[[int], None] | None = None,
+    restart: RestartPolicy = NO_RESTART,
+    after_exit: int | None = None,
 ) -> ContainerState:
     """Start ``spec`` under a monitor process; return once it runs.
 
     ``executor`` is ``"builtin"`` or the OCI runtime (``"runc"``) to run it.
-    ``configure_network`` is passed to :func:`layercake.runtime.start`.
+    ``configure_network`` is passed to :func:`layercake.runtime.start`, for
+    each run. ``restart`` is the policy the monitor applies each time the process
+    ends. With ``after_exit`` the first run happened elsewhere (attached)
+    and ended with that code, which the policy restarts: the monitor begins
+    with the back-off instead of a start.
 
     Raises:
         ContainerError: the container could not be started; the message
@@ -74,17 +88,10 @@ def launch(
                     cgroup_paths=cgroup.paths if cgroup else (),
                     warnings=warnings,
                 )
-                _monitor(
-                    spec,
-                    directory,
-                    detach,
-                    ready_w,
-                    started,
-                    cgroup,
-                    ports,
-                    executor,
-                    configure_network,
+                runs = _Runs(
+                    spec, directory, detach, cgroup, executor, configure_network
                 )
+                _monitor(runs, ready_w, started, ports, restart, after_exit)
         finally:
             os._exit(0)
     os.close(ready_w)
@@ -98,15 +105,12 @@ def launch(
 
 
 def _monitor(
-    spec: SandboxSpec,
-    directory: Path,
-    detach: bool,
+    runs: _Runs,
     ready_w: int,
     started: ContainerState,
-    cgroup: Cgroup | None,
     ports: tuple[Published, ...],
-    executor: str,
-    configure_network: Callable[[int], None] | None,
+    restart: RestartPolicy,
+    after_exit: int | None,
 ) -> NoReturn:
     code = 0
     try:
@@ -114,83 +118,211 @@ def _monitor(
         for target in (0, 1, 2):
             os.dup2(null, target)
         os.close(null)
-        runtime.release_lifeline(detach=detach)
+        runtime.release_lifeline(detach=runs.detach)
         # Inherited pipe ends would keep the starter's other pipes from ending.
         _close_all_but(ready_w, runtime.lifeline(), *runtime.lifeline_owned())
 
         try:
-            forwarder = Forwarder(ports)
+            runs.forwarder = Forwarder(ports)
         except OSError as error:
             reason = (error.strerror or str(error)).lower()
             os.write(ready_w, f"cannot publish ports: {reason}".encode())
             os._exit(1)
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        try:
-            sandbox: runtime.Sandbox | runtime.OciProcess
-            if executor == "builtin":
-                sandbox = runtime.start(
-                    spec,
-                    stdout=out_w,
-                    stderr=err_w,
-                    configure_network=configure_network,
-                )
-            else:
-                sandbox = runtime.start_oci(spec, executor, stdout=out_w, stderr=err_w)
-                if not detach:
-                    # The OCI runtime does not watch the starter's lifeline:
-                    # this thread does.
-                    threading.Thread(
-                        target=_kill_when_lifeline_ends, args=(sandbox,), daemon=True
-                    ).start()
-        except Exception as error:  # noqa: BLE001 - reported to the starter
-            os.write(ready_w, str(error).encode())
-            os._exit(1)
-        os.close(out_w)
-        os.close(err_w)
         me = os.getpid()
         state = attrs.evolve(
             started,
-            pid=sandbox.pid,
-            pid_start=process_start_time(sandbox.pid) or 0,
             monitor_pid=me,
             monitor_start=process_start_time(me) or 0,
-            started_at=now(),
-            ports=forwarder.bound,
+            ports=runs.forwarder.bound,
         )
-        if ports:
+        if after_exit is None:
             try:
-                forwarder.serve(sandbox.pid)
-            except OSError:
-                # The container already ended: there is nothing to forward
-                # to, and its exit is recorded below like any other.
-                forwarder.close()
-        write_state(directory, state)
+                state = runs.start(state)
+            except Exception as error:  # noqa: BLE001 - reported to the starter
+                os.write(ready_w, str(error).encode())
+                os._exit(1)
+        else:
+            state = runs.ended(state, after_exit, restarting=True)
         os.write(ready_w, b"ok")
         os.close(ready_w)
 
-        _write_log(directory / LOG_FILE, out_r, err_r)
-        exit_code = sandbox.wait()
-        write_state(
-            directory,
-            attrs.evolve(
-                state,
-                status="exited",
-                exit_code=exit_code,
-                finished_at=now(),
-                oom_killed=cgroup is not None and cgroup.oom_killed(),
-            ),
-        )
+        _supervise(runs, state, restart, after_exit)
     except BaseException:  # noqa: BLE001 - a forked monitor must never return
         code = 1
     os._exit(code)
 
 
-def _kill_when_lifeline_ends(sandbox: runtime.OciProcess) -> None:
-    poller = select.poll()
-    poller.register(runtime.lifeline(), select.POLLIN)
-    poller.poll()
-    sandbox.kill()
+def _supervise(
+    runs: _Runs, state: ContainerState, policy: RestartPolicy, ended: int | None
+) -> None:
+    """Wait for each run to end and restart it while the policy says so."""
+    backoff = Backoff()
+    ran_for = 0.0
+    while True:
+        if ended is None:
+            exit_code, ran_for = runs.wait()
+        else:
+            exit_code, ended = ended, None
+        restart = (
+            policy.should_restart(exit_code, state.restart_count, runs.stop_requested())
+            and not runs.starter_gone()
+        )
+        state = runs.ended(state, exit_code, restarting=restart)
+        if not restart:
+            return
+        if not runs.sleep(backoff.delay(ran_for)):
+            runs.give_up(state)
+            return
+        try:
+            state = runs.start(
+                attrs.evolve(state, restart_count=state.restart_count + 1)
+            )
+        except Exception as error:  # noqa: BLE001 - recorded in the state
+            runs.give_up(state, str(error))
+            return
+
+
+class _Runs:
+    """Starts the container's process again and again, and records each run."""
+
+    def __init__(
+        self,
+        spec: SandboxSpec,
+        directory: Path,
+        detach: bool,
+        cgroup: Cgroup | None,
+        executor: str,
+        configure_network: Callable[[int], None] | None,
+    ) -> None:
+        self.spec = spec
+        self.configure_network = configure_network
+        self.directory = directory
+        self.detach = detach
+        self.cgroup = cgroup
+        self.executor = executor
+        self.forwarder = Forwarder(())
+        self._sandbox: runtime.Sandbox | runtime.OciProcess | None = None
+        self._streams = (-1, -1)
+        self._started = 0.0
+        self._watching = False
+
+    def start(self, state: ContainerState) -> ContainerState:
+        """Start the process, record it as running and forward ports to it.
+
+        Raises:
+            Exception: whatever the runtime raised when the start failed.
+        """
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            sandbox: runtime.Sandbox | runtime.OciProcess
+            if self.executor == "builtin":
+                sandbox = runtime.start(
+                    self.spec,
+                    stdout=out_w,
+                    stderr=err_w,
+                    configure_network=self.configure_network,
+                )
+            else:
+                sandbox = runtime.start_oci(
+                    self.spec, self.executor, stdout=out_w, stderr=err_w
+                )
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        self._sandbox = sandbox
+        self._streams = (out_r, err_r)
+        self._started = time.monotonic()
+        if self.executor != "builtin" and not self.detach and not self._watching:
+            # The OCI runtime does not watch the starter's lifeline: this
+            # thread does.
+            self._watching = True
+            threading.Thread(target=self._kill_when_lifeline_ends, daemon=True).start()
+        state = attrs.evolve(
+            state,
+            status="running",
+            restarting=False,
+            pid=sandbox.pid,
+            pid_start=process_start_time(sandbox.pid) or 0,
+            exit_code=0,
+            started_at=now(),
+        )
+        if state.ports:
+            try:
+                self.forwarder.serve(sandbox.pid)
+            except OSError:
+                # The container already ended: there is nothing to forward
+                # to, and its exit is recorded like any other.
+                pass
+        write_state(self.directory, state)
+        if self.stop_requested():
+            # Stopped while this run was starting: the user who stopped it
+            # may have read the state before it named this process.
+            sandbox.kill()
+        return state
+
+    def wait(self) -> tuple[int, float]:
+        """Log the run's output until it ends; its exit code and seconds run."""
+        if self._sandbox is None:
+            raise ContainerError("no run was started")
+        _write_log(self.directory / LOG_FILE, *self._streams)
+        exit_code = self._sandbox.wait()
+        return exit_code, time.monotonic() - self._started
+
+    def ended(
+        self, state: ContainerState, exit_code: int, *, restarting: bool
+    ) -> ContainerState:
+        """Record a run's end: exited, or restarting while the back-off runs."""
+        state = attrs.evolve(
+            state,
+            status="running" if restarting else "exited",
+            restarting=restarting,
+            pid=0 if restarting else state.pid,
+            pid_start=0 if restarting else state.pid_start,
+            exit_code=exit_code,
+            finished_at=now(),
+            oom_killed=self.cgroup is not None and self.cgroup.oom_killed(),
+        )
+        write_state(self.directory, state)
+        return state
+
+    def give_up(self, state: ContainerState, error: str = "") -> None:
+        """Record a container left restarting as exited, with what went wrong."""
+        write_state(
+            self.directory,
+            attrs.evolve(state, status="exited", restarting=False, error=error),
+        )
+
+    def stop_requested(self) -> bool:
+        """Whether the user stopped or killed the container."""
+        return (self.directory / STOP_FILE).exists()
+
+    def starter_gone(self) -> bool:
+        """Whether a container not detached lost the process it dies with."""
+        poller = select.poll()
+        poller.register(runtime.lifeline(), select.POLLIN)
+        return bool(poller.poll(0))
+
+    def sleep(self, seconds: float) -> bool:
+        """Wait out a back-off; False as soon as a restart is no longer wanted."""
+        deadline = time.monotonic() + seconds
+        poller = select.poll()
+        poller.register(runtime.lifeline(), select.POLLIN)
+        while (left := deadline - time.monotonic()) > 0:
+            if self.stop_requested() or poller.poll(min(left * 1000, _STOP_POLL_MS)):
+                return False
+        return not self.stop_requested()
+
+    def _kill_when_lifeline_ends(self) -> None:
+        poller = select.poll()
+        poller.register(runtime.lifeline(), select.POLLIN)
+        poller.poll()
+        if self._sandbox is not None:
+            self._sandbox.kill()
 
 
 def _close_all_but(*keep: int) -> None:

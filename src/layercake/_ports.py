@@ -92,6 +92,9 @@ class Forwarder:
             OSError: a host port is taken or the address is not the host's.
         """
         self._listeners: list[tuple[int, str, socket.socket]] = []
+        # The namespace to connect in; swapped under the lock on a restart.
+        self._namespace = -1
+        self._lock = threading.Lock()
         try:
             for container_port, protocol, address, host_port in published:
                 kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
@@ -112,14 +115,23 @@ class Forwarder:
         return tuple((c, p, *s.getsockname()[:2]) for c, p, s in self._listeners)
 
     def serve(self, pid: int) -> None:
-        """Forward connections into the network namespace of process ``pid``."""
+        """Forward connections into the network namespace of process ``pid``.
+
+        Called again for a restarted container, later connections go to the
+        new process's namespace.
+        """
         namespace = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        with self._lock:
+            previous, self._namespace = self._namespace, namespace
+        if previous >= 0:
+            os.close(previous)
+            return
         home = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         for container_port, protocol, listener in self._listeners:
             target = self._accept if protocol == "tcp" else self._relay_datagrams
             threading.Thread(
                 target=target,
-                args=(listener, container_port, namespace, home),
+                args=(listener, container_port, home),
                 daemon=True,
             ).start()
 
@@ -128,16 +140,14 @@ class Forwarder:
         for _, _, listener in self._listeners:
             listener.close()
 
-    def _accept(
-        self, listener: socket.socket, port: int, namespace: int, home: int
-    ) -> None:
+    def _accept(self, listener: socket.socket, port: int, home: int) -> None:
         while True:
             try:
                 client, _ = listener.accept()
             except OSError:
                 return
             try:
-                upstream = _socket_in(namespace, home, socket.SOCK_STREAM)
+                upstream = self._socket_in(home, socket.SOCK_STREAM)
                 upstream.connect((_HOST, port))
             except OSError as error:
                 logger.debug("cannot reach container port %d: %s", port, error)
@@ -148,9 +158,7 @@ class Forwarder:
                     target=_copy, args=(source, target), daemon=True
                 ).start()
 
-    def _relay_datagrams(
-        self, listener: socket.socket, port: int, namespace: int, home: int
-    ) -> None:
+    def _relay_datagrams(self, listener: socket.socket, port: int, home: int) -> None:
         upstreams: dict[tuple[str, int], socket.socket] = {}
         while True:
             try:
@@ -160,7 +168,7 @@ class Forwarder:
             upstream = upstreams.get(client)
             if upstream is None:
                 try:
-                    upstream = _socket_in(namespace, home, socket.SOCK_DGRAM)
+                    upstream = self._socket_in(home, socket.SOCK_DGRAM)
                     upstream.connect((_HOST, port))
                 except OSError as error:
                     logger.debug("cannot reach container port %d/udp: %s", port, error)
@@ -174,14 +182,14 @@ class Forwarder:
             except OSError as error:
                 logger.debug("cannot send to container port %d/udp: %s", port, error)
 
-
-def _socket_in(namespace: int, home: int, kind: int) -> socket.socket:
-    """A socket made in the network namespace ``namespace``."""
-    setns_network(namespace)
-    try:
-        return socket.socket(socket.AF_INET, kind)
-    finally:
-        setns_network(home)
+    def _socket_in(self, home: int, kind: int) -> socket.socket:
+        """A socket made in the container's current network namespace."""
+        with self._lock:
+            setns_network(self._namespace)
+            try:
+                return socket.socket(socket.AF_INET, kind)
+            finally:
+                setns_network(home)
 
 
 def _answer(

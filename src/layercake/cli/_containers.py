@@ -115,11 +115,21 @@ def _create(args: argparse.Namespace) -> Container:
         ports=_ports(args.publish),
         executor=args.runtime,
         network_aliases=args.network_alias,
+        restart=args.restart,
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    """Create and start a container; attached, return its exit code."""
+    """Create and start a container; attached, return its exit code.
+
+    Attached with a restart policy, the first run's exit code is returned
+    and the container goes on restarting in the background, as with docker.
+    """
+    from layercake._restart_policy import RestartPolicy, conflicts_with_rm
+
+    conflict = conflicts_with_rm(RestartPolicy.parse(args.restart))
+    if args.rm and conflict is not None:
+        raise conflict
     container = _create(args)
     if args.detach:
         container.start(detach=True)
@@ -238,6 +248,8 @@ def remove(args: argparse.Namespace) -> int:
 
 def _status(container: Container) -> str:
     state = container.state()
+    if state.restarting and state.status == "running":
+        return f"Restarting ({state.exit_code}) {age(state.finished_at)}"
     if state.status == "running":
         return f"Up {age(state.started_at).removesuffix(' ago')}"
     if state.status == "exited":
@@ -474,6 +486,12 @@ def _container_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cap-add", action="append", default=[])
     parser.add_argument("--cap-drop", action="append", default=[])
     parser.add_argument("--security-opt", action="append", default=[])
+    parser.add_argument(
+        "--restart",
+        default="no",
+        metavar="POLICY",
+        help="no (default), always, unless-stopped, on-failure[:MAX]",
+    )
     parser.add_argument(
         "--runtime",
         choices=("builtin", "runc", "crun"),
