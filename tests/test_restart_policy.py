@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -377,3 +378,38 @@ def test_published_port_reaches_each_restarted_run(busybox):
             )
             wait_for(lambda: answer() == b"ok\n")
         assert container.inspect()["RestartCount"] >= 1
+
+
+def test_start_after_the_monitor_died_applies_the_policy_again(cli, busybox, capfd):
+    """With no daemon, a dead monitor (as after a reboot) restarts nothing;
+    layercake start brings the container back with its policy."""
+    assert (
+        cli(
+            "run",
+            "-d",
+            "--restart",
+            "always",
+            "--name",
+            "svc",
+            "busybox",
+            "sh",
+            "-c",
+            "echo run; sleep 0.3",
+        )
+        == 0
+    )
+    container = busybox.store.container("svc")
+    wait_for(lambda: container.inspect()["RestartCount"] >= 1)
+    monitor = container.state().monitor_pid
+    os.kill(monitor, signal.SIGKILL)
+    wait_for(lambda: container.status == "exited")
+    state = container.inspect()["State"]
+    assert (state["ExitCode"], state["Error"]) == (
+        137,
+        "the container's monitor process died",
+    )
+    capfd.readouterr()
+    assert cli("start", "svc") == 0
+    assert capfd.readouterr().out == "svc\n"
+    wait_for(lambda: container.inspect()["RestartCount"] >= 1)
+    assert container.state().monitor_pid != monitor
