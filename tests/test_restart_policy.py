@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -12,6 +13,7 @@ import sys
 import time
 
 import pytest
+from tests.conftest import missing
 
 from layercake import Container
 from layercake._restart_policy import Backoff
@@ -413,3 +415,23 @@ def test_start_after_the_monitor_died_applies_the_policy_again(cli, busybox, cap
     assert capfd.readouterr().out == "svc\n"
     wait_for(lambda: container.inspect()["RestartCount"] >= 1)
     assert container.state().monitor_pid != monitor
+
+
+def test_bridge_network_is_configured_again_for_each_run(busybox, store):
+    """Each restarted run gets the container's address on its bridge network."""
+    if os.geteuid() != 0:
+        missing("bridge networks need root")
+    script = "ip -4 -o addr show eth0 | awk '{print $4}'; exit 1"
+    try:
+        with Container(
+            busybox, ["sh", "-c", script], network="bridge", restart="on-failure:2"
+        ) as container:
+            container.start(detach=True)
+            assert container.wait(timeout=15) == 1
+            (network,) = store.networks()
+            address = next(ipaddress.IPv4Network(network.subnet).hosts()) + 1
+            prefix = network.subnet.split("/")[1]
+            assert container.logs() == f"{address}/{prefix}\n".encode() * 3
+    finally:
+        for network in store.networks():
+            store.remove_network(network.name)
