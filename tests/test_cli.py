@@ -156,14 +156,6 @@ def test_version_flag(capfd):
     assert (caught.value.code, capfd.readouterr().out) == (0, "layercake 0.1.0\n")
 
 
-def test_tty_flag_says_it_is_not_supported(cli, busybox, capfd):
-    """-it (docker habit) gives a clear error rather than an argparse puzzle."""
-    assert cli("run", "--rm", "-it", "busybox", "sh") == 125
-    assert capfd.readouterr().err == (
-        "layercake: error: run -t: terminals are not supported yet; drop -t\n"
-    )
-
-
 def test_missing_context_is_one_clear_line(cli, store, capfd, tmp_path):
     """A context that does not exist is named, as docker names it."""
     assert cli("build", str(tmp_path / "nope")) == 125

@@ -283,6 +283,8 @@ def test_inspect_uses_dockers_field_names(busybox):
             "Image": "busybox:latest",
             "WorkingDir": "/",
             "Labels": {},
+            "Tty": False,
+            "OpenStdin": False,
         }
 
 

@@ -56,6 +56,7 @@ from layercake._container_state import (
     write_record,
     write_state,
 )
+from layercake._container_tty import relay_terminal
 from layercake._monitor import launch
 from layercake._ports import HostPort, parse_ports
 from layercake._restart_policy import RestartPolicy
@@ -179,12 +180,20 @@ class Container:
     :meth:`attach`) returns its first run's result and, if the policy
     restarts it, leaves the container restarting under a detached monitor.
 
+    ``tty`` gives the process a pseudo terminal (``docker run -t``): its
+    stdin, stdout and stderr are ``/dev/pts/0``, its controlling terminal,
+    and its output comes back as one stream (stdout) with the terminal's
+    ``\r\n`` line ends. ``tty_size`` is its first ``(rows, columns)``;
+    :meth:`resize` changes it. ``stdin_open`` (``docker run -i``) keeps a
+    container started by :meth:`start` reading an open standard input, as
+    :meth:`attach` can feed it, rather than /dev/null.
+
     Raises:
         ContainerConfigError: the image has no command and none was given,
             the user is not in the image's /etc/passwd, the name is invalid
             or taken, a volume or tmpfs entry is malformed, the network
-            does not exist or cannot be used so, or the restart policy is
-            not one.
+            does not exist or cannot be used so, the restart policy is not
+            one, or ``tty`` is asked of an OCI executor.
         RuntimeUnavailable: this machine cannot run containers.
     """
 
@@ -216,6 +225,9 @@ class Container:
         executor: str = "builtin",
         network_aliases: Sequence[str] = (),
         restart: str = "no",
+        tty: bool = False,
+        stdin_open: bool = False,
+        tty_size: tuple[int, int] | None = None,
     ) -> None:
         runtime.require()
         restart_policy = RestartPolicy.parse(restart)
@@ -227,6 +239,10 @@ class Container:
         if executor != "builtin" and init:
             raise ContainerConfigError(
                 f"init=True needs the built-in executor, not {executor}"
+            )
+        if executor != "builtin" and tty:
+            raise ContainerConfigError(
+                f"tty=True needs the built-in executor, not {executor}"
             )
         self.image = image
         self.id = secrets.token_hex(32)
@@ -248,11 +264,16 @@ class Container:
             ),
             no_new_privileges=no_new_privileges,
             seccomp=seccomp and not privileged,
+            terminal=tty,
+            terminal_size=tty_size,
         )
+        if tty:
+            self._process = _with_term(self._process)
         self._lower_dirs = tuple(str(path) for path in stack.layer_dirs)
         containers = image.store._directory.containers_dir
         self.path = containers / self.id
         self._sandbox: Sandbox | runtime.OciProcess | None = None
+        self._terminals: set[int] = set()
         self._exit_code: int | None = None
         self._state: ContainerState | None = None
         tmpfs_mounts = _tmpfs(tmpfs)
@@ -278,6 +299,7 @@ class Container:
                 executor=executor,
                 aliases=tuple(network_aliases),
                 restart=restart_policy,
+                stdin_open=stdin_open,
             )
         except BaseException:
             # Half a container is no container: leave nothing in the store.
@@ -306,6 +328,7 @@ class Container:
         executor: str,
         aliases: tuple[str, ...],
         restart: RestartPolicy,
+        stdin_open: bool,
     ) -> None:
         image = self.image
         network = self.config.network
@@ -351,6 +374,7 @@ class Container:
                 executor=executor,
                 network_aliases=aliases,
                 restart=restart,
+                stdin_open=stdin_open,
             )
             write_record(self.path, self.record)
         net.lease(image.store.path, containers, self.record)
@@ -394,6 +418,7 @@ class Container:
         container._lower_dirs = record.lower_dirs
         container.path = path
         container._sandbox = None
+        container._terminals = set()
         container._exit_code = None
         container._state = None
         return container
@@ -593,6 +618,10 @@ class Container:
     ) -> RunResult:
         """Run attached: start, wait for the exit, return code and output.
 
+        ``stdin`` is written to the process's standard input (/dev/null when
+        None). With ``tty`` all output is in ``stdout``, and ``stdin`` is
+        typed into the terminal, which echoes it.
+
         Raises:
             ContainerError: already started, failed to start, or timed out.
         """
@@ -606,7 +635,7 @@ class Container:
         running = False
 
         def starter(
-            stdin_fd: int | None, stdout_fd: int, stderr_fd: int
+            stdin_fd: int | None, stdout_fd: int | None, stderr_fd: int | None
         ) -> runtime.Supervised:
             nonlocal running
             sandbox = self._start_attached(spec, (stdin_fd, stdout_fd, stderr_fd), hook)
@@ -615,7 +644,9 @@ class Container:
             return sandbox
 
         try:
-            result = runtime.collect(starter, stdin, log.feed, timeout)
+            result = runtime.collect(
+                starter, stdin, log.feed, timeout, terminal=self._process.terminal
+            )
         except BaseException:
             # Recorded so that remove() finds the cgroup to delete, and no
             # other process takes the container for a running one.
@@ -639,7 +670,10 @@ class Container:
         """Run with the given file descriptors and return the exit code.
 
         ``None`` gives the container /dev/null as stdin and the caller's own
-        stdout and stderr, as ``docker run`` does in a terminal.
+        stdout and stderr, as ``docker run`` does in a terminal. With ``tty``
+        the container's output goes to ``stdout`` as it comes and what is
+        read from ``stdin`` is written to its terminal, as ``docker run -it``
+        does (the caller puts its own terminal in raw mode).
 
         Raises:
             ContainerError: already started or failed to start.
@@ -649,6 +683,8 @@ class Container:
         self._clear_stop_request()
         cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
+        if self._process.terminal:
+            return self._attach_terminal(stdin, stdout, cgroup, warnings, started_at)
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
@@ -713,14 +749,74 @@ class Container:
                 configure_network=hook,
                 restart=policy,
                 after_exit=exit_code,
+                stdin_open=self.record.stdin_open,
             )
         except ContainerError as error:
             logger.warning("container %s not restarted: %s", self.short_id, error)
 
+    def _attach_terminal(
+        self,
+        stdin: int | None,
+        stdout: int | None,
+        cgroup: Cgroup | None,
+        warnings: tuple[str, ...],
+        started_at: str,
+    ) -> int:
+        try:
+            spec, hook = self._start_spec(cgroup)
+            sandbox = self._start_attached(spec, (None, None, None), hook)
+        except BaseException:
+            if cgroup is not None:
+                cgroup.remove()
+            raise
+        self._sandbox = sandbox
+        master = sandbox.terminal
+        assert master is not None
+        self._terminals.add(master)
+        self._record_running(sandbox.pid, started_at, cgroup, warnings)
+        log = LogWriter(self.path / LOG_FILE)
+        try:
+            relay_terminal(master, stdin, 1 if stdout is None else stdout, log)
+        except BaseException:
+            sandbox.kill()
+            raise
+        finally:
+            self._terminals.discard(master)
+            log.close()
+            exit_code = sandbox.wait()
+            self._record_end(started_at, exit_code, cgroup, warnings)
+        self._restart_in_background(exit_code, cgroup, warnings)
+        return exit_code
+
+    def resize(self, rows: int, columns: int) -> None:
+        """Set the window size of the container's terminal, as ``docker resize``.
+
+        The container's foreground processes get SIGWINCH. Terminals of
+        :meth:`exec_attach` processes this object is running are resized too.
+
+        Raises:
+            ContainerError: the container has no terminal this process holds
+                (it was not created with ``tty`` or not started here).
+            ContainerConfigError: rows or columns are not 0 to 65535.
+        """
+        if not (0 <= rows <= 0xFFFF and 0 <= columns <= 0xFFFF):
+            raise ContainerConfigError(
+                f"invalid terminal size {rows}x{columns}: rows and columns must "
+                "be between 0 and 65535"
+            )
+        if not self._terminals:
+            raise ContainerError(
+                f"container {self.short_id} has no terminal this process runs",
+                container_id=self.id,
+            )
+        for master in tuple(self._terminals):
+            with contextlib.suppress(OSError):
+                runtime.set_terminal_size(master, rows, columns)
+
     def _start_attached(
         self,
         spec: SandboxSpec,
-        fds: tuple[int | None, int, int],
+        fds: tuple[int | None, int | None, int | None],
         hook: Callable[[int], None] | None = None,
     ) -> Sandbox | runtime.OciProcess:
         executor = self.record.executor
@@ -770,7 +866,10 @@ class Container:
         Without ``detach`` the container dies with this Python process;
         with it, it keeps running after this process exits, and any process
         can find it (:meth:`load`) to wait for, stop or remove it. The
-        monitor restarts it as its restart policy says, until it is stopped.
+        monitor restarts it as its restart policy says, until it is stopped. With
+        ``tty`` the monitor holds the terminal and logs its output as
+        stdout; with ``stdin_open`` the process's stdin stays open (it
+        waits for input instead of reading end-of-file).
 
         Raises:
             ContainerError: already started or failed to start.
@@ -790,6 +889,7 @@ class Container:
                 executor=self.record.executor,
                 configure_network=hook,
                 restart=self.record.restart,
+                stdin_open=self.record.stdin_open,
             )
         except ContainerError as error:
             if cgroup is not None:
@@ -1223,6 +1323,8 @@ class Container:
         workdir: str | None = None,
         stdin: bytes | None = None,
         timeout: float | None = None,
+        tty: bool = False,
+        tty_size: tuple[int, int] | None = None,
     ) -> RunResult:
         """Run ``args`` in the running container, as ``docker exec`` does.
 
@@ -1230,13 +1332,108 @@ class Container:
         namespaces; it gets the container's environment with ``env`` applied
         over it, the container's user unless ``user`` is given (HOME follows
         the user then, unless set), and the container's working directory
-        unless ``workdir`` is given.
+        unless ``workdir`` is given. ``tty`` gives it a terminal of its own
+        (the container's next ``/dev/pts``), as ``docker exec -t``: output
+        and ``stdin`` then work as in :meth:`run` with ``tty``.
 
         Raises:
-            ContainerConfigError: no command, or an unknown user.
+            ContainerConfigError: no command, an unknown user or a bad size.
             ContainerError: the container is not running.
             ContainerTimeout: the process ran longer than ``timeout`` seconds.
         """
+        pid, process, cgroup_procs = self._exec_process(
+            args, env, user, workdir, tty, tty_size
+        )
+        return runtime.run_in(
+            pid,
+            process,
+            stdin=stdin,
+            timeout=timeout,
+            cgroup_procs=cgroup_procs,
+        )
+
+    def exec_attach(
+        self,
+        args: Sequence[str],
+        *,
+        env: Mapping[str, str] | Sequence[str] | None = None,
+        user: str | None = None,
+        workdir: str | None = None,
+        tty: bool = False,
+        tty_size: tuple[int, int] | None = None,
+        stdin: int | None = None,
+        stdout: int | None = None,
+        stderr: int | None = None,
+    ) -> int:
+        """Run ``args`` in the running container with the given descriptors.
+
+        What :meth:`attach` is to :meth:`run`, this is to :meth:`exec`:
+        output goes to ``stdout`` and ``stderr`` (the caller's own when
+        None) as it comes, ``stdin`` is read as the process reads it
+        (/dev/null when None); returns the exit code. With ``tty`` the
+        process has its own terminal, as ``docker exec -it``: its output
+        goes to ``stdout``, ``stdin`` is written to the terminal, and
+        :meth:`resize` changes its size while it runs.
+
+        Raises:
+            ContainerConfigError: no command, an unknown user or a bad size.
+            ContainerError: the container is not running.
+        """
+        pid, process, cgroup_procs = self._exec_process(
+            args, env, user, workdir, tty, tty_size
+        )
+        if tty:
+            entered = runtime.enter(pid, process, cgroup_procs=cgroup_procs)
+            master = entered.terminal
+            assert master is not None
+            self._terminals.add(master)
+            try:
+                relay_terminal(master, stdin, 1 if stdout is None else stdout, None)
+            except BaseException:
+                entered.kill()
+                raise
+            finally:
+                self._terminals.discard(master)
+                code = entered.wait()
+            return code
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        try:
+            entered = runtime.enter(
+                pid,
+                process,
+                stdin=stdin,
+                stdout=out_w,
+                stderr=err_w,
+                cgroup_procs=cgroup_procs,
+            )
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            raise
+        finally:
+            os.close(out_w)
+            os.close(err_w)
+        targets = (1 if stdout is None else stdout, 2 if stderr is None else stderr)
+        try:
+            relay_output(out_r, err_r, targets, None)
+        except BaseException:
+            entered.kill()
+            raise
+        finally:
+            code = entered.wait()
+        return code
+
+    def _exec_process(
+        self,
+        args: Sequence[str],
+        env: Mapping[str, str] | Sequence[str] | None,
+        user: str | None,
+        workdir: str | None,
+        tty: bool,
+        tty_size: tuple[int, int] | None,
+    ) -> tuple[int, runtime.ProcessSpec, tuple[str, ...]]:
+        """The pid to join, the process to run there, and its cgroups."""
         if not args:
             raise ContainerConfigError("no command given to exec")
         pid = self._running_pid()
@@ -1257,16 +1454,14 @@ class Container:
             args=tuple(args),
             env=merge_env(process.env, overrides),
             cwd=workdir or process.cwd,
+            terminal=tty,
+            terminal_size=tty_size,
         )
+        if tty:
+            process = _with_term(process)
         state = self.state()
         cgroup = open_cgroup(state.cgroup_version, state.cgroup_paths)
-        return runtime.run_in(
-            pid,
-            process,
-            stdin=stdin,
-            timeout=timeout,
-            cgroup_procs=cgroup.procs_files,
-        )
+        return pid, process, cgroup.procs_files
 
     def _live_pid(self) -> int | None:
         state = self.state()
@@ -1611,8 +1806,18 @@ class Container:
                 "Image": record.image_reference,
                 "WorkingDir": record.process.cwd,
                 "Labels": dict(image_config.labels),
+                "Tty": record.process.terminal,
+                "OpenStdin": record.stdin_open,
             },
         }
+
+
+def _with_term(process: runtime.ProcessSpec) -> runtime.ProcessSpec:
+    # Docker sets TERM=xterm for a process with a terminal, unless the image
+    # or the caller chose one.
+    if any(item.startswith("TERM=") for item in process.env):
+        return process
+    return attrs.evolve(process, env=(*process.env, "TERM=xterm"))
 
 
 def _status_text(state: ContainerState) -> str:

@@ -73,9 +73,13 @@ class LogWriter:
 
 
 def relay_output(
-    out_r: int, err_r: int, targets: tuple[int | None, int | None], log: LogWriter
+    out_r: int,
+    err_r: int,
+    targets: tuple[int | None, int | None],
+    log: LogWriter | None,
 ) -> None:
-    """Copy both pipes to ``targets`` (None: discard) and the log until both end.
+    """Copy both pipes to ``targets`` (None: discard) and the log (if any) until
+    both end.
 
     Closes the pipes. A target that went away (a closed pipe) stops
     receiving, but the log still gets everything.
@@ -96,9 +100,11 @@ def relay_output(
                 if not chunk:
                     poller.unregister(fd)
                     open_fds.discard(fd)
-                    log.end(stream)
+                    if log is not None:
+                        log.end(stream)
                     continue
-                log.feed(stream, chunk)
+                if log is not None:
+                    log.feed(stream, chunk)
                 if target is not None:
                     try:
                         _write_all(target, chunk)

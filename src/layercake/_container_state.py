@@ -94,6 +94,7 @@ class ContainerRecord:
     executor: str = "builtin"
     network_aliases: tuple[str, ...] = ()
     restart: RestartPolicy = NO_RESTART
+    stdin_open: bool = False
 
 
 @attrs.frozen

@@ -346,6 +346,8 @@ class Image:
         stdin: bytes | None = None,
         timeout: float | None = None,
         restart: str = "no",
+        tty: bool = False,
+        tty_size: tuple[int, int] | None = None,
     ) -> RunResult:
         """Run a throwaway container of this image and return its result.
 
@@ -353,7 +355,9 @@ class Image:
         override the image's config as ``docker run`` flags do; a command
         given as one string is split as a shell would split it. Being
         ``docker run --rm``, it takes no ``restart`` policy but ``"no"``, as
-        docker refuses one (use :class:`Container` to restart).
+        docker refuses one (use :class:`Container` to restart). ``tty``
+        runs it on a pseudo terminal, as :class:`Container` describes: all
+        output is then in ``stdout``, with ``\r\n`` line ends.
 
         Raises:
             ContainerConfigError: no command, an unknown user, or a restart
@@ -370,6 +374,8 @@ class Image:
             workdir=workdir,
             user=user,
             network=network,
+            tty=tty,
+            tty_size=tty_size,
         ) as container:
             return container.run(stdin=stdin, timeout=timeout)
 

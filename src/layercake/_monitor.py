@@ -7,7 +7,9 @@ lines (``{"log", "stream", "time"}``, Docker's json-file format), and
 records the exit code and end time when the container ends. Each time the
 process ends, the container's restart policy decides whether the monitor
 starts it again (after Docker's back-off), in the same writable layer,
-volumes, cgroup and published ports, appending to the same log.
+volumes, cgroup and published ports, appending to the same log. A
+container with a terminal has its master held by the monitor, and its output
+logged as ``stdout``.
 
 Attached (``detach=False``) the container still dies with the process that
 started it, through the runtime's lifeline; detached, it outlives that
@@ -37,6 +39,7 @@ from layercake._container_state import (
     read_state,
     write_state,
 )
+from layercake._container_tty import relay_terminal
 from layercake._ports import Forwarder, Published
 from layercake._restart_policy import NO_RESTART, Backoff, RestartPolicy
 from layercake.errors import ContainerError
@@ -61,6 +64,7 @@ def launch(
     configure_network: Callable[[int], None] | None = None,
     restart: RestartPolicy = NO_RESTART,
     after_exit: int | None = None,
+    stdin_open: bool = False,
 ) -> ContainerState:
     """Start ``spec`` under a monitor process; return once it runs.
 
@@ -69,7 +73,8 @@ def launch(
     each run. ``restart`` is the policy the monitor applies each time the process
     ends. With ``after_exit`` the first run happened elsewhere (attached)
     and ended with that code, which the policy restarts: the monitor begins
-    with the back-off instead of a start.
+    with the back-off instead of a start. With ``stdin_open`` the process's
+    stdin is a pipe the monitor keeps open.
 
     Raises:
         ContainerError: the container could not be started; the message
@@ -91,6 +96,7 @@ def launch(
                 runs = _Runs(
                     spec, directory, detach, cgroup, executor, configure_network
                 )
+                runs.stdin_open = stdin_open
                 _monitor(runs, ready_w, started, ports, restart, after_exit)
         finally:
             os._exit(0)
@@ -203,6 +209,11 @@ class _Runs:
         self.forwarder = Forwarder(())
         self._sandbox: runtime.Sandbox | runtime.OciProcess | None = None
         self._streams = (-1, -1)
+        self._terminal: int | None = None
+        self.stdin_open = False
+        # Held open and never written: the process waits for input as it
+        # would on an idle terminal.
+        self._stdin_held: int | None = None
         self._started = 0.0
         self._watching = False
 
@@ -214,18 +225,24 @@ class _Runs:
         """
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
+        in_r = None
+        if self.stdin_open:
+            if self._stdin_held is not None:
+                os.close(self._stdin_held)
+            in_r, self._stdin_held = os.pipe()
         try:
             sandbox: runtime.Sandbox | runtime.OciProcess
             if self.executor == "builtin":
                 sandbox = runtime.start(
                     self.spec,
+                    stdin=in_r,
                     stdout=out_w,
                     stderr=err_w,
                     configure_network=self.configure_network,
                 )
             else:
                 sandbox = runtime.start_oci(
-                    self.spec, self.executor, stdout=out_w, stderr=err_w
+                    self.spec, self.executor, stdin=in_r, stdout=out_w, stderr=err_w
                 )
         except BaseException:
             os.close(out_r)
@@ -234,8 +251,11 @@ class _Runs:
         finally:
             os.close(out_w)
             os.close(err_w)
+            if in_r is not None:
+                os.close(in_r)
         self._sandbox = sandbox
         self._streams = (out_r, err_r)
+        self._terminal = sandbox.terminal
         self._started = time.monotonic()
         if self.executor != "builtin" and not self.detach and not self._watching:
             # The OCI runtime does not watch the starter's lifeline: this
@@ -269,7 +289,7 @@ class _Runs:
         """Log the run's output until it ends; its exit code and seconds run."""
         if self._sandbox is None:
             raise ContainerError("no run was started")
-        _write_log(self.directory / LOG_FILE, *self._streams)
+        _write_log(self.directory / LOG_FILE, *self._streams, self._terminal)
         exit_code = self._sandbox.wait()
         return exit_code, time.monotonic() - self._started
 
@@ -333,10 +353,16 @@ def _close_all_but(*keep: int) -> None:
     os.closerange(low, _MAX_FD)
 
 
-def _write_log(path: Path, out_r: int, err_r: int) -> None:
-    """Copy both streams into the log, one JSON object per line, until both end."""
+def _write_log(path: Path, out_r: int, err_r: int, terminal: int | None) -> None:
+    """Copy both streams (or the terminal) into the log, one JSON object per
+    line, until they end."""
     log = LogWriter(path)
     try:
-        relay_output(out_r, err_r, (None, None), log)
+        if terminal is not None:
+            os.close(out_r)
+            os.close(err_r)
+            relay_terminal(terminal, None, None, log)
+        else:
+            relay_output(out_r, err_r, (None, None), log)
     finally:
         log.close()

@@ -117,3 +117,42 @@ def test_unprivileged_user_gets_a_reason_instead_of_a_cgroup(nobody_dir: Path) -
     # The path is the layercake parent, or the container's when that exists.
     assert "/sys/fs/cgroup/" in lines[1]
     assert lines[1].endswith(("/layercake)", "/layercake/rootless-test)"))
+
+
+def test_unprivileged_user_gets_a_terminal_in_the_container(
+    nobody_dir: Path, write_busybox_root: Callable[[Path], Path]
+) -> None:
+    """As uid 65534, a process with a terminal sees /dev/pts/0 and its size."""
+    root = write_busybox_root(nobody_dir / "rootfs")
+    for path in [root, *root.rglob("*")]:
+        os.chown(path, NOBODY, NOBODY, follow_symlinks=False)
+    script = textwrap.dedent(
+        f"""
+        from layercake.runtime import ProcessSpec, RootfsSpec, SandboxSpec, run
+        d = {str(nobody_dir)!r}
+        rootfs = RootfsSpec((d + "/rootfs",), d + "/upper", d + "/work", d + "/merged")
+        process = ProcessSpec(
+            args=("sh", "-c", "tty; stty size"), terminal=True, terminal_size=(7, 9)
+        )
+        result = run(SandboxSpec(rootfs, process))
+        print(result.exit_code, result.stdout, result.stderr)
+        """
+    )
+
+    completed = subprocess.run(
+        [
+            "setpriv",
+            f"--reuid={NOBODY}",
+            f"--regid={NOBODY}",
+            "--clear-groups",
+            sys.executable,
+            "-c",
+            script,
+        ],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+    )
+
+    assert completed.stdout == "0 b'/dev/pts/0\\r\\n7 9\\r\\n' b''\n", completed.stderr

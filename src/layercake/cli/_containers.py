@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from layercake._signals import signal_number
 from layercake._sizes import parse_size
 from layercake.cli._format import age, table
+from layercake.cli._terminal import check_input, raw_terminal, window_size
 from layercake.errors import LayercakeError
 
 if TYPE_CHECKING:
@@ -85,10 +86,6 @@ def _env(args: argparse.Namespace) -> list[str]:
 def _create(args: argparse.Namespace) -> Container:
     import layercake
 
-    if args.tty:
-        raise LayercakeError(
-            f"{args.verb} -t: terminals are not supported yet; drop -t"
-        )
     store = layercake.Store(args.store)
     return layercake.Container(
         store.image(args.image),
@@ -116,6 +113,9 @@ def _create(args: argparse.Namespace) -> Container:
         executor=args.runtime,
         network_aliases=args.network_alias,
         restart=args.restart,
+        tty=args.tty,
+        stdin_open=args.interactive,
+        tty_size=window_size() if args.tty else None,
     )
 
 
@@ -130,6 +130,9 @@ def run(args: argparse.Namespace) -> int:
     conflict = conflicts_with_rm(RestartPolicy.parse(args.restart))
     if args.rm and conflict is not None:
         raise conflict
+
+    if not args.detach:
+        check_input(args.interactive, args.tty)
     container = _create(args)
     if args.detach:
         container.start(detach=True)
@@ -137,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
         return 0
     try:
         stdin = sys.stdin.fileno() if args.interactive else None
-        with _signals_forwarded(container):
+        raw = args.tty and stdin is not None
+        with _signals_forwarded(container), raw_terminal(raw, container.resize):
             return container.attach(stdin=stdin)
     finally:
         if args.rm:
@@ -325,18 +329,20 @@ def exec_(args: argparse.Namespace) -> int:
     """Run a command in a running container; return its exit code."""
     import layercake
 
+    check_input(args.interactive, args.tty)
     container = _load(layercake.Store(args.store), args.container)
-    stdin = sys.stdin.buffer.read() if args.interactive else None
-    result = container.exec(
-        args.command,
-        env=args.env or None,
-        user=args.user,
-        workdir=args.workdir,
-        stdin=stdin,
-    )
-    sys.stdout.buffer.write(result.stdout)
-    sys.stderr.buffer.write(result.stderr)
-    return result.exit_code
+    stdin = 0 if args.interactive else None
+    sys.stdout.flush()
+    with raw_terminal(args.tty and stdin is not None, container.resize):
+        return container.exec_attach(
+            args.command,
+            env=args.env or None,
+            user=args.user,
+            workdir=args.workdir,
+            tty=args.tty,
+            tty_size=window_size() if args.tty else None,
+            stdin=stdin,
+        )
 
 
 def _copy_out(container: Container, path: str, dest: Path, written: str) -> None:
@@ -446,10 +452,7 @@ def _container_options(parser: argparse.ArgumentParser) -> None:
         "-i", "--interactive", action="store_true", help="keep stdin open"
     )
     parser.add_argument(
-        "-t",
-        "--tty",
-        action="store_true",
-        help="allocate a terminal (not supported yet)",
+        "-t", "--tty", action="store_true", help="allocate a pseudo terminal"
     )
     parser.add_argument(
         "--network",
@@ -563,7 +566,12 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("-e", "--env", action="append", default=[])
     parser.add_argument("-u", "--user")
     parser.add_argument("-w", "--workdir")
-    parser.add_argument("-i", "--interactive", action="store_true")
+    parser.add_argument(
+        "-i", "--interactive", action="store_true", help="keep stdin open"
+    )
+    parser.add_argument(
+        "-t", "--tty", action="store_true", help="allocate a pseudo terminal"
+    )
     parser.set_defaults(handler=exec_)
 
     parser = verbs.add_parser("cp", help="copy files between a container and the host")

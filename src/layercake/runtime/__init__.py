@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ._capabilities import capability_set
     from ._cgroups import Cgroup, Resources, create_cgroup, open_cgroup
+    from ._console import set_terminal_size
     from ._enter import enter, setns_network
     from ._oci import (
         OciProcess,
@@ -78,6 +79,7 @@ _LAZY = {
     "run": "._run",
     "run_in": "._run",
     "run_oci": "._oci",
+    "set_terminal_size": "._console",
     "setns_network": "._enter",
     "start": "._sandbox",
     "start_oci": "._oci",
@@ -130,6 +132,7 @@ __all__ = [
     "run",
     "run_in",
     "run_oci",
+    "set_terminal_size",
     "setns_network",
     "start",
     "start_oci",

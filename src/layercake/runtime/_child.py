@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from . import _libc as libc
+from ._console import open_terminal
 from ._plan import Plan, ProcessPlan
 from ._scoped import resolve_in_root
 
@@ -89,6 +90,7 @@ def spawn(
     lifeline: int,
     cap_last: int,
     net_sync: tuple[int, int] | None = None,
+    console: int = -1,
 ) -> NoReturn:
     """Run the direct child: namespaces, fork PID 1, relay its exit status.
 
@@ -96,7 +98,8 @@ def spawn(
     process holds: it ends when that process dies (whichever thread started
     the container), and the container is then killed. ``net_sync`` is the
     pipe on which the parent says the network namespace is configured (see
-    :func:`_await_network`).
+    :func:`_await_network`). ``console`` is the socket the terminal's master
+    is sent over when the plan asks for one.
     """
     try:
         if net_sync is not None:
@@ -110,7 +113,7 @@ def spawn(
             _map_ids(plan)
         pid = os.fork()
         if pid == 0:
-            _become_container(plan, stdio, status_w, cap_last, net_sync)
+            _become_container(plan, stdio, status_w, cap_last, net_sync, console)
         os.write(status_w, b"P%d\0" % pid)
         os.closerange(3, lifeline)
         os.closerange(lifeline + 1, _MAX_FD)
@@ -126,6 +129,7 @@ def become_pid1(
     status_w: int,
     cap_last: int,
     net_sync: tuple[int, int] | None = None,
+    console: int = -1,
 ) -> NoReturn:
     """Run the child forked straight into a new PID namespace (no relay).
 
@@ -139,7 +143,7 @@ def become_pid1(
     except BaseException as error:  # noqa: BLE001 - a child must never return
         _report(status_w, [], error)
         os._exit(SETUP_FAILED)
-    _become_container(plan, stdio, status_w, cap_last, net_sync)
+    _become_container(plan, stdio, status_w, cap_last, net_sync, console)
 
 
 def _relay_exit(pid: int, lifeline: int) -> NoReturn:
@@ -200,6 +204,7 @@ def _become_container(
     status_w: int,
     cap_last: int,
     net_sync: tuple[int, int] | None,
+    console: int,
 ) -> NoReturn:
     created: list[str] = []
     try:
@@ -247,6 +252,7 @@ def _become_container(
                 None,
                 libc.MS_REMOUNT | libc.MS_BIND | libc.MS_RDONLY,
             )
+        stdio = _terminal_stdio(plan, stdio, console)
         _drop_privileges(plan, cap_last)
         _do("set parent death signal", libc.prctl, libc.PR_SET_PDEATHSIG, _SIGKILL)
         _do("set up stdio", _wire_stdio, stdio)
@@ -289,6 +295,21 @@ _FORWARDED = tuple(
 )
 
 
+def _terminal_stdio(
+    plan: ProcessPlan,
+    stdio: tuple[int | None, int | None, int | None],
+    console: int,
+) -> tuple[int | None, int | None, int | None]:
+    """With a terminal, its slave replaces all three descriptors."""
+    if not plan.terminal:
+        return stdio
+    try:
+        slave = open_terminal(plan.terminal_size, plan.uid, plan.gid, console)
+    except OSError as error:
+        raise _SetupError("allocate a terminal", error) from None
+    return slave, slave, slave
+
+
 def _run_init(plan: Plan, status_w: int) -> None:
     """Fork the process; as PID 1, forward signals to it and reap zombies.
 
@@ -300,6 +321,8 @@ def _run_init(plan: Plan, status_w: int) -> None:
     except OSError as error:
         _die(SETUP_FAILED, f"init: fork: {(error.strerror or str(error)).lower()}")
     if child == 0:
+        if plan.terminal:
+            _take_foreground()
         return
     os.close(status_w)
     os.closerange(3, _MAX_FD)
@@ -333,6 +356,18 @@ def _run_init(plan: Plan, status_w: int) -> None:
             if os.WIFSIGNALED(status):
                 os._exit(128 + os.WTERMSIG(status))
             os._exit(os.WEXITSTATUS(status))
+
+
+def _take_foreground() -> None:
+    # The process, not the init, is in the terminal's foreground: Ctrl-C and
+    # window changes reach it once, straight from the kernel. Done before the
+    # exec, so it never reads the terminal from the background (SIGTTIN).
+    try:
+        os.setpgid(0, 0)
+        signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+        os.tcsetpgrp(0, os.getpid())
+    except OSError:
+        pass
 
 
 def _mount_rootfs(plan: Plan) -> None:

@@ -17,6 +17,7 @@ from layercake.errors import ContainerError
 
 from . import _child
 from . import _libc as libc
+from ._console import console_pair, receive_master
 from ._plan import ProcessPlan, prepare_process
 from ._sandbox import _CAP_LAST, Sandbox, _parse, _pipe_above_stdio, lifeline
 from ._spec import ProcessSpec
@@ -55,7 +56,8 @@ def enter(
     """Start ``process`` in the namespaces of the running container ``pid``.
 
     ``pid`` is the host pid of the container's PID 1. The file descriptors
-    work as in :func:`layercake.runtime.start`. The process gets the
+    and a terminal work as in :func:`layercake.runtime.start` (the
+    process's terminal is the next free one of the container's devpts). The process gets the
     container's capability bounding set, its root and its hostname; it ends
     when the caller dies, like a started container. It joins the cgroups
     whose ``cgroup.procs`` files ``cgroup_procs`` names, so the container's
@@ -90,27 +92,44 @@ def enter(
             f"cannot join the container's cgroup: {error.strerror}"
         ) from None
     status_r, status_w = _pipe_above_stdio()
+    console, console_w = console_pair() if plan.terminal else (None, -1)
+    opened = (*cgroups, *(fd for _, fd, _ in fds))
     try:
         child = os.fork()
     except BaseException:
-        for fd in (status_r, status_w, *cgroups, *(fd for _, fd, _ in fds)):
+        for fd in (status_r, status_w, *opened):
             os.close(fd)
+        if console is not None:
+            console.close()
+            os.close(console_w)
         raise
     if child == 0:
-        _join(plan, fds, (stdin, stdout, stderr), status_w, lifeline(), cgroups)
+        stdio = (stdin, stdout, stderr)
+        _join(plan, fds, stdio, status_w, lifeline(), cgroups, console_w)
     os.close(status_w)
-    for fd in (*cgroups, *(fd for _, fd, _ in fds)):
+    for fd in opened:
         os.close(fd)
+    if console_w >= 0:
+        os.close(console_w)
 
     try:
         with open(status_r, "rb", buffering=0, closefd=True) as status:
             records = status.readall()
     except BaseException:
+        if console is not None:
+            console.close()
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
         raise
     process_pid, _, failure, _ = _parse(records)
     sandbox = Sandbox(process_pid, child, "", [], frozenset())
+    if failure is None and process_pid != 0 and console is not None:
+        try:
+            sandbox.terminal = receive_master(console)
+        except ContainerError as error:
+            failure = str(error).removeprefix("container set-up failed: ")
+    elif console is not None:
+        console.close()
     if failure is not None or process_pid == 0:
         if process_pid > 0:
             sandbox.kill()
@@ -126,6 +145,7 @@ def _join(
     status_w: int,
     lifeline_fd: int,
     cgroups: tuple[int, ...],
+    console: int,
 ) -> None:
     try:
         os.setsid()
@@ -137,7 +157,7 @@ def _join(
             os.close(fd)
         pid = os.fork()
         if pid == 0:
-            _become_process(plan, stdio, status_w, cgroups)
+            _become_process(plan, stdio, status_w, cgroups, console)
         os.write(status_w, b"P%d\0" % pid)
         os.closerange(3, lifeline_fd)
         os.closerange(lifeline_fd + 1, _child._MAX_FD)
@@ -152,6 +172,7 @@ def _become_process(
     stdio: tuple[int | None, int | None, int | None],
     status_w: int,
     cgroups: tuple[int, ...],
+    console: int,
 ) -> None:
     try:
         for fd in cgroups:
@@ -160,6 +181,7 @@ def _become_process(
         os.umask(0o022)
         _child._do("enter /", os.chdir, "/")
         _child._enter_cwd(plan)
+        stdio = _child._terminal_stdio(plan, stdio, console)
         _child._drop_privileges(plan, _CAP_LAST)
         _child._do("set parent death signal", libc.prctl, libc.PR_SET_PDEATHSIG, 9)
         _child._do("set up stdio", _child._wire_stdio, stdio)

@@ -304,6 +304,7 @@ class OciProcess:
         self._state_dir = state_dir
         self._cleanup = cleanup
         self._exit_code: int | None = None
+        self.terminal: int | None = None
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the container to end and return its exit code.

@@ -40,6 +40,8 @@ class ProcessPlan:
     no_new_privileges: bool
     rootless: bool
     seccomp_filter: bytes
+    terminal: bool
+    terminal_size: tuple[int, int] | None
 
 
 @attrs.frozen
@@ -95,7 +97,21 @@ def prepare_process(process: ProcessSpec) -> ProcessPlan:
         no_new_privileges=process.no_new_privileges,
         rootless=rootless,
         seccomp_filter=filter_program(capabilities) if process.seccomp else b"",
+        terminal=process.terminal,
+        terminal_size=_terminal_size(process.terminal_size),
     )
+
+
+def _terminal_size(size: tuple[int, int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    rows, columns = size
+    if not (0 <= rows <= 0xFFFF and 0 <= columns <= 0xFFFF):
+        raise ContainerConfigError(
+            f"invalid terminal size {rows}x{columns}: rows and columns must be "
+            "between 0 and 65535"
+        )
+    return rows, columns
 
 
 def _capabilities(process: ProcessSpec) -> frozenset[int]:

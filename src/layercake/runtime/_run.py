@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import select
 import time
 from collections.abc import Callable
 from typing import Literal, Protocol
 
-from layercake.errors import ContainerTimeout
+from layercake.errors import ContainerError, ContainerTimeout
 
 from ._enter import enter
 from ._sandbox import start
@@ -20,7 +21,12 @@ OutputCallback = Callable[[Literal["stdout", "stderr"], bytes], None]
 
 
 class Supervised(Protocol):
-    """A started container that can be waited for and killed."""
+    """A started container that can be waited for and killed.
+
+    ``terminal`` is the master of its pseudo terminal, if it has one.
+    """
+
+    terminal: int | None
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the end and return the exit code."""
@@ -48,6 +54,12 @@ def run(
     ``on_output`` as it arrives. ``stdin`` is written to the process's
     standard input, which is /dev/null when it is ``None``.
 
+    A process with a terminal (``ProcessSpec.terminal``) writes everything
+    to it: the result's ``stdout`` holds it all, with the terminal's
+    ``\r\n`` line ends, and ``stderr`` is empty. ``stdin`` is then typed
+    into the terminal: its line discipline echoes it and acts on control
+    characters (``\x03`` interrupts, ``\x04`` at a line start ends input).
+
     Raises:
         ContainerConfigError: the spec cannot work.
         ContainerError: the container could not be set up.
@@ -59,6 +71,7 @@ def run(
         stdin,
         on_output,
         timeout,
+        terminal=spec.process.terminal,
     )
 
 
@@ -88,35 +101,35 @@ def run_in(
         stdin,
         on_output,
         timeout,
+        terminal=process.terminal,
     )
 
 
+Starter = Callable[[int | None, int | None, int | None], Supervised]
+
+
 def collect(
-    starter: Callable[[int | None, int, int], Supervised],
+    starter: Starter,
     stdin: bytes | None,
     on_output: OutputCallback | None,
     timeout: float | None,
+    *,
+    terminal: bool = False,
 ) -> RunResult:
     """Start a container with ``starter(stdin, stdout, stderr)`` and run it out.
 
-    Output, ``stdin`` and ``timeout`` work as in :func:`run`.
+    Output, ``stdin`` and ``timeout`` work as in :func:`run`; with
+    ``terminal`` the process has one (the starter gets no descriptors) and
+    its master is read and written instead of pipes.
     """
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
-    in_r = in_w = None
-    if stdin is not None:
-        in_r, in_w = os.pipe()
-    try:
-        sandbox = starter(in_r, out_w, err_w)
-    except BaseException:
-        _close(out_r, err_r, in_w)
-        raise
-    finally:
-        _close(out_w, err_w, in_r)
+    if terminal:
+        sandbox, sources, in_w = _start_with_terminal(starter, stdin)
+    else:
+        sandbox, sources, in_w = _start_with_pipes(starter, stdin)
 
     ended = False
     try:
-        outputs = _pump(out_r, err_r, in_w, stdin or b"", on_output, timeout)
+        outputs = _pump(sources, in_w, stdin or b"", on_output, timeout)
         if outputs is None:
             sandbox.kill()
             sandbox.wait()
@@ -134,20 +147,53 @@ def collect(
             sandbox.wait()
 
 
+Sources = dict[int, Literal["stdout", "stderr"]]
+
+
+def _start_with_pipes(
+    starter: Starter, stdin: bytes | None
+) -> tuple[Supervised, Sources, int | None]:
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    in_r = in_w = None
+    if stdin is not None:
+        in_r, in_w = os.pipe()
+    try:
+        sandbox = starter(in_r, out_w, err_w)
+    except BaseException:
+        _close(out_r, err_r, in_w)
+        raise
+    finally:
+        _close(out_w, err_w, in_r)
+    return sandbox, {out_r: "stdout", err_r: "stderr"}, in_w
+
+
+def _start_with_terminal(
+    starter: Starter, stdin: bytes | None
+) -> tuple[Supervised, Sources, int | None]:
+    sandbox = starter(None, None, None)
+    master = sandbox.terminal
+    if master is None:
+        sandbox.kill()
+        sandbox.wait()
+        raise ContainerError("the container's process got no terminal")
+    # Non-blocking, so input waiting for the process never holds up output.
+    os.set_blocking(master, False)
+    return sandbox, {master: "stdout"}, os.dup(master) if stdin else None
+
+
 def _pump(
-    out_r: int,
-    err_r: int,
+    sources: Sources,
     in_w: int | None,
     data: bytes,
     on_output: OutputCallback | None,
     timeout: float | None,
 ) -> tuple[bytes, bytes] | None:
-    """Move bytes until both outputs end; return them, or None on timeout."""
-    chunks: dict[int, list[bytes]] = {out_r: [], err_r: []}
-    names: dict[int, Literal["stdout", "stderr"]] = {out_r: "stdout", err_r: "stderr"}
+    """Move bytes until every output ends; return them, or None on timeout."""
+    chunks: dict[str, list[bytes]] = {"stdout": [], "stderr": []}
     poller = select.poll()
-    poller.register(out_r, select.POLLIN)
-    poller.register(err_r, select.POLLIN)
+    for fd in sources:
+        poller.register(fd, select.POLLIN)
     if in_w is not None:
         if data:
             os.set_blocking(in_w, False)
@@ -155,7 +201,7 @@ def _pump(
         else:
             os.close(in_w)
             in_w = None
-    open_fds = {out_r, err_r}
+    open_fds = set(sources)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while open_fds:
@@ -174,17 +220,32 @@ def _pump(
                     continue
                 if not event & _READABLE:
                     continue
-                chunk = os.read(fd, _CHUNK)
+                chunk = _read(fd)
+                if chunk is None:
+                    continue
                 if not chunk:
                     poller.unregister(fd)
                     open_fds.discard(fd)
                     continue
-                chunks[fd].append(chunk)
+                chunks[sources[fd]].append(chunk)
                 if on_output is not None:
-                    on_output(names[fd], chunk)
-        return b"".join(chunks[out_r]), b"".join(chunks[err_r])
+                    on_output(sources[fd], chunk)
+        return b"".join(chunks["stdout"]), b"".join(chunks["stderr"])
     finally:
-        _close(out_r, err_r, in_w)
+        _close(*sources, in_w)
+
+
+def _read(fd: int) -> bytes | None:
+    """A chunk, b"" at the end, None if nothing is there yet."""
+    try:
+        return os.read(fd, _CHUNK)
+    except BlockingIOError:
+        return None
+    except OSError as error:
+        # A terminal's master reads EIO once every slave is closed.
+        if error.errno == errno.EIO:
+            return b""
+        raise
 
 
 def _feed(fd: int, data: bytes, event: int) -> bytes:

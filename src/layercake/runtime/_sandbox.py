@@ -14,6 +14,7 @@ from layercake.errors import ContainerConfigError, ContainerError, ContainerTime
 
 from . import _child
 from . import _libc as libc
+from ._console import console_pair, receive_master
 from ._litter import remove_litter, upper_dirs_present
 from ._plan import prepare
 from ._spec import SandboxSpec
@@ -69,6 +70,9 @@ class Sandbox:
 
     Attributes:
         pid: the host pid of the container's PID 1.
+        terminal: the master of the process's pseudo terminal when its spec
+            asked for one (``ProcessSpec.terminal``), else None; the caller
+            reads output from it, writes input to it, and closes it.
     """
 
     def __init__(
@@ -78,8 +82,10 @@ class Sandbox:
         upper_dir: str,
         created: list[str],
         present: frozenset[str],
+        terminal: int | None = None,
     ) -> None:
         self.pid = pid
+        self.terminal = terminal
         self._child = child
         self._upper_dir = upper_dir
         self._created = created
@@ -166,7 +172,8 @@ def start(
 
     ``stdin``, ``stdout`` and ``stderr`` are file descriptors the process
     gets; ``None`` means /dev/null for stdin and the caller's own for the
-    others. Returns once the process was exec'd (or failed to exec: that
+    others. A process with a terminal gets its slave for all three instead,
+    and the sandbox's :attr:`Sandbox.terminal` is the master. Returns once the process was exec'd (or failed to exec: that
     shows as exit code 127 or 126 and a message on its stderr).
 
     ``direct`` (as root) forks PID 1 straight into a new PID namespace,
@@ -195,20 +202,29 @@ def start(
     )
     status_r, status_w = _pipe_above_stdio()
     net_sync = os.pipe() if configure_network is not None else None
+    console, console_w = console_pair() if plan.terminal else (None, -1)
     direct = direct and not plan.rootless
     stdio = (stdin, stdout, stderr)
     try:
         child = _fork_into_pid_namespace() if direct else os.fork()
     except BaseException:
         _close(status_r, status_w, *(net_sync or ()))
+        if console is not None:
+            console.close()
+            os.close(console_w)
         raise
+    stdio = (stdin, stdout, stderr)
     if child == 0:
         if direct:
-            _child.become_pid1(plan, stdio, status_w, _CAP_LAST, net_sync)
-        _child.spawn(plan, stdio, status_w, _LIFELINE_READ, _CAP_LAST, net_sync)
+            _child.become_pid1(plan, stdio, status_w, _CAP_LAST, net_sync, console_w)
+        _child.spawn(
+            plan, stdio, status_w, _LIFELINE_READ, _CAP_LAST, net_sync, console_w
+        )
     os.close(status_w)
     if net_sync is not None:
         os.close(net_sync[0])
+    if console_w >= 0:
+        os.close(console_w)
 
     try:
         records, network_error = _read_status(
@@ -219,6 +235,8 @@ def start(
         )
     except BaseException:
         # The relay child takes PID 1 with it (parent-death signal).
+        if console is not None:
+            console.close()
         os.kill(child, signal.SIGKILL)
         os.waitpid(child, 0)
         raise
@@ -228,6 +246,13 @@ def start(
     if direct:
         pid = child
     sandbox = Sandbox(pid, child, spec.rootfs.upper_dir, created, present)
+    if failure is None and pid != 0 and console is not None:
+        try:
+            sandbox.terminal = receive_master(console)
+        except ContainerError as error:
+            failure = str(error).removeprefix("container set-up failed: ")
+    elif console is not None:
+        console.close()
     if failure is not None or pid == 0:
         if pid > 0:
             sandbox.kill()

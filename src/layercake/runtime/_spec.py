@@ -74,6 +74,8 @@ class ProcessSpec:
     capabilities: frozenset[int] | None = None
     no_new_privileges: bool = False
     seccomp: bool = True
+    terminal: bool = False
+    terminal_size: tuple[int, int] | None = None
 
 
 @attrs.frozen
