@@ -90,10 +90,10 @@ def test_attach_with_tty_relays_a_terminal_and_resizes(busybox):
         thread.start()
         read_until(controller, b"# ")
         os.write(controller, b"stty size\n")
-        assert read_until(controller, b"10 40\r\n").endswith(b"stty size\r\n10 40\r\n")
+        assert b"stty size\r\n10 40\r\n" in read_until(controller, b"10 40\r\n")
         box.resize(25, 90)
         os.write(controller, b"stty size; exit 6\n")
-        assert read_until(controller, b"25 90\r\n").endswith(b"exit 6\r\n25 90\r\n")
+        assert b"exit 6\r\n25 90\r\n" in read_until(controller, b"25 90\r\n")
         thread.join(TIMEOUT)
         assert codes == [6]
     finally:
