@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 from layercake._signals import signal_number
 from layercake._sizes import parse_size
 from layercake.cli._format import age, table
-from layercake.cli._terminal import check_input, raw_terminal, window_size
 from layercake.errors import LayercakeError
 
 if TYPE_CHECKING:
@@ -85,6 +84,7 @@ def _env(args: argparse.Namespace) -> list[str]:
 
 def _create(args: argparse.Namespace) -> Container:
     import layercake
+    from layercake.cli._terminal import window_size
 
     store = layercake.Store(args.store)
     return layercake.Container(
@@ -126,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
     and the container goes on restarting in the background, as with docker.
     """
     from layercake._restart_policy import RestartPolicy, conflicts_with_rm
+    from layercake.cli._terminal import check_input, raw_terminal
 
     conflict = conflicts_with_rm(RestartPolicy.parse(args.restart))
     if args.rm and conflict is not None:
@@ -328,6 +329,7 @@ def logs(args: argparse.Namespace) -> int:
 def exec_(args: argparse.Namespace) -> int:
     """Run a command in a running container; return its exit code."""
     import layercake
+    from layercake.cli._terminal import check_input, raw_terminal, window_size
 
     check_input(args.interactive, args.tty)
     container = _load(layercake.Store(args.store), args.container)
