@@ -435,3 +435,23 @@ def test_bridge_network_is_configured_again_for_each_run(busybox, store):
     finally:
         for network in store.networks():
             store.remove_network(network.name)
+
+
+def test_oom_killed_describes_the_last_run_only(busybox):
+    """A run after an OOM-killed one that exits by itself is not OOMKilled."""
+    script = (
+        "if [ -e /oomed ]; then exit 1; fi; touch /oomed; "
+        "exec dd if=/dev/zero of=/dev/null bs=64M count=1"
+    )
+    with Container(
+        busybox,
+        ["sh", "-c", script],
+        memory=16 * 1024 * 1024,
+        restart="on-failure:1",
+    ) as container:
+        container.start(detach=True)
+        assert container.wait(timeout=15) == 1
+        info = container.inspect()
+        if info["Warnings"]:
+            missing(info["Warnings"][0])
+        assert (info["RestartCount"], info["State"]["OOMKilled"]) == (1, False)

@@ -148,6 +148,8 @@ def _monitor(
                 os.write(ready_w, str(error).encode())
                 os._exit(1)
         else:
+            attached = read_state(runs.directory)
+            state = attrs.evolve(state, started_at=attached.started_at)
             state = runs.ended(state, after_exit, restarting=True)
         os.write(ready_w, b"ok")
         os.close(ready_w)
@@ -215,6 +217,7 @@ class _Runs:
         # would on an idle terminal.
         self._stdin_held: int | None = None
         self._started = 0.0
+        self._oom_kills = 0
         self._watching = False
 
     def start(self, state: ContainerState) -> ContainerState:
@@ -223,6 +226,8 @@ class _Runs:
         Raises:
             Exception: whatever the runtime raised when the start failed.
         """
+        # The cgroup counts OOM kills over all runs; this run's are the new ones.
+        self._oom_kills = self.cgroup.oom_kills() if self.cgroup is not None else 0
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         in_r = None
@@ -305,7 +310,8 @@ class _Runs:
             pid_start=0 if restarting else state.pid_start,
             exit_code=exit_code,
             finished_at=now(),
-            oom_killed=self.cgroup is not None and self.cgroup.oom_killed(),
+            oom_killed=self.cgroup is not None
+            and self.cgroup.oom_kills() > self._oom_kills,
         )
         write_state(self.directory, state)
         return state

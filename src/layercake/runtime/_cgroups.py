@@ -80,15 +80,19 @@ class Cgroup:
 
     def oom_killed(self) -> bool:
         """Whether the kernel's OOM killer killed a process of this cgroup."""
+        return self.oom_kills() > 0
+
+    def oom_kills(self) -> int:
+        """How many processes of this cgroup the kernel's OOM killer killed."""
         name = "memory.events" if self.version == 2 else "memory.oom_control"
         file = self._file("memory", name)
         if file is None:
-            return False
+            return 0
         for line in file.read_text().splitlines():
             key, _, value = line.partition(" ")
             if key == "oom_kill":
-                return int(value) > 0
-        return False
+                return int(value)
+        return 0
 
     def stats(self) -> dict[str, dict[str, int | None]]:
         """Current usage, with ``docker stats`` API names."""
