@@ -18,7 +18,7 @@ from tests.conftest import missing
 from layercake import Container
 from layercake._restart_policy import Backoff
 from layercake.cli import main
-from layercake.errors import ContainerConfigError
+from layercake.errors import ContainerConfigError, ContainerError
 
 pytestmark = pytest.mark.usefixtures("container_runtime")
 
@@ -455,3 +455,39 @@ def test_oom_killed_describes_the_last_run_only(busybox):
         if info["Warnings"]:
             missing(info["Warnings"][0])
         assert (info["RestartCount"], info["State"]["OOMKilled"]) == (1, False)
+
+
+def test_sdk_run_returns_the_first_result_and_restarts_in_background(busybox):
+    """Container.run() returns the first run; the policy restarts it detached."""
+    with Container(
+        busybox, ["sh", "-c", "echo run; exit 2"], restart="on-failure:1"
+    ) as container:
+        result = container.run()
+        assert (result.exit_code, result.stdout) == (2, b"run\n")
+        assert container.wait(timeout=15) == 2
+        assert container.inspect()["RestartCount"] == 1
+        assert container.logs() == b"run\nrun\n"
+
+
+def test_other_signals_and_exec_wait_for_a_restarting_container(busybox):
+    """kill -s HUP and exec are refused while the container waits to restart."""
+    with Container(busybox, ["sh", "-c", "exit 1"], restart="always") as container:
+        container.start(detach=True)
+        # The fifth restart comes 3.2 s after the fourth run: time to ask.
+        wait_for(
+            lambda: (
+                container.inspect()["RestartCount"] >= 4
+                and container.status == "restarting"
+            )
+        )
+        message = (
+            f"container {container.short_id} is restarting, wait until the "
+            "container is running"
+        )
+        with pytest.raises(ContainerError) as caught:
+            container.kill(signal.SIGHUP)
+        assert str(caught.value) == message
+        with pytest.raises(ContainerError) as caught:
+            container.exec(["true"])
+        assert str(caught.value) == message
+        assert container.status == "restarting"
