@@ -12,8 +12,10 @@ added or removed, and deleted with the last one; it also keeps networks
 from reaching each other. A bridge records the directory of its network in
 its alias, so a bridge whose store was deleted is recognised and removed.
 
-All of this needs root and uses ``ip`` (iproute2) and ``nft``, as batches:
-one process per step.
+All of this needs root. Bridges and the table are made with ``ip``
+(iproute2) and ``nft``, as batches: one process per step, rarely. A
+container's veth and address are set through netlink from this process
+(:mod:`layercake._netlink`), since that happens at every start.
 """
 
 from __future__ import annotations
@@ -23,13 +25,13 @@ import ipaddress
 import json
 import logging
 import os
+import socket
 import subprocess
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from layercake._netlink import Netlink, in_namespace
 from layercake.errors import ContainerError
-from layercake.runtime import setns_network
 
 __all__ = [
     "attach",
@@ -155,12 +157,14 @@ def detach(container_id: str) -> None:
     frees namespaces in the background: removal does not wait for it.
     """
     veth = veth_name(container_id)
-    if exists(veth):
+    try:
+        link = Netlink()
         try:
-            _ip([f"link del {veth}"])
-        except ContainerError as error:
-            # Gone meanwhile, with its namespace.
-            logger.debug("veth %s: %s", veth, error)
+            link.delete_link(veth)
+        finally:
+            link.close()
+    except OSError as error:
+        logger.debug("cannot delete veth %s: %s", veth, error)
 
 
 def _enable_forwarding() -> None:
@@ -241,46 +245,35 @@ def attach(
 ) -> None:
     """Give the network namespace of process ``pid`` an ``eth0`` on ``bridge``.
 
-    Makes the veth pair (its inner end moved straight into the namespace),
-    then, from a thread that joined the namespace, sets the address, brings
-    ``eth0`` up and routes by default via the gateway.
+    Makes the veth pair (its inner end straight in the namespace), then
+    sets the address, brings ``eth0`` up and routes via the gateway
+    through a netlink socket of the namespace: no process is started.
 
     Raises:
-        ContainerError: ``pid`` shares the host's network namespace, or a
-            step failed.
+        ContainerError: ``pid`` shares the host's network namespace, or the
+            kernel refused a step.
     """
     namespace = f"/proc/{pid}/ns/net"
     if os.stat(namespace).st_ino == os.stat("/proc/self/ns/net").st_ino:
         raise ContainerError(f"process {pid} is in the host's network namespace")
-    _ip(
-        [
-            f"link add {veth} type veth peer name eth0 address {mac} netns {pid}",
-            f"link set {veth} master {bridge} up",
-        ]
-    )
-    failures: list[BaseException] = []
-
-    def configure() -> None:
-        # The thread ends right after: it never has to come back to the
-        # host's namespace, and ip, forked from it, starts in the container's.
+    step = f"create veth {veth} on {bridge}"
+    try:
+        host = Netlink()
         try:
-            fd = os.open(namespace, os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                setns_network(fd)
-            finally:
-                os.close(fd)
-            _ip(
-                [
-                    f"addr add {address}/{prefixlen} dev eth0",
-                    "link set eth0 up",
-                    f"route add default via {gateway}",
-                ]
-            )
-        except BaseException as error:  # noqa: BLE001 - re-raised below
-            failures.append(error)
-
-    thread = threading.Thread(target=configure, daemon=True)
-    thread.start()
-    thread.join()
-    if failures:
-        raise failures[0]
+            host.add_veth(veth, socket.if_nametoindex(bridge), "eth0", mac, pid)
+        finally:
+            host.close()
+        step = "open the container's netlink"
+        inside, index = in_namespace(namespace, "eth0")
+        try:
+            step = f"add {address}/{prefixlen} to eth0"
+            inside.add_address(index, address, prefixlen)
+            step = "bring eth0 up"
+            inside.set_up(index)
+            step = f"route via {gateway}"
+            inside.add_default_route(gateway, index)
+        finally:
+            inside.close()
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise ContainerError(f"{step}: {reason}") from None
