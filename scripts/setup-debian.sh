@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Install what layercake needs on a fresh Debian 12 machine, as root, with no
-# questions asked: system packages, then a virtualenv in .venv with layercake
-# installed. `setup-debian.sh test` adds what the test suite runs beside
+# questions asked: system packages (iproute2 and nftables for bridge
+# networks, slirp4netns for rootless ones), then a virtualenv in .venv with
+# layercake installed. `setup-debian.sh test` adds what the test suite runs beside
 # layercake: skopeo, umoci, podman and runc (other tools must read what we
 # write, and we must read theirs), the distribution registry server, openssl
 # for its TLS tests, zstd for zstd layers, and pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(python3 python3-venv busybox-static)
+packages=(python3 python3-venv busybox-static iproute2 nftables slirp4netns)
 extra=""
 if [ "${1:-}" = "test" ]; then
   packages+=(skopeo umoci podman runc docker-registry openssl zstd util-linux)

@@ -13,6 +13,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from tests.conftest import missing
@@ -396,3 +397,93 @@ def test_network_lookup_by_name_or_id_prefix(networks):
     with pytest.raises(ContainerError) as caught:
         networks.network("missing")
     assert str(caught.value) == "network missing not found"
+
+
+def test_slirp4netns_serves_a_namespace_with_outbound_access(
+    tmp_path, server_namespace, tool
+):
+    """The rootless 'bridge' hook: tap0 at 10.0.2.100 via slirp4netns reaches a server."""
+    tool("slirp4netns")
+    from tests.runtime.conftest import make_busybox_root
+
+    from layercake import _slirp
+    from layercake.runtime import ProcessSpec, RootfsSpec, SandboxSpec, collect, start
+
+    name, near, far = server_namespace
+    root = make_busybox_root(tmp_path / "rootfs")
+    rootfs = RootfsSpec(
+        (str(root),),
+        str(tmp_path / "upper"),
+        str(tmp_path / "work"),
+        str(tmp_path / "merged"),
+    )
+    script = (
+        "ip -4 -o addr show tap0 | awk '{print $4}'; ip route | head -1; "
+        f"cat /etc/resolv.conf; nc -w 5 {far} 7000"
+    )
+    spec = SandboxSpec(
+        rootfs, ProcessSpec(args=("sh", "-c", script)), dns=(_slirp.DNS,)
+    )
+    hook = _slirp.hook()
+    server = textwrap.dedent(
+        f"""
+        import socket
+        listener = socket.create_server(({far!r}, 7000))
+        print("ready", flush=True)
+        client, peer = listener.accept()
+        client.sendall(peer[0].encode() + b"\\n")
+        client.close()
+        """
+    )
+    with subprocess.Popen(
+        ["ip", "netns", "exec", name, sys.executable, "-c", server],
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as process:
+        try:
+            assert process.stdout is not None
+            assert process.stdout.readline() == "ready\n"
+            result = collect(
+                lambda i, o, e: start(
+                    spec, stdin=i, stdout=o, stderr=e, configure_network=hook
+                ),
+                None,
+                None,
+                30,
+            )
+        finally:
+            process.kill()
+    assert result.stdout.decode() == (
+        f"10.0.2.100/24\ndefault via 10.0.2.2 dev tap0 \nnameserver 10.0.2.3\n{near}\n"
+    )
+
+
+def test_rootless_bridge_needs_access_to_dev_net_tun(tmp_path):
+    """An unprivileged user who cannot open /dev/net/tun is told what is missing."""
+    tun = os.stat("/dev/net/tun")
+    if tun.st_mode & 0o006 == 0o006:
+        pytest.skip("/dev/net/tun is open to every user on this machine")
+    script = textwrap.dedent(
+        """
+        from layercake import _slirp
+        try:
+            _slirp.hook()
+        except Exception as error:
+            print(type(error).__name__, error)
+        """
+    )
+    completed = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+        + [sys.executable, "-c", script],
+        capture_output=True,
+        check=False,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(Path(layercake.__file__).parents[1])},
+    )
+    assert completed.stdout == (
+        "ContainerConfigError network 'bridge' without root needs read and write "
+        "access to /dev/net/tun for slirp4netns (Debian makes it mode 0666); use "
+        "network='none' with published ports\n"
+    ), completed.stderr

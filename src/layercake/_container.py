@@ -545,7 +545,9 @@ class Container:
         # A bridge network: a namespace of its own, configured by the hook.
         return "none", ""
 
-    def _spec(self, cgroup: Cgroup | None = None, hosts_file: str = "") -> SandboxSpec:
+    def _spec(
+        self, cgroup: Cgroup | None = None, joined: net.StartNetwork | None = None
+    ) -> SandboxSpec:
         network, namespace = self._network()
         return SandboxSpec(
             rootfs=RootfsSpec(
@@ -564,7 +566,8 @@ class Container:
             read_only=self.record.read_only,
             privileged=self.record.privileged,
             cgroup_procs=cgroup.procs_files if cgroup is not None else (),
-            hosts_file=hosts_file,
+            hosts_file=joined.hosts_file if joined is not None else "",
+            dns=joined.dns if joined is not None else (),
         )
 
     def _start_spec(
@@ -572,8 +575,8 @@ class Container:
     ) -> tuple[SandboxSpec, Callable[[int], None] | None]:
         """The spec to start, and the hook that plugs in its network, if any."""
         store = self.image.store
-        hosts_file, hook = net.prepare_start(store.path, self.path.parent, self.record)
-        return self._spec(cgroup, hosts_file), hook
+        network = net.prepare_start(store.path, self.path.parent, self.record)
+        return self._spec(cgroup, network), network.hook
 
     def _ensure_no_ports(self) -> None:
         if self.record.ports:

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
+
 from layercake import _bridge as bridge
 from layercake import _networks as networks
 from layercake._container_state import (
@@ -121,24 +123,34 @@ def _endpoint(store_path: Path, record: ContainerRecord) -> networks.Endpoint:
     )
 
 
+@attrs.frozen
+class StartNetwork:
+    """What the runtime needs to start a container on its network."""
+
+    hosts_file: str = ""
+    dns: tuple[str, ...] = ()
+    hook: Callable[[int], None] | None = None
+
+
 def prepare_start(
     store_path: Path, containers: Path, record: ContainerRecord
-) -> tuple[str, Callable[[int], None] | None]:
+) -> StartNetwork:
     """Get a bridge-network container ready to start.
 
-    Returns the hosts file to bind on /etc/hosts (``""`` for none) and the
-    hook that configures the new network namespace.
+    Returns the hosts file to bind on /etc/hosts, the DNS servers for
+    /etc/resolv.conf (the host's when empty) and the hook that configures
+    the new network namespace.
 
     Raises:
         ContainerError: the network was removed or its bridge could not be
             made again; rootless, slirp4netns is missing.
     """
     if not on_bridge(record.network):
-        return "", None
+        return StartNetwork()
     if os.geteuid() != 0:
         from layercake import _slirp
 
-        return "", _slirp.hook(containers / record.id)
+        return StartNetwork(dns=(_slirp.DNS,), hook=_slirp.hook())
     endpoint = _endpoint(store_path, record)
     network = networks.get_network(store_path, record.network)
     subnet = ipaddress.IPv4Network(network.subnet)
@@ -166,7 +178,7 @@ def prepare_start(
         gateway=network.gateway,
         mac=endpoint.mac,
     )
-    return str(containers / record.id / HOSTS_FILE), hook
+    return StartNetwork(hosts_file=str(containers / record.id / HOSTS_FILE), hook=hook)
 
 
 def forget(store_path: Path, containers: Path, record: ContainerRecord) -> None:

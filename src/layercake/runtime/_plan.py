@@ -149,7 +149,7 @@ def prepare(spec: SandboxSpec) -> Plan:
         join_net=os.fsencode(spec.network_namespace)
         if spec.network_namespace
         else None,
-        etc_files=_etc_files(spec.hostname, bool(spec.hosts_file), new_net),
+        etc_files=_etc_files(spec, new_net),
         mounts=tuple(_bind(m.source, m.target, m.read_only) for m in spec.mounts)
         + ((_bind(spec.hosts_file, "/etc/hosts", False),) if spec.hosts_file else ()),
         tmpfs=tuple(_tmpfs(t.target, t.size, t.mode) for t in spec.tmpfs),
@@ -207,16 +207,17 @@ def _overlay_options(spec: SandboxSpec) -> tuple[bytes, str | None]:
     return data.encode(), parent
 
 
-def _etc_files(
-    hostname: str, own_hosts: bool, new_net: bool
-) -> tuple[tuple[str, bytes], ...]:
+def _etc_files(spec: SandboxSpec, new_net: bool) -> tuple[tuple[str, bytes], ...]:
+    hostname = spec.hostname
     hosts = (
         "127.0.0.1\tlocalhost\n"
         "::1\tlocalhost ip6-localhost ip6-loopback\n"
         f"127.0.0.1\t{hostname}\n"
     )
     resolv = _read(_HOST_RESOLV_CONF)
-    if new_net and _loopback_only(resolv):
+    if spec.dns:
+        resolv = "".join(f"nameserver {server}\n" for server in spec.dns).encode()
+    elif new_net and _loopback_only(resolv):
         # A resolver on the host's loopback (systemd-resolved's stub) cannot
         # be reached from another network namespace; its upstream list can.
         resolv = _read(_SYSTEMD_RESOLV_CONF) or resolv
@@ -224,7 +225,9 @@ def _etc_files(
         ("/etc/hostname", hostname.encode() + b"\n"),
         ("/etc/resolv.conf", resolv),
     )
-    return files if own_hosts else (("/etc/hosts", hosts.encode()), *files)
+    if spec.hosts_file:
+        return files
+    return (("/etc/hosts", hosts.encode()), *files)
 
 
 def _read(path: str) -> bytes:

@@ -112,6 +112,8 @@ class SandboxSpec:
     :func:`layercake.runtime.create_cgroup`). ``hosts_file`` names a host
     file bound on /etc/hosts instead of the generated one, so the caller can
     rewrite it while the container runs (a network's members by name).
+    ``dns`` servers, when given, make /etc/resolv.conf instead of the
+    host's.
     """
 
     rootfs: RootfsSpec
@@ -126,6 +128,7 @@ class SandboxSpec:
     network_namespace: str = ""
     cgroup_procs: tuple[str, ...] = ()
     hosts_file: str = ""
+    dns: tuple[str, ...] = ()
 
 
 @attrs.frozen

@@ -1,0 +1,124 @@
+"""Rootless ``bridge``: outbound access through slirp4netns.
+
+An unprivileged user cannot make bridges or veth pairs on the host, so the
+container's namespace gets a tap device served by slirp4netns, a user-mode
+network stack that runs as the same user: the container has 10.0.2.100/24,
+its gateway 10.0.2.2 and a DNS forwarder at 10.0.2.3; the host's loopback
+is not reachable from it (``--disable-host-loopback``).
+
+slirp4netns lives as long as the container: a thread of the process that
+started it closes slirp4netns's exit pipe when PID 1 ends, and the pipe
+also closes if that process dies first.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import select
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable
+
+from layercake.errors import ContainerConfigError, ContainerError
+
+__all__ = ["ADDRESS", "DNS", "GATEWAY", "hook"]
+
+logger = logging.getLogger(__name__)
+
+ADDRESS = "10.0.2.100"
+GATEWAY = "10.0.2.2"
+DNS = "10.0.2.3"
+_READY_TIMEOUT = 10.0
+_TUN = "/dev/net/tun"
+
+
+def _binary() -> str:
+    path = shutil.which("slirp4netns")
+    if path is None:
+        raise ContainerConfigError(
+            "network 'bridge' without root needs slirp4netns: install it "
+            "(Debian: apt-get install slirp4netns) or use network='none' "
+            "with published ports"
+        )
+    if not os.access(_TUN, os.R_OK | os.W_OK):
+        raise ContainerConfigError(
+            f"network 'bridge' without root needs read and write access to "
+            f"{_TUN} for slirp4netns (Debian makes it mode 0666); use "
+            "network='none' with published ports"
+        )
+    return path
+
+
+def hook() -> Callable[[int], None]:
+    """The runtime hook that serves the namespace of PID 1 with slirp4netns.
+
+    Raises:
+        ContainerConfigError: slirp4netns is not installed, or this user
+            cannot open /dev/net/tun.
+    """
+    binary = _binary()
+
+    def start(pid: int) -> None:
+        ready_r, ready_w = os.pipe()
+        exit_r, exit_w = os.pipe()
+        try:
+            process = subprocess.Popen(
+                [
+                    binary,
+                    "--configure",
+                    "--mtu=65520",
+                    "--disable-host-loopback",
+                    f"--ready-fd={ready_w}",
+                    f"--exit-fd={exit_r}",
+                    str(pid),
+                    "tap0",
+                ],
+                pass_fds=(ready_w, exit_r),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+            )
+        except OSError as error:
+            os.close(exit_w)
+            raise ContainerError(f"cannot start slirp4netns: {error}") from None
+        finally:
+            os.close(ready_w)
+            os.close(exit_r)
+        try:
+            ready = select.select([ready_r], [], [], _READY_TIMEOUT)[0]
+            answer = os.read(ready_r, 1) if ready else b""
+        finally:
+            os.close(ready_r)
+        if answer != b"1":
+            os.close(exit_w)
+            process.kill()
+            _, stderr = process.communicate()
+            reason = stderr.decode(errors="replace").strip().splitlines()
+            raise ContainerError(
+                "slirp4netns did not start: " + (reason[-1] if reason else "no answer")
+            )
+        threading.Thread(
+            target=_stop_with, args=(pid, exit_w, process), daemon=True
+        ).start()
+
+    return start
+
+
+def _stop_with(pid: int, exit_w: int, process: subprocess.Popen[bytes]) -> None:
+    """Wait for PID 1 to end, then make slirp4netns exit and reap it."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        pidfd = -1
+    if pidfd >= 0:
+        select.select([pidfd], [], [])
+        os.close(pidfd)
+    os.close(exit_w)
+    try:
+        process.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.communicate()
+    logger.debug("slirp4netns of process %d ended", pid)
