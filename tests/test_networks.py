@@ -487,3 +487,19 @@ def test_rootless_bridge_needs_access_to_dev_net_tun(tmp_path):
         "access to /dev/net/tun for slirp4netns (Debian makes it mode 0666); use "
         "network='none' with published ports\n"
     ), completed.stderr
+
+
+def test_restart_keeps_the_address_and_rename_updates_the_names(busybox, networks):
+    """A restarted member keeps its address; a renamed one is listed by its new name."""
+    networks.create_network("keepnet")
+    first = Container(busybox, ["sleep", "60"], name="one", network="keepnet")
+    first.start()
+    before = first.inspect()["NetworkSettings"]["Networks"]["keepnet"]["IPAddress"]
+    first.restart(timeout=0)
+    after = first.inspect()["NetworkSettings"]["Networks"]["keepnet"]["IPAddress"]
+    assert after == before
+    address = first.exec(["sh", "-c", "ip -4 -o addr show eth0 | awk '{print $4}'"])
+    assert address.stdout.decode() == f"{before}/24\n"
+    first.rename("renamed")
+    hosts = first.exec(["cat", "/etc/hosts"]).stdout.decode()
+    assert hosts.splitlines()[-1] == f"{before}\t{first.short_id} renamed"

@@ -260,7 +260,14 @@ def attach(
     try:
         host = Netlink()
         try:
-            host.add_veth(veth, socket.if_nametoindex(bridge), "eth0", mac, pid)
+            master = socket.if_nametoindex(bridge)
+            try:
+                host.add_veth(veth, master, "eth0", mac, pid)
+            except FileExistsError:
+                # The pair of the container's previous run, whose namespace
+                # the kernel has not freed yet (a restart).
+                host.delete_link(veth)
+                host.add_veth(veth, master, "eth0", mac, pid)
         finally:
             host.close()
         step = "open the container's netlink"

@@ -1311,7 +1311,7 @@ class Container:
             name = _claim_name(containers, new_name, self.id)
             self.record = attrs.evolve(read_record(self.path), name=name)
             write_record(self.path, self.record)
-            net.rename(self.image.store.path, self.record, name)
+            net.rename(self.image.store.path, containers, self.record, name)
         logger.info(
             "renamed container %s from %s to %s", self.short_id, self.name, name
         )

@@ -195,10 +195,19 @@ def forget(store_path: Path, containers: Path, record: ContainerRecord) -> None:
     )
 
 
-def rename(store_path: Path, record: ContainerRecord, new_name: str) -> None:
-    """Record a container's new name in its lease."""
-    if on_bridge(record.network):
-        networks.rename(store_path, record.network, record.id, new_name)
+def rename(
+    store_path: Path, containers: Path, record: ContainerRecord, new_name: str
+) -> None:
+    """Record a container's new name in its lease and members' hosts files."""
+    if not on_bridge(record.network) or os.geteuid() != 0:
+        return
+    networks.rename(store_path, record.network, record.id, new_name)
+    networks.write_hosts(
+        store_path,
+        record.network,
+        lambda cid: containers / cid / HOSTS_FILE,
+        _running(containers),
+    )
 
 
 def settings(
