@@ -322,3 +322,56 @@ def test_run_di_keeps_stdin_open(cli_store, store, capfd):
     assert container.status == "running"
     assert container.inspect()["Config"]["OpenStdin"] is True
     container.remove(force=True)
+
+
+def test_attach_to_a_detached_terminal_and_detach_with_ctrl_p_ctrl_q(
+    cli_store, terminal, capfd
+):
+    """run -dit, then attach: the shell's terminal, resized; Ctrl-P Ctrl-Q leaves."""
+    main(["--store", cli_store, "run", "-dit", "--name", "bg", "busybox", "sh"])
+    capfd.readouterr()
+    session = terminal("attach", "bg", rows=33, cols=77)
+    time.sleep(0.3)
+
+    session.type(b"tty; stty size\r")
+    assert session.read_until(b"77\r\n").endswith(b"/dev/pts/0\r\n33 77\r\n")
+    session.type(b"\x10\x11")
+    assert session.exit_code() == 1
+    assert session.seen.endswith(b"read escape sequence\r\n[modes restored]")
+
+    again = terminal("attach", "bg")
+    time.sleep(0.3)
+    again.type(b"exit 5\r")
+    assert again.exit_code() == 5
+    assert again.seen.endswith(b"[modes restored]")
+
+
+def test_attach_streams_an_open_stdin_without_a_terminal(cli_store, capfd):
+    """run -di busybox cat, then attach: lines typed come back one by one."""
+    main(["--store", cli_store, "run", "-di", "--name", "cat", "busybox", "cat"])
+    capfd.readouterr()
+    with spawn(cli_store, "attach", "cat") as process:
+        try:
+            time.sleep(0.3)
+            assert echo_lines(process) == [b"one\n", b"two\n"]
+        finally:
+            process.kill()
+    main(["--store", cli_store, "stop", "-t", "0", "cat"])
+    capfd.readouterr()
+    main(["--store", cli_store, "logs", "cat"])
+    assert capfd.readouterr().out == "one\ntwo\n"
+
+
+def test_attach_errors_say_what_is_wrong(cli_store, capfd):
+    """A stopped container, or keys docker would not take, are one-line errors."""
+    main(["--store", cli_store, "create", "--name", "idle", "busybox", "true"])
+    capfd.readouterr()
+
+    assert main(["--store", cli_store, "attach", "idle"]) == 125
+    assert capfd.readouterr().err == (
+        "layercake: error: You cannot attach to a stopped container, start it first\n"
+    )
+    assert main(["--store", cli_store, "attach", "--detach-keys", "ctrl-", "x"]) == 125
+    assert capfd.readouterr().err == (
+        "layercake: error: invalid detach keys (ctrl-) provided\n"
+    )

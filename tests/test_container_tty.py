@@ -176,3 +176,56 @@ def test_tty_with_an_oci_executor_is_refused(busybox):
         layercake.Container(busybox, ["sh"], tty=True, executor="runc")
 
     assert str(caught.value) == "tty=True needs the built-in executor, not runc"
+
+
+def test_attach_to_a_started_terminal_resizes_and_detaches(busybox, store):
+    """attach() to a started tty container: typed input, resize through the
+    monitor, detach keys return -1 and leave it running; a later attach gets
+    the exit code."""
+    controller, caller = pty.openpty()
+    tty.setraw(caller)
+    box = layercake.Container(busybox, ["sh"], tty=True, stdin_open=True)
+    other = store.container(box.id)
+    results: list[int] = []
+
+    def attach() -> None:
+        results.append(
+            other.attach(stdin=caller, stdout=caller, detach_keys=b"\x10\x11")
+        )
+
+    try:
+        box.start(detach=True)
+        thread = threading.Thread(target=attach)
+        thread.start()
+        time.sleep(0.3)
+        box.resize(21, 61)
+        os.write(controller, b"stty size\n")
+        assert b"21 61\r\n" in read_until(controller, b"21 61\r\n")
+        os.write(controller, b"\x10\x11")
+        thread.join(TIMEOUT)
+        assert (results, box.status) == ([-1], "running")
+
+        thread = threading.Thread(target=attach)
+        thread.start()
+        time.sleep(0.3)
+        os.write(controller, b"exit 4\n")
+        thread.join(TIMEOUT)
+        assert results == [-1, 4]
+    finally:
+        box.remove(force=True)
+        os.close(controller)
+        os.close(caller)
+
+
+def test_attach_to_a_container_without_terminal_or_stdin_is_refused(busybox):
+    """Only a container with a terminal or an open stdin has a socket to attach."""
+    with layercake.Container(busybox, ["sleep", "30"]) as box:
+        box.start()
+
+        with pytest.raises(ContainerError) as caught:
+            box.attach()
+
+        assert str(caught.value) == (
+            f"container {box.short_id} cannot be attached to: it is not running "
+            "under a monitor with a terminal or an open stdin"
+        )

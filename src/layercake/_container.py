@@ -669,6 +669,7 @@ class Container:
         stdin: int | None = None,
         stdout: int | None = None,
         stderr: int | None = None,
+        detach_keys: bytes = b"",
     ) -> int:
         """Run with the given file descriptors and return the exit code.
 
@@ -678,9 +679,20 @@ class Container:
         read from ``stdin`` is written to its terminal, as ``docker run -it``
         does (the caller puts its own terminal in raw mode).
 
+        A container already running under a monitor (:meth:`start`, from
+        any process) that has a terminal or an open stdin is attached to
+        instead, as ``docker attach`` does: its output from now on goes to
+        ``stdout`` and ``stderr``, and ``stdin`` is written to it. Typing
+        ``detach_keys`` (``b"\x10\x11"`` is Docker's Ctrl-P Ctrl-Q) leaves
+        it running and returns -1; otherwise the exit code is returned once
+        the run ends.
+
         Raises:
-            ContainerError: already started or failed to start.
+            ContainerError: already started here or ended, not attachable,
+                or failed to start.
         """
+        if self._sandbox is None and self.state().status == "running":
+            return self._attach_running(stdin, stdout, stderr, detach_keys)
         self._ensure_not_started()
         self._ensure_no_ports()
         self._clear_stop_request()
@@ -791,15 +803,44 @@ class Container:
         self._restart_in_background(exit_code, cgroup, warnings)
         return exit_code
 
+    def _attach_running(
+        self,
+        stdin: int | None,
+        stdout: int | None,
+        stderr: int | None,
+        detach_keys: bytes,
+    ) -> int:
+        from layercake._attach import attach as attach_to_monitor
+
+        outputs = (1 if stdout is None else stdout, 2 if stderr is None else stderr)
+        if stdin is not None and not self.record.stdin_open:
+            stdin = None
+        if attach_to_monitor(self.path, self.id, stdin, outputs, detach_keys):
+            return -1
+        return self._code_after_run()
+
+    def _code_after_run(self) -> int:
+        # The monitor hangs up as the run ends and records the exit just after.
+        deadline = time.monotonic() + _STOP_TIMEOUT
+        while time.monotonic() < deadline:
+            self._state = None
+            state = self.state()
+            if state.status != "running" or state.restarting:
+                return state.exit_code
+            time.sleep(_POLL_INTERVAL / 5)
+        return self.state().exit_code
+
     def resize(self, rows: int, columns: int) -> None:
         """Set the window size of the container's terminal, as ``docker resize``.
 
         The container's foreground processes get SIGWINCH. Terminals of
-        :meth:`exec_attach` processes this object is running are resized too.
+        :meth:`exec_attach` processes this object is running are resized
+        too. A container with a terminal started by :meth:`start` (from any
+        process) is resized through its monitor.
 
         Raises:
-            ContainerError: the container has no terminal this process holds
-                (it was not created with ``tty`` or not started here).
+            ContainerError: the container has no terminal this process or
+                its monitor holds.
             ContainerConfigError: rows or columns are not 0 to 65535.
         """
         if not (0 <= rows <= 0xFFFF and 0 <= columns <= 0xFFFF):
@@ -808,6 +849,11 @@ class Container:
                 "be between 0 and 65535"
             )
         if not self._terminals:
+            if self._sandbox is None and self.record.process.terminal:
+                from layercake._attach import resize as resize_through_monitor
+
+                resize_through_monitor(self.path, self.id, rows, columns)
+                return
             raise ContainerError(
                 f"container {self.short_id} has no terminal this process runs",
                 container_id=self.id,

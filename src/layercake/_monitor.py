@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import attrs
 
@@ -44,6 +44,9 @@ from layercake._ports import Forwarder, Published
 from layercake._restart_policy import NO_RESTART, Backoff, RestartPolicy
 from layercake.errors import ContainerError
 from layercake.runtime import Cgroup, SandboxSpec
+
+if TYPE_CHECKING:
+    from layercake._attach import AttachServer
 
 __all__ = ["launch"]
 
@@ -97,6 +100,7 @@ def launch(
                     spec, directory, detach, cgroup, executor, configure_network
                 )
                 runs.stdin_open = stdin_open
+                runs.attachable = stdin_open or spec.process.terminal
                 _monitor(runs, ready_w, started, ports, restart, after_exit)
         finally:
             os._exit(0)
@@ -216,6 +220,9 @@ class _Runs:
         # Held open and never written: the process waits for input as it
         # would on an idle terminal.
         self._stdin_held: int | None = None
+        # With a terminal or an open stdin, clients attach through a socket.
+        self.attachable = False
+        self._server: AttachServer | None = None
         self._started = 0.0
         self._oom_kills = 0
         self._watching = False
@@ -261,6 +268,12 @@ class _Runs:
         self._sandbox = sandbox
         self._streams = (out_r, err_r)
         self._terminal = sandbox.terminal
+        if self.attachable:
+            if self._server is None:
+                from layercake._attach import AttachServer
+
+                self._server = AttachServer(self.directory)
+            self._server.set_run(self._stdin_held, self._terminal)
         self._started = time.monotonic()
         if self.executor != "builtin" and not self.detach and not self._watching:
             # The OCI runtime does not watch the starter's lifeline: this
@@ -294,7 +307,9 @@ class _Runs:
         """Log the run's output until it ends; its exit code and seconds run."""
         if self._sandbox is None:
             raise ContainerError("no run was started")
-        _write_log(self.directory / LOG_FILE, *self._streams, self._terminal)
+        _write_log(
+            self.directory / LOG_FILE, *self._streams, self._terminal, self._server
+        )
         exit_code = self._sandbox.wait()
         return exit_code, time.monotonic() - self._started
 
@@ -359,10 +374,20 @@ def _close_all_but(*keep: int) -> None:
     os.closerange(low, _MAX_FD)
 
 
-def _write_log(path: Path, out_r: int, err_r: int, terminal: int | None) -> None:
+def _write_log(
+    path: Path,
+    out_r: int,
+    err_r: int,
+    terminal: int | None,
+    server: AttachServer | None,
+) -> None:
     """Copy both streams (or the terminal) into the log, one JSON object per
-    line, until they end."""
+    line, and to attached clients, until they end."""
     log = LogWriter(path)
+    if server is not None:
+        from layercake._attach import BroadcastLog
+
+        log = BroadcastLog(path, server)
     try:
         if terminal is not None:
             os.close(out_r)
@@ -372,3 +397,5 @@ def _write_log(path: Path, out_r: int, err_r: int, terminal: int | None) -> None
             relay_output(out_r, err_r, (None, None), log)
     finally:
         log.close()
+        if server is not None:
+            server.hang_up()

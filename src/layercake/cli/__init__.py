@@ -42,6 +42,7 @@ VERBS = {
         "ps",
         "logs",
         "exec",
+        "attach",
         "cp",
         "commit",
         "diff",

@@ -347,6 +347,37 @@ def exec_(args: argparse.Namespace) -> int:
         )
 
 
+def attach(args: argparse.Namespace) -> int:
+    """Attach to a running container's terminal or stdin and its output."""
+    import layercake
+    from layercake.cli._terminal import (
+        check_input,
+        detach_keys,
+        raw_terminal,
+        window_size,
+    )
+
+    keys = detach_keys(args.detach_keys)
+    container = _load(layercake.Store(args.store), args.container)
+    if container.status != "running":
+        raise LayercakeError("You cannot attach to a stopped container, start it first")
+    terminal = container.record.process.terminal
+    use_stdin = not args.no_stdin and container.record.stdin_open
+    if use_stdin:
+        check_input(True, terminal)
+    size = window_size() if terminal else None
+    if size is not None:
+        container.resize(*size)
+    sys.stdout.flush()
+    with raw_terminal(terminal and use_stdin, container.resize):
+        code = container.attach(stdin=0 if use_stdin else None, detach_keys=keys)
+    if code == -1:
+        # As docker: the container goes on; the client says why it stopped.
+        sys.stderr.write("read escape sequence\n")
+        return 1
+    return code
+
+
 def _copy_out(container: Container, path: str, dest: Path, written: str) -> None:
     """docker cp out: into DEST if it is a directory, else as DEST itself."""
     if dest.is_dir():
@@ -575,6 +606,18 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "-t", "--tty", action="store_true", help="allocate a pseudo terminal"
     )
     parser.set_defaults(handler=exec_)
+
+    parser = verbs.add_parser(
+        "attach", help="attach to a running container's terminal or stdin"
+    )
+    parser.add_argument("container")
+    parser.add_argument(
+        "--detach-keys",
+        default="ctrl-p,ctrl-q",
+        help="keys that detach and leave the container running",
+    )
+    parser.add_argument("--no-stdin", action="store_true", help="do not attach stdin")
+    parser.set_defaults(handler=attach)
 
     parser = verbs.add_parser("cp", help="copy files between a container and the host")
     parser.add_argument("source")

@@ -17,7 +17,7 @@ from contextlib import contextmanager, suppress
 
 from layercake.errors import LayercakeError
 
-__all__ = ["check_input", "raw_terminal", "window_size"]
+__all__ = ["check_input", "detach_keys", "raw_terminal", "window_size"]
 
 # The process's own descriptors, as docker reads them: sys.stdin may be
 # replaced (by a test harness) while fd 0 stays the caller's input.
@@ -33,6 +33,33 @@ def check_input(interactive: bool, terminal: bool) -> None:
     """
     if interactive and terminal and not os.isatty(_STDIN):
         raise LayercakeError("the input device is not a TTY")
+
+
+# Docker's names for control keys beyond ctrl-a to ctrl-z.
+_CONTROL = {"@": 0, "[": 27, "\\": 28, "]": 29, "^": 30, "_": 31}
+
+
+def detach_keys(text: str) -> bytes:
+    """Docker's ``--detach-keys`` (``ctrl-p,ctrl-q``) as the bytes typed.
+
+    Raises:
+        LayercakeError: a key is neither one character nor ``ctrl-<key>``.
+    """
+    keys = bytearray()
+    for key in text.split(","):
+        name = key.lower().removeprefix("ctrl-")
+        if key.lower().startswith("ctrl-") and len(name) == 1:
+            if "a" <= name <= "z":
+                keys.append(ord(name) - ord("a") + 1)
+                continue
+            if name in _CONTROL:
+                keys.append(_CONTROL[name])
+                continue
+        elif len(key) == 1 and key.isascii():
+            keys.append(ord(key))
+            continue
+        raise LayercakeError(f"invalid detach keys ({text}) provided")
+    return bytes(keys)
 
 
 def window_size() -> tuple[int, int] | None:
