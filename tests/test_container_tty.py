@@ -229,3 +229,15 @@ def test_attach_to_a_container_without_terminal_or_stdin_is_refused(busybox):
             f"container {box.short_id} cannot be attached to: it is not running "
             "under a monitor with a terminal or an open stdin"
         )
+
+
+def test_a_detach_key_prefix_waits_for_the_next_key():
+    """Ctrl-P alone is held; Ctrl-P then another key sends both, as Docker does."""
+    from layercake._attach import _scan
+
+    keys = b"\x10\x11"
+
+    assert _scan(b"ab\x10", keys) == (b"ab", b"\x10", False)
+    assert _scan(b"\x10x", keys) == (b"\x10x", b"", False)
+    assert _scan(b"a\x10\x11b", keys) == (b"a", b"", True)
+    assert _scan(b"a\x10", b"") == (b"a\x10", b"", False)

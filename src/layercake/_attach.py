@@ -74,15 +74,28 @@ class AttachServer:
         os.chmod(self._directory.path, 0o600)
         self._listener.listen(8)
         self._lock = threading.Lock()
+        # Held while input is written, so the run's descriptors stay open.
+        self._run_lock = threading.Lock()
         self._clients: list[socket.socket] = []
         self._input: int | None = None
         self._terminal: int | None = None
         threading.Thread(target=self._accept, daemon=True).start()
 
     def set_run(self, stdin: int | None, terminal: int | None) -> None:
-        """Name where input goes for the current run, and its terminal."""
-        self._input = terminal if terminal is not None else stdin
-        self._terminal = terminal
+        """Name where input goes for the current run, and its terminal.
+
+        The server keeps copies of both descriptors, so the run's end
+        (which closes the originals) never leaves it writing to a number
+        reused for something else; ``set_run(None, None)`` drops them.
+        """
+        with self._run_lock:
+            for fd in {fd for fd in (self._input, self._terminal) if fd is not None}:
+                os.close(fd)
+            self._terminal = None if terminal is None else os.dup(terminal)
+            if terminal is not None:
+                self._input = self._terminal
+            else:
+                self._input = None if stdin is None else os.dup(stdin)
 
     def broadcast(self, stream: str, chunk: bytes) -> None:
         """Send output to every client; drop a client that cannot take it."""
@@ -142,11 +155,12 @@ class AttachServer:
             return
 
     def _act(self, kind: bytes, payload: bytes) -> None:
-        if kind == b"i" and self._input is not None:
-            _write_all(self._input, payload)
-        elif kind == b"r" and self._terminal is not None and len(payload) == 4:
-            with contextlib.suppress(OSError):
-                set_terminal_size(self._terminal, *_SIZE.unpack(payload))
+        with self._run_lock:
+            if kind == b"i" and self._input is not None:
+                _write_all(self._input, payload)
+            elif kind == b"r" and self._terminal is not None and len(payload) == 4:
+                with contextlib.suppress(OSError):
+                    set_terminal_size(self._terminal, *_SIZE.unpack(payload))
 
 
 class BroadcastLog(LogWriter):

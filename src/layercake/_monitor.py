@@ -398,4 +398,5 @@ def _write_log(
     finally:
         log.close()
         if server is not None:
+            server.set_run(None, None)
             server.hang_up()
