@@ -375,3 +375,16 @@ def test_attach_errors_say_what_is_wrong(cli_store, capfd):
     assert capfd.readouterr().err == (
         "layercake: error: invalid detach keys (ctrl-) provided\n"
     )
+
+
+def test_run_it_of_a_missing_command_restores_the_terminal(terminal):
+    """A command that cannot run: docker's message on the terminal, exit 127,
+    and the caller's terminal modes back as they were."""
+    session = terminal("run", "--rm", "-it", "busybox", "nosuchcommand")
+
+    assert session.exit_code() == 127
+    assert session.seen == (
+        b"unable to start container process: exec: "
+        b'"nosuchcommand": executable file not found in $PATH\r\n'
+        b"[modes restored]"
+    )

@@ -682,7 +682,8 @@ class Container:
         A container already running under a monitor (:meth:`start`, from
         any process) that has a terminal or an open stdin is attached to
         instead, as ``docker attach`` does: its output from now on goes to
-        ``stdout`` and ``stderr``, and ``stdin`` is written to it. Typing
+        ``stdout`` and ``stderr``, and ``stdin`` is written to it if it was
+        created with ``stdin_open`` (as Docker, not otherwise). Typing
         ``detach_keys`` (``b"\x10\x11"`` is Docker's Ctrl-P Ctrl-Q) leaves
         it running and returns -1; otherwise the exit code is returned once
         the run ends.
