@@ -315,7 +315,7 @@ def bench_start(bench: Bench) -> None:
     leftovers: list[layercake.Container] = []
 
     def sdk_run() -> None:
-        container = layercake.Container(image, ["true"])
+        container = layercake.Container(image, ["true"], network="none")
         leftovers.append(container)
         container.run()
 
@@ -324,11 +324,11 @@ def bench_start(bench: Bench) -> None:
             leftovers.pop().remove()
 
     def sdk_whole() -> None:
-        with layercake.Container(image, ["true"]) as container:
+        with layercake.Container(image, ["true"], network="none") as container:
             container.run()
 
     def image_run() -> None:
-        image.run(["true"])
+        image.run(["true"], network="none")
 
     runtime_dirs = _RuntimeDirs(bench, image)
     items = [
@@ -352,7 +352,15 @@ def bench_start(bench: Bench) -> None:
 
     cli = Path(sys.executable).parent / "layercake"
     if cli.exists():
-        argv = [str(cli), "--store", str(bench.store.path), "run", "--rm"]
+        argv = [
+            str(cli),
+            "--store",
+            str(bench.store.path),
+            "run",
+            "--rm",
+            "--network",
+            "none",
+        ]
         items.append(
             Timed(
                 "start.cli",
@@ -525,7 +533,7 @@ def bench_size(bench: Bench) -> None:
 
     def start(image: layercake.Image) -> Callable[[], None]:
         def action() -> None:
-            with layercake.Container(image, ["true"]) as container:
+            with layercake.Container(image, ["true"], network="none") as container:
                 container.run()
 
         return action
@@ -553,7 +561,7 @@ def bench_many(bench: Bench) -> None:
     image = bench.store.image("busybox:latest")
 
     def one() -> int:
-        with layercake.Container(image, ["true"]) as container:
+        with layercake.Container(image, ["true"], network="none") as container:
             return container.run().exit_code
 
     def sequential() -> None:
