@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -503,3 +504,23 @@ def test_restart_keeps_the_address_and_rename_updates_the_names(busybox, network
     first.rename("renamed")
     hosts = first.exec(["cat", "/etc/hosts"]).stdout.decode()
     assert hosts.splitlines()[-1] == f"{before}\t{first.short_id} renamed"
+
+
+def test_default_network_survives_concurrent_create_and_remove(busybox, networks):
+    """Containers made and removed at once on 'bridge' never see it vanish."""
+    errors: list[BaseException] = []
+
+    def churn() -> None:
+        try:
+            for _ in range(8):
+                Container(busybox, ["true"], network="bridge").remove()
+        except BaseException as error:  # noqa: BLE001 - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=churn) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    assert networks.networks() == []

@@ -184,7 +184,17 @@ def create_network(store_path: Path, name: str, subnet: str | None = None) -> Ne
             f"cannot create network {name}: bridge networks need root "
             "(rootless containers use network='bridge' through slirp4netns)"
         )
-    with _locked(store_path) as root, bridge.machine_lock():
+    with _locked(store_path) as root:
+        network = _create_locked(store_path, root, name, subnet)
+    logger.info("created network %s (%s)", name, network.subnet)
+    return network
+
+
+def _create_locked(
+    store_path: Path, root: Path, name: str, subnet: str | None
+) -> Network:
+    """Make the network; the caller holds the store's network lock."""
+    with bridge.machine_lock():
         if (root / name).exists():
             raise ContainerConfigError(f"network with name {name} already exists")
         taken = _taken_subnets(store_path)
@@ -210,7 +220,6 @@ def create_network(store_path: Path, name: str, subnet: str | None = None) -> Ne
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
-    logger.info("created network %s (%s)", name, network.subnet)
     return network
 
 
@@ -324,13 +333,13 @@ def allocate(
         ContainerConfigError: the subnet is full, or the default network
             cannot be made (see :func:`create_network`).
     """
-    if name == DEFAULT_NETWORK and not (_root(store_path) / name).is_dir():
-        try:
-            _create_default(store_path)
-        except ContainerConfigError as error:
-            if "already exists" not in str(error):
-                raise
+    if os.geteuid() != 0:
+        raise ContainerConfigError(f"network {name!r}: bridge networks need root")
     with _locked(store_path) as root:
+        if name == DEFAULT_NETWORK and not (root / name).is_dir():
+            # Made under the same lock hold as the lease: a removal of its
+            # last container meanwhile cannot take it away again.
+            _create_locked(store_path, root, name, None)
         network = get_network(store_path, name)
         path = root / network.name
         used = set()
@@ -370,11 +379,6 @@ def allocate(
         )
         _write_json(path / "endpoints" / f"{container_id}.json", attrs.asdict(endpoint))
     return endpoint
-
-
-def _create_default(store_path: Path) -> None:
-    # Under its reserved name, which create_network refuses to users.
-    create_network(store_path, DEFAULT_NETWORK)
 
 
 def release(store_path: Path, name: str, container_id: str) -> None:
