@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 
 import attrs
 
@@ -29,3 +31,17 @@ def test_capabilities_fields_are_named() -> None:
 def test_require_passes_where_the_runtime_tests_run(runtime: None) -> None:
     """require() raises nothing on a machine that can run containers."""
     require()
+
+
+def test_require_asks_about_user_namespaces_only_when_not_root(
+    runtime: None,
+) -> None:
+    """Root needs no user namespace, so require() spares it the probing fork."""
+    code = (
+        "from layercake.runtime import _probe, require; require(); "
+        "print(_probe._can_unshare_user.cache_info().misses)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout == ("0\n" if os.geteuid() == 0 else "1\n")

@@ -46,27 +46,30 @@ def probe() -> Capabilities:
 def require() -> None:
     """Check that containers can run here.
 
+    Root is not asked whether it may create a user namespace: it needs
+    none, and the question costs a fork.
+
     Raises:
         RuntimeUnavailable: naming what is missing and what would fix it.
     """
-    capabilities = probe()
-    if not capabilities.pivot_root:
+    if not libc.has_pivot_root():
         raise RuntimeUnavailable(
             f"pivot_root on {os.uname().machine}",
             "run on x86_64, aarch64, riscv64 or ppc64le",
         )
-    if not capabilities.root and not capabilities.user_namespaces:
+    if os.geteuid() != 0 and not _can_unshare_user():
         raise RuntimeUnavailable(
             "root or user namespaces",
             "run as root or enable unprivileged user namespaces "
             "(sysctl kernel.unprivileged_userns_clone=1)",
         )
-    if not capabilities.overlay:
+    if not _has_overlay():
         raise RuntimeUnavailable(
             "overlay file system", "load the overlay kernel module (modprobe overlay)"
         )
 
 
+@functools.cache
 def _can_unshare_user() -> bool:
     pid = os.fork()
     if pid == 0:
@@ -79,6 +82,7 @@ def _can_unshare_user() -> bool:
     return os.waitstatus_to_exitcode(status) == 0
 
 
+@functools.cache
 def _has_overlay() -> bool:
     try:
         with open("/proc/filesystems", encoding="ascii") as file:
