@@ -45,9 +45,7 @@ def test_the_full_parser_has_every_verb_in_the_listed_order():
         ([], tuple(cli.VERBS)),
     ],
 )
-def test_a_known_verb_loads_only_its_module_and_anything_else_loads_all(
-    argv, groups
-):
+def test_a_known_verb_loads_only_its_module_and_anything_else_loads_all(argv, groups):
     """A verb after full global options picks its module; help or doubt picks all."""
     assert cli._groups_for(argv) == groups
 
