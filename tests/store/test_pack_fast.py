@@ -1,18 +1,19 @@
-"""Tests for the fast layer packer: its own ustar headers and background writes."""
+"""Tests for the fast layer packer: its own ustar headers and the writer thread."""
 
 import hashlib
 import io
 import os
 import tarfile
+import threading
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from layer_samples import list_tar, set_mtimes
+from layer_samples import MTIME, list_tar, set_mtimes
 
-from layercake.store import StoreDirectory
-from layercake.store._background import background_calls, background_writes
+from layercake.errors import StoreError
+from layercake.store import StoreDirectory, _pack
 from layercake.store._pack import pack_directory, ustar_header
 
 KINDS = [
@@ -135,49 +136,6 @@ def test_write_layer_digest_is_the_hash_of_the_tar(
     assert layout.blob_path(layer.digest).read_bytes() == out.getvalue()
 
 
-class _FailingSink:
-    def __init__(self) -> None:
-        self.seen: list[bytes] = []
-
-    def write(self, data: bytes | bytearray, /) -> int:
-        self.seen.append(bytes(data))
-        if len(self.seen) == 2:
-            raise OSError(28, "No space left on device")
-        return len(data)
-
-
-def test_background_writes_raise_the_sinks_error_at_the_end() -> None:
-    """An error of the inner sink comes out of the with block, writes kept in order."""
-    sink = _FailingSink()
-    with pytest.raises(OSError) as info, background_writes(sink) as background:
-        for n in range(3):
-            background.write(bytearray([n]))
-    assert info.value.strerror == "No space left on device"
-    assert sink.seen == [b"\x00", b"\x01"]
-
-
-def test_background_writes_let_the_blocks_own_error_win() -> None:
-    """If the block raises, that error is raised after the worker has stopped."""
-    sink = _FailingSink()
-    with pytest.raises(ValueError, match="^mine$"), background_writes(sink) as bg:
-        bg.write(b"a")
-        raise ValueError("mine")
-    assert sink.seen == [b"a"]
-
-
-def test_file_that_shrinks_while_packing_is_an_error(tmp_path: Path) -> None:
-    """A file shorter than its stat size names itself in a StoreError."""
-    from layercake.errors import StoreError
-    from layercake.store import _pack
-
-    tree = tmp_path / "tree"
-    tree.mkdir()
-    (tree / "f").write_bytes(b"abc")
-    with pytest.raises(StoreError) as info:
-        _pack._read_exactly(os.open(tree / "f", os.O_RDONLY), 10, str(tree / "f"))
-    assert str(info.value) == f"file shrank while packing a layer: {tree / 'f'}"
-
-
 def test_reader_thread_packs_the_same_bytes(tmp_path: Path) -> None:
     """Reading files in a worker thread changes nothing in the tar."""
     tree = tmp_path / "tree"
@@ -194,25 +152,122 @@ def test_reader_thread_packs_the_same_bytes(tmp_path: Path) -> None:
     assert len(list_tar(inline.getvalue())) == 303
 
 
-def test_background_calls_run_in_order_and_report_the_first_error() -> None:
-    """Calls run in order; after a failure the rest are skipped and its error is raised."""
-    seen: list[int] = []
+def _tarfile_bytes(tree: Path, clamp: int | None = None) -> bytes:
+    """The tar ``tarfile`` writes of a tree of directories and plain files.
 
-    def call(item: int) -> None:
-        seen.append(item)
-        if item == 1:
-            raise ValueError(f"bad item {item}")
+    Without the padding ``tarfile`` adds after the two end blocks to fill
+    its last 10 KiB record, which a layer does not carry.
+    """
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for dirpath, dirnames, filenames in os.walk(tree):
+            dirnames.sort()
+            names = sorted(dirnames + filenames)
+            for name in names:
+                path = Path(dirpath) / name
+                info = tar.gettarinfo(path, str(path.relative_to(tree)))
+                info.uname = info.gname = ""
+                info.mtime = int(info.mtime)
+                if clamp is not None:
+                    info.mtime = min(info.mtime, clamp)
+                if info.isreg():
+                    with open(path, "rb") as file:
+                        tar.addfile(info, file)
+                else:
+                    tar.addfile(info)
+        end = tar.offset + 2 * tarfile.BLOCKSIZE
+    return out.getvalue()[:end]
 
-    with (
-        pytest.raises(ValueError, match="^bad item 1$"),
-        background_calls(call) as worker,
-    ):
-        worker.put(0)
-        worker.put(1)
-        worker._thread.join(timeout=0.2)
-        for item in range(2, 20):
-            worker.put(item)
-    assert seen == [0, 1]
+
+def _boundary_tree(root: Path) -> Path:
+    """Files whose ends fall just before, on and after the stream's buffer ends."""
+    chunk = _pack._CHUNK
+    tree = root / "tree"
+    (tree / "small").mkdir(parents=True)
+    sizes = [0, 1, 511, 512, 513, chunk - 1536, chunk - 512, chunk, chunk + 1]
+    for n, size in enumerate(sizes + [2 * chunk + 700]):
+        (tree / f"f{n:02}").write_bytes(os.urandom(size))
+    for n in range(200):
+        (tree / "small" / f"s{n:03}").write_bytes(os.urandom(n * 131))
+    set_mtimes(tree)
+    return tree
+
+
+@pytest.mark.parametrize("reader_thread", [False, True])
+def test_files_across_buffer_ends_pack_as_tarfile_does(
+    tmp_path: Path, reader_thread: bool
+) -> None:
+    """Inline or threaded, files that straddle 2 MiB buffers give tarfile's bytes."""
+    tree = _boundary_tree(tmp_path)
+    out = io.BytesIO()
+    pack_directory(tree, out, reader_thread=reader_thread)
+    assert out.getvalue() == _tarfile_bytes(tree)
+
+
+def test_clamped_mtimes_pack_as_tarfile_does(tmp_path: Path) -> None:
+    """The plain-file header path clamps mtimes exactly like the TarInfo path."""
+    tree = _boundary_tree(tmp_path)
+    os.utime(tree / "f03", (MTIME + 50, MTIME + 50))
+    out = io.BytesIO()
+    pack_directory(tree, out, clamp_mtime=MTIME - 10, reader_thread=True)
+    assert out.getvalue() == _tarfile_bytes(tree, clamp=MTIME - 10)
+
+
+def test_a_header_larger_than_a_buffer_reaches_the_sink_in_order() -> None:
+    """Data bigger than one buffer goes out whole, after what came before it."""
+    big = b"h" * (_pack._CHUNK + 5)
+    for threaded in (False, True):
+        out = io.BytesIO()
+        with _pack._TarStream(out, threaded=threaded) as stream:
+            stream.add(b"a" * 512)
+            stream.add(big)
+            stream.add(b"z" * 512)
+            stream.flush()
+        assert out.getvalue() == b"a" * 512 + big + b"z" * 512
+
+
+def test_file_that_shrinks_while_packing_is_an_error(tmp_path: Path) -> None:
+    """A file shorter than its stat size names itself in a StoreError."""
+    (tmp_path / "f").write_bytes(b"abc")
+    fd = os.open(tmp_path / "f", os.O_RDONLY)
+    try:
+        with pytest.raises(StoreError) as info, _pack._TarStream(io.BytesIO()) as s:
+            s.add_file(fd, 10, str(tmp_path / "f"))
+    finally:
+        os.close(fd)
+    assert str(info.value) == f"file shrank while packing a layer: {tmp_path / 'f'}"
+
+
+class _FailingSink:
+    def __init__(self) -> None:
+        self.seen: list[bytes] = []
+
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
+        self.seen.append(bytes(data))
+        if len(self.seen) == 2:
+            raise OSError(28, "No space left on device")
+        return len(data)
+
+
+def test_writer_threads_error_comes_out_of_pack_directory(tmp_path: Path) -> None:
+    """A failing sink stops the pack with its own error; no write follows it."""
+    tree = _boundary_tree(tmp_path)
+    sink = _FailingSink()
+    with pytest.raises(OSError) as info:
+        pack_directory(tree, sink, reader_thread=True)
+    assert info.value.strerror == "No space left on device"
+    assert len(sink.seen) == 2
+    assert b"".join(sink.seen) == _tarfile_bytes(tree)[: 2 * _pack._CHUNK]
+    assert [t.name for t in threading.enumerate() if t.daemon] == []
+
+
+def test_producers_error_wins_and_stops_the_writer_thread(tmp_path: Path) -> None:
+    """An error while walking is raised as is, and the writer thread is gone."""
+    tree = _boundary_tree(tmp_path)
+    os.setxattr(tree / "small", "user.overlay.metacopy", b"")
+    with pytest.raises(StoreError, match="metacopy"):
+        pack_directory(tree, io.BytesIO(), reader_thread=True)
+    assert [t.name for t in threading.enumerate() if t.daemon] == []
 
 
 def test_compression_is_named_by_magic_number() -> None:

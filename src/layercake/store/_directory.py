@@ -269,12 +269,11 @@ class StoreDirectory:
                 overlay upper dir that depends on its lower layers
                 (metacopy or redirect_dir entries).
         """
-        from ._background import background_writes
         from ._pack import pack_directory
 
-        with self._blobs.writer() as writer, background_writes(writer) as sink:
+        with self._blobs.writer() as writer:
             pack_directory(
-                directory, sink, clamp_mtime=source_date_epoch(), reader_thread=True
+                directory, writer, clamp_mtime=source_date_epoch(), reader_thread=True
             )
         logger.info("packed %s into layer %s", directory, writer.digest)
         return Descriptor(

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from ._atomic import output_file
-from ._pack import _Feeder, _info, _is_opaque, _Packer, _xattrs
+from ._pack import _info, _is_opaque, _Packer, _TarStream, _xattrs
 
 __all__ = ["export_layers"]
 
@@ -31,8 +31,11 @@ def export_layers(layers: Sequence[Path], path: Path) -> None:
     Raises:
         StoreError: the tar cannot be written, or a file changed while read.
     """
-    with output_file(Path(path).absolute(), buffering=1 << 20) as out:
-        packer = _MergedPacker(_Feeder(out).feed)
+    with (
+        output_file(Path(path).absolute(), buffering=1 << 20) as out,
+        _TarStream(out) as stream,
+    ):
+        packer = _MergedPacker(stream)
         packer.merge([os.fspath(layer) for layer in layers], "")
         packer.finish()
 

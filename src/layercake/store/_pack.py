@@ -2,28 +2,29 @@
 
 The tar is written as a stream: a header per entry (PAX records only where
 ustar cannot hold the entry, exactly as ``tarfile``'s PAX format does), the
-file's bytes in large chunks, padding, and two zero blocks at the end.
-Entries come in a fixed order (depth first, names sorted, each directory
-before its content), so the same tree always gives the same bytes.
+file's bytes, padding, and two zero blocks at the end. Entries come in a
+fixed order (depth first, names sorted, each directory before its content),
+so the same tree always gives the same bytes.
 
-A :class:`_Packer` walks the tree and emits pieces (header bytes and
-``(path, size)`` references); a :class:`_Feeder` reads the files and turns
-the pieces into bytes, inline or in a worker thread.
+A :class:`_Packer` walks the tree and puts headers and file contents into a
+:class:`_TarStream`, which reads the files straight into large reused
+buffers and hands full buffers to the sink, inline or from a writer thread.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import queue
 import stat
 import tarfile
-from collections.abc import Callable
+import threading
+import zlib
+from operator import attrgetter
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, Self
 
 from layercake.errors import StoreError
-
-from ._background import background_calls
 
 __all__ = ["OPAQUE", "WHITEOUT_PREFIX", "pack_directory"]
 
@@ -35,7 +36,12 @@ WHITEOUT_PREFIX = ".wh."
 OPAQUE = ".wh..wh..opq"
 
 _BLOCK = tarfile.BLOCKSIZE
-_CHUNK = 1 << 20
+# The sink gets the tar in pieces of this size: more than the blob file's
+# 1 MiB write buffer, so its writes go straight to the file without a copy.
+_CHUNK = 2 << 20
+# Buffers a threaded stream owns: one being filled, the rest queued for or
+# in the writer thread. This bounds the memory of the pipeline.
+_POOL = 6
 _ZEROS = bytes(_BLOCK)
 _END = bytes(2 * _BLOCK)
 _DEVICES = (tarfile.CHRTYPE, tarfile.BLKTYPE)
@@ -43,16 +49,20 @@ _MAX7 = 8**7
 _MAX11 = 8**11
 # ustar magic and version, then empty uname and gname fields.
 _MAGIC = b"ustar\x0000" + bytes(64)
+# The device fields (empty unless a device) and the prefix and padding.
+_NO_DEVICE_TAIL = bytes(16 + 167)
 # Extended attributes that describe overlayfs itself; they become whiteouts
 # or nothing and never travel inside a layer.
 _OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
 _OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 # An upper dir written with metacopy or redirect_dir on is not self-contained.
 _INCOMPLETE = (".overlay.metacopy", ".overlay.redirect")
+_OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC
+_by_name = attrgetter("name")
 
 
 class _Sink(Protocol):
-    def write(self, data: bytes | bytearray, /) -> int: ...
+    def write(self, data: bytes | bytearray | memoryview, /) -> int: ...
 
 
 def pack_directory(
@@ -69,115 +79,184 @@ def pack_directory(
     out, other xattrs are kept as ``SCHILY.xattr.*`` PAX records. Sockets
     cannot be represented in tar and are skipped. With ``clamp_mtime``, no
     entry's mtime is later than it (``SOURCE_DATE_EPOCH`` reproducibility).
-    With ``reader_thread``, files are read (and ``out`` written) by a worker
-    thread while this one walks the tree; ``out`` is then called from that
-    thread only.
+    ``out.write`` receives views of reused buffers of about 2 MiB, valid
+    until it returns. With ``reader_thread``, ``out.write`` runs in a worker
+    thread while this one walks the tree and reads the files (``out`` is
+    then called from that thread only); the bytes are the same either way.
 
     Raises:
         StoreError: a file changed size while it was being read, or the tree
             holds overlay metacopy/redirect entries whose data lives in a
             lower layer.
+        OSError: ``out.write`` failed, or the tree could not be read.
     """
-    feeder = _Feeder(out)
-    if not reader_thread:
-        packer = _Packer(feeder.feed, clamp_mtime)
-        packer.walk(os.fspath(directory), "")
-        packer.finish()
-        return
-    with background_calls(feeder.feed) as worker:
-        packer = _Packer(worker.put, clamp_mtime)
+    with _TarStream(out, threaded=reader_thread) as stream:
+        packer = _Packer(stream, clamp_mtime)
         packer.walk(os.fspath(directory), "")
         packer.finish()
 
 
-#: What the walk hands to the reading side, in tar order: header bytes, a
-#: file to copy as (path, size), or ``None`` for "flush now".
-_Piece = bytes | tuple[str, int] | None
-
-
-class _Feeder:
-    """Turns pieces into the tar's bytes: reads the files, pads, batches writes.
-
-    Headers and small files gather in a buffer that reaches ``out`` in
-    writes of about 1 MiB: one hash update and one buffered write per
-    megabyte instead of two per entry.
-    """
+class _Writer:
+    """A thread that hands full buffers to the sink and gives them back."""
 
     def __init__(self, out: _Sink) -> None:
         self._out = out
-        self._pending = bytearray()
+        self._free: queue.SimpleQueue[bytearray] = queue.SimpleQueue()
+        for _ in range(_POOL - 1):
+            self._free.put(bytearray(_CHUNK))
+        self._full: queue.SimpleQueue[tuple[bytearray | None, bytes | memoryview]] = (
+            queue.SimpleQueue()
+        )
+        self._error: Exception | None = None
+        self._abandoned = False
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
 
-    def feed(self, batch: list[_Piece]) -> None:
-        for piece in batch:
-            if piece is None:
-                self._flush()
-            elif isinstance(piece, tuple):
-                self._copy(*piece)
-            else:
-                self._pending += piece
-            if len(self._pending) >= _CHUNK:
-                self._flush()
+    def send(self, buffer: bytearray, length: int) -> bytearray:
+        """Queue ``buffer[:length]``; return a free buffer to fill next.
 
-    def _flush(self) -> None:
-        if self._pending:
-            self._out.write(self._pending)
-            self._pending = bytearray()
+        Blocks while every buffer is queued, which keeps memory bounded.
+        Raises an earlier write's error.
+        """
+        self._check()
+        self._full.put((buffer, memoryview(buffer)[:length]))
+        return self._free.get()
 
-    def _copy(self, path: str, size: int) -> None:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-        try:
-            if size < _CHUNK:
-                self._pending += _read_exactly(fd, size, path)
-            else:
-                self._flush()
-                left = size
-                while left:
-                    chunk = _read_exactly(fd, min(left, _CHUNK), path)
-                    self._out.write(chunk)
-                    left -= len(chunk)
-        finally:
-            os.close(fd)
+    def send_bytes(self, data: bytes) -> None:
+        """Queue ``data`` itself (a header larger than a buffer)."""
+        self._check()
+        self._full.put((None, data))
+
+    def close(self) -> None:
+        """Wait until everything queued is written; raise the writer's error."""
+        self._full.put((None, b""))
+        self._thread.join()
+        self._check()
+
+    def abandon(self) -> None:
+        """Stop the thread without writing what is still queued."""
+        self._abandoned = True
+        self._full.put((None, b""))
+        self._thread.join()
+
+    def _check(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while True:
+            buffer, data = self._full.get()
+            if buffer is None and not data:
+                return
+            if self._error is None and not self._abandoned:
+                try:
+                    self._out.write(data)
+                except Exception as exc:  # noqa: BLE001 (raised by the producer)
+                    # Keep handing buffers back so the producer never waits
+                    # for one forever; it sees the error on its next send.
+                    self._error = exc
+            if buffer is not None:
+                self._free.put(buffer)
+
+
+class _TarStream:
+    """The tar being written: gathers headers and file bytes in large buffers.
+
+    Files are read with ``readv`` straight into the buffer at their place in
+    the tar, so each byte is copied once on its way from the file to the
+    sink, and one hash update and one write cover 2 MiB of small entries.
+    """
+
+    def __init__(self, out: _Sink, *, threaded: bool = False) -> None:
+        self._out = out
+        self._writer = _Writer(out) if threaded else None
+        self._buffer = bytearray(_CHUNK)
+        self._view = memoryview(self._buffer)
+        self._pos = 0
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, *_: object) -> None:
+        if self._writer is None:
+            return
+        if kind is None:
+            self._writer.close()
+        else:
+            self._writer.abandon()
+
+    def add(self, data: bytes) -> None:
+        """Append ``data`` (headers, padding) to the tar."""
+        pos = self._pos
+        end = pos + len(data)
+        if end <= _CHUNK:
+            self._view[pos:end] = data
+            self._pos = end
+            return
+        self.flush()
+        if len(data) < _CHUNK:
+            self._view[: len(data)] = data
+            self._pos = len(data)
+        elif self._writer is None:
+            self._out.write(data)
+        else:
+            self._writer.send_bytes(data)
+
+    def add_file(self, fd: int, size: int, path: str) -> None:
+        """Append ``size`` bytes read from ``fd`` and the padding after them.
+
+        Raises:
+            StoreError: the file ends before ``size`` bytes.
+        """
+        left = size
+        while left:
+            pos = self._pos
+            if pos == _CHUNK:
+                self.flush()
+                pos = 0
+            end = pos + min(left, _CHUNK - pos)
+            got = os.readv(fd, (self._view[pos:end],))
+            if not got:
+                raise StoreError(f"file shrank while packing a layer: {path}")
+            self._pos = pos + got
+            left -= got
         remainder = size % _BLOCK
         if remainder:
-            self._pending += _ZEROS[: _BLOCK - remainder]
+            self.add(_ZEROS[remainder:])
+
+    def flush(self) -> None:
+        """Hand everything gathered so far to the sink (or its thread)."""
+        if not self._pos:
+            return
+        if self._writer is None:
+            self._out.write(self._view[: self._pos])
+        else:
+            self._buffer = self._writer.send(self._buffer, self._pos)
+            self._view = memoryview(self._buffer)
+        self._pos = 0
 
 
 class _Packer:
-    def __init__(
-        self, feed: Callable[[list[_Piece]], None], clamp_mtime: int | None = None
-    ) -> None:
-        self._feed = feed
+    def __init__(self, stream: _TarStream, clamp_mtime: int | None = None) -> None:
+        self._stream = stream
         self._clamp = clamp_mtime
         self._links: dict[tuple[int, int], str] = {}
-        # Pieces go to the feeder in batches of about 1 MiB of tar or 256
-        # pieces, so a reader thread is woken once per batch, not per entry.
-        self._batch: list[_Piece] = []
-        self._batch_bytes = 0
 
     def finish(self) -> None:
         """Add the two zero blocks that end a tar and hand over everything."""
-        self._batch += (_END, None)
-        self._send()
-
-    def _emit(self, piece: bytes | tuple[str, int], size: int) -> None:
-        self._batch.append(piece)
-        self._batch_bytes += size
-        if self._batch_bytes >= _CHUNK or len(self._batch) >= 256:
-            self._send()
-
-    def _send(self) -> None:
-        if self._batch:
-            self._feed(self._batch)
-            self._batch = []
-            self._batch_bytes = 0
+        self._stream.add(_END)
+        self._stream.flush()
 
     def walk(self, top: str, prefix: str) -> None:
         with os.scandir(top) as scan:
-            entries = sorted(scan, key=lambda e: e.name)
+            entries = sorted(scan, key=_by_name)
         for entry in entries:
             name = prefix + entry.name
             st = entry.stat(follow_symlinks=False)
-            if stat.S_ISDIR(st.st_mode):
+            mode = st.st_mode
+            if stat.S_ISREG(mode):
+                self._file(entry.path, name, st)
+            elif stat.S_ISDIR(mode):
                 self._directory(entry.path, name, st)
                 self.walk(entry.path, name + "/")
             else:
@@ -222,6 +301,8 @@ class _Packer:
         self._header(info, {})
 
     def _file(self, path: str, name: str, st: os.stat_result) -> None:
+        # Most entries of a layer are plain files: their header is built
+        # straight from the stat result, without a TarInfo.
         if st.st_nlink > 1:
             first = self._links.setdefault((st.st_dev, st.st_ino), name)
             if first != name:
@@ -230,11 +311,28 @@ class _Packer:
                 self._header(info, _xattrs(path))
                 return
 
-        info = _info(name, st, tarfile.REGTYPE)
-        info.size = st.st_size
-        self._header(info, _xattrs(path))
-        if st.st_size:
-            self._emit((path, st.st_size), st.st_size)
+        size = st.st_size
+        xattrs = _xattrs(path)
+        header = None
+        if not xattrs:
+            mtime = int(st.st_mtime)
+            if self._clamp is not None and mtime > self._clamp:
+                mtime = self._clamp
+            header = _plain_header(
+                name, tarfile.REGTYPE, st.st_mode, st.st_uid, st.st_gid, size, mtime
+            )
+        if header is None:
+            info = _info(name, st, tarfile.REGTYPE)
+            info.size = size
+            self._header(info, xattrs)
+        else:
+            self._stream.add(header)
+        if size:
+            fd = os.open(path, _OPEN_FLAGS)
+            try:
+                self._stream.add_file(fd, size, path)
+            finally:
+                os.close(fd)
 
     def _header(self, info: tarfile.TarInfo, xattrs: dict[str, str]) -> None:
         if self._clamp is not None and info.mtime > self._clamp:
@@ -243,7 +341,7 @@ class _Packer:
         if header is None:
             info.pax_headers = xattrs
             header = info.tobuf(tarfile.PAX_FORMAT, "utf-8", "surrogateescape")
-        self._emit(header, len(header))
+        self._stream.add(header)
 
 
 def ustar_header(info: tarfile.TarInfo) -> bytes | None:
@@ -255,54 +353,80 @@ def ustar_header(info: tarfile.TarInfo) -> bytes | None:
     the same 512 bytes. ``None`` means a PAX record is needed: let tarfile
     write the entry.
     """
-    name = info.name
-    if info.type == tarfile.DIRTYPE and not name.endswith("/"):
+    if info.uname or info.gname or type(info.mtime) is not int:
+        return None
+    return _plain_header(
+        info.name,
+        info.type,
+        info.mode,
+        info.uid,
+        info.gid,
+        info.size,
+        info.mtime,
+        info.linkname,
+        info.devmajor,
+        info.devminor,
+    )
+
+
+def _plain_header(
+    name: str,
+    kind: bytes,
+    mode: int,
+    uid: int,
+    gid: int,
+    size: int,
+    mtime: int,
+    link: str = "",
+    devmajor: int = 0,
+    devminor: int = 0,
+) -> bytes | None:
+    """The ustar block of an entry with empty owner names, or ``None``.
+
+    ``None`` when a field does not fit ustar (see :func:`ustar_header`).
+    """
+    if kind == tarfile.DIRTYPE and not name.endswith("/"):
         name += "/"
-    link = info.linkname
-    mtime = info.mtime
     if not (
         len(name) <= 100
         and len(link) <= 100
         and name.isascii()
         and link.isascii()
-        and not info.uname
-        and not info.gname
-        and 0 <= info.uid < _MAX7
-        and 0 <= info.gid < _MAX7
-        and 0 <= info.size < _MAX11
-        and type(mtime) is int
+        and 0 <= uid < _MAX7
+        and 0 <= gid < _MAX7
+        and 0 <= size < _MAX11
         and 0 <= mtime < _MAX11
-        and 0 <= info.devmajor < _MAX7
-        and 0 <= info.devminor < _MAX7
+        and 0 <= devmajor < _MAX7
+        and 0 <= devminor < _MAX7
     ):
         return None
-    block = b"".join(
-        (
-            name.encode("ascii").ljust(100, b"\0"),
-            b"%07o\0%07o\0%07o\0%011o\0%011o\0"
-            % (info.mode & 0o7777, info.uid, info.gid, info.size, mtime),
-            b"        ",
-            info.type,
-            link.encode("ascii").ljust(100, b"\0"),
-            _MAGIC,
-            b"%07o\0%07o\0" % (info.devmajor, info.devminor)
-            if info.type in _DEVICES
-            else _ZEROS[:16],
-            _ZEROS[:167],
-        )
+    # Everything up to the device fields; the checksum field is 8 spaces.
+    head = b"%s%07o\0%07o\0%07o\0%011o\0%011o\0        %s%s%s" % (
+        name.encode("ascii").ljust(100, b"\0"),
+        mode & 0o7777,
+        uid,
+        gid,
+        size,
+        mtime,
+        kind,
+        link.encode("ascii").ljust(100, b"\0"),
+        _MAGIC,
+    )
+    tail = (
+        b"%07o\0%07o\0%s" % (devmajor, devminor, _NO_DEVICE_TAIL[16:])
+        if kind in _DEVICES
+        else _NO_DEVICE_TAIL
     )
     # The checksum is the byte sum of the block with its own field blank.
-    return b"%s%06o\0 %s" % (block[:148], sum(block), block[156:])
-
-
-def _read_exactly(fd: int, size: int, path: str) -> bytes:
-    data = os.read(fd, size)
-    while len(data) < size:
-        more = os.read(fd, size - len(data))
-        if not more:
-            raise StoreError(f"file shrank while packing a layer: {path}")
-        data += more
-    return data
+    # Adler-32's low half is 1 + the byte sum modulo 65521, exact for runs of
+    # at most 256 bytes, and runs in C instead of a Python-level sum.
+    check = (
+        (zlib.adler32(head[:256]) & 0xFFFF)
+        + (zlib.adler32(head[256:]) & 0xFFFF)
+        + (zlib.adler32(tail[:16]) & 0xFFFF)
+        - 3
+    )
+    return b"%s%06o\0 %s%s" % (head[:148], check, head[156:], tail)
 
 
 def _info(name: str, st: os.stat_result, kind: bytes) -> tarfile.TarInfo:
@@ -321,6 +445,8 @@ def _xattrs(path: str) -> dict[str, str]:
     try:
         names = os.listxattr(path, follow_symlinks=False)
     except OSError:
+        return {}
+    if not names:
         return {}
     records = {}
     for key in sorted(names):

@@ -51,7 +51,7 @@ class _Hasher:
     def __init__(self) -> None:
         self.hash = hashlib.sha256()
 
-    def write(self, data: bytes | bytearray, /) -> int:
+    def write(self, data: bytes | bytearray | memoryview, /) -> int:
         self.hash.update(data)
         return len(data)
 
