@@ -4,7 +4,6 @@ import hashlib
 import io
 import os
 import tarfile
-import threading
 from pathlib import Path
 
 import pytest
@@ -122,7 +121,7 @@ def test_packing_matches_tarfile_byte_for_byte(tmp_path: Path) -> None:
 def test_write_layer_digest_is_the_hash_of_the_tar(
     layout: StoreDirectory, tmp_path: Path
 ) -> None:
-    """Background hashing gives the digest of exactly the bytes pack_directory writes."""
+    """The layer blob and its digest are exactly the bytes pack_directory writes."""
     tree = tmp_path / "tree"
     tree.mkdir()
     for n in range(40):
@@ -134,22 +133,6 @@ def test_write_layer_digest_is_the_hash_of_the_tar(
     assert layer.digest.hex == hashlib.sha256(out.getvalue()).hexdigest()
     assert layer.size == len(out.getvalue())
     assert layout.blob_path(layer.digest).read_bytes() == out.getvalue()
-
-
-def test_reader_thread_packs_the_same_bytes(tmp_path: Path) -> None:
-    """Reading files in a worker thread changes nothing in the tar."""
-    tree = tmp_path / "tree"
-    (tree / "d").mkdir(parents=True)
-    for n in range(300):
-        (tree / "d" / f"f{n:03}").write_bytes(os.urandom(n * 97))
-    (tree / "big").write_bytes(os.urandom(3 * (1 << 20) + 5))
-    (tree / "empty").write_bytes(b"")
-    set_mtimes(tree)
-    inline, threaded = io.BytesIO(), io.BytesIO()
-    pack_directory(tree, inline)
-    pack_directory(tree, threaded, reader_thread=True)
-    assert threaded.getvalue() == inline.getvalue()
-    assert len(list_tar(inline.getvalue())) == 303
 
 
 def _tarfile_bytes(tree: Path, clamp: int | None = None) -> bytes:
@@ -193,15 +176,23 @@ def _boundary_tree(root: Path) -> Path:
     return tree
 
 
-@pytest.mark.parametrize("reader_thread", [False, True])
-def test_files_across_buffer_ends_pack_as_tarfile_does(
-    tmp_path: Path, reader_thread: bool
-) -> None:
-    """Inline or threaded, files that straddle 2 MiB buffers give tarfile's bytes."""
+def test_files_across_buffer_ends_pack_as_tarfile_does(tmp_path: Path) -> None:
+    """Files that straddle the 2 MiB buffer's end give tarfile's bytes."""
     tree = _boundary_tree(tmp_path)
     out = io.BytesIO()
-    pack_directory(tree, out, reader_thread=reader_thread)
+    pack_directory(tree, out)
     assert out.getvalue() == _tarfile_bytes(tree)
+
+
+def test_write_layer_of_files_across_buffer_ends_is_tarfiles_tar(
+    layout: StoreDirectory, tmp_path: Path
+) -> None:
+    """The stored blob is tarfile's tar, and its digest is that tar's sha256."""
+    tree = _boundary_tree(tmp_path)
+    expected = _tarfile_bytes(tree)
+    layer = layout.write_layer(tree)
+    assert layer.digest.hex == hashlib.sha256(expected).hexdigest()
+    assert layout.blob_path(layer.digest).read_bytes() == expected
 
 
 def test_clamped_mtimes_pack_as_tarfile_does(tmp_path: Path) -> None:
@@ -209,21 +200,20 @@ def test_clamped_mtimes_pack_as_tarfile_does(tmp_path: Path) -> None:
     tree = _boundary_tree(tmp_path)
     os.utime(tree / "f03", (MTIME + 50, MTIME + 50))
     out = io.BytesIO()
-    pack_directory(tree, out, clamp_mtime=MTIME - 10, reader_thread=True)
+    pack_directory(tree, out, clamp_mtime=MTIME - 10)
     assert out.getvalue() == _tarfile_bytes(tree, clamp=MTIME - 10)
 
 
 def test_a_header_larger_than_a_buffer_reaches_the_sink_in_order() -> None:
     """Data bigger than one buffer goes out whole, after what came before it."""
     big = b"h" * (_pack._CHUNK + 5)
-    for threaded in (False, True):
-        out = io.BytesIO()
-        with _pack._TarStream(out, threaded=threaded) as stream:
-            stream.add(b"a" * 512)
-            stream.add(big)
-            stream.add(b"z" * 512)
-            stream.flush()
-        assert out.getvalue() == b"a" * 512 + big + b"z" * 512
+    out = io.BytesIO()
+    stream = _pack._TarStream(out)
+    stream.add(b"a" * 512)
+    stream.add(big)
+    stream.add(b"z" * 512)
+    stream.flush()
+    assert out.getvalue() == b"a" * 512 + big + b"z" * 512
 
 
 def test_file_that_shrinks_while_packing_is_an_error(tmp_path: Path) -> None:
@@ -231,8 +221,8 @@ def test_file_that_shrinks_while_packing_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "f").write_bytes(b"abc")
     fd = os.open(tmp_path / "f", os.O_RDONLY)
     try:
-        with pytest.raises(StoreError) as info, _pack._TarStream(io.BytesIO()) as s:
-            s.add_file(fd, 10, str(tmp_path / "f"))
+        with pytest.raises(StoreError) as info:
+            _pack._TarStream(io.BytesIO()).add_file(fd, 10, str(tmp_path / "f"))
     finally:
         os.close(fd)
     assert str(info.value) == f"file shrank while packing a layer: {tmp_path / 'f'}"
@@ -249,25 +239,14 @@ class _FailingSink:
         return len(data)
 
 
-def test_writer_threads_error_comes_out_of_pack_directory(tmp_path: Path) -> None:
+def test_sinks_error_comes_out_of_pack_directory(tmp_path: Path) -> None:
     """A failing sink stops the pack with its own error; no write follows it."""
     tree = _boundary_tree(tmp_path)
     sink = _FailingSink()
     with pytest.raises(OSError) as info:
-        pack_directory(tree, sink, reader_thread=True)
+        pack_directory(tree, sink)
     assert info.value.strerror == "No space left on device"
-    assert len(sink.seen) == 2
     assert b"".join(sink.seen) == _tarfile_bytes(tree)[: 2 * _pack._CHUNK]
-    assert [t.name for t in threading.enumerate() if t.daemon] == []
-
-
-def test_producers_error_wins_and_stops_the_writer_thread(tmp_path: Path) -> None:
-    """An error while walking is raised as is, and the writer thread is gone."""
-    tree = _boundary_tree(tmp_path)
-    os.setxattr(tree / "small", "user.overlay.metacopy", b"")
-    with pytest.raises(StoreError, match="metacopy"):
-        pack_directory(tree, io.BytesIO(), reader_thread=True)
-    assert [t.name for t in threading.enumerate() if t.daemon] == []
 
 
 def test_compression_is_named_by_magic_number() -> None:

@@ -272,9 +272,7 @@ class StoreDirectory:
         from ._pack import pack_directory
 
         with self._blobs.writer() as writer:
-            pack_directory(
-                directory, writer, clamp_mtime=source_date_epoch(), reader_thread=True
-            )
+            pack_directory(directory, writer, clamp_mtime=source_date_epoch())
         logger.info("packed %s into layer %s", directory, writer.digest)
         return Descriptor(
             media_type=MediaType.OCI_LAYER, digest=writer.digest, size=writer.size

@@ -31,11 +31,8 @@ def export_layers(layers: Sequence[Path], path: Path) -> None:
     Raises:
         StoreError: the tar cannot be written, or a file changed while read.
     """
-    with (
-        output_file(Path(path).absolute(), buffering=1 << 20) as out,
-        _TarStream(out) as stream,
-    ):
-        packer = _MergedPacker(stream)
+    with output_file(Path(path).absolute(), buffering=1 << 20) as out:
+        packer = _MergedPacker(_TarStream(out))
         packer.merge([os.fspath(layer) for layer in layers], "")
         packer.finish()
 
