@@ -10,6 +10,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import threading
 import time
@@ -459,34 +460,49 @@ def test_slirp4netns_serves_a_namespace_with_outbound_access(
     )
 
 
-def test_rootless_bridge_needs_access_to_dev_net_tun(tmp_path):
-    """An unprivileged user who cannot open /dev/net/tun is told what is missing."""
-    tun = os.stat("/dev/net/tun")
-    if tun.st_mode & 0o006 == 0o006:
-        pytest.skip("/dev/net/tun is open to every user on this machine")
-    script = textwrap.dedent(
-        """
-        from layercake import _slirp
-        try:
-            _slirp.hook()
-        except Exception as error:
-            print(type(error).__name__, error)
-        """
-    )
-    completed = subprocess.run(
-        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
-        + [sys.executable, "-c", script],
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
-        cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(Path(layercake.__file__).parents[1])},
+def test_rootless_networks_say_what_they_need():
+    """An unprivileged user is told that user networks need root, and what
+    slirp4netns needs."""
+    tun_open = os.stat("/dev/net/tun").st_mode & 0o006 == 0o006
+    directory = Path(tempfile.mkdtemp(prefix="layercake-rootless-net-"))
+    try:
+        directory.chmod(0o755)
+        os.chown(directory, 65534, 65534)
+        script = textwrap.dedent(
+            f"""
+            import layercake
+            from layercake import _slirp
+            store = layercake.Store({str(directory / "store")!r})
+            for attempt in (lambda: store.create_network("n"), _slirp.hook):
+                try:
+                    attempt()
+                    print("ok")
+                except Exception as error:
+                    print(type(error).__name__, error)
+            """
+        )
+        completed = subprocess.run(
+            ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
+            + [sys.executable, "-c", script],
+            capture_output=True,
+            check=False,
+            text=True,
+            timeout=60,
+            cwd=directory,
+            env={**os.environ, "PYTHONPATH": str(Path(layercake.__file__).parents[1])},
+        )
+    finally:
+        shutil.rmtree(directory)
+    slirp = (
+        "ok\n"
+        if tun_open
+        else "ContainerConfigError network 'bridge' without root needs read and "
+        "write access to /dev/net/tun for slirp4netns (Debian makes it mode "
+        "0666); use network='none' with published ports\n"
     )
     assert completed.stdout == (
-        "ContainerConfigError network 'bridge' without root needs read and write "
-        "access to /dev/net/tun for slirp4netns (Debian makes it mode 0666); use "
-        "network='none' with published ports\n"
+        "ContainerConfigError cannot create network n: bridge networks need root "
+        "(rootless containers use network='bridge' through slirp4netns)\n" + slirp
     ), completed.stderr
 
 
