@@ -316,6 +316,10 @@ def _run_init(plan: Plan, status_w: int) -> None:
     Returns in the forked process (which goes on to exec); the init itself
     ends with the process's exit status once it has ended.
     """
+    # Held until the init's handlers are in place: a signal sent meanwhile
+    # (a quick ``stop``) is forwarded then, not lost on a handler-less PID 1.
+    # The process unblocks them with every other signal before its exec.
+    signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
     try:
         child = os.fork()
     except OSError as error:
@@ -347,6 +351,7 @@ def _run_init(plan: Plan, status_w: int) -> None:
             signal.signal(signum, forward)
         except (OSError, ValueError):
             continue
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, _FORWARDED)
     while True:
         try:
             pid, status = os.wait()
