@@ -26,6 +26,7 @@ from . import _libc as libc
 from ._console import open_terminal
 from ._plan import Plan, ProcessPlan
 from ._scoped import resolve_in_root
+from ._userns import unshare_mapped
 
 __all__ = ["SETUP_FAILED", "spawn"]
 
@@ -105,12 +106,10 @@ def spawn(
         if net_sync is not None:
             os.close(net_sync[1])
         os.setsid()
-        flags = libc.CLONE_NEWPID
-        if plan.rootless:
-            flags |= libc.CLONE_NEWUSER
-        _do("unshare pid namespace", libc.unshare, flags)
-        if plan.rootless:
-            _map_ids(plan)
+        if plan.id_map is not None:
+            _do("unshare user namespace", unshare_mapped, libc.CLONE_NEWPID, plan.id_map)
+        else:
+            _do("unshare pid namespace", libc.unshare, libc.CLONE_NEWPID)
         pid = os.fork()
         if pid == 0:
             _become_container(plan, stdio, status_w, cap_last, net_sync, console)
@@ -158,15 +157,6 @@ def _relay_exit(pid: int, lifeline: int) -> NoReturn:
     if os.WIFSIGNALED(status):
         os._exit(128 + os.WTERMSIG(status))
     os._exit(os.WEXITSTATUS(status))
-
-
-def _map_ids(plan: Plan) -> None:
-    for name, line in (
-        ("setgroups", b"deny"),
-        ("gid_map", b"0 %d 1" % plan.host_gid),
-        ("uid_map", b"0 %d 1" % plan.host_uid),
-    ):
-        _do(f"write /proc/self/{name}", _write_file, f"/proc/self/{name}", line)
 
 
 def _join_namespace(path: bytes) -> None:
@@ -592,7 +582,7 @@ def _drop_privileges(plan: ProcessPlan, cap_last: int) -> None:
             _do("drop capabilities", libc.prctl, libc.PR_CAPBSET_DROP, cap)
     if plan.no_new_privileges:
         _do("set no_new_privs", libc.prctl, libc.PR_SET_NO_NEW_PRIVS, 1)
-    if not plan.rootless:
+    if plan.id_map is None or plan.id_map.full:
         _do("set groups", os.setgroups, list(plan.groups))
     _do(f"set group id {plan.gid}", os.setgid, plan.gid)
     _do(f"set user id {plan.uid}", os.setuid, plan.uid)

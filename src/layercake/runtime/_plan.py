@@ -15,6 +15,7 @@ import attrs
 from layercake.errors import ContainerConfigError
 
 from ._capabilities import DOCKER_DEFAULT
+from ._idmap import IdMap, id_map
 from ._seccomp import filter_program
 from ._spec import DEFAULT_PATH, ProcessSpec, SandboxSpec
 
@@ -42,6 +43,7 @@ class ProcessPlan:
     seccomp_filter: bytes
     terminal: bool
     terminal_size: tuple[int, int] | None
+    id_map: IdMap | None
 
 
 @attrs.frozen
@@ -64,8 +66,6 @@ class Plan(ProcessPlan):
     read_only: bool
     cgroup_procs: tuple[bytes, ...]
     privileged: bool
-    host_uid: int
-    host_gid: int
 
 
 def prepare_process(process: ProcessSpec) -> ProcessPlan:
@@ -73,18 +73,16 @@ def prepare_process(process: ProcessSpec) -> ProcessPlan:
 
     Raises:
         ContainerConfigError: no command, a malformed environment entry, or
-            a user switch without root.
+            a user the rootless id map does not hold.
     """
     if not process.args:
         raise ContainerConfigError("no command given to run")
     env = _environment(process.env)
     capabilities = _capabilities(process)
     rootless = os.geteuid() != 0
-    if rootless and (process.uid or process.gid or process.additional_gids):
-        raise ContainerConfigError(
-            f"user {process.uid}:{process.gid} cannot be used without root: "
-            "rootless containers run their process as root only"
-        )
+    idmap = id_map() if rootless else None
+    if idmap is not None:
+        _check_user(process, idmap)
     return ProcessPlan(
         argv=process.args,
         env=env,
@@ -99,6 +97,24 @@ def prepare_process(process: ProcessSpec) -> ProcessPlan:
         seccomp_filter=filter_program(capabilities) if process.seccomp else b"",
         terminal=process.terminal,
         terminal_size=_terminal_size(process.terminal_size),
+        id_map=idmap,
+    )
+
+
+def _check_user(process: ProcessSpec, idmap: IdMap) -> None:
+    ids = (process.uid, process.gid, *process.additional_gids)
+    if max(ids) < idmap.size:
+        return
+    user = f"{process.uid}:{process.gid}"
+    if not idmap.full:
+        raise ContainerConfigError(
+            f"user {user} cannot be used without root: rootless containers "
+            f"map only uid 0 here ({idmap.reason})"
+        )
+    raise ContainerConfigError(
+        f"user {user} cannot be used without root: rootless containers map "
+        f"ids 0 to {idmap.size - 1} here (the subordinate range of /etc/subuid "
+        "and /etc/subgid)"
     )
 
 
@@ -157,8 +173,6 @@ def prepare(spec: SandboxSpec) -> Plan:
         read_only=spec.read_only,
         cgroup_procs=tuple(os.fsencode(p) for p in spec.cgroup_procs),
         privileged=spec.privileged,
-        host_uid=os.geteuid(),
-        host_gid=os.getegid(),
     )
 
 

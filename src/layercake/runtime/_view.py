@@ -13,6 +13,7 @@ from . import _child
 from . import _libc as libc
 from ._plan import prepare
 from ._spec import SandboxSpec
+from ._userns import unshare_mapped
 
 __all__ = ["enter_rootfs"]
 
@@ -42,9 +43,8 @@ def enter_rootfs(spec: SandboxSpec, pid: int | None) -> None:
         return
 
     plan = prepare(spec)
-    if plan.rootless:
-        libc.unshare(libc.CLONE_NEWUSER | libc.CLONE_NEWNS)
-        _child._map_ids(plan)
+    if plan.id_map is not None:
+        unshare_mapped(libc.CLONE_NEWNS, plan.id_map)
     else:
         libc.unshare(libc.CLONE_NEWNS)
     libc.mount(None, b"/", None, libc.MS_REC | libc.MS_PRIVATE)
