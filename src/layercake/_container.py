@@ -19,7 +19,6 @@ import select
 import shlex
 import shutil
 import signal
-import subprocess
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Literal, Self, overload
 import attrs
 
 from layercake import _container_network as net
+from layercake import _storage as storage
 from layercake import _waits as waits
 from layercake import runtime
 from layercake._container_files import (
@@ -37,8 +37,6 @@ from layercake._container_files import (
     copy_from,
     copy_to,
     export,
-    prune_to,
-    upper_changes,
 )
 from layercake._container_log import LogWriter, relay_output
 from layercake._container_state import (
@@ -375,6 +373,7 @@ class Container:
                 network_aliases=aliases,
                 restart=restart,
                 stdin_open=stdin_open,
+                storage_driver=image.store._container_driver(),
             )
             write_record(self.path, self.record)
         net.lease(image.store.path, containers, self.record)
@@ -555,6 +554,7 @@ class Container:
                 upper_dir=str(self.path / "upper"),
                 work_dir=str(self.path / "work"),
                 mount_point=str(self.path / "rootfs"),
+                driver=self.record.storage_driver,  # type: ignore[arg-type]
             ),
             process=self._process,
             hostname=self.record.hostname,
@@ -1182,7 +1182,7 @@ class Container:
             state = self.state()
             if state.cgroup_paths:
                 open_cgroup(state.cgroup_version, state.cgroup_paths).remove()
-            shutil.rmtree(self.path)
+            self.image.store._directory.remove_tree(self.path)
             net.forget(self.image.store.path, self.path.parent, self.record)
             logger.info("removed container %s", self.short_id)
 
@@ -1531,8 +1531,12 @@ class Container:
         deleted (an overlay whiteout), in path order. Mount targets the
         runtime had to create, and volume contents, are not changes.
         """
-        return upper_changes(
-            self.path / "upper", self.image.layer_stack(), self._ignored()
+        return storage.changes(
+            self.path,
+            self.record.storage_driver,
+            self.image.layer_stack(),
+            self._ignored(),
+            self.image.store._directory.mapped_root,
         )
 
     def wait_for_log(self, pattern: str, *, timeout: float = 30.0) -> re.Match[str]:
@@ -1681,14 +1685,13 @@ class Container:
         changes = self.diff()
         staging = directory.tmp_dir("commit-")
         try:
-            upper = self.path / "upper"
-            if changes and upper.is_dir():
-                subprocess.run(
-                    ["cp", "-a", "--", f"{upper}/.", f"{staging}/"],
-                    check=True,
-                    capture_output=True,
-                )
-                prune_to(staging, changes)
+            storage.stage_changes(
+                self.path,
+                self.record.storage_driver,
+                staging,
+                changes,
+                directory.mapped_root,
+            )
             history = History(
                 created=now(),
                 created_by=" ".join(record.process.args),
@@ -1703,7 +1706,7 @@ class Container:
             )
         finally:
             if staging.exists():
-                shutil.rmtree(staging)
+                directory.remove_tree(staging)
         image = store._load(state.manifest_digest)
         if tag is not None:
             image.tag(tag)
@@ -1792,6 +1795,21 @@ class Container:
             )
         return mounts
 
+    def _graph_driver(self) -> dict[str, Any]:
+        driver = self.record.storage_driver
+        upper = str(self.path / "upper")
+        if driver == "copy":
+            return {"Name": driver, "Data": {"RootDir": upper}}
+        return {
+            "Name": driver,
+            "Data": {
+                "LowerDir": ":".join(self.record.lower_dirs),
+                "UpperDir": upper,
+                "WorkDir": str(self.path / "work"),
+                "MergedDir": str(self.path / "rootfs"),
+            },
+        }
+
     def inspect(self) -> dict[str, Any]:
         """Describe the container with ``docker inspect``'s field names."""
         state = self.state()
@@ -1818,6 +1836,7 @@ class Container:
             },
             "Image": self.image.id,
             "RestartCount": state.restart_count,
+            "GraphDriver": self._graph_driver(),
             "Mounts": self._mounts(),
             "NetworkSettings": net.settings(self.image.store.path, record, state),
             "Warnings": list(state.warnings),

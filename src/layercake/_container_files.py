@@ -8,7 +8,10 @@ streams a tar archive through a pipe; links travel as links.
 
 from __future__ import annotations
 
+import contextlib
+import filecmp
 import os
+import shutil
 import stat
 import tarfile
 from collections.abc import Callable
@@ -26,6 +29,8 @@ __all__ = [
     "copy_to",
     "export",
     "prune_to",
+    "stage_tree_changes",
+    "tree_changes",
     "upper_changes",
 ]
 
@@ -88,6 +93,109 @@ def _attributes_differ(info: os.stat_result, lower: Path) -> bool:
         before.st_uid,
         before.st_gid,
     )
+
+
+def tree_changes(
+    root: Path, stack: LayerStack, ignored: frozenset[str], copied_ns: int | None
+) -> list[Change]:
+    """List what a copy-driver root changes in the image, as upper_changes does.
+
+    ``root`` holds the whole file system, copied from the image's layers
+    when its change time was ``copied_ns`` (``None``: never copied, so
+    nothing changed). A file whose change time is older was not touched
+    since; a newer one is compared with the image's, content included.
+    Paths of the image missing from ``root`` are deletions.
+    """
+    if copied_ns is None or not root.is_dir():
+        return []
+    return _compare(str(root), "", stack, ignored, copied_ns, fresh=False)
+
+
+def _compare(
+    host: str,
+    relative: str,
+    stack: LayerStack,
+    ignored: frozenset[str],
+    copied_ns: int,
+    *,
+    fresh: bool,
+) -> list[Change]:
+    with os.scandir(host) as scan:
+        entries = {entry.name: entry for entry in scan}
+    below = [] if fresh else stack.children(relative or "/")
+    changes: list[Change] = []
+    for name in sorted(set(entries) | set(below)):
+        path = f"{relative}/{name}"
+        entry = entries.get(name)
+        if entry is None:
+            changes.append(("D", path))
+            continue
+        info = entry.stat(follow_symlinks=False)
+        lower = None if fresh else stack.lookup(path)
+        if stat.S_ISDIR(info.st_mode):
+            was_dir = lower is not None and stat.S_ISDIR(os.lstat(lower).st_mode)
+            inner = _compare(
+                entry.path, path, stack, ignored, copied_ns, fresh=not was_dir
+            )
+            if lower is None:
+                if inner or path not in ignored:
+                    changes.append(("A", path))
+            elif inner or not was_dir or _attributes_differ(info, lower):
+                changes.append(("C", path))
+            changes.extend(inner)
+        elif lower is not None:
+            if _file_differs(info, entry.path, lower, copied_ns):
+                changes.append(("C", path))
+        elif not (path in ignored and info.st_size == 0):
+            changes.append(("A", path))
+    return changes
+
+
+def _file_differs(info: os.stat_result, path: str, lower: Path, copied_ns: int) -> bool:
+    if info.st_ctime_ns < copied_ns:
+        return False
+    before = os.lstat(lower)
+    if _attributes_differ(info, lower) or info.st_size != before.st_size:
+        return True
+    if stat.S_ISLNK(info.st_mode):
+        return os.readlink(path) != os.readlink(lower)
+    if stat.S_ISREG(info.st_mode):
+        return info.st_mtime_ns != before.st_mtime_ns or not filecmp.cmp(
+            path, lower, shallow=False
+        )
+    return info.st_rdev != before.st_rdev
+
+
+def stage_tree_changes(root: Path, staging: Path, changes: list[Change]) -> None:
+    """Copy what ``changes`` lists from a copy-driver root into ``staging``.
+
+    The result is in overlay form, ready to pack as a layer: added and
+    changed entries with their owners and modes, a whiteout (a 0:0
+    character device) for each deletion.
+    """
+    for kind, path in changes:
+        source = f"{root}{path}"
+        target = f"{staging}{path}"
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        if kind == "D":
+            os.mknod(target, stat.S_IFCHR, os.makedev(0, 0))
+            continue
+        info = os.lstat(source)
+        if stat.S_ISDIR(info.st_mode):
+            os.mkdir(target)
+        elif stat.S_ISLNK(info.st_mode):
+            os.symlink(os.readlink(source), target)
+        elif stat.S_ISREG(info.st_mode):
+            shutil.copyfile(source, target, follow_symlinks=False)
+        elif stat.S_ISFIFO(info.st_mode):
+            os.mkfifo(target)
+        else:
+            os.mknod(target, info.st_mode, info.st_rdev)
+        with contextlib.suppress(PermissionError):
+            os.chown(target, info.st_uid, info.st_gid, follow_symlinks=False)
+        if not stat.S_ISLNK(info.st_mode):
+            os.chmod(target, stat.S_IMODE(info.st_mode))
+        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
 
 
 def prune_to(directory: Path, changes: list[Change]) -> None:

@@ -95,6 +95,7 @@ class ContainerRecord:
     network_aliases: tuple[str, ...] = ()
     restart: RestartPolicy = NO_RESTART
     stdin_open: bool = False
+    storage_driver: str = "overlay"
 
 
 @attrs.frozen

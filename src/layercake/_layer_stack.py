@@ -16,7 +16,9 @@ from pathlib import Path, PurePosixPath
 
 __all__ = ["LayerStack", "is_opaque", "is_whiteout"]
 
-_OPAQUE_XATTR = "trusted.overlay.opaque"
+# Root's layers carry the trusted.* mark; an unprivileged user's the user.*
+# one, which overlayfs mounted with the userxattr option reads.
+_OPAQUE_XATTRS = ("trusted.overlay.opaque", "user.overlay.opaque")
 _MAX_LINK_HOPS = 40
 
 
@@ -27,10 +29,13 @@ def is_whiteout(info: os.stat_result) -> bool:
 
 def is_opaque(directory: Path) -> bool:
     """Tell whether a directory hides the lower layers' copies of its contents."""
-    try:
-        return os.getxattr(directory, _OPAQUE_XATTR) == b"y"
-    except OSError:
-        return False
+    for name in _OPAQUE_XATTRS:
+        try:
+            if os.getxattr(directory, name) == b"y":
+                return True
+        except OSError:
+            continue
+    return False
 
 
 class LayerStack:
@@ -74,6 +79,27 @@ class LayerStack:
             if depth < len(parts) - 1 and not stat.S_ISDIR(info.st_mode):
                 return None, True
         return current, True
+
+    def children(self, path: str) -> list[str]:
+        """The names in the merged directory ``path``, sorted; none if absent."""
+        names: dict[str, bool] = {}
+        parts = PurePosixPath("/", path).parts[1:]
+        for layer in self.layer_dirs:
+            directory, hidden = self.lookup_in(layer, parts)
+            if directory is None:
+                if hidden:
+                    break
+                continue
+            if directory.is_symlink() or not directory.is_dir():
+                break
+            with os.scandir(directory) as entries:
+                for entry in entries:
+                    if entry.name not in names:
+                        info = entry.stat(follow_symlinks=False)
+                        names[entry.name] = not is_whiteout(info)
+            if is_opaque(directory):
+                break
+        return sorted(name for name, present in names.items() if present)
 
     def resolve(self, path: str) -> str:
         """Resolve symbolic links in ``path`` the way the container would see it.

@@ -10,12 +10,11 @@ cache digest of a source is the image id and the path, not its bytes.
 from __future__ import annotations
 
 import fnmatch
-import os
 import posixpath
 from collections.abc import Iterator
 from pathlib import Path
 
-from layercake._layer_stack import LayerStack, is_opaque, is_whiteout
+from layercake._layer_stack import LayerStack
 from layercake.errors import BuildContextError
 
 __all__ = ["StackContext"]
@@ -78,24 +77,7 @@ class StackContext:
 
     def _children(self, relative: str) -> list[str]:
         """The names in a merged directory, sorted."""
-        names: dict[str, bool] = {}
-        parts = () if relative == "." else tuple(relative.split("/"))
-        for layer in self.stack.layer_dirs:
-            directory, hidden = self.stack.lookup_in(layer, parts)
-            if directory is None:
-                if hidden:
-                    break
-                continue
-            if directory.is_symlink() or not directory.is_dir():
-                break
-            with os.scandir(directory) as entries:
-                for entry in entries:
-                    if entry.name not in names:
-                        info = entry.stat(follow_symlinks=False)
-                        names[entry.name] = not is_whiteout(info)
-            if is_opaque(directory):
-                break
-        return sorted(name for name, present in names.items() if present)
+        return self.stack.children("/" if relative == "." else "/" + relative)
 
     def entries(self, relative: str) -> Iterator[str]:
         """Yield ``relative`` and, for a directory, everything beneath it."""

@@ -6,7 +6,6 @@ import contextlib
 import logging
 import os
 import re
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -15,6 +14,7 @@ import attrs
 
 from layercake._image import Image, credentials_of
 from layercake._in_thread import in_worker_thread
+from layercake._storage import choose_driver, requested_driver
 from layercake.errors import (
     ContainerConfigError,
     ContainerError,
@@ -61,6 +61,23 @@ def default_store_path() -> Path:
     return Path(platformdirs.user_data_dir("layercake"))
 
 
+def _id_mapping() -> dict[str, Any]:
+    """How an unprivileged user's store gives files the owners of the images.
+
+    Layers are unpacked as the user; with a full id map (subordinate ids)
+    their owners are then set inside a user namespace, so files land on
+    disk owned by subordinate ids, as podman's rootless storage has them.
+    Layers packed from a container record the ids as seen inside it.
+    """
+    if os.geteuid() == 0:
+        return {}
+    from layercake import runtime
+
+    idmap = runtime.id_map()
+    mapped = {"mapped_root": runtime.as_mapped_root} if idmap.full else {}
+    return {**mapped, "owners_inside": idmap.to_inside}
+
+
 def _looks_like_id(text: str) -> bool:
     hex_part = text.removeprefix("sha256:")
     return bool(hex_part) and all(c in "0123456789abcdef" for c in hex_part)
@@ -84,17 +101,43 @@ class Store:
     Args:
         path: the store's directory; by default ``$LAYERCAKE_STORE`` or the
             platform's user data directory for "layercake".
+        storage_driver: how containers get their root file system:
+            ``"overlay"`` (overlayfs over the unpacked layers), ``"copy"``
+            (a copy of the layers, for where overlayfs cannot be mounted) or
+            ``"auto"`` (overlay where a test mount works, else copy, logged
+            at INFO with the reason); by default
+            ``$LAYERCAKE_STORAGE_DRIVER`` or ``"auto"``.
+
+    Raises:
+        StoreError: the directory cannot be opened.
+        ContainerConfigError: ``storage_driver`` names no driver.
     """
 
-    def __init__(self, path: str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str] | None = None,
+        *,
+        storage_driver: str | None = None,
+    ) -> None:
         self.path = Path(path) if path is not None else default_store_path()
+        #: The storage driver asked for: "auto", "overlay" or "copy".
+        self.storage_driver = requested_driver(storage_driver)
+        self._chosen_driver: str | None = None
         try:
-            self._directory = StoreDirectory(self.path)
+            self._directory = StoreDirectory(self.path, **_id_mapping())
         except OSError as error:
             raise StoreError(
                 f"cannot open the store at {self.path}: {error.strerror or error}",
                 path=str(self.path),
             ) from None
+
+    def _container_driver(self) -> str:
+        """The storage driver new containers get (``auto`` decided once)."""
+        if self._chosen_driver is None:
+            self._chosen_driver = choose_driver(
+                self.storage_driver, self._directory.containers_dir
+            )
+        return self._chosen_driver
 
     def __repr__(self) -> str:
         return f"Store({str(self.path)!r})"
@@ -554,7 +597,7 @@ class Store:
                 f"volume {name} is in use by container {users[0]}",
                 container_id=users[0],
             )
-        shutil.rmtree(path)
+        self._directory.remove_tree(path)
 
     def prune_volumes(self) -> list[str]:
         """Delete every named volume no container uses; return their names."""
@@ -562,7 +605,7 @@ class Store:
         removed = []
         for name in self.volumes():
             if str(self.path / "volumes" / name) not in used:
-                shutil.rmtree(self.path / "volumes" / name)
+                self._directory.remove_tree(self.path / "volumes" / name)
                 removed.append(name)
         return removed
 

@@ -76,7 +76,8 @@ def test_unprivileged_user_runs_a_container_as_root_inside(
     assert completed.stdout == (
         "0 b'0\\n1\\n' b''\n"
         "ContainerConfigError user 1000:1000 cannot be used without root: "
-        "rootless containers run their process as root only\n"
+        "rootless containers map only uid 0 here (user nobody has no "
+        "subordinate id range in /etc/subuid and /etc/subgid)\n"
     ), completed.stderr
     upper = nobody_dir / "upper"
     assert (upper / "f").read_text() == "hi\n"

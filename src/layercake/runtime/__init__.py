@@ -15,7 +15,10 @@ if TYPE_CHECKING:
     from ._capabilities import capability_set
     from ._cgroups import Cgroup, Resources, create_cgroup, open_cgroup
     from ._console import set_terminal_size
+    from ._copy import copied_at, materialize
+    from ._driver import overlay_refusal
     from ._enter import enter, setns_network
+    from ._idmap import IdMap, id_map
     from ._oci import (
         OciProcess,
         mount_rootfs,
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
         SandboxSpec,
         TmpfsMount,
     )
+    from ._userns import as_mapped_root
     from ._view import enter_rootfs
 
 # Each name loads its module on first use: a container start needs the
@@ -53,6 +57,7 @@ _LAZY = {
     "Cgroup": "._cgroups",
     "DEFAULT_PATH": "._spec",
     "EXECUTORS": "._spec",
+    "IdMap": "._idmap",
     "OciProcess": "._oci",
     "OutputCallback": "._run",
     "ProcessSpec": "._spec",
@@ -63,16 +68,21 @@ _LAZY = {
     "SandboxSpec": "._spec",
     "Supervised": "._run",
     "TmpfsMount": "._spec",
+    "as_mapped_root": "._userns",
     "capability_set": "._capabilities",
     "collect": "._run",
+    "copied_at": "._copy",
     "create_cgroup": "._cgroups",
     "enter": "._enter",
     "enter_rootfs": "._view",
+    "id_map": "._idmap",
     "lifeline": "._sandbox",
     "lifeline_owned": "._sandbox",
+    "materialize": "._copy",
     "mount_rootfs": "._oci",
     "oci_config": "._oci",
     "open_cgroup": "._cgroups",
+    "overlay_refusal": "._driver",
     "probe": "._probe",
     "release_lifeline": "._sandbox",
     "require": "._probe",
@@ -106,6 +116,7 @@ __all__ = [
     "BindMount",
     "Capabilities",
     "Cgroup",
+    "IdMap",
     "OciProcess",
     "OutputCallback",
     "ProcessSpec",
@@ -116,16 +127,21 @@ __all__ = [
     "SandboxSpec",
     "Supervised",
     "TmpfsMount",
+    "as_mapped_root",
     "capability_set",
     "collect",
+    "copied_at",
     "create_cgroup",
     "enter",
     "enter_rootfs",
+    "id_map",
     "lifeline",
     "lifeline_owned",
+    "materialize",
     "mount_rootfs",
     "oci_config",
     "open_cgroup",
+    "overlay_refusal",
     "probe",
     "release_lifeline",
     "require",

@@ -24,6 +24,7 @@ from typing import NoReturn
 
 from . import _libc as libc
 from ._console import open_terminal
+from ._copy import mount_copy
 from ._plan import Plan, ProcessPlan
 from ._scoped import resolve_in_root
 from ._userns import unshare_mapped
@@ -107,7 +108,9 @@ def spawn(
             os.close(net_sync[1])
         os.setsid()
         if plan.id_map is not None:
-            _do("unshare user namespace", unshare_mapped, libc.CLONE_NEWPID, plan.id_map)
+            _do(
+                "unshare user namespace", unshare_mapped, libc.CLONE_NEWPID, plan.id_map
+            )
         else:
             _do("unshare pid namespace", libc.unshare, libc.CLONE_NEWPID)
         pid = os.fork()
@@ -366,6 +369,9 @@ def _take_foreground() -> None:
 
 
 def _mount_rootfs(plan: Plan) -> None:
+    if plan.copy_dirs is not None:
+        _do("copy the image's layers", mount_copy, plan.copy_dirs, plan.root_b)
+        return
     if plan.scratch:
         _do(
             f"mount empty lower directory on {plan.root}",

@@ -22,6 +22,7 @@ __all__ = ["IdMap", "id_map", "read_ranges"]
 
 _SUBUID = "/etc/subuid"
 _SUBGID = "/etc/subgid"
+_OVERFLOW = 65534
 
 
 @attrs.frozen
@@ -63,6 +64,18 @@ class IdMap:
     def to_host_gid(self, gid: int) -> int | None:
         """The host gid that ``gid`` inside stands for, or None if unmapped."""
         return _translate(self.gid_lines, gid)
+
+    def to_inside(self, uid: int, gid: int) -> tuple[int, int]:
+        """The ids inside that host ``uid`` and ``gid`` stand for.
+
+        An unmapped id is the overflow id 65534, as the kernel shows it.
+        """
+        inside_uid = _translate(tuple((o, i, c) for i, o, c in self.uid_lines), uid)
+        inside_gid = _translate(tuple((o, i, c) for i, o, c in self.gid_lines), gid)
+        return (
+            _OVERFLOW if inside_uid is None else inside_uid,
+            _OVERFLOW if inside_gid is None else inside_gid,
+        )
 
 
 def _translate(lines: tuple[tuple[int, int, int], ...], value: int) -> int | None:

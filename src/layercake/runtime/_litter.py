@@ -19,11 +19,15 @@ logger = logging.getLogger(__name__)
 _PARENTS_TO_WATCH = ("/etc",)
 
 
-def upper_dirs_present(upper_dir: str, targets: tuple[str, ...]) -> frozenset[str]:
+def upper_dirs_present(
+    upper_dir: str, targets: tuple[str, ...], *, driver: str = "overlay"
+) -> frozenset[str]:
     """Return which parents of ``targets`` (and ``/etc``) exist in the upper dir.
 
     Called before the run, so that after it a parent that appeared only
-    because a mount target was created in it can be told apart.
+    because a mount target was created in it can be told apart. The copy
+    driver makes no directory but the ones listed as created, so every
+    parent counts as present (its copy may not be made yet).
     """
     parents = set(_PARENTS_TO_WATCH)
     for target in targets:
@@ -31,6 +35,8 @@ def upper_dirs_present(upper_dir: str, targets: tuple[str, ...]) -> frozenset[st
         while path != "/":
             parents.add(path)
             path = os.path.dirname(path)
+    if driver == "copy":
+        return frozenset(parents)
     return frozenset(p for p in parents if os.path.lexists(upper_dir + p))
 
 

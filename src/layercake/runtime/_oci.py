@@ -25,6 +25,7 @@ from layercake.errors import ContainerConfigError, ContainerError, ContainerTime
 
 from . import _libc as libc
 from ._capabilities import NAMES
+from ._copy import mount_copy
 from ._litter import remove_litter, upper_dirs_present
 from ._plan import Plan, prepare
 from ._run import OutputCallback, collect
@@ -229,9 +230,12 @@ def mount_rootfs(spec: SandboxSpec, target: str | os.PathLike[str]) -> None:
     os.makedirs(target_b, exist_ok=True)
     here = os.getcwd()
     try:
-        if plan.overlay_chdir is not None:
-            os.chdir(plan.overlay_chdir)
-        libc.mount(b"overlay", target_b, b"overlay", 0, plan.overlay_data)
+        if plan.copy_dirs is not None:
+            mount_copy(plan.copy_dirs, target_b)
+        else:
+            if plan.overlay_chdir is not None:
+                os.chdir(plan.overlay_chdir)
+            libc.mount(b"overlay", target_b, b"overlay", 0, plan.overlay_data)
     except OSError as error:
         raise ContainerError(
             f"cannot mount the container's overlay on {os.fsdecode(target_b)}: "
@@ -394,9 +398,12 @@ def _exec_runtime(
         os.setsid()
         libc.unshare(libc.CLONE_NEWNS)
         libc.mount(None, b"/", None, libc.MS_REC | libc.MS_PRIVATE)
-        if plan.overlay_chdir is not None:
-            os.chdir(plan.overlay_chdir)
-        libc.mount(b"overlay", plan.root_b, b"overlay", 0, plan.overlay_data)
+        if plan.copy_dirs is not None:
+            mount_copy(plan.copy_dirs, plan.root_b)
+        else:
+            if plan.overlay_chdir is not None:
+                os.chdir(plan.overlay_chdir)
+            libc.mount(b"overlay", plan.root_b, b"overlay", 0, plan.overlay_data)
         os.chdir("/")
         os.execv(argv[0], argv)
     except BaseException as error:  # noqa: BLE001 - a forked child never returns
@@ -440,7 +447,9 @@ def start_oci(
 
     created = _targets(spec, config)
     present = upper_dirs_present(
-        spec.rootfs.upper_dir, tuple(m.target for m in spec.mounts)
+        spec.rootfs.upper_dir,
+        tuple(m.target for m in spec.mounts),
+        driver=spec.rootfs.driver,
     )
     container_id = "layercake-" + secrets.token_hex(8)
     state_dir = bundle / "state"

@@ -53,6 +53,7 @@ class Plan(ProcessPlan):
 
     root: str
     root_b: bytes
+    copy_dirs: tuple[tuple[str, ...], str, str] | None
     overlay_data: bytes
     overlay_chdir: str | None
     scratch: bool
@@ -151,12 +152,21 @@ def prepare(spec: SandboxSpec) -> Plan:
     root = os.path.abspath(spec.rootfs.mount_point)
     for directory in (spec.rootfs.upper_dir, spec.rootfs.work_dir, root):
         os.makedirs(directory, exist_ok=True)
-    data, chdir = _overlay_options(spec)
+    data, chdir = (
+        _overlay_options(spec) if spec.rootfs.driver == "overlay" else (b"", None)
+    )
     new_net = spec.network != "host" and not spec.network_namespace
     return Plan(
         **attrs.asdict(process, recurse=False),
         root=root,
         root_b=os.fsencode(root),
+        copy_dirs=(
+            tuple(os.path.abspath(d) for d in spec.rootfs.lower_dirs),
+            os.path.abspath(spec.rootfs.upper_dir),
+            os.path.abspath(spec.rootfs.work_dir),
+        )
+        if spec.rootfs.driver == "copy"
+        else None,
         overlay_data=data,
         overlay_chdir=chdir,
         scratch=not spec.rootfs.lower_dirs,

@@ -198,7 +198,9 @@ def start(
             "a network can only be configured in a new network namespace"
         )
     present = upper_dirs_present(
-        spec.rootfs.upper_dir, tuple(m.target for m in spec.mounts)
+        spec.rootfs.upper_dir,
+        tuple(m.target for m in spec.mounts),
+        driver=spec.rootfs.driver,
     )
     status_r, status_w = _pipe_above_stdio()
     net_sync = os.pipe() if configure_network is not None else None

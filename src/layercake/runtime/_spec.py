@@ -87,12 +87,18 @@ class RootfsSpec:
     ``work_dir`` is overlayfs's scratch space on the same file system;
     ``mount_point`` is an empty directory the merged tree is mounted on,
     visible only inside the container. Missing directories are created.
+
+    ``driver`` ``"copy"`` is for where overlayfs cannot be mounted: at the
+    first use, the lower directories are merged into ``upper_dir`` by
+    copying (see :func:`layercake.runtime.materialize`), which then holds
+    the whole root file system and is bound on ``mount_point``.
     """
 
     lower_dirs: tuple[str, ...]
     upper_dir: str
     work_dir: str
     mount_point: str
+    driver: Literal["overlay", "copy"] = "overlay"
 
 
 @attrs.frozen

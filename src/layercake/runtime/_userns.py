@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import os
 from collections.abc import Callable
+from typing import NoReturn
 
 from . import _libc as libc
 from ._idmap import IdMap, id_map
@@ -102,44 +103,59 @@ def _write_map(name: str, data: bytes) -> None:
         os.close(fd)
 
 
-def as_mapped_root(work: Callable[[], None]) -> None:
+def as_mapped_root(work: Callable[[], bytes | None]) -> bytes:
     """Run ``work`` in a forked child that is root of a mapped user namespace.
 
     As an unprivileged user with a full id map, files can then be given the
-    owners an image names (they land on disk as subordinate ids) and trees
-    holding such files removed. As root, ``work`` runs in a forked child
-    without a new namespace.
+    owners an image names (they land on disk as subordinate ids), and trees
+    holding such files read or removed. As root, ``work`` runs in a forked
+    child without a new namespace. Returns the bytes ``work`` returned.
 
     Raises:
         OSError: ``work`` failed (its errno and message) or the namespace
             could not be entered.
     """
+    out_r, out_w = os.pipe()
     error_r, error_w = os.pipe()
     child = os.fork()
     if child == 0:
-        code = 0
-        try:
-            os.close(error_r)
-            if os.geteuid() != 0:
-                unshare_mapped(0, id_map())
-            work()
-        except BaseException as error:  # noqa: BLE001 - reported to the parent
-            code = 1
-            number = getattr(error, "errno", None) or errno.EIO
-            text = str(error)
-            if isinstance(error, OSError) and error.strerror:
-                where = f"{error.filename}: " if error.filename else ""
-                text = where + error.strerror
-            try:
-                os.write(error_w, b"%d " % number + text.encode(errors="replace"))
-            except OSError:
-                pass
-        finally:
-            os._exit(code)
+        _run_mapped(work, out_r, out_w, error_r, error_w)
+    os.close(out_w)
     os.close(error_w)
+    with open(out_r, "rb", buffering=0) as out:
+        result = out.readall()
     with open(error_r, "rb", buffering=0) as errors:
         report = errors.readall().decode(errors="replace")
     _, status = os.waitpid(child, 0)
     if report or os.waitstatus_to_exitcode(status) != 0:
         number, _, message = report.partition(" ")
         raise OSError(int(number) if number.isdigit() else errno.EIO, message)
+    return result
+
+
+def _run_mapped(
+    work: Callable[[], bytes | None], out_r: int, out_w: int, error_r: int, error_w: int
+) -> NoReturn:
+    code = 0
+    try:
+        os.close(out_r)
+        os.close(error_r)
+        if os.geteuid() != 0:
+            unshare_mapped(0, id_map())
+        result = work() or b""
+        view = memoryview(result)
+        while view:
+            view = view[os.write(out_w, view) :]
+    except BaseException as error:  # noqa: BLE001 - reported to the parent
+        code = 1
+        number = getattr(error, "errno", None) or errno.EIO
+        text = str(error)
+        if isinstance(error, OSError) and error.strerror:
+            where = f"{error.filename}: " if error.filename else ""
+            text = where + error.strerror
+        try:
+            os.write(error_w, b"%d " % number + text.encode(errors="replace"))
+        except OSError:
+            pass
+    finally:
+        os._exit(code)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import json
 import logging
 import os
@@ -11,7 +12,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO, TypeVar
+from typing import TYPE_CHECKING, Any, BinaryIO, TypeVar
 
 from layercake.errors import DigestMismatch, StoreCorrupted, StoreError
 
@@ -23,6 +24,9 @@ from ._index import Tags
 from ._leftovers import sweep_dead, temp_prefix
 from ._media import MediaType
 from ._models import Descriptor, Index, from_json, to_json
+
+if TYPE_CHECKING:
+    from ._unpack import Owners
 
 __all__ = ["StoreDirectory"]
 
@@ -54,9 +58,21 @@ class StoreDirectory:
     """
 
     def __init__(
-        self, root: str | os.PathLike[str], *, max_layer_size: int | None = None
+        self,
+        root: str | os.PathLike[str],
+        *,
+        max_layer_size: int | None = None,
+        mapped_root: Callable[[Callable[[], bytes | None]], bytes] | None = None,
+        owners_inside: Callable[[int, int], tuple[int, int]] | None = None,
     ) -> None:
         self._root = Path(root).absolute()
+        #: Runs a function as root of a user namespace that maps the image's
+        #: ids (an unprivileged user with subordinate ids): unpacked layers
+        #: then get their owners, and trees holding them can be removed.
+        self.mapped_root = mapped_root
+        #: Turns owners on disk into the ids a layer records (those of a
+        #: rootless container's user namespace); ``None`` keeps them.
+        self.owners_inside = owners_inside
         #: The largest uncompressed layer accepted, in bytes, beside the free
         #: space of the store's file system; ``None`` means only free space
         #: counts. Defaults to ``$LAYERCAKE_MAX_LAYER_SIZE`` when set.
@@ -271,8 +287,49 @@ class StoreDirectory:
         """
         from ._pack import pack_directory
 
+        if self.mapped_root is not None:
+            return self._write_layer_mapped(directory, self.mapped_root)
         with self._blobs.writer() as writer:
-            pack_directory(directory, writer, clamp_mtime=source_date_epoch())
+            pack_directory(
+                directory,
+                writer,
+                clamp_mtime=source_date_epoch(),
+                owners=self.owners_inside,
+            )
+        logger.info("packed %s into layer %s", directory, writer.digest)
+        return Descriptor(
+            media_type=MediaType.OCI_LAYER, digest=writer.digest, size=writer.size
+        )
+
+    def _write_layer_mapped(
+        self, directory: Path, mapped_root: Callable[[Callable[[], None]], bytes]
+    ) -> Descriptor:
+        # Files owned by subordinate ids may be unreadable to the user: the
+        # tar is written as root of the user namespace, where stat also
+        # shows the ids as the image has them.
+        from ._pack import pack_directory
+
+        staging = self.tmp_dir("pack-")
+        tar = staging / "layer.tar"
+        clamp = source_date_epoch()
+
+        def pack() -> None:
+            with open(tar, "wb") as out:
+                pack_directory(directory, out, clamp_mtime=clamp)
+
+        try:
+            try:
+                mapped_root(pack)
+            except OSError as error:
+                raise StoreError(
+                    f"cannot pack {directory} into a layer: {error.strerror}",
+                    path=str(directory),
+                ) from None
+            with self._blobs.writer() as writer, open(tar, "rb") as packed:
+                while chunk := packed.read(1 << 20):
+                    writer.write(chunk)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
         logger.info("packed %s into layer %s", directory, writer.digest)
         return Descriptor(
             media_type=MediaType.OCI_LAYER, digest=writer.digest, size=writer.size
@@ -319,10 +376,10 @@ class StoreDirectory:
 
         staging = self.tmp_dir("layer-")
         try:
-            self.extract_verified(layer, diff_id, staging)
+            self.extract_owned(layer, diff_id, staging)
             os.chmod(staging, 0o755)
         except BaseException as exc:
-            shutil.rmtree(staging, ignore_errors=True)
+            self.remove_tree(staging)
             if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise StoreError(
                     f"cannot unpack layer {diff_id}: the store's file system "
@@ -334,8 +391,52 @@ class StoreDirectory:
         logger.info("unpacked layer %s into %s", diff_id, target)
         return target
 
-    def extract_verified(self, layer: Descriptor, diff_id: Digest, into: Path) -> None:
+    def extract_owned(self, layer: Descriptor, diff_id: Digest, into: Path) -> None:
+        """:meth:`extract_verified`, then give entries their owners.
+
+        As root the extraction sets owners itself; an unprivileged user's
+        extraction sets them through :attr:`mapped_root` when there is one
+        (else every entry stays the user's, root inside a container).
+
+        Raises:
+            the errors of :meth:`extract_verified`, and OSError when owners
+            could not be set.
+        """
+        from ._unpack import apply_owners
+
+        owners: Owners | None = [] if self.mapped_root is not None else None
+        self.extract_verified(layer, diff_id, into, owners=owners)
+        if owners and self.mapped_root is not None:
+            self.mapped_root(functools.partial(apply_owners, owners))
+
+    def remove_tree(self, path: Path) -> None:
+        """Delete the tree ``path``, as mapped root where its owners need it.
+
+        An unpacked layer or a container's files may belong to subordinate
+        ids that the user cannot delete from; what cannot be removed stays.
+        """
+        try:
+            shutil.rmtree(path)
+        except FileNotFoundError:
+            pass
+        except PermissionError:
+            if self.mapped_root is None:
+                shutil.rmtree(path, ignore_errors=True)
+                return
+            with contextlib.suppress(OSError):
+                self.mapped_root(functools.partial(shutil.rmtree, path, True))
+
+    def extract_verified(
+        self,
+        layer: Descriptor,
+        diff_id: Digest,
+        into: Path,
+        *,
+        owners: Owners | None = None,
+    ) -> None:
         """Extract a layer blob into ``into`` (overlay form), checking both digests.
+
+        ``owners`` collects what an unprivileged extraction could not chown.
 
         Raises:
             BlobNotFound: the layer blob is missing.
@@ -364,6 +465,7 @@ class StoreDirectory:
                     whiteouts="overlay",
                     limit=limit,
                     refusal=refusal,
+                    owners=owners,
                 )
                 actual_diff = diff.drain()
             actual = raw.drain()
@@ -406,7 +508,7 @@ class StoreDirectory:
             # Another process unpacked the same layer first: keep theirs.
             if exc.errno not in (errno.ENOTEMPTY, errno.EEXIST):
                 raise
-            shutil.rmtree(staging)
+            self.remove_tree(staging)
 
     def tmp_dir(self, prefix: str = "") -> Path:
         """Create and return a fresh directory under ``root/tmp``.
@@ -483,7 +585,7 @@ class StoreDirectory:
             os.rename(target, doomed / "layer")
         except FileNotFoundError:
             pass
-        shutil.rmtree(doomed, ignore_errors=True)
+        self.remove_tree(doomed)
 
     def __repr__(self) -> str:
         return f"StoreDirectory({str(self._root)!r})"

@@ -24,6 +24,7 @@ import os
 import stat
 import tarfile
 import zlib
+from collections.abc import Callable
 from operator import attrgetter
 from pathlib import Path
 from typing import Protocol
@@ -71,6 +72,7 @@ def pack_directory(
     out: _Sink,
     *,
     clamp_mtime: int | None = None,
+    owners: Callable[[int, int], tuple[int, int]] | None = None,
 ) -> None:
     """Write the tree under ``directory`` to ``out`` as an uncompressed tar.
 
@@ -80,7 +82,9 @@ def pack_directory(
     cannot be represented in tar and are skipped. With ``clamp_mtime``, no
     entry's mtime is later than it (``SOURCE_DATE_EPOCH`` reproducibility).
     ``out.write`` receives views of one reused buffer of at most 2 MiB,
-    valid until it returns.
+    valid until it returns. ``owners`` turns each entry's uid and gid on
+    disk into the ones the tar records (a rootless container's ids as seen
+    inside).
 
     Raises:
         StoreError: a file changed size while it was being read, or the tree
@@ -88,7 +92,7 @@ def pack_directory(
             lower layer.
         OSError: ``out.write`` failed, or the tree could not be read.
     """
-    packer = _Packer(_TarStream(out), clamp_mtime)
+    packer = _Packer(_TarStream(out), clamp_mtime, owners)
     packer.walk(os.fspath(directory), "")
     packer.finish()
 
@@ -152,10 +156,22 @@ class _TarStream:
 
 
 class _Packer:
-    def __init__(self, stream: _TarStream, clamp_mtime: int | None = None) -> None:
+    def __init__(
+        self,
+        stream: _TarStream,
+        clamp_mtime: int | None = None,
+        owners: Callable[[int, int], tuple[int, int]] | None = None,
+    ) -> None:
         self._stream = stream
         self._clamp = clamp_mtime
+        self._owners = owners
         self._links: dict[tuple[int, int], str] = {}
+
+    def _info(self, name: str, st: os.stat_result, kind: bytes) -> tarfile.TarInfo:
+        info = _info(name, st, kind)
+        if self._owners is not None:
+            info.uid, info.gid = self._owners(info.uid, info.gid)
+        return info
 
     def finish(self) -> None:
         """Add the two zero blocks that end a tar and hand over everything."""
@@ -179,9 +195,9 @@ class _Packer:
 
     def _directory(self, path: str, name: str, st: os.stat_result) -> None:
         xattrs = _xattrs(path)
-        self._header(_info(name, st, tarfile.DIRTYPE), xattrs)
+        self._header(self._info(name, st, tarfile.DIRTYPE), xattrs)
         if _is_opaque(path):
-            opaque = _info(f"{name}/{OPAQUE}", st, tarfile.REGTYPE)
+            opaque = self._info(f"{name}/{OPAQUE}", st, tarfile.REGTYPE)
             opaque.mode = 0o600
             self._header(opaque, {})
 
@@ -192,17 +208,17 @@ class _Packer:
         elif stat.S_ISREG(mode):
             self._file(path, name, st)
         elif stat.S_ISLNK(mode):
-            info = _info(name, st, tarfile.SYMTYPE)
+            info = self._info(name, st, tarfile.SYMTYPE)
             info.linkname = os.readlink(path)
             self._header(info, _xattrs(path))
         elif stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
             kind = tarfile.CHRTYPE if stat.S_ISCHR(mode) else tarfile.BLKTYPE
-            info = _info(name, st, kind)
+            info = self._info(name, st, kind)
             info.devmajor = os.major(st.st_rdev)
             info.devminor = os.minor(st.st_rdev)
             self._header(info, _xattrs(path))
         elif stat.S_ISFIFO(mode):
-            self._header(_info(name, st, tarfile.FIFOTYPE), _xattrs(path))
+            self._header(self._info(name, st, tarfile.FIFOTYPE), _xattrs(path))
         else:
             logger.warning("skipping %s: sockets cannot be stored in a layer", path)
 
@@ -211,7 +227,7 @@ class _Packer:
         marker = (
             f"{parent}/{WHITEOUT_PREFIX}{base}" if parent else WHITEOUT_PREFIX + base
         )
-        info = _info(marker, st, tarfile.REGTYPE)
+        info = self._info(marker, st, tarfile.REGTYPE)
         info.mode = 0o600
         self._header(info, {})
 
@@ -221,7 +237,7 @@ class _Packer:
         if st.st_nlink > 1:
             first = self._links.setdefault((st.st_dev, st.st_ino), name)
             if first != name:
-                info = _info(name, st, tarfile.LNKTYPE)
+                info = self._info(name, st, tarfile.LNKTYPE)
                 info.linkname = first
                 self._header(info, _xattrs(path))
                 return
@@ -233,11 +249,14 @@ class _Packer:
             mtime = int(st.st_mtime)
             if self._clamp is not None and mtime > self._clamp:
                 mtime = self._clamp
+            uid, gid = st.st_uid, st.st_gid
+            if self._owners is not None:
+                uid, gid = self._owners(uid, gid)
             header = _plain_header(
-                name, tarfile.REGTYPE, st.st_mode, st.st_uid, st.st_gid, size, mtime
+                name, tarfile.REGTYPE, st.st_mode, uid, gid, size, mtime
             )
         if header is None:
-            info = _info(name, st, tarfile.REGTYPE)
+            info = self._info(name, st, tarfile.REGTYPE)
             info.size = size
             self._header(info, xattrs)
         else:

@@ -33,7 +33,14 @@ from layercake.errors import StoreCorrupted, StoreError, UnsafeArchiveEntry
 from ._digest import Digest
 from ._pack import OPAQUE, WHITEOUT_PREFIX
 
-__all__ = ["HashingReader", "decompressed", "extract_stream", "extract_tar"]
+__all__ = [
+    "HashingReader",
+    "Owners",
+    "apply_owners",
+    "decompressed",
+    "extract_stream",
+    "extract_tar",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +52,32 @@ _XATTR = "SCHILY.xattr."
 # The longest file name component Linux file systems accept, in bytes.
 _NAME_MAX = 255
 _OVERLAY_XATTRS = ("trusted.overlay.", "user.overlay.")
+
+Owners = list[tuple[str, int, int, int]]
+"""Owners an unprivileged extraction could not set: ``(path, uid, gid, mode)``,
+with mode -1 for a symbolic link."""
+
+
+def apply_owners(owners: Owners) -> None:
+    """Give each path of ``owners`` its uid and gid, then its mode again.
+
+    Run as root of a user namespace that maps the ids (see
+    :func:`layercake.runtime.as_mapped_root`): chown clears setuid and
+    setgid bits, so the mode is set afterwards. An id the namespace does not
+    map leaves the path with its current owner.
+
+    Raises:
+        OSError: a path could not be changed.
+    """
+    for path, uid, gid, mode in owners:
+        try:
+            os.chown(path, uid, gid, follow_symlinks=False)
+        except OSError as error:
+            if error.errno != errno.EINVAL:
+                raise
+            continue
+        if mode >= 0:
+            os.chmod(path, mode)
 
 
 class HashingReader(io.RawIOBase):
@@ -251,12 +284,15 @@ def extract_stream(
     whiteouts: Literal["overlay", "keep"] = "keep",
     limit: int | None = None,
     refusal: str = "",
+    owners: Owners | None = None,
 ) -> None:
     """Extract an uncompressed tar stream into ``target`` (see extract_tar).
 
     With ``limit``, the entry that takes the regular files' total size past
     ``limit`` bytes (sparse entries count their full size) stops the
-    extraction with ``StoreError(f"{refusal} (at entry NAME)")``.
+    extraction with ``StoreError(f"{refusal} (at entry NAME)")``. Not being
+    root, the owners of entries not owned by 0:0 are appended to ``owners``
+    when it is given, for :func:`apply_owners`.
 
     Raises:
         UnsafeArchiveEntry: an entry would escape ``target`` or has a name
@@ -266,6 +302,7 @@ def extract_stream(
     """
     target.mkdir(parents=True, exist_ok=True)
     extractor = _Extractor(target, overlay=whiteouts == "overlay", limit=limit)
+    extractor.owners = owners
     extractor.refusal = refusal or f"archive refused: its files exceed {limit} bytes"
     try:
         with tarfile.open(
@@ -293,6 +330,10 @@ class _Extractor:
         self._file_bytes = 0
         self.refusal = ""
         self._chown = os.geteuid() == 0
+        self.owners: Owners | None = None
+        # Only root may set trusted.* xattrs; an overlay mounted with the
+        # userxattr option, as rootless ones are, reads user.overlay.* ones.
+        self._opaque = "trusted." if self._chown else "user."
         # Relative paths known to be real directories we may write into.
         self._safe: set[str] = {""}
         self._dirs: list[tuple[str, tarfile.TarInfo]] = []
@@ -446,7 +487,7 @@ class _Extractor:
         parent = "/".join(parts[:-1])
         parent_path = os.path.join(self._root, parent)
         if parts[-1] == OPAQUE:
-            os.setxattr(parent_path, "trusted.overlay.opaque", b"y")
+            os.setxattr(parent_path, self._opaque + "overlay.opaque", b"y")
             return
 
         name = parts[-1][len(WHITEOUT_PREFIX) :]
@@ -463,6 +504,9 @@ class _Extractor:
     def _metadata(self, path: str, info: tarfile.TarInfo) -> None:
         if self._chown:
             os.chown(path, info.uid, info.gid, follow_symlinks=False)
+        elif self.owners is not None and (info.uid or info.gid):
+            mode = -1 if info.issym() else info.mode & 0o7777
+            self.owners.append((path, info.uid, info.gid, mode))
         for key, value in info.pax_headers.items():
             if key.startswith(_XATTR):
                 self._xattr(path, key[len(_XATTR) :], value, info)

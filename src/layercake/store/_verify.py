@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import shutil
 import tempfile
 from pathlib import Path
 
@@ -152,13 +151,13 @@ def _same_tree(
     staging = store.tmp_dir("verify-")
     try:
         try:
-            store.extract_verified(layer, diff_id, staging)
+            store.extract_owned(layer, diff_id, staging)
         except StoreError:
             # The blob itself is bad; the blob check reports it.
             return True
         return _tree_digest(staging) == _tree_digest(path)
     finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        store.remove_tree(staging)
 
 
 def _tree_digest(path: Path) -> str:
