@@ -24,6 +24,16 @@ from layercake.errors import ContainerConfigError, ContainerError
 pytestmark = pytest.mark.usefixtures("container_runtime")
 
 
+def tmpfs_owner() -> bytes:
+    """The owner options /proc/mounts shows for a tmpfs a container mounts.
+
+    A rootless container's tmpfs belongs to the user, named by its host ids.
+    """
+    if os.geteuid() == 0:
+        return b""
+    return b",uid=%d,gid=%d" % (os.geteuid(), os.getegid())
+
+
 def host_mounts_under(path: Path) -> list[str]:
     with open("/proc/mounts") as mounts:
         return [line.split()[1] for line in mounts if str(path) in line.split()[1]]
@@ -424,8 +434,9 @@ def test_tmpfs_is_a_real_tmpfs_and_leaves_nothing_in_the_layer(busybox):
     ) as container:
         result = container.run()
         assert result.stdout == (
-            b"tmpfs /scratch tmpfs rw,nosuid,nodev,relatime,size=64k,mode=700 0 0\n"
-            b"700\n"
+            b"tmpfs /scratch tmpfs rw,nosuid,nodev,relatime,size=64k,mode=700"
+            + tmpfs_owner()
+            + b" 0 0\n700\n"
         )
         assert not (container.path / "upper" / "scratch").exists()
 
@@ -776,8 +787,12 @@ def test_privileged_keeps_every_capability_and_a_writable_proc_sys(busybox):
     assert [line.split()[3].split(",")[0] for line in lines[1:]] == ["ro", "ro"]
     with Container(busybox, ["sh", "-c", script], privileged=True) as container:
         lines = container.run().stdout.decode().splitlines()
-    # Every capability this (host) process may have, none dropped.
+    # Every capability this (host) process may have, none dropped; a new
+    # user namespace (rootless) starts with every capability the kernel has.
     host = Path("/proc/self/status").read_text().partition("CapBnd:\t")[2][:16]
+    if os.geteuid() != 0:
+        last = int(Path("/proc/sys/kernel/cap_last_cap").read_text())
+        host = f"{(1 << (last + 1)) - 1:016x}"
     assert lines[0] == f"CapBnd:\t{host}"
     assert [line.split()[3].split(",")[0] for line in lines[1:]] == ["rw"]
 

@@ -123,9 +123,10 @@ def test_copy_in_and_out_before_the_first_start(
     with Container(image, ["cat", "/opt/hello.txt"]) as container:
         container.copy_to("/opt/hello.txt", b"hello\n")
         assert container.copy_from("/opt/hello.txt") == b"hello\n"
-        assert container.copy_from("/etc/passwd") == (
-            image.layer_stack().read_text("/etc/passwd") or ""
-        ).encode()
+        assert (
+            container.copy_from("/etc/passwd")
+            == (image.layer_stack().read_text("/etc/passwd") or "").encode()
+        )
         assert container.run().stdout == b"hello\n"
         assert container.diff() == [("A", "/opt"), ("A", "/opt/hello.txt")]
 
@@ -202,10 +203,12 @@ def test_auto_falls_back_to_copy_and_logs_why(
     monkeypatch.setattr(runtime, "overlay_refusal", lambda directory: reason)
     monkeypatch.delenv("LAYERCAKE_STORAGE_DRIVER", raising=False)
     store = layercake.Store(busybox.store.path)
-    with caplog.at_level(logging.INFO, logger="layercake"):
-        with Container(store.image("busybox:latest"), ["echo", "hi"]) as container:
-            assert container.run().stdout == b"hi\n"
-            assert container.inspect()["GraphDriver"]["Name"] == "copy"
+    with (
+        caplog.at_level(logging.INFO, logger="layercake"),
+        Container(store.image("busybox:latest"), ["echo", "hi"]) as container,
+    ):
+        assert container.run().stdout == b"hi\n"
+        assert container.inspect()["GraphDriver"]["Name"] == "copy"
     assert (
         "layercake._storage",
         logging.INFO,
@@ -249,6 +252,4 @@ def test_whiteout_in_the_copy_root_is_never_a_device(busybox: layercake.Image) -
         container.run()
         etc = container.path / "upper" / "etc"
         assert not os.path.lexists(etc / "group")
-        assert all(
-            not stat.S_ISCHR(entry.lstat().st_mode) for entry in etc.iterdir()
-        )
+        assert all(not stat.S_ISCHR(entry.lstat().st_mode) for entry in etc.iterdir())

@@ -317,7 +317,7 @@ def copy_from(
                     pass
             else:
                 host_dir.mkdir(parents=True, exist_ok=True)
-                tar.extractall(host_dir, filter="tar")
+                _extract_all(tar, host_dir, trusted=False)
     except tarfile.ReadError:
         pass
     _finish(child, error_r, what)
@@ -352,7 +352,7 @@ def copy_to(
             open(read_end, "rb") as stream,
             tarfile.open(fileobj=stream, mode="r|") as tar,
         ):
-            tar.extractall(directory, numeric_owner=True, filter="fully_trusted")
+            _extract_all(tar, Path(directory), trusted=True)
 
     child, error_r = _in_container(spec, pid, receive)
     os.close(read_end)
@@ -371,6 +371,30 @@ def copy_to(
     except BrokenPipeError:
         pass
     _finish(child, error_r, f"cannot copy to {path} in the container")
+
+
+def _extract_all(tar: tarfile.TarFile, directory: Path, *, trusted: bool) -> None:
+    """Extract a stream of this module's own making, owners by number.
+
+    Untrusted (copied to the host), names leaving ``directory`` are refused
+    and setuid, setgid, sticky and group/other write bits cleared, as the
+    ``tar`` extraction filter does; Pythons before 3.11.4 (Debian 12's)
+    lack the filters, so the same is done here.
+    """
+    if hasattr(tarfile, "tar_filter"):
+        if trusted:
+            tar.extractall(directory, numeric_owner=True, filter="fully_trusted")
+        else:
+            tar.extractall(directory, filter="tar")
+        return
+    for member in tar:
+        if not trusted:
+            name = os.path.normpath(member.name)
+            if name.startswith(("/", "..")):
+                raise ContainerError(f"refusing {member.name!r}: it leaves {directory}")
+            if not member.issym():
+                member.mode &= ~(stat.S_ISUID | stat.S_ISGID | stat.S_ISVTX | 0o022)
+        tar.extract(member, directory, numeric_owner=trusted)
 
 
 class _Bytes:

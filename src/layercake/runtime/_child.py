@@ -107,7 +107,12 @@ def spawn(
         if net_sync is not None:
             os.close(net_sync[1])
         os.setsid()
-        if plan.id_map is not None:
+        if plan.id_map is not None and plan.join_net is not None:
+            # Only the user namespace owning the joined network namespace
+            # grants the right to join it: share it instead of a new one.
+            _do("join user namespace", _join_owner, plan.join_net)
+            _do("unshare pid namespace", libc.unshare, libc.CLONE_NEWPID)
+        elif plan.id_map is not None:
             _do(
                 "unshare user namespace", unshare_mapped, libc.CLONE_NEWPID, plan.id_map
             )
@@ -168,6 +173,18 @@ def _join_namespace(path: bytes) -> None:
         libc.setns(fd, libc.CLONE_NEWNET)
     finally:
         os.close(fd)
+
+
+def _join_owner(net_namespace: bytes) -> None:
+    fd = os.open(net_namespace, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        owner = libc.namespace_owner(fd)
+    finally:
+        os.close(fd)
+    try:
+        libc.setns(owner, libc.CLONE_NEWUSER)
+    finally:
+        os.close(owner)
 
 
 def _write_file(path: str | bytes, data: bytes) -> None:

@@ -7,6 +7,7 @@ container set-up code can report which step failed and why.
 from __future__ import annotations
 
 import ctypes
+import fcntl
 import os
 import platform
 
@@ -35,6 +36,7 @@ __all__ = [
     "install_seccomp",
     "loopback_up",
     "mount",
+    "namespace_owner",
     "pivot_root",
     "prctl",
     "reset_signals",
@@ -73,6 +75,7 @@ PR_SET_NO_NEW_PRIVS = 38
 
 _SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203}
 _SIOCSIFFLAGS = 0x8914
+_NS_GET_USERNS = 0xB701
 _IFF_UP_RUNNING = 0x1 | 0x40
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -224,6 +227,14 @@ def reset_signals() -> None:
         if signum not in (9, 19):
             _signal(signum, None)
     _sigprocmask(2, _EMPTY_SIGSET, None)
+
+
+def namespace_owner(fd: int) -> int:
+    """A new descriptor of the user namespace owning namespace ``fd``.
+
+    Raises OSError when the kernel refuses (NS_GET_USERNS, Linux 4.9).
+    """
+    return fcntl.ioctl(fd, _NS_GET_USERNS)
 
 
 def has_pivot_root() -> bool:
