@@ -11,9 +11,12 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.unprivileged import Unavailable, Unprivileged
+from tests.unprivileged import prepare as prepare_unprivileged
 
 import layercake
 from layercake.errors import RuntimeUnavailable
@@ -137,3 +140,23 @@ def http_server(tmp_path: Path):
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def unprivileged() -> Iterator[Unprivileged]:
+    """The CI user (``layercake-ci``) with a copy of the tree it can run.
+
+    Skipped when the suite itself runs unprivileged (switching users takes
+    root); a missing user, tool or interpreter fails under
+    LAYERCAKE_REQUIRE_RUNTIME=1.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("switching to the CI user takes root")
+    try:
+        prepared = prepare_unprivileged()
+    except Unavailable as error:
+        missing(str(error))
+    try:
+        yield prepared
+    finally:
+        shutil.rmtree(prepared.base, ignore_errors=True)

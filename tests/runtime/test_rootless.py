@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tests.unprivileged import Unprivileged, subordinate_range
 
 from layercake.runtime import probe
 
@@ -159,3 +160,147 @@ def test_unprivileged_user_gets_a_terminal_in_the_container(
     )
 
     assert completed.stdout == "0 b'/dev/pts/0\\r\\n7 9\\r\\n' b''\n", completed.stderr
+
+
+# The full map: the CI user's subordinate ids give images their owners.
+
+OWNED_IMAGE = textwrap.dedent(
+    """
+    import io, logging, sys, tarfile
+    import layercake
+
+    work = sys.argv[1]
+    busybox = open("/bin/busybox", "rb").read()
+    with tarfile.open(work + "/rootfs.tar", "w") as tar:
+        def add(name, kind, uid=0, gid=0, data=b"", mode=0o755, link=""):
+            info = tarfile.TarInfo(name)
+            info.type, info.uid, info.gid, info.mode = kind, uid, gid, mode
+            info.size, info.linkname, info.mtime = len(data), link, 1700000000
+            tar.addfile(info, io.BytesIO(data))
+        add("bin", tarfile.DIRTYPE)
+        add("bin/busybox", tarfile.REGTYPE, data=busybox)
+        for applet in ("sh", "ls", "id", "cat", "chown", "rm", "true"):
+            add("bin/" + applet, tarfile.LNKTYPE, link="bin/busybox")
+        add("etc", tarfile.DIRTYPE)
+        passwd = b"root:x:0:0::/root:/bin/sh\\napp:x:1000:1000::/home/app:/bin/sh\\n"
+        add("etc/passwd", tarfile.REGTYPE, data=passwd, mode=0o644)
+        add("etc/group", tarfile.REGTYPE, data=b"root:x:0:\\napp:x:1000:\\n", mode=0o644)
+        add("home", tarfile.DIRTYPE)
+        add("home/app", tarfile.DIRTYPE, 1000, 1000, mode=0o700)
+        add("home/app/notes", tarfile.REGTYPE, 1000, 1000, b"hi\\n", 0o600)
+    store = layercake.Store(work + "/store", storage_driver=sys.argv[2])
+    image = store.import_rootfs(work + "/rootfs.tar", tag="owned:1")
+    """
+)
+
+
+@pytest.fixture(params=["overlay", "copy"])
+def owned_image_script(request: pytest.FixtureRequest) -> tuple[str, str]:
+    """The script that imports an image with a 1000:1000 home, and its driver."""
+    return OWNED_IMAGE, request.param
+
+
+def test_image_owners_show_inside_a_rootless_container(
+    unprivileged: Unprivileged, owned_image_script: tuple[str, str]
+) -> None:
+    """ls -ln inside shows root's files as 0:0 and the app's as 1000:1000."""
+    prelude, driver = owned_image_script
+    work = unprivileged.workdir(f"owners-{driver}")
+    script = prelude + textwrap.dedent(
+        """
+        command = "ls -ln /etc/passwd /home/app/notes; cat /home/app/notes"
+        with layercake.Container(image, ["sh", "-c", command]) as container:
+            result = container.run()
+            print(result.stdout.decode() + result.stderr.decode(), end="")
+        print(sorted(p.name for p in (store.path / "containers").iterdir()))
+        """
+    )
+
+    completed = unprivileged.python_script(script, str(work), driver)
+
+    assert completed.stdout == (
+        "-rw-r--r--    1 0        0               61 Nov 14  2023 /etc/passwd\n"
+        "-rw-------    1 1000     1000             3 Nov 14  2023 /home/app/notes\n"
+        "hi\n"
+        "[]\n"
+    ), completed.stderr
+    start, _ = subordinate_range(unprivileged.name) or (0, 0)
+    (layer,) = (work / "store" / "layers").iterdir()
+    notes = (layer / "home" / "app" / "notes").stat()
+    assert (notes.st_uid, notes.st_gid) == (start + 999, start + 999)
+    passwd = (layer / "etc" / "passwd").stat()
+    assert (passwd.st_uid, passwd.st_gid) == (unprivileged.uid, unprivileged.gid)
+
+
+def test_image_user_chown_diff_and_commit_keep_ids(
+    unprivileged: Unprivileged, owned_image_script: tuple[str, str]
+) -> None:
+    """USER app runs as 1000; chown works; diff and commit read the app's files."""
+    prelude, driver = owned_image_script
+    work = unprivileged.workdir(f"user-{driver}")
+    script = prelude + textwrap.dedent(
+        """
+        with layercake.Container(image, ["id"], user="app") as container:
+            print(container.run().stdout.decode(), end="")
+        command = "echo x > /home/app/new; chown 1000:1000 /home/app/new; rm /etc/group"
+        with layercake.Container(image, ["sh", "-c", command]) as container:
+            container.run()
+            print(container.diff())
+            committed = container.commit()
+        with committed.layers[-1].open() as stream, tarfile.open(fileobj=stream) as tar:
+            for member in sorted(tar.getmembers(), key=lambda m: m.name):
+                print(member.name, member.uid, member.gid, oct(member.mode))
+        with layercake.Container(committed, ["ls", "-ln", "/home/app/new"]) as c:
+            print(c.run().stdout.decode(), end="")
+        """
+    )
+
+    completed = unprivileged.python_script(script, str(work), driver)
+
+    lines = completed.stdout.splitlines()
+    assert lines[:2] == [
+        "uid=1000(app) gid=1000(app)",
+        str(
+            [
+                ("C", "/etc"),
+                ("D", "/etc/group"),
+                ("C", "/home"),
+                ("C", "/home/app"),
+                ("A", "/home/app/new"),
+            ]
+        ),
+    ], completed.stderr
+    assert lines[2:6] == [
+        "etc 0 0 0o755",
+        "etc/.wh.group 0 0 0o600",
+        "home 0 0 0o755",
+        "home/app 1000 1000 0o700",
+    ]
+    assert lines[6] == "home/app/new 1000 1000 0o644"
+    assert lines[7].startswith("-rw-r--r--    1 1000     1000             2 ")
+    assert len(lines) == 8
+
+
+def test_rootless_limits_without_cgroups_warn(unprivileged: Unprivileged) -> None:
+    """Without cgroup delegation a memory limit is a warning, logged and returned."""
+    work = unprivileged.workdir("limits")
+    script = OWNED_IMAGE + textwrap.dedent(
+        """
+        logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+        with layercake.Container(image, ["true"], memory=64 << 20) as container:
+            result = container.run()
+            print(result.exit_code, result.warnings)
+            print(container.inspect()["Warnings"] == list(result.warnings))
+        """
+    )
+
+    completed = unprivileged.python_script(script, str(work), "overlay")
+
+    code, _, warnings = completed.stdout.splitlines()[0].partition(" ")
+    assert code == "0", completed.stderr
+    assert warnings.startswith("('resource limits not applied: permission denied (")
+    assert completed.stdout.splitlines()[1] == "True"
+    warned = [line for line in completed.stderr.splitlines() if line.startswith("WARN")]
+    assert len(warned) == 1
+    assert warned[0].startswith("WARNING container ")
+    assert ": resource limits not applied: permission denied (" in warned[0]
