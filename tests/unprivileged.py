@@ -18,7 +18,7 @@ import subprocess
 import sys
 import sysconfig
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,8 +67,11 @@ class Unprivileged:
             "PYTHONDONTWRITEBYTECODE": "1",
         }
 
-    def command(self, args: Sequence[str]) -> list[str]:
+    def command(
+        self, args: Sequence[str], env: Mapping[str, str] | None = None
+    ) -> list[str]:
         """``args`` as the user, in a PID namespace that ends with the run."""
+        environment = {**self.environment(), **(env or {})}
         switch = [
             "setpriv",
             f"--reuid={self.uid}",
@@ -76,7 +79,7 @@ class Unprivileged:
             "--clear-groups",
             "env",
             "-i",
-            *(f"{key}={value}" for key, value in self.environment().items()),
+            *(f"{key}={value}" for key, value in environment.items()),
         ]
         return ["unshare", "--pid", "--fork", "--kill-child", "--mount-proc"] + [
             *switch,
@@ -84,12 +87,19 @@ class Unprivileged:
         ]
 
     def run(
-        self, args: Sequence[str], *, timeout: float
+        self,
+        args: Sequence[str],
+        *,
+        timeout: float,
+        env: Mapping[str, str] | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        """Run ``args`` (argv[0] "python" means the chosen interpreter)."""
+        """Run ``args`` (argv[0] "python" means the chosen interpreter).
+
+        ``env`` adds to the environment of :meth:`environment`.
+        """
         argv = [self.python if args[0] == "python" else args[0], *args[1:]]
         return subprocess.run(
-            self.command(argv),
+            self.command(argv, env),
             cwd=self.tree,
             capture_output=True,
             text=True,
