@@ -69,6 +69,8 @@ def enter(
     """
     plan = prepare_process(process)
     names = (("user", libc.CLONE_NEWUSER),) if plan.rootless else ()
+    if plan.rootless:
+        pid = _dumpable_member(pid)
     fds: list[tuple[str, int, int]] = []
     try:
         for name, kind in names + _NAMESPACES:
@@ -136,6 +138,26 @@ def enter(
         sandbox.wait()
         raise ContainerError(f"exec set-up failed: {failure or 'no pid reported'}")
     return sandbox
+
+
+def _dumpable_member(pid: int) -> int:
+    """``pid``, or its oldest child when ``pid`` is the undumpable init.
+
+    Only a process that may trace another may open its namespaces; rootless,
+    that rules out the init (made undumpable), so its command stands in:
+    both are in every namespace of the container.
+    """
+    try:
+        os.close(os.open(f"/proc/{pid}/ns/user", os.O_RDONLY | os.O_CLOEXEC))
+        return pid
+    except PermissionError:
+        pass
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as file:
+            children = file.read().split()
+    except OSError:
+        return pid
+    return int(children[0]) if children else pid
 
 
 def _join(
