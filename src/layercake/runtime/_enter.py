@@ -152,6 +152,8 @@ def _dumpable_member(pid: int) -> int:
         return pid
     except PermissionError:
         pass
+    except OSError:
+        return pid
     try:
         with open(f"/proc/{pid}/task/{pid}/children", encoding="ascii") as file:
             children = file.read().split()
