@@ -11,8 +11,9 @@ layercake's own folders beside the layout's files::
       blobs/sha256/<hex>    manifests, configs and layer tars, named by digest
       layers/<hex>          unpacked layers named by diff id, in overlayfs
                             lower-dir form (whiteouts are 0:0 char devices,
-                            opaque dirs carry trusted.overlay.opaque=y);
-                            read-only once they appear
+                            opaque dirs carry trusted.overlay.opaque=y, or
+                            user.overlay.opaque=y when not unpacked by
+                            root); read-only once they appear
       cache/<key>           build cache: a step's key -> manifest digest text
       containers/           owned by the runtime: writable layers and state
       tmp/                  temp files and staging dirs; same file system, so
