@@ -126,16 +126,22 @@ def create_bridge(device: str, gateway: str, prefixlen: int, owner: str) -> None
     """
     if exists(device):
         return
-    _ip(
-        [
-            f"link add {device} type bridge",
-            f"link set {device} alias {owner}",
-            f"addr add {gateway}/{prefixlen} dev {device}",
-            f"link set {device} up",
-        ]
-    )
-    _enable_forwarding()
-    _sync_table()
+    try:
+        _ip(
+            [
+                f"link add {device} type bridge",
+                f"link set {device} alias {owner}",
+                f"addr add {gateway}/{prefixlen} dev {device}",
+                f"link set {device} up",
+            ]
+        )
+        _enable_forwarding()
+        _sync_table()
+    except ContainerError:
+        # Half a network (an address refused, no forwarding) is none.
+        if exists(device):
+            _ip([f"link del {device}"])
+        raise
     logger.info("created bridge %s (%s/%d)", device, gateway, prefixlen)
 
 
@@ -168,11 +174,15 @@ def detach(container_id: str) -> None:
 
 
 def _enable_forwarding() -> None:
-    with open(_IP_FORWARD, "r+b") as file:
-        if file.read().strip() != b"1":
-            file.seek(0)
-            file.write(b"1")
-            logger.info("enabled net.ipv4.ip_forward")
+    try:
+        with open(_IP_FORWARD, "r+b") as file:
+            if file.read().strip() != b"1":
+                file.seek(0)
+                file.write(b"1")
+                logger.info("enabled net.ipv4.ip_forward")
+    except OSError as error:
+        reason = (error.strerror or str(error)).lower()
+        raise ContainerError(f"cannot enable net.ipv4.ip_forward: {reason}") from None
 
 
 def _our_bridges() -> list[tuple[str, str]]:

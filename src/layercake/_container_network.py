@@ -32,11 +32,14 @@ from layercake._container_state import (
 from layercake.errors import ContainerConfigError, ContainerError
 
 __all__ = [
+    "HOSTS_FILE",
+    "StartNetwork",
     "check",
     "forget",
     "lease",
     "on_bridge",
     "prepare_start",
+    "rename",
     "settings",
 ]
 

@@ -46,6 +46,7 @@ __all__ = [
     "list_networks",
     "release",
     "remove_network",
+    "rename",
     "write_hosts",
 ]
 
