@@ -140,7 +140,8 @@ class AttachServer:
             threading.Thread(target=self._serve, args=(client,), daemon=True).start()
 
     def _serve(self, client: socket.socket) -> None:
-        """Act on one client's frames until it goes."""
+        """Act on one client's frames until it stops sending, then hang up:
+        the client knows from the end that everything it sent was done."""
         try:
             while True:
                 header = _receive(client, _FRAME.size)
@@ -153,6 +154,9 @@ class AttachServer:
                 self._act(kind, payload)
         except OSError:
             return
+        finally:
+            with self._lock:
+                self._drop(client)
 
     def _act(self, kind: bytes, payload: bytes) -> None:
         with self._run_lock:
@@ -228,6 +232,13 @@ def resize(directory: Path, container_id: str, rows: int, columns: int) -> None:
     """
     with _connect(directory, container_id) as sock:
         sock.sendall(_FRAME.pack(b"r", _SIZE.size) + _SIZE.pack(rows, columns))
+        # The monitor hangs up once it has acted on everything sent, so the
+        # new size is in place when this returns.
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(_SEND_TIMEOUT)
+        with contextlib.suppress(OSError):
+            while sock.recv(_CHUNK):
+                pass
 
 
 def attach(
