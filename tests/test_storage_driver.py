@@ -253,3 +253,20 @@ def test_whiteout_in_the_copy_root_is_never_a_device(busybox: layercake.Image) -
         etc = container.path / "upper" / "etc"
         assert not os.path.lexists(etc / "group")
         assert all(not stat.S_ISCHR(entry.lstat().st_mode) for entry in etc.iterdir())
+
+
+def test_build_steps_write_the_same_layer_with_either_driver(
+    image: layercake.Image, tmp_path: Path
+) -> None:
+    """A RUN step's layer holds its additions, changes and whiteouts."""
+    context = tmp_path / "context"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        "FROM busybox:latest\n"
+        "RUN echo new > /new && rm /etc/group && echo x >> /etc/passwd\n"
+    )
+    built = layercake.Builder(image.store).build(context, no_cache=True)
+    with built.layers[-1].open() as stream, tarfile.open(fileobj=stream) as tar:
+        names = sorted(tar.getnames())
+    assert names == ["etc", "etc/.wh.group", "etc/passwd", "new"]
+    assert built.run(["cat", "/new"]).stdout == b"new\n"

@@ -25,10 +25,12 @@ from typing import Any, Literal
 
 import attrs
 
+from layercake import _storage as storage
 from layercake import dockerfile as df
 from layercake import runtime
 from layercake._build_context import BuildContext
 from layercake._build_state import BuildState, StateWriter
+from layercake._container_files import RUNTIME_TARGETS
 from layercake._copy_into import (
     CopyRequest,
     SourceTree,
@@ -41,6 +43,7 @@ from layercake._copy_into import (
 from layercake._file_digests import FileDigests
 from layercake._image import Image
 from layercake._in_thread import in_worker_thread
+from layercake._layer_stack import LayerStack
 from layercake._remote_source import download
 from layercake._run_config import merge_env
 from layercake._run_mounts import (
@@ -805,6 +808,7 @@ class _StageBuild:
             mounts = (BindMount(str(container / "script"), args[0], read_only=True),)
         scratch = container / "mounts"
         scratch.mkdir()
+        driver = self.build.store._container_driver()
         # Only the tail is kept, for the error message: the whole output of a
         # chatty step must not live in memory (events carry it as it comes).
         output: collections.deque[bytes] = collections.deque(maxlen=_TAIL_CHUNKS)
@@ -827,6 +831,7 @@ class _StageBuild:
                         upper_dir=str(container / "upper"),
                         work_dir=str(container / "work"),
                         mount_point=str(container / "rootfs"),
+                        driver=driver,  # type: ignore[arg-type]
                     ),
                     process=ProcessSpec(
                         args=args,
@@ -851,13 +856,24 @@ class _StageBuild:
                     exit_code=result.exit_code,
                     output_tail="\n".join(tail[-_OUTPUT_TAIL_LINES:]),
                 )
-            upper = container / "upper"
+            layer = container / "upper"
+            if driver == "copy":
+                layer = self._copied_changes(container, stack)
             history = History(created=_created(), created_by=created_by)
             return self.build.writer.derive(
-                self.state, self.config, history, layer=upper
+                self.state, self.config, history, layer=layer
             )
         finally:
-            shutil.rmtree(container, ignore_errors=True)
+            self.build.store._directory.remove_tree(container)
+
+    def _copied_changes(self, container: Path, stack: LayerStack) -> Path:
+        """The changes of a step run with the copy driver, staged as a layer."""
+        mapped_root = self.build.store._directory.mapped_root
+        found = storage.changes(container, "copy", stack, RUNTIME_TARGETS, mapped_root)
+        layer = container / "layer"
+        layer.mkdir()
+        storage.stage_changes(container, "copy", layer, found, mapped_root)
+        return layer
 
 
 class _Build:
