@@ -6,6 +6,7 @@ driver is forced with ``Store(storage_driver="copy")``.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import stat
@@ -270,3 +271,18 @@ def test_build_steps_write_the_same_layer_with_either_driver(
         names = sorted(tar.getnames())
     assert names == ["etc", "etc/.wh.group", "etc/passwd", "new"]
     assert built.run(["cat", "/new"]).stdout == b"new\n"
+
+
+def test_info_names_the_storage_driver(
+    busybox: layercake.Image,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """layercake info says which driver the store's containers get."""
+    from layercake.cli import main
+
+    monkeypatch.setenv("LAYERCAKE_STORAGE_DRIVER", "copy")
+    assert main(["--store", str(busybox.store.path), "info", "--format", "json"]) == 0
+    assert json.loads(capfd.readouterr().out)["StorageDriver"] == "copy"
+    assert main(["--store", str(busybox.store.path), "info"]) == 0
+    assert "\nStorage driver: copy\n" in capfd.readouterr().out

@@ -7,8 +7,9 @@ import subprocess
 import sys
 
 import attrs
+import pytest
 
-from layercake.runtime import Capabilities, probe, require
+from layercake.runtime import Capabilities, _probe, probe, require
 
 
 def test_probe_is_asked_once_and_cached() -> None:
@@ -45,3 +46,11 @@ def test_require_asks_about_user_namespaces_only_when_not_root(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout == ("0\n" if os.geteuid() == 0 else "1\n")
+
+
+def test_require_does_not_need_overlayfs(
+    runtime: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without overlayfs, require() passes: the copy storage driver takes over."""
+    monkeypatch.setattr(_probe, "_has_overlay", lambda: False)
+    require()

@@ -49,6 +49,8 @@ def info(args: argparse.Namespace) -> int:
     store = layercake.Store(args.store)
     if args.format == "json":
         report = {"Store": str(store.path), **attrs.asdict(capabilities)}
+        report["StorageDriver"] = store._container_driver()
+        report["IdMap"] = _id_map() if not capabilities.root else None
         try:
             runtime.require()
             report["Missing"] = None
@@ -62,6 +64,8 @@ def info(args: argparse.Namespace) -> int:
         f"Running as root: {'yes' if capabilities.root else 'no'}",
         f"User namespaces: {'yes' if capabilities.user_namespaces else 'no'}",
         f"Overlay file system: {'yes' if capabilities.overlay else 'no'}",
+        f"Storage driver: {store._container_driver()}",
+        *([] if capabilities.root else [f"Rootless ids: {_id_map()}"]),
         f"cgroups: {_cgroups()}",
         (
             "Networking: none (loopback only), host, container:<id>; published "
@@ -75,6 +79,16 @@ def info(args: argparse.Namespace) -> int:
         lines.append(f"Containers: cannot run here: {error.missing} ({error.fix})")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _id_map() -> str:
+    from layercake import runtime
+
+    idmap = runtime.id_map()
+    if not idmap.full:
+        return f"uid 0 only ({idmap.reason})"
+    _, start, count = idmap.uid_lines[1]
+    return f"0 to {idmap.size - 1} (subordinate ids {start} to {start + count - 1})"
 
 
 def _cgroups() -> str:
