@@ -304,3 +304,32 @@ def test_rootless_limits_without_cgroups_warn(unprivileged: Unprivileged) -> Non
     assert len(warned) == 1
     assert warned[0].startswith("WARNING container ")
     assert ": resource limits not applied: permission denied (" in warned[0]
+
+
+def test_verify_compares_layers_owned_by_subordinate_ids(
+    unprivileged: Unprivileged,
+) -> None:
+    """verify() reads a layer's files the user cannot, and takes a damaged one out."""
+    work = unprivileged.workdir("verify")
+    check = textwrap.dedent(
+        """
+        import sys
+        import layercake
+        report = layercake.Store(sys.argv[1] + "/store").verify()
+        print(report.layers_checked, report.problems)
+        """
+    )
+    imported = unprivileged.python_script(OWNED_IMAGE, str(work), "overlay")
+    assert imported.returncode == 0, imported.stderr
+    (layer,) = (work / "store" / "layers").iterdir()
+
+    healthy = unprivileged.python_script(check, str(work))
+    (layer / "home" / "app" / "notes").write_text("changed\n")
+    damaged = unprivileged.python_script(check, str(work))
+
+    assert healthy.stdout == "1 ()\n", healthy.stderr
+    assert damaged.stdout == (
+        f"1 ('unpacked layer sha256:{layer.name} differs from its blob "
+        "(removed; it is unpacked again when needed)',)\n"
+    ), damaged.stderr
+    assert not layer.exists()
