@@ -160,3 +160,18 @@ def unprivileged() -> Iterator[Unprivileged]:
         yield prepared
     finally:
         shutil.rmtree(prepared.base, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def nobody() -> Iterator[Unprivileged]:
+    """User ``nobody`` (no subordinate ids) with a copy of the tree it can run."""
+    if os.geteuid() != 0:
+        pytest.skip("switching to another user takes root")
+    try:
+        prepared = prepare_unprivileged("nobody", subordinate_ids=False)
+    except Unavailable as error:
+        missing(str(error))
+    try:
+        yield prepared
+    finally:
+        shutil.rmtree(prepared.base, ignore_errors=True)

@@ -121,14 +121,14 @@ class Unprivileged:
         return path
 
 
-def prepare() -> Unprivileged:
-    """Copy the tree and packages where the CI user can read them.
+def prepare(name: str = CI_USER, *, subordinate_ids: bool = True) -> Unprivileged:
+    """Copy the tree and packages where the user ``name`` can read them.
 
     The caller removes ``base`` once done.
 
     Raises:
-        Unavailable: not root, no such user, no subordinate ids, a tool or a
-            usable interpreter missing.
+        Unavailable: not root, no such user, no subordinate ids (when
+            ``subordinate_ids``), a tool or a usable interpreter missing.
     """
     if os.geteuid() != 0:
         raise Unavailable("switching to the CI user takes root")
@@ -136,13 +136,13 @@ def prepare() -> Unprivileged:
         if shutil.which(tool) is None:
             raise Unavailable(f"{tool} is not installed (scripts/setup-debian.sh test)")
     try:
-        user = pwd.getpwnam(CI_USER)
+        user = pwd.getpwnam(name)
     except KeyError:
         raise Unavailable(
-            f"no user {CI_USER} (scripts/setup-debian.sh test creates it)"
+            f"no user {name} (scripts/setup-debian.sh test creates {CI_USER})"
         ) from None
-    if subordinate_range(CI_USER) is None:
-        raise Unavailable(f"{CI_USER} has no range in /etc/subuid")
+    if subordinate_ids and subordinate_range(name) is None:
+        raise Unavailable(f"{name} has no range in /etc/subuid")
     base = Path(tempfile.mkdtemp(prefix="layercake-unprivileged-"))
     try:
         return _fill(base, user)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import stat
-import subprocess
-import sys
 import tempfile
 import textwrap
 from collections.abc import Callable, Iterator
@@ -21,12 +19,8 @@ NOBODY = 65534
 
 
 @pytest.fixture
-def nobody_dir(runtime: None) -> Iterator[Path]:
+def nobody_dir(runtime: None, nobody: Unprivileged) -> Iterator[Path]:
     """A directory the unprivileged user owns, reachable from /."""
-    if os.geteuid() != 0:
-        pytest.skip("switching to another user takes root")
-    if not shutil.which("setpriv"):
-        pytest.skip("setpriv is needed to run as an unprivileged user")
     if not probe().user_namespaces:
         pytest.skip("user namespaces are not available")
     directory = Path(tempfile.mkdtemp(prefix="layercake-rootless-"))
@@ -39,7 +33,9 @@ def nobody_dir(runtime: None) -> Iterator[Path]:
 
 
 def test_unprivileged_user_runs_a_container_as_root_inside(
-    nobody_dir: Path, write_busybox_root: Callable[[Path], Path]
+    nobody: Unprivileged,
+    nobody_dir: Path,
+    write_busybox_root: Callable[[Path], Path],
 ) -> None:
     """As uid 65534, the process runs as root inside and its changes land in upper."""
     root = write_busybox_root(nobody_dir / "rootfs")
@@ -60,21 +56,7 @@ def test_unprivileged_user_runs_a_container_as_root_inside(
         """
     )
 
-    completed = subprocess.run(
-        [
-            "setpriv",
-            f"--reuid={NOBODY}",
-            f"--regid={NOBODY}",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            script,
-        ],
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
-    )
+    completed = nobody.python_script(script, timeout=60)
 
     assert completed.stdout == (
         "0 b'0\\n1\\n' b''\n"
@@ -90,7 +72,9 @@ def test_unprivileged_user_runs_a_container_as_root_inside(
     assert sorted(p.name for p in upper.iterdir()) == ["etc", "f"]
 
 
-def test_unprivileged_user_gets_a_reason_instead_of_a_cgroup(nobody_dir: Path) -> None:
+def test_unprivileged_user_gets_a_reason_instead_of_a_cgroup(
+    nobody: Unprivileged,
+) -> None:
     """Without write access to cgroups, create_cgroup says why and makes nothing."""
     script = textwrap.dedent(
         """
@@ -100,21 +84,7 @@ def test_unprivileged_user_gets_a_reason_instead_of_a_cgroup(nobody_dir: Path) -
         print(reason)
         """
     )
-    completed = subprocess.run(
-        [
-            "setpriv",
-            f"--reuid={NOBODY}",
-            f"--regid={NOBODY}",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            script,
-        ],
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
-    )
+    completed = nobody.python_script(script, timeout=60)
     lines = completed.stdout.splitlines()
     assert lines[0] == "None", completed.stderr
     assert lines[1].startswith("resource limits not applied: permission denied (")
@@ -124,7 +94,9 @@ def test_unprivileged_user_gets_a_reason_instead_of_a_cgroup(nobody_dir: Path) -
 
 
 def test_unprivileged_user_gets_a_terminal_in_the_container(
-    nobody_dir: Path, write_busybox_root: Callable[[Path], Path]
+    nobody: Unprivileged,
+    nobody_dir: Path,
+    write_busybox_root: Callable[[Path], Path],
 ) -> None:
     """As uid 65534, a process with a terminal sees /dev/pts/0 and its size."""
     root = write_busybox_root(nobody_dir / "rootfs")
@@ -143,21 +115,7 @@ def test_unprivileged_user_gets_a_terminal_in_the_container(
         """
     )
 
-    completed = subprocess.run(
-        [
-            "setpriv",
-            f"--reuid={NOBODY}",
-            f"--regid={NOBODY}",
-            "--clear-groups",
-            sys.executable,
-            "-c",
-            script,
-        ],
-        capture_output=True,
-        check=False,
-        text=True,
-        timeout=60,
-    )
+    completed = nobody.python_script(script, timeout=60)
 
     assert completed.stdout == "0 b'/dev/pts/0\\r\\n7 9\\r\\n' b''\n", completed.stderr
 
