@@ -201,7 +201,9 @@ def test_auto_falls_back_to_copy_and_logs_why(
 ) -> None:
     """Where the test mount fails, "auto" picks copy and logs the reason at INFO."""
     reason = "overlayfs cannot be mounted here: no such device"
-    monkeypatch.setattr(runtime, "overlay_refusal", lambda directory: reason)
+    monkeypatch.setattr(
+        runtime, "overlay_refusal", lambda directory, remember_in=None: reason
+    )
     monkeypatch.delenv("LAYERCAKE_STORAGE_DRIVER", raising=False)
     store = layercake.Store(busybox.store.path)
     with (

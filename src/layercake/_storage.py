@@ -69,7 +69,9 @@ def choose_driver(requested: str, containers_dir: Path) -> str:
     if requested == "copy":
         logger.info("containers use the copy storage driver: it was asked for")
         return "copy"
-    refusal = runtime.overlay_refusal(str(containers_dir))
+    refusal = runtime.overlay_refusal(
+        str(containers_dir), remember_in=str(containers_dir.parent)
+    )
     if refusal is None:
         return "overlay"
     logger.info("containers use the copy storage driver: %s", refusal)
