@@ -291,3 +291,27 @@ def test_verify_compares_layers_owned_by_subordinate_ids(
         "(removed; it is unpacked again when needed)',)\n"
     ), damaged.stderr
     assert not layer.exists()
+
+
+def test_a_user_past_the_subordinate_range_is_refused(
+    unprivileged: Unprivileged,
+) -> None:
+    """A uid the full map does not reach is a config error naming the range."""
+    script = textwrap.dedent(
+        """
+        from layercake.errors import ContainerConfigError
+        from layercake.runtime import ProcessSpec, enter
+        try:
+            enter(1, ProcessSpec(args=("id",), uid=70000, gid=70000))
+        except ContainerConfigError as error:
+            print(error)
+        """
+    )
+
+    completed = unprivileged.python_script(script)
+
+    assert completed.stdout == (
+        "user 70000:70000 cannot be used without root: rootless containers map "
+        "ids 0 to 65536 here (the subordinate range of /etc/subuid and "
+        "/etc/subgid)\n"
+    ), completed.stderr

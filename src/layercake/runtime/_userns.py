@@ -64,7 +64,7 @@ def unshare_mapped(flags: int, idmap: IdMap) -> None:
         raise OSError(errno.EPERM, f"map user ids: {complaint or 'newuidmap failed'}")
 
 
-def _map_from_outside(target: int, idmap: IdMap, go_r: int, out_w: int) -> None:
+def _map_from_outside(target: int, idmap: IdMap, go_r: int, out_w: int) -> NoReturn:
     code = 1
     try:
         os.dup2(out_w, 1)
