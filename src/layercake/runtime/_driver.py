@@ -57,6 +57,9 @@ def _refusal(device: int, directory: str, remembered: str | None) -> str | None:
             os.mkdir(os.path.join(scratch, name))
         refusal = _try_mount(scratch)
     finally:
+        # Overlayfs leaves work/work with mode 0: only root could enter it.
+        with contextlib.suppress(OSError):
+            os.chmod(os.path.join(scratch, "work", "work"), 0o700)
         shutil.rmtree(scratch, ignore_errors=True)
     if refusal is None and remembered is not None and key is not None:
         _remember(remembered, key)
