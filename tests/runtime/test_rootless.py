@@ -315,3 +315,24 @@ def test_a_user_past_the_subordinate_range_is_refused(
         "ids 0 to 65536 here (the subordinate range of /etc/subuid and "
         "/etc/subgid)\n"
     ), completed.stderr
+
+
+@pytest.mark.parametrize("driver", ["overlay", "copy"])
+def test_a_single_map_container_leaves_nothing_in_the_store(
+    nobody: Unprivileged, nobody_dir: Path, driver: str
+) -> None:
+    """Without subordinate ids, removing a container removes all of its files."""
+    script = OWNED_IMAGE + textwrap.dedent(
+        """
+        with layercake.Container(image, ["sh", "-c", "id -u; rm /etc/group"]) as c:
+            print(c.run().stdout.decode(), end="")
+            print(c.diff())
+        print(sorted(p.name for p in (store.path / "containers").iterdir()))
+        """
+    )
+
+    completed = nobody.python_script(script, str(nobody_dir), driver)
+
+    assert completed.stdout == "0\n[('C', '/etc'), ('D', '/etc/group')]\n[]\n", (
+        completed.stderr
+    )

@@ -48,6 +48,19 @@ def _env_layer_limit() -> int | None:
     return int(text) if text.isdigit() else None
 
 
+def _open_up(directory: Path) -> None:
+    """Give the user every right on the directories it owns under ``directory``."""
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if entry.is_dir(follow_symlinks=False):
+            with contextlib.suppress(OSError):
+                os.chmod(entry.path, 0o700)
+            _open_up(Path(entry.path))
+
+
 class StoreDirectory:
     """One store directory: an OCI image layout that layercake also works in.
 
@@ -413,7 +426,8 @@ class StoreDirectory:
         """Delete the tree ``path``, as mapped root where its owners need it.
 
         An unpacked layer or a container's files may belong to subordinate
-        ids that the user cannot delete from; what cannot be removed stays.
+        ids that the user cannot delete from, and a rootless overlay leaves
+        its ``work/work`` with mode 0; what cannot be removed stays.
         """
         try:
             shutil.rmtree(path)
@@ -421,6 +435,7 @@ class StoreDirectory:
             pass
         except PermissionError:
             if self.mapped_root is None:
+                _open_up(path)
                 shutil.rmtree(path, ignore_errors=True)
                 return
             with contextlib.suppress(OSError):
