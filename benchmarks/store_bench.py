@@ -16,8 +16,10 @@ Run it by hand (it is not part of the test suite)::
     python benchmarks/store_bench.py --size-mb 300
 
 It prints one line per measurement and the ratios layercake / GNU tar.
-Each command runs ``--repeat`` times (3 by default) and the fastest run
-counts, so one slow run on a busy machine does not decide the ratio.
+Each command runs ``--repeat`` times (3 by default), ours and GNU tar taking
+turns, and the fastest run counts, so one slow run on a busy machine does
+not decide the ratio; the median of the ratios within each round follows,
+which drifting load moves less.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -135,6 +138,16 @@ def best(runs: list[tuple[float, int]]) -> tuple[float, int]:
     return min(t for t, _ in runs), max(rss for _, rss in runs)
 
 
+def paired(ours: list[float], theirs: list[float]) -> float:
+    """The median of the ratios of runs made one right after the other.
+
+    On a shared machine the load drifts between rounds; each round's two
+    runs see about the same load, so their ratio moves less than the
+    ratio of the two fastest runs, which may come from different moments.
+    """
+    return statistics.median(a / b for a, b in zip(ours, theirs, strict=True))
+
+
 def run(work: Path, size_mb: int, repeat: int = 1) -> None:
     """Do every measurement inside ``work``, each ``repeat`` times."""
     python = sys.executable
@@ -166,6 +179,7 @@ def run(work: Path, size_mb: int, repeat: int = 1) -> None:
                 ]
             )
         )
+    pack_runs = (ours_runs, tar_runs)
     ours_pack, tar_pack = best(ours_runs), best(tar_runs)
     report("pack: layercake", *ours_pack, size)
     report("pack: write_layer call", min(calls), ours_pack[1], size)
@@ -198,6 +212,7 @@ def run(work: Path, size_mb: int, repeat: int = 1) -> None:
                 ]
             )
         )
+    unpack_runs = (ours_runs, tar_runs)
     ours_unpack, tar_unpack = best(ours_runs), best(tar_runs)
     report("unpack: layercake", *ours_unpack, size)
     report("unpack: GNU tar", *tar_unpack, size)
@@ -220,6 +235,14 @@ def run(work: Path, size_mb: int, repeat: int = 1) -> None:
     )
     sys.stdout.write(
         f"  pack call alone vs GNU tar: time {min(calls) / tar_pack[0]:.2f}\n"
+    )
+    pack_ours, pack_tar = ([t for t, _ in runs] for runs in pack_runs)
+    unpack_ours, unpack_tar = ([t for t, _ in runs] for runs in unpack_runs)
+    sys.stdout.write(
+        "  median of the ratios within each round: "
+        f"pack {paired(pack_ours, pack_tar):.2f}, "
+        f"pack call {paired(calls, pack_tar):.2f}, "
+        f"unpack {paired(unpack_ours, unpack_tar):.2f}\n"
     )
     sys.stdout.write(
         f"  unpack vs GNU tar: time {ours_unpack[0] / tar_unpack[0]:.2f}, "
