@@ -17,7 +17,6 @@ long store path does not hit the 108-byte limit of socket addresses.
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import select
@@ -28,7 +27,7 @@ from pathlib import Path
 
 from layercake._container_log import LogWriter, Stream
 from layercake.errors import ContainerError
-from layercake.runtime import set_terminal_size
+from layercake.runtime import set_terminal_size, write_all
 
 __all__ = ["ATTACH_SOCKET", "AttachServer", "BroadcastLog", "attach", "resize"]
 
@@ -161,7 +160,7 @@ class AttachServer:
     def _act(self, kind: bytes, payload: bytes) -> None:
         with self._run_lock:
             if kind == b"i" and self._input is not None:
-                _write_all(self._input, payload)
+                write_all(self._input, payload)
             elif kind == b"r" and self._terminal is not None and len(payload) == 4:
                 with contextlib.suppress(OSError):
                     set_terminal_size(self._terminal, *_SIZE.unpack(payload))
@@ -192,19 +191,6 @@ def _receive(sock: socket.socket, size: int) -> bytes | None:
             return None
         data += chunk
     return data
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            select.select([], [fd], [])
-        except OSError as error:
-            if error.errno in (errno.EIO, errno.EPIPE):
-                return
-            raise
 
 
 def _connect(directory: Path, container_id: str) -> socket.socket:
@@ -309,6 +295,6 @@ def _deliver(data: bytes, outputs: tuple[int, int]) -> bytes:
         if len(data) < end:
             break
         target = outputs[0] if stream == 1 else outputs[1]
-        _write_all(target, data[_HEADER.size : end])
+        write_all(target, data[_HEADER.size : end])
         data = data[end:]
     return data

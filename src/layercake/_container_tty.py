@@ -14,6 +14,7 @@ import os
 import select
 
 from layercake._container_log import LogWriter
+from layercake.runtime import read_chunk, write_all
 
 __all__ = ["relay_terminal"]
 
@@ -41,7 +42,7 @@ def relay_terminal(
         while True:
             for fd, event in poller.poll():
                 if fd == stdin:
-                    chunk = _read(stdin)
+                    chunk = read_chunk(stdin)
                     if chunk is None:
                         continue
                     if not chunk:
@@ -62,7 +63,7 @@ def relay_terminal(
                             poller.register(stdin, select.POLLIN)
                 if not event & _READABLE:
                     continue
-                output = _read(master)
+                output = read_chunk(master)
                 if output is None:
                     continue
                 if not output:
@@ -71,25 +72,13 @@ def relay_terminal(
                     log.feed("stdout", output)
                 if stdout is not None:
                     try:
-                        _write_all(stdout, output)
+                        write_all(stdout, output)
                     except OSError:
                         stdout = None
     finally:
         if log is not None:
             log.end("stdout")
         os.close(master)
-
-
-def _read(fd: int) -> bytes | None:
-    """A chunk; b"" at the end (EIO: no slave is left); None when none yet."""
-    try:
-        return os.read(fd, _CHUNK)
-    except BlockingIOError:
-        return None
-    except OSError as error:
-        if error.errno == errno.EIO:
-            return b""
-        raise
 
 
 def _feed(master: int, data: bytes) -> bytes:
@@ -102,12 +91,3 @@ def _feed(master: int, data: bytes) -> bytes:
             return b""
         raise
     return data[written:]
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        try:
-            view = view[os.write(fd, view) :]
-        except BlockingIOError:
-            select.select([], [fd], [])

@@ -8,8 +8,9 @@ network is asked for) network namespaces, in a user namespace when not root.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from layercake._lazy import load_lazily
 
 if TYPE_CHECKING:
     from ._capabilities import capability_set
@@ -28,7 +29,15 @@ if TYPE_CHECKING:
         write_bundle,
     )
     from ._probe import Capabilities, probe, require
-    from ._run import OutputCallback, Supervised, collect, run, run_in
+    from ._run import (
+        OutputCallback,
+        Supervised,
+        collect,
+        read_chunk,
+        run,
+        run_in,
+        write_all,
+    )
     from ._sandbox import (
         Sandbox,
         lifeline,
@@ -84,6 +93,7 @@ _LAZY = {
     "open_cgroup": "._cgroups",
     "overlay_refusal": "._driver",
     "probe": "._probe",
+    "read_chunk": "._run",
     "release_lifeline": "._sandbox",
     "require": "._probe",
     "run": "._run",
@@ -93,17 +103,13 @@ _LAZY = {
     "setns_network": "._enter",
     "start": "._sandbox",
     "start_oci": "._oci",
+    "write_all": "._run",
     "write_bundle": "._oci",
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
+    return load_lazily(globals(), _LAZY, name)
 
 
 def __dir__() -> list[str]:
@@ -143,6 +149,7 @@ __all__ = [
     "open_cgroup",
     "overlay_refusal",
     "probe",
+    "read_chunk",
     "release_lifeline",
     "require",
     "run",
@@ -152,5 +159,6 @@ __all__ = [
     "setns_network",
     "start",
     "start_oci",
+    "write_all",
     "write_bundle",
 ]

@@ -15,7 +15,7 @@ from ._enter import enter
 from ._sandbox import start
 from ._spec import ProcessSpec, RunResult, SandboxSpec
 
-__all__ = ["Supervised", "collect", "run", "run_in"]
+__all__ = ["Supervised", "collect", "read_chunk", "run", "run_in", "write_all"]
 
 OutputCallback = Callable[[Literal["stdout", "stderr"], bytes], None]
 
@@ -220,7 +220,7 @@ def _pump(
                     continue
                 if not event & _READABLE:
                     continue
-                chunk = _read(fd)
+                chunk = read_chunk(fd)
                 if chunk is None:
                     continue
                 if not chunk:
@@ -235,17 +235,43 @@ def _pump(
         _close(*sources, in_w)
 
 
-def _read(fd: int) -> bytes | None:
-    """A chunk, b"" at the end, None if nothing is there yet."""
+def read_chunk(fd: int) -> bytes | None:
+    """Read what non-blocking ``fd`` has: b"" at its end, None if nothing yet.
+
+    A terminal's master counts as ended once every slave is closed (EIO).
+
+    Raises:
+        OSError: any other read error.
+    """
     try:
         return os.read(fd, _CHUNK)
     except BlockingIOError:
         return None
     except OSError as error:
-        # A terminal's master reads EIO once every slave is closed.
         if error.errno == errno.EIO:
             return b""
         raise
+
+
+def write_all(fd: int, data: bytes) -> None:
+    """Write all of ``data`` to ``fd``, waiting while it is full.
+
+    Stops quietly when the reader has gone (EPIPE, or EIO from a terminal
+    whose other side closed): there is no one left to deliver to.
+
+    Raises:
+        OSError: any other write error.
+    """
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [])
+        except OSError as error:
+            if error.errno in (errno.EIO, errno.EPIPE):
+                return
+            raise
 
 
 def _feed(fd: int, data: bytes, event: int) -> bytes:

@@ -29,8 +29,9 @@ no process uses the store.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING, Any
+
+from layercake._lazy import load_lazily
 
 if TYPE_CHECKING:
     from ._blobs import BlobWriter
@@ -61,38 +62,33 @@ if TYPE_CHECKING:
 # models and the directory, not the packer, the space accounting or the
 # verifier.
 _LAZY = {
-    "REF_NAME": "_index",
-    "BlobWriter": "_blobs",
-    "ContainerConfig": "_models",
-    "Descriptor": "_models",
-    "Digest": "_digest",
-    "DiskUsage": "_space",
-    "Healthcheck": "_models",
-    "History": "_models",
-    "ImageConfig": "_models",
-    "Index": "_models",
-    "Manifest": "_models",
-    "MediaType": "_media",
-    "Platform": "_models",
-    "PruneReport": "_space",
-    "Reference": "_reference",
-    "RootFS": "_models",
-    "StoreDirectory": "_directory",
-    "VerifyReport": "_verify",
-    "extract_tar": "_unpack",
-    "from_json": "_models",
-    "host_platform": "_models",
-    "to_json": "_models",
+    "REF_NAME": "._index",
+    "BlobWriter": "._blobs",
+    "ContainerConfig": "._models",
+    "Descriptor": "._models",
+    "Digest": "._digest",
+    "DiskUsage": "._space",
+    "Healthcheck": "._models",
+    "History": "._models",
+    "ImageConfig": "._models",
+    "Index": "._models",
+    "Manifest": "._models",
+    "MediaType": "._media",
+    "Platform": "._models",
+    "PruneReport": "._space",
+    "Reference": "._reference",
+    "RootFS": "._models",
+    "StoreDirectory": "._directory",
+    "VerifyReport": "._verify",
+    "extract_tar": "._unpack",
+    "from_json": "._models",
+    "host_platform": "._models",
+    "to_json": "._models",
 }
 
 
 def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-    globals()[name] = value
-    return value
+    return load_lazily(globals(), _LAZY, name)
 
 
 def __dir__() -> list[str]:
