@@ -73,6 +73,25 @@ def receive_master(parent: socket.socket) -> int:
     return fds[0]
 
 
+def take_master(
+    console: socket.socket | None, started: bool, failure: str | None
+) -> tuple[int | None, str | None]:
+    """Collect the terminal master of a start, if one was asked for.
+
+    Returns the master (None without a terminal or when the start failed)
+    and the start's failure, which a missing master becomes.
+    """
+    if console is None:
+        return None, failure
+    if failure is not None or not started:
+        console.close()
+        return None, failure
+    try:
+        return receive_master(console), None
+    except ContainerError as error:
+        return None, str(error).removeprefix("container set-up failed: ")
+
+
 def set_terminal_size(fd: int, rows: int, columns: int) -> None:
     """Set the window size of the terminal ``fd`` is either side of.
 

@@ -17,7 +17,7 @@ from layercake.errors import ContainerError
 
 from . import _child
 from . import _libc as libc
-from ._console import console_pair, receive_master
+from ._console import console_pair, take_master
 from ._plan import ProcessPlan, prepare_process
 from ._sandbox import _CAP_LAST, Sandbox, _parse, _pipe_above_stdio, lifeline
 from ._spec import ProcessSpec
@@ -125,13 +125,7 @@ def enter(
         raise
     process_pid, _, failure, _ = _parse(records)
     sandbox = Sandbox(process_pid, child, "", [], frozenset())
-    if failure is None and process_pid != 0 and console is not None:
-        try:
-            sandbox.terminal = receive_master(console)
-        except ContainerError as error:
-            failure = str(error).removeprefix("container set-up failed: ")
-    elif console is not None:
-        console.close()
+    sandbox.terminal, failure = take_master(console, process_pid != 0, failure)
     if failure is not None or process_pid == 0:
         if process_pid > 0:
             sandbox.kill()

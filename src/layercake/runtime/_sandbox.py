@@ -14,7 +14,7 @@ from layercake.errors import ContainerConfigError, ContainerError, ContainerTime
 
 from . import _child
 from . import _libc as libc
-from ._console import console_pair, receive_master
+from ._console import console_pair, take_master
 from ._litter import remove_litter, upper_dirs_present
 from ._plan import prepare
 from ._spec import SandboxSpec
@@ -248,13 +248,7 @@ def start(
     if direct:
         pid = child
     sandbox = Sandbox(pid, child, spec.rootfs.upper_dir, created, present)
-    if failure is None and pid != 0 and console is not None:
-        try:
-            sandbox.terminal = receive_master(console)
-        except ContainerError as error:
-            failure = str(error).removeprefix("container set-up failed: ")
-    elif console is not None:
-        console.close()
+    sandbox.terminal, failure = take_master(console, pid != 0, failure)
     if failure is not None or pid == 0:
         if pid > 0:
             sandbox.kill()
