@@ -39,10 +39,6 @@ NOT_ROOTLESS = {
     "tests/test_container.py::test_pids_limit_stops_forks_and_stats_report_usage": (
         "limits take cgroup delegation; rootless runs warn instead"
     ),
-    "tests/test_container.py::"
-    "test_published_port_forwards_from_127_0_0_1_into_the_container": (
-        "the port forwarder joins the network namespace from a thread, as root"
-    ),
 }
 """Tests left out of the unprivileged run, and why they cannot pass there."""
 

@@ -21,6 +21,7 @@ import socket
 import threading
 from collections.abc import Mapping
 
+from layercake._namespace_sockets import SocketMaker
 from layercake.errors import ContainerConfigError
 from layercake.runtime import setns_network
 
@@ -94,6 +95,7 @@ class Forwarder:
         self._listeners: list[tuple[int, str, socket.socket]] = []
         # The namespace to connect in; swapped under the lock on a restart.
         self._namespace = -1
+        self._maker: SocketMaker | None = None
         self._lock = threading.Lock()
         try:
             for container_port, protocol, address, host_port in published:
@@ -121,8 +123,12 @@ class Forwarder:
         new process's namespace.
         """
         namespace = os.open(f"/proc/{pid}/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+        maker = SocketMaker(pid) if os.geteuid() != 0 else None
         with self._lock:
             previous, self._namespace = self._namespace, namespace
+            previous_maker, self._maker = self._maker, maker
+        if previous_maker is not None:
+            previous_maker.close()
         if previous >= 0:
             os.close(previous)
             return
@@ -139,6 +145,10 @@ class Forwarder:
         """Stop listening."""
         for _, _, listener in self._listeners:
             listener.close()
+        with self._lock:
+            maker, self._maker = self._maker, None
+        if maker is not None:
+            maker.close()
 
     def _accept(self, listener: socket.socket, port: int, home: int) -> None:
         while True:
@@ -185,6 +195,8 @@ class Forwarder:
     def _socket_in(self, home: int, kind: int) -> socket.socket:
         """A socket made in the container's current network namespace."""
         with self._lock:
+            if self._maker is not None:
+                return self._maker.socket(kind)
             setns_network(self._namespace)
             try:
                 return socket.socket(socket.AF_INET, kind)
@@ -229,6 +241,19 @@ def accepts(pid: int, port: int, *, timeout: float = 1.0) -> bool:
     socket, so the caller's thread never leaves its own.
     """
     made: list[socket.socket] = []
+    if os.geteuid() != 0:
+        try:
+            maker = SocketMaker(pid)
+        except OSError as error:
+            logger.debug("cannot join the network of process %d: %s", pid, error)
+            return False
+        try:
+            made.append(maker.socket(socket.SOCK_STREAM))
+        except OSError:
+            return False
+        finally:
+            maker.close()
+        return _connects(made[0], port, timeout)
 
     def make() -> None:
         try:
@@ -249,7 +274,11 @@ def accepts(pid: int, port: int, *, timeout: float = 1.0) -> bool:
     thread.join()
     if not made:
         return False
-    with made[0] as probe:
+    return _connects(made[0], port, timeout)
+
+
+def _connects(probe: socket.socket, port: int, timeout: float) -> bool:
+    with probe:
         probe.settimeout(timeout)
         try:
             probe.connect((_HOST, port))

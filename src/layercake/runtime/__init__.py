@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from ._console import set_terminal_size
     from ._copy import copied_at, materialize
     from ._driver import overlay_refusal
-    from ._enter import enter, setns_network
+    from ._enter import enter, join_network_of, setns_network
     from ._idmap import IdMap, id_map
     from ._oci import (
         OciProcess,
@@ -85,6 +85,7 @@ _LAZY = {
     "enter": "._enter",
     "enter_rootfs": "._view",
     "id_map": "._idmap",
+    "join_network_of": "._enter",
     "lifeline": "._sandbox",
     "lifeline_owned": "._sandbox",
     "materialize": "._copy",
@@ -141,6 +142,7 @@ __all__ = [
     "enter",
     "enter_rootfs",
     "id_map",
+    "join_network_of",
     "lifeline",
     "lifeline_owned",
     "materialize",

@@ -22,7 +22,7 @@ from ._plan import ProcessPlan, prepare_process
 from ._sandbox import _CAP_LAST, Sandbox, _parse, _pipe_above_stdio, lifeline
 from ._spec import ProcessSpec
 
-__all__ = ["enter", "setns_network"]
+__all__ = ["enter", "join_network_of", "setns_network"]
 
 _NAMESPACES = (
     ("ipc", libc.CLONE_NEWIPC),
@@ -42,6 +42,28 @@ def setns_network(fd: int) -> None:
         OSError: the namespace cannot be joined.
     """
     libc.setns(fd, libc.CLONE_NEWNET)
+
+
+def join_network_of(pid: int) -> None:
+    """Move this process into the network namespace of process ``pid``.
+
+    Rootless, it joins that process's user namespace first: an unprivileged
+    user may only enter a network namespace its own user namespace owns.
+    Joining a user namespace needs a single-threaded process, such as a
+    freshly forked child.
+
+    Raises:
+        OSError: a namespace cannot be opened or joined.
+    """
+    kinds = [("net", libc.CLONE_NEWNET)]
+    if os.geteuid() != 0:
+        kinds.insert(0, ("user", libc.CLONE_NEWUSER))
+    for name, kind in kinds:
+        fd = os.open(f"/proc/{pid}/ns/{name}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            libc.setns(fd, kind)
+        finally:
+            os.close(fd)
 
 
 def enter(
