@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+import layercake
 from layercake._container import Container
 from layercake.errors import ContainerConfigError
 
@@ -191,3 +192,45 @@ def test_custom_seccomp_profile_is_refused_by_name(busybox):
         "unsupported security option 'seccomp=/etc/profile.json': only the "
         "default seccomp filter or seccomp=unconfined can be used"
     )
+
+
+@pytest.mark.parametrize("driver", ["overlay", "copy"])
+def test_links_left_in_place_of_mount_parents_do_not_aim_clean_up_at_the_host(
+    busybox, store, tmp_path, driver
+):
+    """A link the container puts where a mount's parent was leaves host files be."""
+    victim = tmp_path / "victim"
+    (victim / "important-empty-dir").mkdir(parents=True)
+    (victim / "empty-file").touch()
+    (tmp_path / "bound").write_text("bound\n")
+    image = layercake.Builder(store).build(
+        None,
+        text=(
+            "FROM busybox\n"
+            "VOLUME /x/important-empty-dir\n"
+            f'CMD mv /x /x.moved && ln -s {victim} /x && echo "$(ls /x.moved)"\n'
+        ),
+    )
+    if driver == "copy":
+        store = layercake.Store(store.path, storage_driver="copy")
+        image = store.image(image.id)
+    with Container(
+        image, volumes=[(str(tmp_path / "bound"), "/x/empty-file")]
+    ) as container:
+        result = container.run()
+    assert (result.exit_code, result.stdout) == (
+        0,
+        b"empty-file\nimportant-empty-dir\n",
+    )
+    assert sorted(p.name for p in victim.iterdir()) == [
+        "empty-file",
+        "important-empty-dir",
+    ]
+
+
+def test_init_holds_no_more_capabilities_than_the_container(busybox):
+    """The init=True init keeps only the container's capabilities, like its command."""
+    script = "grep CapEff /proc/1/status; grep CapEff /proc/$$/status"
+    with Container(busybox, ["sh", "-c", script], init=True) as container:
+        result = container.run()
+    assert result.stdout == b"CapEff:\t00000000a80425fb\n" * 2

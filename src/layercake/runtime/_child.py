@@ -346,9 +346,14 @@ def _run_init(plan: Plan, status_w: int) -> None:
     try:
         libc.prctl(libc.PR_SET_DUMPABLE, 0)
         libc.set_title((b"init", b"--", *map(os.fsencode, plan.argv)))
+        # It never execs, so nothing narrows root's sets to the bounding set.
+        libc.set_capabilities(plan.capabilities)
     except OSError:
         os.kill(child, signal.SIGKILL)
-        _die(SETUP_FAILED, "init: cannot hide the host interpreter")
+        _die(
+            SETUP_FAILED,
+            "init: cannot hide the host interpreter or drop its capabilities",
+        )
 
     def forward(signum: int, _frame: object) -> None:
         try:

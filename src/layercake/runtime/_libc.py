@@ -10,6 +10,7 @@ import ctypes
 import fcntl
 import os
 import platform
+import struct
 
 __all__ = [
     "CLONE_NEWIPC",
@@ -40,6 +41,7 @@ __all__ = [
     "pivot_root",
     "prctl",
     "reset_signals",
+    "set_capabilities",
     "set_title",
     "sethostname",
     "setns",
@@ -94,6 +96,8 @@ _unshare = _libc.unshare
 _unshare.argtypes = [ctypes.c_int]
 _sethostname = _libc.sethostname
 _sethostname.argtypes = [ctypes.c_char_p, ctypes.c_size_t]
+_capset = _libc.capset
+_capset.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
 _prctl = _libc.prctl
 _prctl.argtypes = [
     ctypes.c_int,
@@ -180,6 +184,21 @@ def set_title(argv: tuple[bytes, ...]) -> None:
     ctypes.memmove(start, title.ljust(end - start, b"\0"), end - start)
     name = ctypes.create_string_buffer(argv[0][:15])
     _check(_prctl(PR_SET_NAME, ctypes.addressof(name), 0, 0, 0))
+
+
+_CAPABILITY_VERSION_3 = 0x20080522
+
+
+def set_capabilities(capabilities: frozenset[int]) -> None:
+    """Make ``capabilities`` this thread's effective and permitted sets.
+
+    The inheritable set is emptied. Raises OSError on failure.
+    """
+    low = sum(1 << cap for cap in capabilities if cap < 32)
+    high = sum(1 << (cap - 32) for cap in capabilities if cap >= 32)
+    header = ctypes.create_string_buffer(struct.pack("=Ii", _CAPABILITY_VERSION_3, 0))
+    data = ctypes.create_string_buffer(struct.pack("=6I", low, low, 0, high, high, 0))
+    _check(_capset(header, data))
 
 
 class _FilterProgram(ctypes.Structure):
