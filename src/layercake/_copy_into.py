@@ -5,19 +5,27 @@ files and the directories leading to them. Those directories take the
 metadata they already have in the image, so the layer does not change the
 mode or owner of, say, ``/usr``; directories the image lacks are created
 as root with mode 0755, as Docker does.
+
+An unprivileged builder fills the staging directory as root of a user
+namespace with the store's full id map (see :func:`in_mapped_root`), so
+owners land on disk as the subordinate ids the store's packing reads back
+as the image's ids. Without subordinate ids every file stays the user's,
+which the store records as root; owners other than root are refused
+before staging (:func:`check_owner`).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import posixpath
 import shutil
 import stat
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
@@ -26,12 +34,17 @@ from layercake._users import resolve_user
 from layercake.errors import BuildContextError, ContainerConfigError
 from layercake.store import extract_tar
 
+if TYPE_CHECKING:
+    from layercake.runtime import IdMap
+
 logger = logging.getLogger(__name__)
 
 __all__ = [
     "CopyRequest",
+    "check_owner",
     "copy_into",
     "copy_tree",
+    "in_mapped_root",
     "make_directory",
     "parse_chmod",
     "parse_chown",
@@ -110,6 +123,67 @@ def parse_chmod(value: str) -> int:
     return mode
 
 
+def check_owner(owner: tuple[int, int], idmap: IdMap | None, what: str) -> None:
+    """Refuse an owner that an unprivileged builder cannot give files.
+
+    ``idmap`` is the map of the builder's user namespace (None as root);
+    ``what`` names the request in the message, e.g. ``COPY --chown=1000``.
+
+    Raises:
+        BuildContextError: the owner lies outside the ids the map holds.
+    """
+    if idmap is None or max(owner) < idmap.size:
+        return
+    if not idmap.full:
+        raise BuildContextError(
+            f"{what} cannot be used without root: rootless builds map only "
+            f"uid 0 here ({idmap.reason})",
+            source=what,
+        )
+    raise BuildContextError(
+        f"{what} cannot be used without root: rootless builds map ids 0 to "
+        f"{idmap.size - 1} here (the subordinate range of /etc/subuid and "
+        "/etc/subgid)",
+        source=what,
+    )
+
+
+def in_mapped_root(
+    mapped_root: Callable[[Callable[[], bytes | None]], bytes],
+    work: Callable[[], None],
+) -> None:
+    """Run ``work`` through ``mapped_root``, keeping its BuildContextError.
+
+    ``mapped_root`` runs a function in a forked child
+    (:func:`layercake.runtime.as_mapped_root`), which reports failures as
+    OSError; a refused COPY comes back here as the error it was.
+
+    Raises:
+        BuildContextError: ``work`` raised it.
+        OSError: ``work`` failed otherwise, or the namespace was refused.
+    """
+
+    def child() -> bytes:
+        try:
+            work()
+        except BuildContextError as error:
+            return json.dumps([error.reason, error.source]).encode()
+        return b""
+
+    refused = mapped_root(child)
+    if refused:
+        reason, source = json.loads(refused)
+        raise BuildContextError(reason, source=source)
+
+
+def _chown(target: Path, uid: int, gid: int) -> None:
+    # Only root (of the host or of the builder's user namespace) may give
+    # files away; without subordinate ids the files stay the user's, which
+    # the store packs as root's, and check_owner refused any other owner.
+    if os.geteuid() == 0:
+        os.chown(target, uid, gid, follow_symlinks=False)
+
+
 def _is_archive(path: Path) -> bool:
     """Tell whether ADD should extract ``path``: a tar, plain or compressed."""
     if path.is_symlink() or not path.is_file():
@@ -149,13 +223,13 @@ class _Stager:
         if existing is not None and existing.is_dir() and not existing.is_symlink():
             info = existing.lstat()
             target.mkdir()
-            os.chown(target, info.st_uid, info.st_gid)
+            _chown(target, info.st_uid, info.st_gid)
             os.chmod(target, stat.S_IMODE(info.st_mode))
             os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns))
         else:
             target.mkdir(exist_ok=True)
             uid, gid = self.request.owner if owned and self.request.owner else (0, 0)
-            os.chown(target, uid, gid)
+            _chown(target, uid, gid)
             os.chmod(target, 0o755)
         return target
 
@@ -163,7 +237,7 @@ class _Stager:
         uid, gid = self.request.owner or (0, 0)
         if self.request.keep_owners:
             uid, gid = source.st_uid, source.st_gid
-        os.chown(target, uid, gid, follow_symlinks=False)
+        _chown(target, uid, gid)
         if not stat.S_ISLNK(source.st_mode):
             mode = self.request.mode
             os.chmod(target, mode if mode is not None else stat.S_IMODE(source.st_mode))

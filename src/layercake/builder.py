@@ -34,8 +34,10 @@ from layercake._container_files import RUNTIME_TARGETS
 from layercake._copy_into import (
     CopyRequest,
     SourceTree,
+    check_owner,
     copy_into,
     copy_tree,
+    in_mapped_root,
     make_directory,
     parse_chmod,
     parse_chown,
@@ -395,15 +397,18 @@ class _StageBuild:
             if stack.is_dir(stack.resolve(path)):
                 return self.build.writer.derive(self.state, config, history, layer=None)
             user = resolve_user(self.config.user, stack)
-            staging = self.build.store._directory.tmp_dir("workdir-")
-            try:
-                make_directory(staging, stack, path, (user.uid, user.gid))
-                history = attrs.evolve(history, empty_layer=False)
-                return self.build.writer.derive(
+            owner = (user.uid, user.gid)
+            check_owner(
+                owner, self.id_map(), f"WORKDIR {path} owned by {owner[0]}:{owner[1]}"
+            )
+            history = attrs.evolve(history, empty_layer=False)
+            return self.staged_layer(
+                "workdir-",
+                lambda staging: make_directory(staging, stack, path, owner),
+                lambda staging: self.build.writer.derive(
                     self.state, config, history, layer=staging
-                )
-            finally:
-                shutil.rmtree(staging, ignore_errors=True)
+                ),
+            )
 
         return self.cached_or(text, "", make)
 
@@ -600,17 +605,46 @@ class _StageBuild:
         """Stage what a COPY or ADD adds and commit it as a layer."""
         stack = self.build.writer.layer_stack(self.state)
         if "chown" in flags:
-            request = attrs.evolve(request, owner=parse_chown(flags["chown"], stack))
-        staging = self.build.store._directory.tmp_dir("copy-")
-        try:
-            copy_into(request, staging, stack)
-            created_by = f"{_display(instruction)} # buildkit"
-            history = History(created=_created(), created_by=created_by)
-            return self.build.writer.derive(
+            owner = parse_chown(flags["chown"], stack)
+            what = f"{request.keyword} --chown={flags['chown']}"
+            check_owner(owner, self.id_map(), what)
+            request = attrs.evolve(request, owner=owner)
+        created_by = f"{_display(instruction)} # buildkit"
+        history = History(created=_created(), created_by=created_by)
+        return self.staged_layer(
+            "copy-",
+            lambda staging: copy_into(request, staging, stack),
+            lambda staging: self.build.writer.derive(
                 self.state, self.config, history, layer=staging
-            )
+            ),
+        )
+
+    def id_map(self) -> runtime.IdMap | None:
+        """The ids an unprivileged builder can give files (None as root)."""
+        return None if os.geteuid() == 0 else runtime.id_map()
+
+    def staged_layer(
+        self,
+        prefix: str,
+        fill: Callable[[Path], None],
+        commit: Callable[[Path], BuildState],
+    ) -> BuildState:
+        """Fill a staging directory with a step's files and commit it.
+
+        An unprivileged builder with subordinate ids fills it as mapped
+        root, so files get the owners the image names (the store then packs
+        them as mapped root too); the directory is removed afterwards.
+        """
+        directory = self.build.store._directory
+        staging = directory.tmp_dir(prefix)
+        try:
+            if directory.mapped_root is None:
+                fill(staging)
+            else:
+                in_mapped_root(directory.mapped_root, lambda: fill(staging))
+            return commit(staging)
         finally:
-            shutil.rmtree(staging, ignore_errors=True)
+            directory.remove_tree(staging)
 
     def downloads(self, urls: list[str], checksum: str | None) -> BuildContext:
         """A temporary context holding the files ADD fetches from ``urls``."""
