@@ -29,8 +29,8 @@ DEMO_OUTPUT = (
 def test_readme_examples_build_and_run(store, busybox):
     """busybox, middle and demo build, and middle and demo print what demo.sh shows."""
     builder = layercake.Builder(store)
-    middle = builder.build(EXAMPLES / "middle", tag="middle:latest")
-    demo = builder.build(EXAMPLES / "demo", tag="demo:latest")
+    middle = builder.build(EXAMPLES / "middle", tag="middle:latest", pull="never")
+    demo = builder.build(EXAMPLES / "demo", tag="demo:latest", pull="never")
 
     assert busybox.tags == ("busybox:latest",)
     assert middle.run().stdout == b"run DEV app\n"
