@@ -69,3 +69,23 @@ def lines(result: layercake.RunResult) -> list[str]:
         for line in result.stdout.decode().splitlines()
         if not line.startswith("total")
     ]
+
+
+def test_copy_from_a_stage_reads_files_only_their_owner_may_read(store, busybox):
+    """COPY --from copies a mode 0600 file of uid 1000 made by an earlier stage."""
+    context = store.path.parent / "stages"
+    context.mkdir()
+    (context / "Dockerfile").write_text(
+        "FROM busybox AS secret\n"
+        "RUN echo secret > /s && chown 1000:1000 /s && chmod 600 /s\n"
+        "FROM busybox\n"
+        "COPY --from=secret /s /copied\n"
+    )
+    image = layercake.Builder(store).build(context, pull="never")
+
+    result = image.run(["sh", "-c", "cat /copied; stat -c '%a %u %g' /copied"])
+    assert (result.exit_code, result.stdout, result.stderr) == (
+        0,
+        b"secret\n600 0 0\n",
+        b"",
+    )
