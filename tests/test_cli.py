@@ -42,6 +42,15 @@ def test_build_prints_steps_and_cached_markers(cli, busybox, capfd, tmp_path):
     assert lines[-1] == "Successfully tagged middle:latest"
 
 
+def test_quiet_build_prints_only_the_image_id(cli, busybox, store, capfd, tmp_path):
+    """build -q prints the image id and nothing else, as docker build -q does."""
+    context = tmp_path / "ctx"
+    context.mkdir()
+    (context / "Dockerfile").write_text("FROM busybox\nENV A=1\n")
+    assert cli("build", "-q", "-t", "quiet", str(context)) == 0
+    assert capfd.readouterr().out == store.image("quiet").id + "\n"
+
+
 def test_build_with_json_progress_prints_one_event_a_line(
     cli, busybox, capfd, tmp_path
 ):

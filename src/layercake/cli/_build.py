@@ -65,14 +65,16 @@ def build(args: argparse.Namespace) -> int:
         return 0
 
     progress = (
-        JsonProgress(sys.stdout)
+        None
+        if args.quiet
+        else JsonProgress(sys.stdout)
         if args.progress == "json"
         else PlainProgress(sys.stdout)
     )
     # As with docker, -f is relative to the current directory, and "-" is stdin.
     text = sys.stdin.read() if args.file == "-" else None
     dockerfile = None if args.file in (None, "-") else Path(args.file).absolute()
-    layercake.Builder(layercake.Store(args.store)).build(
+    image = layercake.Builder(layercake.Store(args.store)).build(
         args.context,
         dockerfile=dockerfile,
         text=text,
@@ -84,6 +86,8 @@ def build(args: argparse.Namespace) -> int:
         pull=args.pull,
         on_event=progress,
     )
+    if args.quiet:
+        sys.stdout.write(image.id + "\n")
     return 0
 
 
@@ -124,6 +128,12 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         choices=("auto", "plain", "json"),
         default="auto",
         help="output style (auto is plain: one line per step)",
+    )
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print only the image id when the build succeeds",
     )
     parser.add_argument(
         "--check",
