@@ -76,6 +76,31 @@ def test_run_without_rm_keeps_the_exited_container(cli, busybox, capfd):
     assert cli("rm", "kept") == 0
 
 
+def test_commit_pauses_a_running_container_unless_told_not_to(
+    cli, busybox, store, capfd
+):
+    """commit pauses a running container and thaws it; --pause=false does not."""
+    script = "echo x > /x; sleep 60"
+    assert cli("run", "-d", "--name", "live", "busybox", "sh", "-c", script) == 0
+    capfd.readouterr()
+    container = store.container("live")
+    wait_for_output_file(container, "x")
+    assert cli("commit", "live", "live-image:1") == 0
+    assert cli("commit", "--pause=false", "live", "live-image:2") == 0
+    assert cli("commit", "-p", "live", "live-image:3") == 0
+    capfd.readouterr()
+    assert container.status == "running"
+    assert cli("run", "--rm", "live-image:2", "cat", "/x") == 0
+    assert capfd.readouterr().out == "x\n"
+
+
+def wait_for_output_file(container, name: str) -> None:
+    deadline = time.monotonic() + 10
+    while not (container.path / "upper" / name).exists():
+        assert time.monotonic() < deadline, f"{name} never appeared"
+        time.sleep(0.02)
+
+
 def test_create_then_start_and_wait_via_logs(cli, busybox, capfd):
     """create prints an id; start runs it in the background."""
     assert cli("create", "--name", "later", "busybox", "echo", "started") == 0

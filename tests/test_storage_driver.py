@@ -288,3 +288,90 @@ def test_info_names_the_storage_driver(
     assert json.loads(capfd.readouterr().out)["StorageDriver"] == "copy"
     assert main(["--store", str(busybox.store.path), "info"]) == 0
     assert "\nStorage driver: copy\n" in capfd.readouterr().out
+
+
+def _racer(host_dir: Path) -> list[str]:
+    """A command swapping the directory /d with a link /l to ``host_dir``, forever."""
+    script = (
+        "mkdir /d; echo CONTAINER-DATA > /d/shadow; "
+        f"ln -s {host_dir} /l; touch /ready; "
+        "while true; do mv /d /t; mv /l /d; mv /t /l; done"
+    )
+    return ["sh", "-c", script]
+
+
+def _layer_holds(image: layercake.Image, content: bytes) -> bool:
+    """Whether any file of the image's last layer contains ``content``."""
+    with image.layers[-1].open() as stream, tarfile.open(fileobj=stream) as tar:
+        for member in tar:
+            extracted = tar.extractfile(member) if member.isfile() else None
+            if extracted is not None and content in extracted.read():
+                return True
+    return False
+
+
+def test_commit_of_a_racing_container_never_reads_or_writes_host_files(
+    image: layercake.Image, tmp_path: Path
+) -> None:
+    """A container swapping a directory with a link to the host cannot make commit
+    read or truncate the host's file, paused or not."""
+    secret_dir = tmp_path / "secretdir"
+    secret_dir.mkdir()
+    (secret_dir / "shadow").write_bytes(b"HOSTSECRET\n")
+    with Container(image, _racer(secret_dir)) as container:
+        container.start(detach=True)
+        wait_for(lambda: (container.path / "upper" / "ready").exists())
+
+        paused = [container.commit() for _ in range(8)]
+        assert container.status == "running"
+
+        unpaused: list[layercake.Image] = []
+        refused: list[str] = []
+        for _ in range(25):
+            try:
+                unpaused.append(container.commit(pause=False))
+            except layercake.ContainerError as error:
+                refused.append(str(error))
+        container.remove(force=True)
+
+    assert (secret_dir / "shadow").read_bytes() == b"HOSTSECRET\n"
+    assert os.listdir(secret_dir) == ["shadow"]
+    assert not [i for i in paused + unpaused if _layer_holds(i, b"HOSTSECRET")]
+    assert all(_layer_holds(i, b"CONTAINER-DATA") for i in paused)
+    prefix = f"cannot commit container {container.short_id}: /"
+    assert [m for m in refused if not m.startswith(prefix)] == []
+
+
+def test_commit_thaws_the_container_it_paused_and_keeps_a_user_pause(
+    image: layercake.Image,
+) -> None:
+    """commit() pauses a running container only for its own duration."""
+    with Container(image, ["sh", "-c", "echo x > /x; sleep 60"]) as container:
+        container.start(detach=True)
+        wait_for(lambda: (container.path / "upper" / "x").exists())
+        container.commit()
+        assert container.status == "running"
+        container.pause()
+        committed = container.commit()
+        assert container.status == "paused"
+        container.remove(force=True)
+    assert committed.run(["cat", "/x"]).stdout == b"x\n"
+
+
+def test_commit_refuses_a_running_container_it_cannot_pause(
+    image: layercake.Image,
+) -> None:
+    """Without a freezer, a running container commits only with pause=False."""
+    with Container(image, ["sh", "-c", "echo x > /x; sleep 60"]) as container:
+        container.start()
+        wait_for(lambda: (container.path / "upper" / "x").exists())
+        with pytest.raises(layercake.ContainerError) as raised:
+            container.commit()
+        committed = container.commit(pause=False)
+        container.remove(force=True)
+    assert str(raised.value) == (
+        f"cannot commit running container {container.short_id}: it cannot be "
+        "paused (it has no cgroup with a freezer); stop it first, or commit it "
+        "unpaused with pause=False (CLI: --pause=false)"
+    )
+    assert committed.run(["cat", "/x"]).stdout == b"x\n"

@@ -1284,6 +1284,31 @@ class Container:
         if state.status == "running":
             write_state(self.path, attrs.evolve(state, paused=paused))
 
+    def _pause_for_commit(self, pause: bool) -> Cgroup | None:
+        """Freeze a running container for :meth:`commit`; its cgroup, to thaw.
+
+        ``None``: nothing to thaw (not running, already paused, or
+        ``pause`` is false).
+        """
+        state = self.state()
+        if (
+            not pause
+            or state.paused
+            or state.status != "running"
+            or not is_alive(state.pid, state.pid_start)
+        ):
+            return None
+        cgroup = open_cgroup(state.cgroup_version, state.cgroup_paths)
+        if not state.cgroup_paths or not cgroup.can_freeze():
+            raise ContainerError(
+                f"cannot commit running container {self.short_id}: it cannot be "
+                "paused (it has no cgroup with a freezer); stop it first, or "
+                "commit it unpaused with pause=False (CLI: --pause=false)",
+                container_id=self.id,
+            )
+        self._set_paused(cgroup, True)
+        return cgroup
+
     def _thaw(self, state: ContainerState) -> None:
         self._set_paused(open_cgroup(state.cgroup_version, state.cgroup_paths), False)
 
@@ -1530,13 +1555,31 @@ class Container:
         ``("A", path)`` added, ``("C", path)`` changed, ``("D", path)``
         deleted (an overlay whiteout), in path order. Mount targets the
         runtime had to create, and volume contents, are not changes.
+
+        Raises:
+            ContainerError: a running container changed an entry while it
+                was listed (the message names it).
         """
+        try:
+            return self._changes()
+        except OSError as error:
+            raise self._files_error("cannot list the changes of", error) from None
+
+    def _changes(self) -> list[Change]:
         return storage.changes(
             self.path,
             self.record.storage_driver,
             self.image.layer_stack(),
             self._ignored(),
             self.image.store._directory.mapped_root,
+        )
+
+    def _files_error(self, doing: str, error: OSError) -> ContainerError:
+        where = f"{error.filename}: " if error.filename else ""
+        return ContainerError(
+            f"{doing} container {self.short_id}: "
+            f"{where}{(error.strerror or str(error)).lower()}",
+            container_id=self.id,
         )
 
     def wait_for_log(self, pattern: str, *, timeout: float = 30.0) -> re.Match[str]:
@@ -1641,6 +1684,7 @@ class Container:
         workdir: str | None = None,
         user: str | None = None,
         labels: Mapping[str, str] | None = None,
+        pause: bool = True,
     ) -> Image:
         """Make an image of the container's image plus its changes.
 
@@ -1649,7 +1693,16 @@ class Container:
         env, workdir, user) and then the keyword arguments applied, as
         ``docker commit --change`` does. ``tag`` tags the new image.
 
+        A running container is paused (frozen) while its changes are read
+        and copied, as ``docker commit`` does, and thawed afterwards; one
+        the user paused stays paused. ``pause=False`` copies it as it
+        runs: files it changes meanwhile may be caught half-written. Either
+        way the copy never follows the container's links out of it.
+
         Raises:
+            ContainerError: it runs and cannot be paused (no cgroup with a
+                freezer) while ``pause`` is true, or a changed file could
+                not be copied (the message names it).
             StoreError: the layer could not be written.
             InvalidReference: ``tag`` is not a valid reference.
         """
@@ -1682,16 +1735,19 @@ class Container:
             labels={**config.labels, **(labels or {})},
         )
 
-        changes = self.diff()
+        frozen = self._pause_for_commit(pause)
         staging = directory.tmp_dir("commit-")
         try:
-            storage.stage_changes(
-                self.path,
-                self.record.storage_driver,
-                staging,
-                changes,
-                directory.mapped_root,
-            )
+            try:
+                changes = self._changes()
+                storage.stage_changes(
+                    self.path, staging, changes, directory.mapped_root
+                )
+            except OSError as error:
+                raise self._files_error("cannot commit", error) from None
+            if frozen is not None:
+                self._set_paused(frozen, False)
+                frozen = None
             history = History(
                 created=now(),
                 created_by=" ".join(record.process.args),
@@ -1705,6 +1761,8 @@ class Container:
                 writer.load(self.image.digest), config, history, layer=staging
             )
         finally:
+            if frozen is not None:
+                self._set_paused(frozen, False)
             if staging.exists():
                 directory.remove_tree(staging)
         image = store._load(state.manifest_digest)

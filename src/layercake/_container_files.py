@@ -9,12 +9,11 @@ streams a tar archive through a pipe; links travel as links.
 from __future__ import annotations
 
 import contextlib
-import filecmp
+import errno
 import os
-import shutil
 import stat
 import tarfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from layercake import runtime
@@ -28,7 +27,6 @@ __all__ = [
     "copy_from",
     "copy_to",
     "export",
-    "prune_to",
     "stage_tree_changes",
     "tree_changes",
     "upper_changes",
@@ -51,28 +49,56 @@ def upper_changes(
     A whiteout is a deletion; an entry the image lacks is an addition; one
     it has is a change (a directory only when something in it changed or
     its owner or mode did). Empty entries at ``ignored`` paths the image
-    lacks are mount targets, not changes, and are left out.
+    lacks are mount targets, not changes, and are left out. The walk goes
+    by descriptor and never follows a link (see :func:`stage_tree_changes`).
+
+    Raises:
+        OSError: an entry vanished or changed type during the walk
+            (``filename``: its path in the container).
     """
     if not upper.is_dir():
         return []
-    return _walk(str(upper), "", stack, ignored)
+    with _opened(os.open(upper, _DIRECTORY_FLAGS)) as top:
+        return _walk(top, "", stack, ignored)
+
+
+@contextlib.contextmanager
+def _opened(fd: int) -> Iterator[int]:
+    try:
+        yield fd
+    finally:
+        os.close(fd)
+
+
+def _lstat_at(directory: int, name: str, path: str) -> os.stat_result:
+    try:
+        return os.stat(name, dir_fd=directory, follow_symlinks=False)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, path) from None
+
+
+def _open_at(directory: int, name: str, path: str, flags: int) -> int:
+    try:
+        return os.open(name, flags, dir_fd=directory)
+    except OSError as error:
+        raise OSError(error.errno, error.strerror, path) from None
 
 
 def _walk(
-    host: str, relative: str, stack: LayerStack, ignored: frozenset[str]
+    directory: int, relative: str, stack: LayerStack, ignored: frozenset[str]
 ) -> list[Change]:
     changes: list[Change] = []
-    with os.scandir(host) as scan:
-        entries = sorted(scan, key=lambda e: e.name)
-    for entry in entries:
-        path = f"{relative}/{entry.name}"
-        info = entry.stat(follow_symlinks=False)
+    for name in sorted(os.listdir(directory)):
+        path = f"{relative}/{name}"
+        info = _lstat_at(directory, name, path)
         if stat.S_ISCHR(info.st_mode) and info.st_rdev == 0:
             changes.append(("D", path))
             continue
         lower = stack.lookup(path)
         if stat.S_ISDIR(info.st_mode):
-            inner = _walk(entry.path, path, stack, ignored)
+            inner_fd = _open_at(directory, name, path, _DIRECTORY_FLAGS)
+            with _opened(inner_fd) as inner_dir:
+                inner = _walk(inner_dir, path, stack, ignored)
             if lower is None:
                 if inner or path not in ignored:
                     changes.append(("A", path))
@@ -104,15 +130,21 @@ def tree_changes(
     when its change time was ``copied_ns`` (``None``: never copied, so
     nothing changed). A file whose change time is older was not touched
     since; a newer one is compared with the image's, content included.
-    Paths of the image missing from ``root`` are deletions.
+    Paths of the image missing from ``root`` are deletions. The walk goes
+    by descriptor and never follows a link.
+
+    Raises:
+        OSError: an entry vanished or changed type during the walk
+            (``filename``: its path in the container).
     """
     if copied_ns is None or not root.is_dir():
         return []
-    return _compare(str(root), "", stack, ignored, copied_ns, fresh=False)
+    with _opened(os.open(root, _DIRECTORY_FLAGS)) as top:
+        return _compare(top, "", stack, ignored, copied_ns, fresh=False)
 
 
 def _compare(
-    host: str,
+    directory: int,
     relative: str,
     stack: LayerStack,
     ignored: frozenset[str],
@@ -120,23 +152,23 @@ def _compare(
     *,
     fresh: bool,
 ) -> list[Change]:
-    with os.scandir(host) as scan:
-        entries = {entry.name: entry for entry in scan}
+    entries = set(os.listdir(directory))
     below = [] if fresh else stack.children(relative or "/")
     changes: list[Change] = []
-    for name in sorted(set(entries) | set(below)):
+    for name in sorted(entries | set(below)):
         path = f"{relative}/{name}"
-        entry = entries.get(name)
-        if entry is None:
+        if name not in entries:
             changes.append(("D", path))
             continue
-        info = entry.stat(follow_symlinks=False)
+        info = _lstat_at(directory, name, path)
         lower = None if fresh else stack.lookup(path)
         if stat.S_ISDIR(info.st_mode):
             was_dir = lower is not None and stat.S_ISDIR(os.lstat(lower).st_mode)
-            inner = _compare(
-                entry.path, path, stack, ignored, copied_ns, fresh=not was_dir
-            )
+            inner_fd = _open_at(directory, name, path, _DIRECTORY_FLAGS)
+            with _opened(inner_fd) as inner_dir:
+                inner = _compare(
+                    inner_dir, path, stack, ignored, copied_ns, fresh=not was_dir
+                )
             if lower is None:
                 if inner or path not in ignored:
                     changes.append(("A", path))
@@ -144,77 +176,192 @@ def _compare(
                 changes.append(("C", path))
             changes.extend(inner)
         elif lower is not None:
-            if _file_differs(info, entry.path, lower, copied_ns):
+            if _file_differs(info, directory, name, path, lower, copied_ns):
                 changes.append(("C", path))
         elif not (path in ignored and info.st_size == 0):
             changes.append(("A", path))
     return changes
 
 
-def _file_differs(info: os.stat_result, path: str, lower: Path, copied_ns: int) -> bool:
+def _file_differs(
+    info: os.stat_result,
+    directory: int,
+    name: str,
+    path: str,
+    lower: Path,
+    copied_ns: int,
+) -> bool:
     if info.st_ctime_ns < copied_ns:
         return False
     before = os.lstat(lower)
     if _attributes_differ(info, lower) or info.st_size != before.st_size:
         return True
     if stat.S_ISLNK(info.st_mode):
-        return os.readlink(path) != os.readlink(lower)
+        try:
+            return os.readlink(name, dir_fd=directory) != os.readlink(lower)
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, path) from None
     if stat.S_ISREG(info.st_mode):
-        return info.st_mtime_ns != before.st_mtime_ns or not filecmp.cmp(
-            path, lower, shallow=False
-        )
+        if info.st_mtime_ns != before.st_mtime_ns:
+            return True
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        with (
+            open(_open_at(directory, name, path, flags), "rb") as now,
+            open(lower, "rb") as then,
+        ):
+            if not stat.S_ISREG(os.fstat(now.fileno()).st_mode):
+                return True
+            while True:
+                chunk = now.read(1 << 16)
+                if chunk != then.read(1 << 16):
+                    return True
+                if not chunk:
+                    return False
     return info.st_rdev != before.st_rdev
 
 
 def stage_tree_changes(root: Path, staging: Path, changes: list[Change]) -> None:
-    """Copy what ``changes`` lists from a copy-driver root into ``staging``.
+    """Copy what ``changes`` lists from a container's files into ``staging``.
 
-    The result is in overlay form, ready to pack as a layer: added and
-    changed entries with their owners and modes, a whiteout (a 0:0
-    character device) for each deletion.
+    ``root`` is a copy-driver root or an overlay upper directory. The result
+    is in overlay form, ready to pack as a layer: added and changed entries
+    with their owners, modes and extended attributes (an opaque directory
+    stays opaque), a whiteout (a 0:0 character device) for each deletion.
+
+    The container may still be running and swapping entries for symbolic
+    links, so no path is ever resolved as a string: each directory is opened
+    one component at a time, relative to its parent's descriptor, without
+    following links, on both sides. A link on the way is an error, never a
+    way out of ``root`` or ``staging``.
+
+    Raises:
+        OSError: an entry could not be copied or changed type meanwhile;
+            its ``filename`` is the path in the container.
     """
-    for kind, path in changes:
-        source = f"{root}{path}"
-        target = f"{staging}{path}"
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        if kind == "D":
-            os.mknod(target, stat.S_IFCHR, os.makedev(0, 0))
-            continue
-        info = os.lstat(source)
-        if stat.S_ISDIR(info.st_mode):
-            os.mkdir(target)
-        elif stat.S_ISLNK(info.st_mode):
-            os.symlink(os.readlink(source), target)
-        elif stat.S_ISREG(info.st_mode):
-            shutil.copyfile(source, target, follow_symlinks=False)
-        elif stat.S_ISFIFO(info.st_mode):
-            os.mkfifo(target)
-        else:
-            os.mknod(target, info.st_mode, info.st_rdev)
+    source = _DirectoryChain(root, create=False)
+    target = _DirectoryChain(staging, create=True)
+    try:
+        for kind, path in changes:
+            try:
+                _stage_one(kind, path, source, target)
+            except OSError as error:
+                raise OSError(error.errno, error.strerror, path) from None
+    finally:
+        source.close()
+        target.close()
+
+
+_DIRECTORY_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+
+_KEPT_OVERLAY_XATTRS = frozenset({"trusted.overlay.opaque", "user.overlay.opaque"})
+
+
+class _DirectoryChain:
+    """Descriptors of the directories from a top one down to the current one.
+
+    Changes come in path order, so only the chain to the current directory
+    is kept open: as deep as the tree, never one descriptor per directory.
+    """
+
+    def __init__(self, top: Path, *, create: bool) -> None:
+        self._create = create
+        self._chain: list[tuple[str, int]] = [("", os.open(top, _DIRECTORY_FLAGS))]
+
+    def parent_of(self, path: str) -> tuple[int, str]:
+        """The descriptor of ``path``'s directory, and ``path``'s last name."""
+        names = path.strip("/").split("/")
+        return self._open(names[:-1]), names[-1]
+
+    def _open(self, names: list[str]) -> int:
+        kept = 1
+        while kept < len(self._chain) and kept <= len(names):
+            if self._chain[kept][0] != names[kept - 1]:
+                break
+            kept += 1
+        for _, fd in self._chain[kept:]:
+            os.close(fd)
+        del self._chain[kept:]
+        for name in names[kept - 1 :]:
+            parent = self._chain[-1][1]
+            if self._create:
+                with contextlib.suppress(FileExistsError):
+                    os.mkdir(name, 0o755, dir_fd=parent)
+            self._chain.append((name, os.open(name, _DIRECTORY_FLAGS, dir_fd=parent)))
+        return self._chain[-1][1]
+
+    def close(self) -> None:
+        """Close every descriptor of the chain."""
+        for _, fd in self._chain:
+            os.close(fd)
+        self._chain.clear()
+
+
+def _stage_one(
+    kind: str, path: str, source: _DirectoryChain, target: _DirectoryChain
+) -> None:
+    into, name = target.parent_of(path)
+    if kind == "D":
+        os.mknod(name, stat.S_IFCHR, os.makedev(0, 0), dir_fd=into)
+        return
+    outof, _ = source.parent_of(path)
+    info = os.stat(name, dir_fd=outof, follow_symlinks=False)
+    if stat.S_ISLNK(info.st_mode):
+        os.symlink(os.readlink(name, dir_fd=outof), name, dir_fd=into)
         with contextlib.suppress(PermissionError):
-            os.chown(target, info.st_uid, info.st_gid, follow_symlinks=False)
-        if not stat.S_ISLNK(info.st_mode):
-            os.chmod(target, stat.S_IMODE(info.st_mode))
-        os.utime(target, ns=(info.st_atime_ns, info.st_mtime_ns), follow_symlinks=False)
+            os.chown(name, info.st_uid, info.st_gid, dir_fd=into, follow_symlinks=False)
+        times = (info.st_atime_ns, info.st_mtime_ns)
+        os.utime(name, ns=times, dir_fd=into, follow_symlinks=False)
+        return
+    if stat.S_ISDIR(info.st_mode):
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(name, 0o700, dir_fd=into)
+        read = os.open(name, _DIRECTORY_FLAGS, dir_fd=outof)
+        write = os.open(name, _DIRECTORY_FLAGS, dir_fd=into)
+    elif stat.S_ISREG(info.st_mode):
+        # O_NONBLOCK: an entry swapped for a FIFO must not hang the commit.
+        flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
+        read = os.open(name, flags, dir_fd=outof)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+        write = os.open(name, flags, 0o600, dir_fd=into)
+    else:
+        if stat.S_ISFIFO(info.st_mode):
+            os.mkfifo(name, 0o600, dir_fd=into)
+        else:
+            os.mknod(name, stat.S_IFMT(info.st_mode) | 0o600, info.st_rdev, dir_fd=into)
+        _set_attributes(name, into, info)
+        return
+    try:
+        _copy_open(read, write, info)
+    finally:
+        os.close(read)
+        os.close(write)
 
 
-def prune_to(directory: Path, changes: list[Change]) -> None:
-    """Delete from a copy of an upper directory what ``changes`` leaves out."""
-    kept = {path for _, path in changes}
-    for root, dirs, files in os.walk(directory, topdown=False):
-        relative = "/" + os.path.relpath(root, directory)
-        relative = "" if relative == "/." else relative
-        for name in files:
-            if f"{relative}/{name}" not in kept:
-                os.unlink(os.path.join(root, name))
-        for name in dirs:
-            path = os.path.join(root, name)
-            if f"{relative}/{name}" in kept:
-                continue
-            if os.path.islink(path):
-                os.unlink(path)
-            elif not os.listdir(path):
-                os.rmdir(path)
+def _copy_open(read: int, write: int, info: os.stat_result) -> None:
+    """Copy an opened entry's content (files), attributes and xattrs."""
+    now = os.fstat(read)
+    if stat.S_IFMT(now.st_mode) != stat.S_IFMT(info.st_mode):
+        raise OSError(errno.EAGAIN, "it changed type while being copied")
+    if stat.S_ISREG(now.st_mode):
+        os.set_blocking(read, True)
+        while os.sendfile(write, read, None, 1 << 20):
+            pass
+    for key in os.listxattr(read):
+        internal = key.startswith(("trusted.overlay.", "user.overlay."))
+        if internal and key not in _KEPT_OVERLAY_XATTRS:
+            continue
+        os.setxattr(write, key, os.getxattr(read, key))
+    with contextlib.suppress(PermissionError):
+        os.fchown(write, now.st_uid, now.st_gid)
+    os.fchmod(write, stat.S_IMODE(now.st_mode))
+    os.utime(write, ns=(now.st_atime_ns, now.st_mtime_ns))
+
+
+def _set_attributes(name: str, directory: int, info: os.stat_result) -> None:
+    with contextlib.suppress(PermissionError):
+        os.chown(name, info.st_uid, info.st_gid, dir_fd=directory)
+    os.chmod(name, stat.S_IMODE(info.st_mode), dir_fd=directory)
+    os.utime(name, ns=(info.st_atime_ns, info.st_mtime_ns), dir_fd=directory)
 
 
 def _in_container(

@@ -12,14 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
 from layercake import runtime
 from layercake._container_files import (
     Change,
-    prune_to,
     stage_tree_changes,
     tree_changes,
     upper_changes,
@@ -105,24 +103,23 @@ def changes(
 
 def stage_changes(
     path: Path,
-    driver: str,
     staging: Path,
     found: list[Change],
     mapped_root: MappedRoot | None,
 ) -> None:
-    """Put the changes ``found`` in ``staging``, in overlay form, for a layer."""
+    """Put the changes ``found`` in ``staging``, in overlay form, for a layer.
+
+    Both drivers copy entry by entry, by descriptor, never following a link
+    (see :func:`stage_tree_changes`): a running container cannot aim the
+    copy at a host file.
+
+    Raises:
+        OSError: an entry could not be copied (``filename``: its path in
+            the container, or the message names it).
+    """
 
     def stage() -> None:
-        upper = path / "upper"
-        if driver == "copy":
-            stage_tree_changes(upper, staging, found)
-            return
-        subprocess.run(
-            ["cp", "-a", "--", f"{upper}/.", f"{staging}/"],
-            check=True,
-            capture_output=True,
-        )
-        prune_to(staging, found)
+        stage_tree_changes(path / "upper", staging, found)
 
     if not found or not (path / "upper").is_dir():
         return

@@ -906,7 +906,7 @@ class _StageBuild:
         found = storage.changes(container, "copy", stack, RUNTIME_TARGETS, mapped_root)
         layer = container / "layer"
         layer.mkdir()
-        storage.stage_changes(container, "copy", layer, found, mapped_root)
+        storage.stage_changes(container, layer, found, mapped_root)
         return layer
 
 

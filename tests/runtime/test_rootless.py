@@ -264,6 +264,33 @@ def test_rootless_limits_without_cgroups_warn(unprivileged: Unprivileged) -> Non
     assert ": resource limits not applied: permission denied (" in warned[0]
 
 
+def test_cli_prints_the_limits_warning_on_stderr(unprivileged: Unprivileged) -> None:
+    """run -m without usable cgroups says WARNING: on stderr, once, as docker does."""
+    work = unprivileged.workdir("cli-limits")
+    script = OWNED_IMAGE + textwrap.dedent(
+        """
+        from layercake.cli import main
+        store_path = str(store.path)
+        code = main(["--store", store_path, "run", "--rm", "-m", "32m", "owned:1", "true"])
+        print(code)
+        main(["--store", store_path, "create", "--name", "cake", "-m", "32m", "owned:1", "true"])
+        sys.stderr.write("started:\\n")
+        main(["--store", store_path, "start", "cake"])
+        """
+    )
+
+    completed = unprivileged.python_script(script, str(work), "overlay")
+
+    assert completed.stdout.splitlines()[0] == "0", completed.stderr
+    before, _, after = completed.stderr.partition("started:\n")
+    for part in (before, after):
+        warned = [line for line in part.splitlines() if line.startswith("WARNING: ")]
+        assert len(warned) == 1, completed.stderr
+        assert warned[0].startswith(
+            "WARNING: resource limits not applied: permission denied ("
+        )
+
+
 def test_verify_compares_layers_owned_by_subordinate_ids(
     unprivileged: Unprivileged,
 ) -> None:

@@ -137,6 +137,7 @@ def run(args: argparse.Namespace) -> int:
     container = _create(args)
     if args.detach:
         container.start(detach=True)
+        _print_warnings(container)
         sys.stdout.write(container.id + "\n")
         return 0
     try:
@@ -145,8 +146,18 @@ def run(args: argparse.Namespace) -> int:
         with _signals_forwarded(container), raw_terminal(raw, container.resize):
             return container.attach(stdin=stdin)
     finally:
+        # Attached, the warnings are read once the run ended: the container
+        # had the terminal until then.
+        with suppress(LayercakeError):
+            _print_warnings(container)
         if args.rm:
             container.remove(force=True)
+
+
+def _print_warnings(container: Container) -> None:
+    """Write each warning of the container's runs to stderr, as docker does."""
+    for text in dict.fromkeys(container.state().warnings):
+        sys.stderr.write(f"WARNING: {text}\n")
 
 
 @contextmanager
@@ -174,8 +185,10 @@ def _signals_forwarded(container: Container) -> Iterator[None]:
 
 
 def create(args: argparse.Namespace) -> int:
-    """Create a container without starting it; print its id."""
-    sys.stdout.write(_create(args).id + "\n")
+    """Create a container without starting it; print its id and any warnings."""
+    container = _create(args)
+    _print_warnings(container)
+    sys.stdout.write(container.id + "\n")
     return 0
 
 
@@ -201,6 +214,7 @@ def _start(container: Container) -> None:
         container.restart(detach=True)
     else:
         container.start(detach=True)
+    _print_warnings(container)
 
 
 def start(args: argparse.Namespace) -> int:
@@ -423,7 +437,10 @@ def commit(args: argparse.Namespace) -> int:
 
     container = _load(layercake.Store(args.store), args.container)
     image = container.commit(
-        tag=args.repository, message=args.message, author=args.author
+        tag=args.repository,
+        message=args.message,
+        author=args.author,
+        pause=args.pause,
     )
     sys.stdout.write(image.id + "\n")
     return 0
@@ -629,6 +646,25 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("repository", nargs="?")
     parser.add_argument("-m", "--message")
     parser.add_argument("-a", "--author")
+    # Docker spells the switch --pause=false; a flag taking an optional
+    # value would swallow the container's name after -p, so each spelling
+    # is an option of its own.
+    parser.add_argument(
+        "-p",
+        "--pause",
+        "--pause=true",
+        dest="pause",
+        action="store_true",
+        default=True,
+        help="pause a running container while committing it (the default)",
+    )
+    parser.add_argument(
+        "--pause=false",
+        "--no-pause",
+        dest="pause",
+        action="store_false",
+        help="commit a running container without pausing it",
+    )
     parser.set_defaults(handler=commit)
 
     parser = verbs.add_parser("diff", help="list a container's changed paths")
