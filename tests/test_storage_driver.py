@@ -375,3 +375,16 @@ def test_commit_refuses_a_running_container_it_cannot_pause(
         "unpaused with pause=False (CLI: --pause=false)"
     )
     assert committed.run(["cat", "/x"]).stdout == b"x\n"
+
+
+def test_commit_of_a_replaced_directory_hides_the_image_contents(
+    image: layercake.Image,
+) -> None:
+    """A directory removed and made again holds only its new files once committed
+    (and the runtime's mount targets)."""
+    script = "rm -rf /etc; mkdir /etc; echo only > /etc/only"
+    with Container(image, ["sh", "-c", script]) as container:
+        container.run()
+        committed = container.commit()
+    listed = committed.run(["ls", "/etc"]).stdout
+    assert listed == b"hostname\nhosts\nonly\nresolv.conf\n"
