@@ -45,6 +45,14 @@ NOT_ROOTLESS = {
     "tests/test_container.py::test_stopping_a_paused_container_thaws_it": (
         "freezing takes a cgroup of one's own"
     ),
+    "tests/test_storage_driver.py::"
+    "test_paused_commit_of_a_racing_container_copies_only_its_files": (
+        "freezing takes a cgroup of one's own"
+    ),
+    "tests/test_storage_driver.py::"
+    "test_commit_thaws_the_container_it_paused_and_keeps_a_user_pause": (
+        "freezing takes a cgroup of one's own"
+    ),
     "tests/test_container.py::test_memory_limit_oom_kills_with_137_and_reports_it": (
         "limits take cgroup delegation; rootless runs warn instead"
     ),

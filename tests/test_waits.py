@@ -88,7 +88,8 @@ def test_container_methods_wait_and_snapshot(busybox, store):
     """Container.wait_for_log and snapshot(): a seeded state starts new copies."""
     script = "echo seeded > /data.txt; echo ready; sleep 30"
     with layercake.Container(busybox, ["sh", "-c", script]) as seeder:
-        seeder.start()
+        # Detached, it has a cgroup: snapshot() freezes it while copying.
+        seeder.start(detach=True)
         assert seeder.wait_for_log("^ready$").group(0) == "ready"
         snapshot = seeder.snapshot(tag="seeded:1")
     for _ in range(2):

@@ -1659,18 +1659,21 @@ class Container:
             await asyncio.sleep(poll_interval)
         return code
 
-    def snapshot(self, *, tag: str | None = None) -> Image:
+    def snapshot(self, *, tag: str | None = None, pause: bool = True) -> Image:
         """Capture the container's files as an image to start fresh copies from.
 
         Seed a database once, snapshot it, and give each test a new
         container of the snapshot: each starts copy-on-write from the same
         layers. The snapshot is a :meth:`commit` keeping the container's
-        run configuration; it costs the time to pack what changed.
+        run configuration; it costs the time to pack what changed. A
+        running container is paused meanwhile unless ``pause`` is false, as
+        for :meth:`commit`.
 
         Raises:
+            ContainerError: as for :meth:`commit`.
             StoreError: the layer could not be written.
         """
-        return self.commit(tag=tag, message="snapshot")
+        return self.commit(tag=tag, message="snapshot", pause=pause)
 
     def commit(
         self,
