@@ -270,11 +270,11 @@ def test_cli_prints_the_limits_warning_on_stderr(unprivileged: Unprivileged) -> 
     script = OWNED_IMAGE + textwrap.dedent(
         """
         from layercake.cli import main
-        limited = ["--store", str(store.path), "-m", "32m"]
-        print(main([*limited[:2], "run", "--rm", *limited[2:], "owned:1", "true"]))
-        main([*limited[:2], "create", "--name", "cake", *limited[2:], "owned:1", "true"])
+        at = ["--store", str(store.path)]
+        print(main([*at, "run", "--rm", "-m", "32m", "owned:1", "true"]))
+        main([*at, "create", "--name", "cake", "-m", "32m", "owned:1", "true"])
         sys.stderr.write("started:\\n")
-        main([*limited[:2], "start", "cake"])
+        main([*at, "start", "cake"])
         """
     )
 
