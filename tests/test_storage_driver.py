@@ -420,3 +420,14 @@ def test_commit_of_a_replaced_directory_hides_the_image_contents(
         committed = container.commit()
     listed = committed.run(["ls", "/etc"]).stdout
     assert listed == b"hostname\nhosts\nonly\nresolv.conf\n"
+
+
+def test_commit_keeps_hard_links(image: layercake.Image) -> None:
+    """Two names of one file are one file and a hard link in the committed layer."""
+    script = "echo x > /a; ln /a /b"
+    with Container(image, ["sh", "-c", script]) as container:
+        container.run()
+        committed = container.commit()
+    with committed.layers[-1].open() as stream, tarfile.open(fileobj=stream) as tar:
+        kinds = {m.name: (m.isfile(), m.islnk(), m.linkname) for m in tar}
+    assert kinds == {"a": (True, False, ""), "b": (False, True, "a")}

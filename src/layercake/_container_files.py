@@ -240,10 +240,12 @@ def stage_tree_changes(root: Path, staging: Path, changes: list[Change]) -> None
     """
     source = _DirectoryChain(root, create=False)
     target = _DirectoryChain(staging, create=True)
+    # Names of one file stay hard links of one another in the layer.
+    linked: dict[tuple[int, int], str] = {}
     try:
         for kind, path in changes:
             try:
-                _stage_one(kind, path, source, target)
+                _stage_one(kind, path, source, target, linked)
             except OSError as error:
                 raise OSError(error.errno, error.strerror, path) from None
     finally:
@@ -266,6 +268,11 @@ class _DirectoryChain:
     def __init__(self, top: Path, *, create: bool) -> None:
         self._create = create
         self._chain: list[tuple[str, int]] = [("", os.open(top, _DIRECTORY_FLAGS))]
+
+    @property
+    def top(self) -> int:
+        """The descriptor of the top directory."""
+        return self._chain[0][1]
 
     def parent_of(self, path: str) -> tuple[int, str]:
         """The descriptor of ``path``'s directory, and ``path``'s last name."""
@@ -297,7 +304,11 @@ class _DirectoryChain:
 
 
 def _stage_one(
-    kind: str, path: str, source: _DirectoryChain, target: _DirectoryChain
+    kind: str,
+    path: str,
+    source: _DirectoryChain,
+    target: _DirectoryChain,
+    linked: dict[tuple[int, int], str],
 ) -> None:
     into, name = target.parent_of(path)
     if kind == "D":
@@ -318,6 +329,15 @@ def _stage_one(
         read = os.open(name, _DIRECTORY_FLAGS, dir_fd=outof)
         write = os.open(name, _DIRECTORY_FLAGS, dir_fd=into)
     elif stat.S_ISREG(info.st_mode):
+        inode = (info.st_dev, info.st_ino)
+        if info.st_nlink > 1 and inode in linked:
+            # The first name was staged through directories opened without
+            # following links, and only this function writes the staging.
+            first = linked[inode]
+            os.link(first, name, src_dir_fd=target.top, dst_dir_fd=into)
+            return
+        if info.st_nlink > 1:
+            linked[inode] = path.lstrip("/")
         # O_NONBLOCK: an entry swapped for a FIFO must not hang the commit.
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         read = os.open(name, flags, dir_fd=outof)
@@ -346,7 +366,13 @@ def _copy_open(read: int, write: int, info: os.stat_result) -> None:
         os.set_blocking(read, True)
         while os.sendfile(write, read, None, 1 << 20):
             pass
-    for key in os.listxattr(read):
+    try:
+        keys = os.listxattr(read)
+    except OSError as error:
+        if error.errno != errno.ENOTSUP:
+            raise
+        keys = []
+    for key in keys:
         internal = key.startswith(("trusted.overlay.", "user.overlay."))
         if internal and key not in _KEPT_OVERLAY_XATTRS:
             continue
