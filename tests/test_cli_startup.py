@@ -64,7 +64,6 @@ def test_parsing_a_run_command_line_loads_no_builder_or_image_verbs():
     assert result.stdout.split("\n")[0] == str(
         [
             "layercake",
-            "layercake._lazy",
             "layercake._signals",
             "layercake._sizes",
             "layercake.cli",

@@ -12,10 +12,10 @@ The whole public surface is here::
 Every error derives from :class:`LayercakeError`; see :mod:`layercake.errors`.
 """
 
+import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
-from layercake._lazy import load_lazily
 from layercake.errors import (
     BlobNotFound,
     BlobUnknown,
@@ -68,7 +68,12 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    return load_lazily(globals(), _LAZY, name)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'layercake' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

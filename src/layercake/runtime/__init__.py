@@ -8,9 +8,8 @@ network is asked for) network namespaces, in a user namespace when not root.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
-
-from layercake._lazy import load_lazily
 
 if TYPE_CHECKING:
     from ._capabilities import capability_set
@@ -110,7 +109,12 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    return load_lazily(globals(), _LAZY, name)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:

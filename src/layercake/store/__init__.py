@@ -29,9 +29,8 @@ no process uses the store.
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
-
-from layercake._lazy import load_lazily
 
 if TYPE_CHECKING:
     from ._blobs import BlobWriter
@@ -88,7 +87,12 @@ _LAZY = {
 
 
 def __getattr__(name: str) -> Any:
-    return load_lazily(globals(), _LAZY, name)
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
 
 
 def __dir__() -> list[str]:
