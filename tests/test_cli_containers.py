@@ -216,3 +216,44 @@ def test_cp_out_to_a_new_name_and_start_of_a_stopped_container(
     assert capfd.readouterr().err.endswith("does not exist\n")
     assert cli("start", "once") == 0
     assert cli("rm", "-f", "once") == 0
+
+
+def test_logs_since_takes_durations_unix_seconds_and_dates(cli, busybox, capfd):
+    """logs --since takes 10m, 1h30m, Unix seconds and RFC 3339, as docker."""
+    assert cli("run", "--name", "said", "busybox", "echo", "hello") == 0
+    capfd.readouterr()
+    for since in ("10m", "1h30m", str(int(time.time()) - 60), "2000-01-01"):
+        assert cli("logs", "--since", since, "said") == 0
+        assert capfd.readouterr().out == "hello\n"
+    future = str(int(time.time()) + 3600)
+    for since in ("-1h", future):
+        assert cli("logs", f"--since={since}", "said") == 0
+        assert capfd.readouterr().out == ""
+
+
+def test_logs_bad_since_or_tail_is_a_one_line_error(cli, busybox, capfd):
+    """A bad --since or --tail is one line on stderr and exit 125."""
+    assert cli("run", "--name", "said", "busybox", "echo", "hello") == 0
+    capfd.readouterr()
+    assert cli("logs", "--since", "garbage", "said") == 125
+    assert capfd.readouterr().err == (
+        "layercake: error: invalid time 'garbage': expected a duration such as "
+        "10m or 1h30m, Unix seconds, or an RFC 3339 time such as "
+        "2026-12-04T10:00:00Z\n"
+    )
+    assert cli("logs", "--tail", "x", "said") == 125
+    assert capfd.readouterr().err == (
+        "layercake: error: invalid value 'x' for --tail: expected a number or all\n"
+    )
+
+
+def test_logs_negative_tail_shows_every_line(cli, busybox, capfd):
+    """--tail -1 shows all lines and --tail 0 none, as docker."""
+    assert cli("run", "--name", "said", "busybox", "sh", "-c", "echo a; echo b") == 0
+    capfd.readouterr()
+    assert cli("logs", "--tail", "-1", "said") == 0
+    assert capfd.readouterr().out == "a\nb\n"
+    assert cli("logs", "-n", "1", "said") == 0
+    assert capfd.readouterr().out == "b\n"
+    assert cli("logs", "--tail", "0", "said") == 0
+    assert capfd.readouterr().out == ""

@@ -55,6 +55,7 @@ from layercake._container_state import (
     write_state,
 )
 from layercake._container_tty import relay_terminal
+from layercake._log_times import parse_log_time
 from layercake._monitor import launch
 from layercake._ports import HostPort, parse_ports
 from layercake._restart_policy import RestartPolicy
@@ -1038,12 +1039,14 @@ class Container:
     ) -> bytes | Iterator[bytes]:
         """Return what a started container wrote, in the order it wrote it.
 
-        ``since`` (Unix seconds, or an RFC 3339 time) keeps lines written at
-        or after it; ``tail`` keeps the last lines; ``timestamps`` prefixes
+        ``since`` (Unix seconds, or a string in any form ``docker logs
+        --since`` takes: ``10m``, ``1h30m``, ``1733341000``, an RFC 3339
+        time) keeps lines written at or after it; ``tail`` keeps the last lines; ``timestamps`` prefixes
         each line with its time, as ``docker logs -t``. With ``follow`` an
         iterator yields each line as it is written until the container ends.
 
         Raises:
+            ContainerConfigError: ``since`` is not a time.
             ContainerError: the container was removed.
         """
         self._ensure_exists()
@@ -2109,7 +2112,7 @@ def _since_ns(since: float | str | None) -> int:
     if since is None:
         return 0
     if isinstance(since, str):
-        return parse_time(since)
+        return parse_log_time(since)
     return int(since * 1_000_000_000)
 
 

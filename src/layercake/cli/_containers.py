@@ -15,6 +15,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from layercake._log_times import parse_log_time
 from layercake._signals import signal_number
 from layercake._sizes import parse_size
 from layercake.cli._format import age, table
@@ -320,16 +321,27 @@ def ps(args: argparse.Namespace) -> int:
     return 0
 
 
+def _tail(text: str) -> int | None:
+    # docker logs --tail: "all" or a negative number shows every line.
+    try:
+        count = None if text == "all" else int(text)
+    except ValueError:
+        raise LayercakeError(
+            f"invalid value {text!r} for --tail: expected a number or all"
+        ) from None
+    return None if count is None or count < 0 else count
+
+
 def logs(args: argparse.Namespace) -> int:
     """Print what a container wrote; -f follows until it ends."""
     import layercake
 
-    container = _load(layercake.Store(args.store), args.container)
     options: dict[str, Any] = {
-        "tail": None if args.tail == "all" else int(args.tail),
+        "tail": _tail(args.tail),
         "timestamps": args.timestamps,
-        "since": args.since,
+        "since": None if args.since is None else parse_log_time(args.since) / 1e9,
     }
+    container = _load(layercake.Store(args.store), args.container)
     out = sys.stdout.buffer
     if args.follow:
         for line in container.logs(follow=True, **options):
@@ -606,8 +618,13 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.add_argument("container")
     parser.add_argument("-f", "--follow", action="store_true")
     parser.add_argument("-t", "--timestamps", action="store_true")
-    parser.add_argument("--tail", default="all")
-    parser.add_argument("--since")
+    parser.add_argument(
+        "-n", "--tail", default="all", help="the last N lines only (default: all)"
+    )
+    parser.add_argument(
+        "--since",
+        help="lines written since a time: 10m, 1h30m, Unix seconds or RFC 3339",
+    )
     parser.set_defaults(handler=logs)
 
     parser = verbs.add_parser("exec", help="run a command in a running container")
