@@ -38,6 +38,7 @@ from layercake._container_files import (
     copy_to,
     export,
 )
+from layercake._container_lock import lifecycle_locked
 from layercake._container_log import LogWriter, relay_output
 from layercake._container_state import (
     LOG_FILE,
@@ -500,6 +501,19 @@ class Container:
                 write_state(self.path, state)
         return state
 
+    @contextlib.contextmanager
+    def _lifecycle(self) -> Iterator[None]:
+        """Hold the container's lifecycle lock (see :mod:`._container_lock`)."""
+        try:
+            with lifecycle_locked(self.path):
+                yield
+        except FileNotFoundError:
+            if self.path.is_dir():
+                raise
+            raise ContainerError(
+                f"container {self.short_id} was removed", container_id=self.id
+            ) from None
+
     def _ensure_exists(self) -> None:
         if not self.path.is_dir():
             raise ContainerError(
@@ -925,31 +939,32 @@ class Container:
         Raises:
             ContainerError: already started or failed to start.
         """
-        self._ensure_not_started()
-        self._clear_stop_request()
-        cgroup, warnings = self._cgroup(detach)
-        try:
-            spec, hook = self._start_spec(cgroup)
-            launch(
-                spec,
-                self.path,
-                detach=detach,
-                cgroup=cgroup,
-                warnings=warnings,
-                ports=self.record.ports,
-                executor=self.record.executor,
-                configure_network=hook,
-                restart=self.record.restart,
-                stdin_open=self.record.stdin_open,
-            )
-        except ContainerError as error:
-            if cgroup is not None:
-                cgroup.remove()
-            raise ContainerError(
-                f"container {self.short_id} failed to start: {error}",
-                container_id=self.id,
-            ) from None
-        logger.info("started container %s", self.short_id)
+        with self._lifecycle():
+            self._ensure_not_started()
+            self._clear_stop_request()
+            cgroup, warnings = self._cgroup(detach)
+            try:
+                spec, hook = self._start_spec(cgroup)
+                launch(
+                    spec,
+                    self.path,
+                    detach=detach,
+                    cgroup=cgroup,
+                    warnings=warnings,
+                    ports=self.record.ports,
+                    executor=self.record.executor,
+                    configure_network=hook,
+                    restart=self.record.restart,
+                    stdin_open=self.record.stdin_open,
+                )
+            except ContainerError as error:
+                if cgroup is not None:
+                    cgroup.remove()
+                raise ContainerError(
+                    f"container {self.short_id} failed to start: {error}",
+                    container_id=self.id,
+                ) from None
+            logger.info("started container %s", self.short_id)
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for a started container to exit and return its exit code.
@@ -1099,36 +1114,38 @@ class Container:
             ContainerError: the container is not running (or is waiting to
                 restart and ``sig`` does not stop it), or was removed.
         """
-        self._ensure_exists()
-        if sig in (signal.SIGKILL, self._stop_signal()):
-            # Recorded before the signal, so the monitor never restarts what
-            # this signal ends.
-            self._request_stop()
-        if self._sandbox is not None:
-            if self._exit_code is not None:
+        with self._lifecycle():
+            self._ensure_exists()
+            if sig in (signal.SIGKILL, self._stop_signal()):
+                # Recorded before the signal, so the monitor never restarts what
+                # this signal ends.
+                self._request_stop()
+            if self._sandbox is not None:
+                if self._exit_code is not None:
+                    raise ContainerError(
+                        f"container {self.short_id} is not running",
+                        container_id=self.id,
+                    )
+                self._sandbox.send_signal(sig)
+                return
+            state = self.state()
+            if state.status == "running" and state.restarting:
+                if self._stop_requested():
+                    return  # the monitor ends it instead of restarting it
+                raise ContainerError(
+                    f"container {self.short_id} is restarting, wait until the "
+                    "container is running",
+                    container_id=self.id,
+                )
+            if state.status != "running" or not is_alive(state.pid, state.pid_start):
                 raise ContainerError(
                     f"container {self.short_id} is not running", container_id=self.id
                 )
-            self._sandbox.send_signal(sig)
-            return
-        state = self.state()
-        if state.status == "running" and state.restarting:
-            if self._stop_requested():
-                return  # the monitor ends it instead of restarting it
-            raise ContainerError(
-                f"container {self.short_id} is restarting, wait until the "
-                "container is running",
-                container_id=self.id,
-            )
-        if state.status != "running" or not is_alive(state.pid, state.pid_start):
-            raise ContainerError(
-                f"container {self.short_id} is not running", container_id=self.id
-            )
-        _signal(state.pid, sig)
-        if state.paused:
-            # A frozen process acts on a signal only once thawed, as
-            # ``docker kill`` and ``docker stop`` of a paused one do.
-            self._thaw(state)
+            _signal(state.pid, sig)
+            if state.paused:
+                # A frozen process acts on a signal only once thawed, as
+                # ``docker kill`` and ``docker stop`` of a paused one do.
+                self._thaw(state)
 
     def _stop_signal(self) -> int:
         return _signal_number(self.image.config.config.stop_signal or "SIGTERM")
@@ -1156,16 +1173,17 @@ class Container:
 
         Returns the exit code, or -1 for a container that never started.
         """
-        if self._sandbox is None and self.state().status == "created":
-            return -1
-        if self.exit_code is not None:
-            return self._exit_code  # type: ignore[return-value]
-        self._kill_if_running(self._stop_signal())
-        try:
-            return self.wait(timeout)
-        except ContainerTimeout:
-            self._kill_if_running()
-            return self.wait()
+        with self._lifecycle():
+            if self._sandbox is None and self.state().status == "created":
+                return -1
+            if self.exit_code is not None:
+                return self._exit_code  # type: ignore[return-value]
+            self._kill_if_running(self._stop_signal())
+            try:
+                return self.wait(timeout)
+            except ContainerTimeout:
+                self._kill_if_running()
+                return self.wait()
 
     def remove(self, *, force: bool = False) -> None:
         """Delete the container, its writable layer, anonymous volumes and logs.
@@ -1173,7 +1191,15 @@ class Container:
         Raises:
             ContainerError: it still runs and ``force`` is false.
         """
-        if self.path.exists() and self.exit_code is None and self._running():
+        try:
+            with lifecycle_locked(self.path):
+                self._remove(force)
+        except FileNotFoundError:
+            if self.path.exists():
+                raise
+
+    def _remove(self, force: bool) -> None:
+        if self.exit_code is None and self._running():
             if not force:
                 raise ContainerError(
                     f"container {self.short_id} is running; stop it or use force",
@@ -1181,13 +1207,12 @@ class Container:
                 )
             self._kill_if_running()
             self.wait()
-        if self.path.exists():
-            state = self.state()
-            if state.cgroup_paths:
-                open_cgroup(state.cgroup_version, state.cgroup_paths).remove()
-            self.image.store._directory.remove_tree(self.path)
-            net.forget(self.image.store.path, self.path.parent, self.record)
-            logger.info("removed container %s", self.short_id)
+        state = self.state()
+        if state.cgroup_paths:
+            open_cgroup(state.cgroup_version, state.cgroup_paths).remove()
+        self.image.store._directory.remove_tree(self.path)
+        net.forget(self.image.store.path, self.path.parent, self.record)
+        logger.info("removed container %s", self.short_id)
 
     def host_port(self, port: int | str) -> int:
         """The host port that forwards to the container's ``port``.
@@ -1359,16 +1384,17 @@ class Container:
         Raises:
             ContainerError: it failed to start again.
         """
-        if self.state().status == "running":
-            self.stop(timeout)
-        old = self.state()
-        if old.cgroup_paths:
-            open_cgroup(old.cgroup_version, old.cgroup_paths).remove()
-        self._sandbox = None
-        self._exit_code = None
-        self._state = None
-        write_state(self.path, ContainerState())
-        self.start(detach=detach)
+        with self._lifecycle():
+            if self.state().status == "running":
+                self.stop(timeout)
+            old = self.state()
+            if old.cgroup_paths:
+                open_cgroup(old.cgroup_version, old.cgroup_paths).remove()
+            self._sandbox = None
+            self._exit_code = None
+            self._state = None
+            write_state(self.path, ContainerState())
+            self.start(detach=detach)
 
     def rename(self, new_name: str) -> None:
         """Give the container another name, unique in the store, as ``docker rename``.

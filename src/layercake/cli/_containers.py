@@ -210,11 +210,13 @@ def _for_each(args: argparse.Namespace, action: Callable[[Container], object]) -
 
 def _start(container: Container) -> None:
     # A stopped container starts again, with the same writable layer, as
-    # docker start does.
-    if container.status == "exited":
-        container.restart(detach=True)
-    else:
-        container.start(detach=True)
+    # docker start does. Under the lock, so that no stop or start from
+    # another process comes between the look at its status and the start.
+    with container._lifecycle():
+        if container.status == "exited":
+            container.restart(detach=True)
+        else:
+            container.start(detach=True)
     _print_warnings(container)
 
 

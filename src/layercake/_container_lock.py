@@ -1,0 +1,86 @@
+"""One container's lifecycle lock, held across processes.
+
+Starting, stopping, restarting, killing and removing a container read its
+state and then act on it; two processes doing so at once would both see a
+stopped container and both start it. Each of those operations holds an
+exclusive ``flock`` on ``lock`` in the container's directory, so they run one
+after another, as Docker's daemon runs them. The lock is re-entrant within a
+thread (``restart`` stops and starts under one hold) and is dropped when the
+directory goes: a waiter then finds the container removed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import attrs
+
+__all__ = ["LOCK_FILE", "lifecycle_locked"]
+
+LOCK_FILE = "lock"
+
+
+@attrs.define
+class _Hold:
+    """This process's hold on one container's lock."""
+
+    thread_lock: threading.RLock = attrs.field(factory=threading.RLock)
+    fd: int = -1
+    depth: int = 0
+    users: int = 0
+
+
+_holds: dict[str, _Hold] = {}
+_guard = threading.Lock()
+
+
+@contextmanager
+def lifecycle_locked(directory: Path) -> Iterator[None]:
+    """Hold the lifecycle lock of the container in ``directory``.
+
+    Blocks while another process or thread holds it.
+
+    Raises:
+        FileNotFoundError: the directory does not exist (any more).
+    """
+    key = str(directory)
+    with _guard:
+        hold = _holds.setdefault(key, _Hold())
+        hold.users += 1
+    try:
+        with hold.thread_lock:
+            if hold.depth == 0:
+                hold.fd = _acquire(directory)
+            hold.depth += 1
+            try:
+                yield
+            finally:
+                hold.depth -= 1
+                if hold.depth == 0:
+                    os.close(hold.fd)
+                    hold.fd = -1
+    finally:
+        with _guard:
+            hold.users -= 1
+            if hold.users == 0:
+                del _holds[key]
+
+
+def _acquire(directory: Path) -> int:
+    # Close-on-exec: a container or tool started under the lock must not
+    # keep it once this process lets go.
+    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if not directory.is_dir():
+            # Removed while this process waited.
+            raise FileNotFoundError(2, "container removed", str(directory))
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
