@@ -257,3 +257,40 @@ def test_logs_negative_tail_shows_every_line(cli, busybox, capfd):
     assert capfd.readouterr().out == "b\n"
     assert cli("logs", "--tail", "0", "said") == 0
     assert capfd.readouterr().out == ""
+
+
+def test_logs_writes_the_containers_stderr_to_stderr(cli, busybox, capfd):
+    """logs keeps the streams apart, as docker: stderr lines go to stderr."""
+    script = "echo out1; echo err1 >&2; sleep 0.05; echo out2"
+    assert cli("run", "--name", "two", "busybox", "sh", "-c", script) == 0
+    capfd.readouterr()
+    assert cli("logs", "two") == 0
+    assert capfd.readouterr() == ("out1\nout2\n", "err1\n")
+    assert cli("logs", "--tail", "1", "two") == 0
+    assert capfd.readouterr() == ("out2\n", "")
+
+
+def test_logs_follow_writes_each_stream_to_its_own(cli, busybox, capfd):
+    """logs -f prints what is logged and what follows, each on its stream."""
+    script = "echo early; echo bad >&2; sleep 0.5; echo late; echo worse >&2"
+    assert cli("run", "-d", "--name", "two", "busybox", "sh", "-c", script) == 0
+    capfd.readouterr()
+    assert cli("logs", "-f", "two") == 0
+    assert capfd.readouterr() == ("early\nlate\n", "bad\nworse\n")
+
+
+def test_logs_keeps_the_order_of_both_streams(cli, store, busybox, capfd):
+    """With 2>&1 the lines come in the order the container wrote them."""
+    import subprocess
+    import sys
+
+    script = "echo a; sleep 0.05; echo b >&2; sleep 0.05; echo c"
+    assert cli("run", "--name", "ordered", "busybox", "sh", "-c", script) == 0
+    done = subprocess.run(
+        [sys.executable, "-m", "layercake.cli", "--store", str(store.path)]
+        + ["logs", "ordered"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        check=True,
+    )
+    assert done.stdout == b"a\nb\nc\n"

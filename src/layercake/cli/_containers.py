@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from layercake._log_times import parse_log_time
 from layercake._signals import signal_number
@@ -335,22 +335,21 @@ def _tail(text: str) -> int | None:
 
 
 def logs(args: argparse.Namespace) -> int:
-    """Print what a container wrote; -f follows until it ends."""
+    """Print what a container wrote, its stderr on stderr; -f follows until
+    it ends."""
     import layercake
+    from layercake.cli._log_output import print_logs
 
-    options: dict[str, Any] = {
-        "tail": _tail(args.tail),
-        "timestamps": args.timestamps,
-        "since": None if args.since is None else parse_log_time(args.since) / 1e9,
-    }
+    tail = _tail(args.tail)
+    since = None if args.since is None else parse_log_time(args.since)
     container = _load(layercake.Store(args.store), args.container)
-    out = sys.stdout.buffer
-    if args.follow:
-        for line in container.logs(follow=True, **options):
-            out.write(line)
-            out.flush()
-    else:
-        out.write(container.logs(**options))
+    print_logs(
+        container,
+        tail=tail,
+        since_ns=since,
+        timestamps=args.timestamps,
+        follow=args.follow,
+    )
     return 0
 
 
