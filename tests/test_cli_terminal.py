@@ -388,3 +388,40 @@ def test_run_it_of_a_missing_command_restores_the_terminal(terminal):
         b'"nosuchcommand": executable file not found in $PATH\r\n'
         b"[modes restored]"
     )
+
+
+def fetch(port: int) -> bytes:
+    """The body of GET / from 127.0.0.1:port."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=TIMEOUT) as r:
+        return r.read()
+
+
+def test_run_attached_publishes_ports_while_it_runs(cli_store, capfd):
+    """run -i -p without -d streams output, forwards the port while attached,
+    and passes the exit code through, as docker run does."""
+    script = (
+        "mkdir /w; echo hello > /w/index.html; httpd -p 80 -h /w; "
+        "echo ready; read line; echo got $line; exit 4"
+    )
+    args = ("run", "--rm", "-i", "--name", "web", "-p", "127.0.0.1:0:80")
+    with spawn(cli_store, *args, "busybox", "sh", "-c", script) as process:
+        try:
+            assert read_line(process) == b"ready\n"
+            assert main(["--store", cli_store, "port", "web", "80"]) == 0
+            address = capfd.readouterr().out
+            assert address.startswith("127.0.0.1:")
+            assert fetch(int(address.strip().rpartition(":")[2])) == b"hello\n"
+
+            assert process.stdin is not None
+            process.stdin.write(b"bye\n")
+            process.stdin.close()
+            assert read_line(process) == b"got bye\n"
+            assert process.wait(timeout=TIMEOUT) == 4
+            assert process.stderr is not None
+            assert process.stderr.read() == b""
+        finally:
+            process.kill()
+    assert main(["--store", cli_store, "ps", "-a", "-q"]) == 0
+    assert capfd.readouterr().out == ""

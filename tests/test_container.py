@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tarfile
+import threading
 import time
 from pathlib import Path
 
@@ -868,15 +869,40 @@ def test_published_port_forwards_from_127_0_0_1_into_the_container(busybox):
         )
 
 
-def test_published_ports_need_start(busybox):
-    """run() refuses a container with published ports instead of ignoring them."""
-    with Container(busybox, ["true"], ports={"80/tcp": 0}) as container:
-        with pytest.raises(ContainerError) as caught:
-            container.run()
-        assert str(caught.value) == (
-            f"container {container.short_id} publishes ports, which only start() "
-            "forwards"
-        )
+def test_attached_run_forwards_published_ports_while_it_runs(busybox):
+    """run() forwards published ports until the container exits, as start() does."""
+    script = (
+        "mkdir /w && echo hello > /w/index.html && httpd -p 8080 -h /w && "
+        "while [ ! -e /w/done ]; do sleep 0.05; done"
+    )
+    with Container(busybox, ["sh", "-c", script], ports={8080: 0}) as container:
+        results: list[layercake.RunResult] = []
+        runner = threading.Thread(target=lambda: results.append(container.run()))
+        runner.start()
+        try:
+            wait_for(lambda: container.state().ports != ())
+            port = container.host_port(8080)
+            body = b""
+
+            def answered() -> bool:
+                nonlocal body
+                try:
+                    with socket.create_connection(("127.0.0.1", port), 5) as conn:
+                        conn.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+                        body = b"".join(iter(lambda: conn.recv(65536), b""))
+                except ConnectionResetError:
+                    return False
+                return body != b""
+
+            wait_for(answered)
+            assert body.endswith(b"\r\n\r\nhello\n")
+        finally:
+            container.exec(["touch", "/w/done"])
+            runner.join(30)
+        assert results[0].exit_code == 0
+        assert container.state().ports == ()
+        with socket.socket() as probe:
+            assert probe.connect_ex(("127.0.0.1", port)) != 0
 
 
 # pause, unpause, restart, rename

@@ -58,7 +58,7 @@ from layercake._container_state import (
 from layercake._container_tty import relay_terminal
 from layercake._log_times import parse_log_time
 from layercake._monitor import launch
-from layercake._ports import HostPort, parse_ports
+from layercake._ports import Forwarder, HostPort, Published, parse_ports
 from layercake._restart_policy import RestartPolicy
 from layercake._run_config import RunConfig, env_list, merge_env, process_spec
 from layercake._signals import signal_number
@@ -593,13 +593,27 @@ class Container:
         network = net.prepare_start(store.path, self.path.parent, self.record)
         return self._spec(cgroup, network), network.hook
 
-    def _ensure_no_ports(self) -> None:
-        if self.record.ports:
+    def _bind_ports(self) -> Forwarder:
+        """Bind the published host ports for a run in this process.
+
+        Raises:
+            ContainerError: a host port is taken or its address not the host's.
+        """
+        try:
+            return Forwarder(self.record.ports)
+        except OSError as error:
+            reason = (error.strerror or str(error)).lower()
             raise ContainerError(
-                f"container {self.short_id} publishes ports, which only start() "
-                "forwards",
+                f"container {self.short_id} failed to start: cannot publish "
+                f"ports: {reason}",
                 container_id=self.id,
-            )
+            ) from None
+
+    def _serve_ports(self, forwarder: Forwarder, pid: int) -> None:
+        if self.record.ports:
+            with contextlib.suppress(OSError):
+                # An OSError: the container already ended, nothing to reach.
+                forwarder.serve(pid)
 
     def _ensure_not_started(self) -> None:
         if (
@@ -640,11 +654,22 @@ class Container:
         None). With ``tty`` all output is in ``stdout``, and ``stdin`` is
         typed into the terminal, which echoes it.
 
+        Published ports are forwarded while it runs.
+
         Raises:
-            ContainerError: already started, failed to start, or timed out.
+            ContainerError: already started, failed to start (a published
+                host port taken, too), or timed out.
         """
         self._ensure_not_started()
-        self._ensure_no_ports()
+        forwarder = self._bind_ports()
+        try:
+            return self._run_forwarding(forwarder, stdin, timeout)
+        finally:
+            forwarder.close()
+
+    def _run_forwarding(
+        self, forwarder: Forwarder, stdin: bytes | None, timeout: float | None
+    ) -> RunResult:
         self._clear_stop_request()
         cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
@@ -657,7 +682,10 @@ class Container:
         ) -> runtime.Supervised:
             nonlocal running
             sandbox = self._start_attached(spec, (stdin_fd, stdout_fd, stderr_fd), hook)
-            self._record_running(sandbox.pid, started_at, cgroup, warnings)
+            self._serve_ports(forwarder, sandbox.pid)
+            self._record_running(
+                sandbox.pid, started_at, cgroup, warnings, forwarder.bound
+            )
             running = True
             return sandbox
 
@@ -675,7 +703,7 @@ class Container:
             log.close()
         self._record_end(started_at, result.exit_code, cgroup, warnings)
         logger.info("container %s exited with %d", self.short_id, result.exit_code)
-        self._restart_in_background(result.exit_code, cgroup, warnings)
+        self._restart_in_background(result.exit_code, cgroup, warnings, forwarder)
         return attrs.evolve(result, warnings=warnings)
 
     def attach(
@@ -703,19 +731,35 @@ class Container:
         it running and returns -1; otherwise the exit code is returned once
         the run ends.
 
+        Published ports are forwarded while a run started here lasts.
+
         Raises:
             ContainerError: already started here or ended, not attachable,
-                or failed to start.
+                or failed to start (a published host port taken, too).
         """
         if self._sandbox is None and self.state().status == "running":
             return self._attach_running(stdin, stdout, stderr, detach_keys)
         self._ensure_not_started()
-        self._ensure_no_ports()
+        forwarder = self._bind_ports()
+        try:
+            return self._attach_forwarding(forwarder, stdin, stdout, stderr)
+        finally:
+            forwarder.close()
+
+    def _attach_forwarding(
+        self,
+        forwarder: Forwarder,
+        stdin: int | None,
+        stdout: int | None,
+        stderr: int | None,
+    ) -> int:
         self._clear_stop_request()
         cgroup, warnings = self._cgroup(detach=False)
         started_at = now()
         if self._process.terminal:
-            return self._attach_terminal(stdin, stdout, cgroup, warnings, started_at)
+            return self._attach_terminal(
+                stdin, stdout, cgroup, warnings, started_at, forwarder
+            )
         out_r, out_w = os.pipe()
         err_r, err_w = os.pipe()
         try:
@@ -730,7 +774,10 @@ class Container:
         finally:
             os.close(out_w)
             os.close(err_w)
-        self._record_running(self._sandbox.pid, started_at, cgroup, warnings)
+        self._serve_ports(forwarder, self._sandbox.pid)
+        self._record_running(
+            self._sandbox.pid, started_at, cgroup, warnings, forwarder.bound
+        )
         log = LogWriter(self.path / LOG_FILE)
         try:
             relay_output(
@@ -748,20 +795,26 @@ class Container:
             log.close()
             exit_code = self._sandbox.wait()
             self._record_end(started_at, exit_code, cgroup, warnings)
-        self._restart_in_background(exit_code, cgroup, warnings)
+        self._restart_in_background(exit_code, cgroup, warnings, forwarder)
         return exit_code
 
     def _restart_in_background(
-        self, exit_code: int, cgroup: Cgroup | None, warnings: tuple[str, ...]
+        self,
+        exit_code: int,
+        cgroup: Cgroup | None,
+        warnings: tuple[str, ...],
+        forwarder: Forwarder,
     ) -> None:
         """Hand an attached run that the policy restarts to a detached monitor.
 
         Docker's client returns the first run's exit code while the daemon
-        goes on restarting the container: the monitor stands in for it.
+        goes on restarting the container: the monitor stands in for it, and
+        takes over the published ports.
         """
         policy = self.record.restart
         if not policy.should_restart(exit_code, 0, self._stop_requested()):
             return
+        forwarder.close()
         if cgroup is None:
             cgroup, more = self._cgroup(detach=True)
             warnings += more
@@ -778,6 +831,7 @@ class Container:
                 warnings=warnings,
                 executor=self.record.executor,
                 configure_network=hook,
+                ports=self.record.ports,
                 restart=policy,
                 after_exit=exit_code,
                 stdin_open=self.record.stdin_open,
@@ -792,6 +846,7 @@ class Container:
         cgroup: Cgroup | None,
         warnings: tuple[str, ...],
         started_at: str,
+        forwarder: Forwarder,
     ) -> int:
         try:
             spec, hook = self._start_spec(cgroup)
@@ -804,7 +859,8 @@ class Container:
         master = sandbox.terminal
         assert master is not None
         self._terminals.add(master)
-        self._record_running(sandbox.pid, started_at, cgroup, warnings)
+        self._serve_ports(forwarder, sandbox.pid)
+        self._record_running(sandbox.pid, started_at, cgroup, warnings, forwarder.bound)
         log = LogWriter(self.path / LOG_FILE)
         try:
             relay_terminal(master, stdin, 1 if stdout is None else stdout, log)
@@ -816,7 +872,7 @@ class Container:
             log.close()
             exit_code = sandbox.wait()
             self._record_end(started_at, exit_code, cgroup, warnings)
-        self._restart_in_background(exit_code, cgroup, warnings)
+        self._restart_in_background(exit_code, cgroup, warnings, forwarder)
         return exit_code
 
     def _attach_running(
@@ -905,6 +961,7 @@ class Container:
         started_at: str,
         cgroup: Cgroup | None,
         warnings: tuple[str, ...],
+        ports: tuple[Published, ...] = (),
     ) -> None:
         # Other processes see the container in list_containers() and can
         # signal it; this process stands in for the monitor.
@@ -922,6 +979,7 @@ class Container:
                 cgroup_paths=cgroup.paths if cgroup is not None else (),
                 warnings=warnings,
                 attached=True,
+                ports=ports,
             ),
         )
 

@@ -14,6 +14,7 @@ This works the same for every network mode with a namespace of its own
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import os
@@ -144,6 +145,10 @@ class Forwarder:
     def close(self) -> None:
         """Stop listening."""
         for _, _, listener in self._listeners:
+            # A thread blocked in accept() would keep the port listening
+            # past close(); shutdown() wakes it.
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
         with self._lock:
             maker, self._maker = self._maker, None
@@ -158,15 +163,18 @@ class Forwarder:
                 return
             try:
                 upstream = self._socket_in(home, socket.SOCK_STREAM)
-                upstream.connect((_HOST, port))
             except OSError as error:
                 logger.debug("cannot reach container port %d: %s", port, error)
                 client.close()
                 continue
-            for source, target in ((client, upstream), (upstream, client)):
-                threading.Thread(
-                    target=_copy, args=(source, target), daemon=True
-                ).start()
+            try:
+                upstream.connect((_HOST, port))
+            except OSError as error:
+                logger.debug("cannot reach container port %d: %s", port, error)
+                client.close()
+                upstream.close()
+                continue
+            threading.Thread(target=_join, args=(client, upstream), daemon=True).start()
 
     def _relay_datagrams(self, listener: socket.socket, port: int, home: int) -> None:
         upstreams: dict[tuple[str, int], socket.socket] = {}
@@ -217,6 +225,16 @@ def _answer(
             continue
         except OSError:
             return
+
+
+def _join(client: socket.socket, upstream: socket.socket) -> None:
+    """Copy both ways until both directions end, then close both sockets."""
+    back = threading.Thread(target=_copy, args=(upstream, client), daemon=True)
+    back.start()
+    _copy(client, upstream)
+    back.join()
+    client.close()
+    upstream.close()
 
 
 def _copy(source: socket.socket, target: socket.socket) -> None:
