@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, Self, overload
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Self, overload
 
 import attrs
 
@@ -37,6 +37,8 @@ from layercake._container_files import (
     copy_from,
     copy_to,
     export,
+    extract_archive,
+    write_archive,
 )
 from layercake._container_lock import lifecycle_locked
 from layercake._container_log import LogWriter, relay_output
@@ -1887,16 +1889,55 @@ class Container:
     def copy_to(self, path: str, source: bytes | str | os.PathLike[str]) -> None:
         """Put ``source`` at ``path`` in the container, running or not.
 
-        ``source`` is the content of a new file (bytes, mode 0644) or a host
-        file, link or directory tree, copied as it is (links as links) and
-        owned by root. Missing parent directories are created; symbolic
-        links on the way resolve inside the container.
+        ``source`` is the content of a new file (bytes, mode 0644, written
+        as ``path``) or a host file, link or directory tree, copied as it is
+        (links as links) and owned by root, by ``docker cp``'s rules: into
+        ``path`` under its own name when ``path`` is a directory (a tree
+        named ``DIR/.`` gives its entries alone), else as ``path`` itself.
+        Missing parent directories are created; symbolic links on the way
+        resolve inside the container.
 
         Raises:
-            ContainerError: ``source`` is missing or the copy failed.
+            ContainerError: ``source`` is missing or the copy failed: a
+                ``path`` ending with ``/`` that is no directory, a tree over
+                a file, or a host path ending with ``/`` that is no tree.
         """
-        content = source if isinstance(source, bytes) else Path(source)
-        copy_to(self._spec(), self._live_pid(), path, content)
+        if isinstance(source, bytes):
+            copy_to(self._spec(), self._live_pid(), path, source)
+            return
+        written = os.fspath(source)
+        contents = written == "." or written.endswith("/.")
+        if written.endswith("/") and not os.path.isdir(written):
+            raise ContainerError(
+                f"cannot copy {written} into the container: not a directory"
+            )
+        spec, pid = self._spec(), self._live_pid()
+        copy_to(spec, pid, path, Path(written), contents=contents)
+
+    def write_archive(self, path: str, out: BinaryIO) -> None:
+        """Write a tar archive of ``path`` in the container to ``out``.
+
+        As ``docker cp CONTAINER:PATH -``: the archive holds ``path`` under
+        its own name (its entries alone when ``path`` ends with ``/.``),
+        links as links, owners and modes as they are.
+
+        Raises:
+            ContainerError: the path is missing or could not be read.
+        """
+        write_archive(self._spec(), self._live_pid(), path, out)
+
+    def extract_archive(self, path: str, archive: BinaryIO) -> None:
+        """Extract the tar archive read from ``archive`` into ``path``.
+
+        As ``docker cp - CONTAINER:PATH``: ``path`` must be a directory in
+        the container; entries keep the archive's owners and modes, and
+        names and links resolve inside the container's root.
+
+        Raises:
+            ContainerError: ``path`` is not a directory, or the archive
+                could not be extracted.
+        """
+        extract_archive(self._spec(), self._live_pid(), path, archive)
 
     def bundle(self, path: str | os.PathLike[str]) -> Path:
         """Write the container as an OCI runtime bundle in ``path``; return it.

@@ -11,10 +11,12 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import stat
 import tarfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import BinaryIO
 
 from layercake import runtime
 from layercake._layer_stack import LayerStack
@@ -27,9 +29,11 @@ __all__ = [
     "copy_from",
     "copy_to",
     "export",
+    "extract_archive",
     "stage_tree_changes",
     "tree_changes",
     "upper_changes",
+    "write_archive",
 ]
 
 Change = tuple[str, str]
@@ -498,34 +502,56 @@ def copy_from(
 
 
 def copy_to(
-    spec: SandboxSpec, pid: int | None, path: str, source: bytes | Path
+    spec: SandboxSpec,
+    pid: int | None,
+    path: str,
+    source: bytes | Path,
+    *,
+    contents: bool = False,
 ) -> None:
     """Write ``source`` (bytes, or a host file, link or tree) at ``path``.
 
-    Parents are created as needed; what is copied is owned by root, as
-    ``docker cp`` does by default; links are copied as links.
+    Host paths follow ``docker cp``'s rules: into ``path`` under their own
+    name when it is a directory (a tree's entries alone when ``contents``,
+    as ``SRC/.``), else as ``path`` itself. Bytes are always written as
+    ``path``. Parents are created as needed; what is copied is owned by
+    root, as ``docker cp`` does by default; links are copied as links.
 
     Raises:
-        ContainerError: ``source`` is missing or the write failed.
+        ContainerError: ``source`` is missing, ``path`` ends with ``/`` and
+            is no directory, a tree would replace a file, or the write
+            failed.
     """
     name = os.path.basename(path.rstrip("/"))
-    parent = os.path.dirname(path.rstrip("/")) or "/"
-    if not name:
+    if not name and not (isinstance(source, Path) and path.startswith("/")):
         raise ContainerError(f"cannot copy to {path!r}: name a file or directory")
     if isinstance(source, Path) and not os.path.lexists(source):
         raise ContainerError(f"cannot copy {source} into the container: no such file")
+    is_tree = isinstance(source, Path) and stat.S_ISDIR(os.lstat(source).st_mode)
+    if contents and not is_tree:
+        where = source if isinstance(source, Path) else "bytes"
+        raise ContainerError(
+            f"cannot copy {where}/. into the container: not a directory"
+        )
+    packed = name or "root"
+    own_name = packed
+    if isinstance(source, Path):
+        own_name = os.path.basename(os.path.abspath(source)) or packed
     read_end, write_end = os.pipe()
 
     def receive() -> None:
         os.close(write_end)
         # In the container's root, links resolve against it, never the host.
-        directory = os.path.realpath(parent)
+        directory, top = _copy_target(path, is_tree, isinstance(source, Path))
+        if top is None:
+            top = "" if contents else own_name
         os.makedirs(directory, exist_ok=True)
         with (
             open(read_end, "rb") as stream,
             tarfile.open(fileobj=stream, mode="r|") as tar,
         ):
-            _extract_all(tar, Path(directory), trusted=True)
+            members = _renamed(tar, packed, top)
+            _extract_all(tar, Path(directory), trusted=True, members=members)
 
     child, error_r = _in_container(spec, pid, receive)
     os.close(read_end)
@@ -535,18 +561,126 @@ def copy_to(
             tarfile.open(fileobj=out, mode="w|", format=tarfile.PAX_FORMAT) as tar,
         ):
             if isinstance(source, bytes):
-                info = tarfile.TarInfo(name)
+                info = tarfile.TarInfo(packed)
                 info.size = len(source)
                 info.mode = 0o644
                 tar.addfile(info, _Bytes(source))
             else:
-                tar.add(source, arcname=name, filter=_as_root)
+                tar.add(source, arcname=packed, filter=_as_root)
     except BrokenPipeError:
         pass
     _finish(child, error_r, f"cannot copy to {path} in the container")
 
 
-def _extract_all(tar: tarfile.TarFile, directory: Path, *, trusted: bool) -> None:
+def _copy_target(path: str, is_tree: bool, by_name: bool) -> tuple[str, str | None]:
+    """Where a copy to ``path`` lands: the directory to extract into, and
+    the name of the copy there (``None``: the source's own name).
+
+    Runs in the container, so links on the way resolve inside it.
+    """
+    bare = path.rstrip("/") or "/"
+    name = os.path.basename(bare)
+    parent = os.path.dirname(bare) or "/"
+    slash = path.endswith("/")
+    target = os.path.realpath(bare)
+    if by_name and os.path.isdir(target):
+        return target, None
+    if os.path.lexists(target):
+        if slash:
+            raise ContainerError(f"{path}: not a directory")
+        if is_tree:
+            raise ContainerError(
+                f"cannot overwrite non-directory {bare} with a directory"
+            )
+    elif slash and not is_tree:
+        raise ContainerError(f"destination directory {path} does not exist")
+    return os.path.realpath(parent), name
+
+
+def _renamed(tar: tarfile.TarFile, packed: str, top: str) -> Iterator[tarfile.TarInfo]:
+    """The members of ``tar``, packed under ``packed``, moved under ``top``
+    (``""``: the packed tree's entries, without the tree itself)."""
+    for member in tar:
+        rest = member.name[len(packed) :]
+        if not top and not rest:
+            continue
+        member.name = (top + rest) if top else rest.lstrip("/")
+        if member.islnk():
+            link_rest = member.linkname[len(packed) :]
+            member.linkname = (top + link_rest) if top else link_rest.lstrip("/")
+        yield member
+
+
+def write_archive(spec: SandboxSpec, pid: int | None, path: str, out: BinaryIO) -> None:
+    """Write a tar archive of ``path`` in the container to ``out``.
+
+    The archive holds ``path`` under its own name (its entries alone when
+    it ends with ``/.``), links as links, owners by number.
+
+    Raises:
+        ContainerError: the path is missing or could not be read.
+    """
+    read_end, write_end = os.pipe()
+    arcname = "." if path.endswith("/.") else os.path.basename(path.rstrip("/"))
+
+    def send() -> None:
+        os.close(read_end)
+        with (
+            open(write_end, "wb") as stream,
+            tarfile.open(fileobj=stream, mode="w|", format=tarfile.PAX_FORMAT) as tar,
+        ):
+            tar.add(path, arcname=arcname or ".")
+
+    child, error_r = _in_container(spec, pid, send)
+    os.close(write_end)
+    with open(read_end, "rb") as stream:
+        shutil.copyfileobj(stream, out)
+    _finish(child, error_r, f"cannot copy {path} from the container")
+
+
+def extract_archive(
+    spec: SandboxSpec, pid: int | None, path: str, archive: BinaryIO
+) -> None:
+    """Extract the tar archive read from ``archive`` into directory ``path``.
+
+    Entries keep the owners and modes the archive gives them; the
+    extraction runs in the container's root, so no name or link in the
+    archive reaches a host path.
+
+    Raises:
+        ContainerError: ``path`` is not a directory in the container, or
+            the archive could not be extracted.
+    """
+    read_end, write_end = os.pipe()
+
+    def receive() -> None:
+        os.close(write_end)
+        directory = os.path.realpath(path)
+        if not os.path.isdir(directory):
+            raise ContainerError(f"destination {path} must be a directory")
+        with (
+            open(read_end, "rb") as stream,
+            tarfile.open(fileobj=stream, mode="r|") as tar,
+        ):
+            _extract_all(tar, Path(directory), trusted=True)
+
+    child, error_r = _in_container(spec, pid, receive)
+    os.close(read_end)
+    try:
+        with open(write_end, "wb") as stream:
+            shutil.copyfileobj(archive, stream)
+    except BrokenPipeError:
+        pass
+    _finish(child, error_r, f"cannot copy to {path} in the container")
+
+
+def _extract_all(
+    tar: tarfile.TarFile,
+    directory: Path,
+    *,
+    trusted: bool,
+    members: Iterator[tarfile.TarInfo] | None = None,
+) -> None:
     """Extract a stream of this module's own making, owners by number.
 
     Untrusted (copied to the host), names leaving ``directory`` are refused
@@ -556,11 +690,13 @@ def _extract_all(tar: tarfile.TarFile, directory: Path, *, trusted: bool) -> Non
     """
     if hasattr(tarfile, "tar_filter"):
         if trusted:
-            tar.extractall(directory, numeric_owner=True, filter="fully_trusted")
+            tar.extractall(
+                directory, members, numeric_owner=True, filter="fully_trusted"
+            )
         else:
-            tar.extractall(directory, filter="tar")
+            tar.extractall(directory, members, filter="tar")
         return
-    for member in tar:
+    for member in members if members is not None else tar:
         if not trusted:
             name = os.path.normpath(member.name)
             if name.startswith(("/", "..")):

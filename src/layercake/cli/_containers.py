@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import shutil
 import signal
+import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -405,20 +407,39 @@ def attach(args: argparse.Namespace) -> int:
     return code
 
 
-def _copy_out(container: Container, path: str, dest: Path, written: str) -> None:
-    """docker cp out: into DEST if it is a directory, else as DEST itself."""
+def _copy_out(container: Container, path: str, written: str) -> None:
+    """docker cp out: a tar on stdout for ``-``; into DEST if it is a
+    directory; else as DEST itself (a tree's entries when SRC ends ``/.``)."""
+    if written == "-":
+        sys.stdout.flush()
+        container.write_archive(path, sys.stdout.buffer)
+        sys.stdout.buffer.flush()
+        return
+    dest = Path(written)
     if dest.is_dir():
         container.copy_from(path, dest)
         return
-    if written.endswith("/"):
-        raise LayercakeError(f"cp: destination directory {written} does not exist")
     if not dest.parent.is_dir():
         raise LayercakeError(f"cp: {dest.parent} is not a directory")
     staging = Path(tempfile.mkdtemp(prefix=".layercake-cp-", dir=dest.parent))
     try:
-        container.copy_from(path, staging)
-        (copied,) = staging.iterdir()
-        if dest.is_symlink() or dest.exists():
+        if path.endswith("/.") or not path.rstrip("/"):
+            # SRC/. names the tree's entries: they fill the new DEST.
+            copied = staging / "entries"
+            container.copy_from(path, copied)
+        else:
+            container.copy_from(path, staging)
+            (copied,) = staging.iterdir()
+        is_tree = stat.S_ISDIR(copied.lstat().st_mode)
+        if written.endswith("/") and not is_tree:
+            if os.path.lexists(dest):
+                raise LayercakeError(f"cp: {written} is not a directory")
+            raise LayercakeError(f"cp: destination directory {written} does not exist")
+        if is_tree and os.path.lexists(dest):
+            raise LayercakeError(
+                f"cp: cannot overwrite non-directory {written} with a directory"
+            )
+        if os.path.lexists(dest):
             dest.unlink()
         copied.rename(dest)
     finally:
@@ -427,16 +448,21 @@ def _copy_out(container: Container, path: str, dest: Path, written: str) -> None
 
 def copy(args: argparse.Namespace) -> int:
     """Copy between a container and the host: ``cp CONTAINER:PATH HOSTPATH``
-    or ``cp HOSTPATH CONTAINER:PATH``."""
+    or ``cp HOSTPATH CONTAINER:PATH``, with ``-`` for a tar stream on
+    stdout or stdin, by ``docker cp``'s rules."""
     import layercake
 
     store = layercake.Store(args.store)
     source_key, source_sep, source_path = args.source.partition(":")
     dest_key, dest_sep, dest_path = args.dest.partition(":")
     if source_sep and not dest_sep and not args.source.startswith("/"):
-        _copy_out(_load(store, source_key), source_path, Path(args.dest), args.dest)
+        _copy_out(_load(store, source_key), source_path, args.dest)
     elif dest_sep and not source_sep and not args.dest.startswith("/"):
-        _load(store, dest_key).copy_to(dest_path, args.source)
+        container = _load(store, dest_key)
+        if args.source == "-":
+            container.extract_archive(dest_path, sys.stdin.buffer)
+        else:
+            container.copy_to(dest_path, args.source)
     else:
         raise LayercakeError(
             "cp: exactly one of SOURCE and DEST must be CONTAINER:PATH"
