@@ -294,3 +294,47 @@ def test_logs_keeps_the_order_of_both_streams(cli, store, busybox, capfd):
         check=True,
     )
     assert done.stdout == b"a\nb\nc\n"
+
+
+def test_volume_rm_force_refuses_a_volume_in_use(cli, store, busybox, capfd):
+    """volume rm -f keeps a volume a container uses, running or not, as docker."""
+    assert (
+        cli(
+            "run",
+            "-d",
+            "--name",
+            "user",
+            "-v",
+            "vol1:/v",
+            "busybox",
+            "sh",
+            "-c",
+            "echo persisted > /v/p; sleep 60",
+        )
+        == 0
+    )
+    short_id = capfd.readouterr().out.strip()[:12]
+    assert cli("run", "--name", "done", "-v", "vol2:/v", "busybox", "true") == 0
+    done_id = store.container("done").short_id
+    capfd.readouterr()
+    for flags in ((), ("-f",)):
+        assert cli("volume", "rm", *flags, "vol1") == 125
+        assert capfd.readouterr().err == (
+            f"layercake: error: volume vol1 is in use by container {short_id}\n"
+        )
+        assert cli("volume", "rm", *flags, "vol2") == 125
+        assert capfd.readouterr().err == (
+            f"layercake: error: volume vol2 is in use by container {done_id}\n"
+        )
+    assert cli("volume", "prune") == 0
+    assert capfd.readouterr().out == ""
+    assert cli("exec", "user", "cat", "/v/p") == 0
+    assert capfd.readouterr().out == "persisted\n"
+
+
+def test_volume_rm_force_ignores_a_missing_volume(cli, capfd):
+    """volume rm -f of a missing volume is no error; without -f it is."""
+    assert cli("volume", "rm", "-f", "nosuch") == 0
+    assert capfd.readouterr().out == "nosuch\n"
+    assert cli("volume", "rm", "nosuch") == 125
+    assert capfd.readouterr().err == "layercake: error: no such volume: nosuch\n"

@@ -584,15 +584,21 @@ class Store:
     def remove_volume(self, name: str, *, force: bool = False) -> None:
         """Delete a named volume and its files.
 
+        As with ``docker volume rm``, a volume a container uses (running or
+        not) is never removed; ``force`` only makes a missing volume no
+        error.
+
         Raises:
-            ContainerError: a container still uses it (unless ``force``), or
-                there is no such volume.
+            ContainerError: a container uses it, or there is no such volume
+                (unless ``force``).
         """
         path = self.path / "volumes" / name
         if not _VOLUME_NAME.fullmatch(name) or not path.is_dir():
+            if force:
+                return
             raise ContainerError(f"no such volume: {name}")
         users = self._volume_users().get(str(path), [])
-        if users and not force:
+        if users:
             raise ContainerError(
                 f"volume {name} is in use by container {users[0]}",
                 container_id=users[0],

@@ -58,7 +58,8 @@ def inspect(args: argparse.Namespace) -> int:
 
 
 def rm(args: argparse.Namespace) -> int:
-    """Remove named volumes (refused while a container uses them, unless -f)."""
+    """Remove named volumes; one a container uses is refused even with -f,
+    which only makes a missing volume no error, as docker."""
     import layercake
 
     store = layercake.Store(args.store)
@@ -93,7 +94,9 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
     parser.set_defaults(handler=inspect)
     parser = actions.add_parser("rm", help="remove volumes")
     parser.add_argument("names", nargs="+")
-    parser.add_argument("-f", "--force", action="store_true")
+    parser.add_argument(
+        "-f", "--force", action="store_true", help="no error for a missing volume"
+    )
     parser.set_defaults(handler=rm)
     actions.add_parser("prune", help="remove unused volumes").set_defaults(
         handler=prune
