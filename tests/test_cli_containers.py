@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tarfile
 import time
 
@@ -338,3 +339,30 @@ def test_volume_rm_force_ignores_a_missing_volume(cli, capfd):
     assert capfd.readouterr().out == "nosuch\n"
     assert cli("volume", "rm", "nosuch") == 125
     assert capfd.readouterr().err == "layercake: error: no such volume: nosuch\n"
+
+
+def test_run_refuses_nonsense_limits_with_exit_125(cli, busybox, capfd):
+    """--cpus -1, -m 1 and a relative -w fail as docker: one line, exit 125."""
+    cpus = len(os.sched_getaffinity(0))
+    cases = [
+        (
+            ("--cpus", "-1"),
+            (
+                f"Range of CPUs is from 0.01 to {cpus}.00, as there are only {cpus} "
+                "CPUs available"
+            ),
+        ),
+        (("-m", "1"), "Minimum memory limit allowed is 6MB"),
+        (
+            ("-w", "relative"),
+            (
+                "the working directory 'relative' is invalid, it needs to be an "
+                "absolute path"
+            ),
+        ),
+    ]
+    for flags, message in cases:
+        assert cli("run", "--rm", *flags, "busybox", "true") == 125
+        assert capfd.readouterr().err == f"layercake: error: {message}\n"
+    assert cli("ps", "-a", "-q") == 0
+    assert capfd.readouterr().out == ""

@@ -1364,3 +1364,52 @@ def test_killing_a_container_that_does_not_run_is_an_error(busybox):
             container.kill()
     expected = f"container {container.short_id} is not running"
     assert (str(created.value), str(exited.value)) == (expected, expected)
+
+
+CPUS = len(os.sched_getaffinity(0))
+CPU_RANGE = (
+    f"Range of CPUs is from 0.01 to {CPUS}.00, as there are only {CPUS} CPUs available"
+)
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        ({"memory": 1}, "Minimum memory limit allowed is 6MB"),
+        ({"memory": 100 * 1024}, "Minimum memory limit allowed is 6MB"),
+        ({"memory": -5}, "invalid memory limit -5: give bytes, or 0 for no limit"),
+        ({"memory": "lots"}, "memory must be an integer, not 'lots'"),
+        ({"cpus": -1.0}, CPU_RANGE),
+        ({"cpus": 0.001}, CPU_RANGE),
+        ({"cpus": CPUS + 1}, CPU_RANGE),
+        ({"cpus": "two"}, "cpus must be a number, not 'two'"),
+        (
+            {"cpu_shares": -2},
+            "invalid cpu shares -2: give a positive weight, or 0 for the default",
+        ),
+        (
+            {"pids_limit": -3},
+            "invalid pids limit -3: give a positive number, or 0 or -1 for no limit",
+        ),
+        ({"pids_limit": 2.5}, "pids_limit must be an integer, not 2.5"),
+        (
+            {"workdir": "relative"},
+            (
+                "the working directory 'relative' is invalid, it needs to be an "
+                "absolute path"
+            ),
+        ),
+    ],
+)
+def test_nonsense_limits_are_config_errors(busybox, limits, message):
+    """Limits docker refuses are refused with docker's words, creating nothing."""
+    with pytest.raises(ContainerConfigError) as caught:
+        Container(busybox, ["true"], **limits)
+    assert str(caught.value) == message
+    assert busybox.store.containers(all=True) == []
+
+
+def test_pids_limit_minus_one_means_no_limit(busybox):
+    """pids_limit=-1 is docker's no limit, as 0."""
+    with Container(busybox, ["true"], pids_limit=-1) as container:
+        assert container.inspect()["HostConfig"]["PidsLimit"] is None

@@ -58,6 +58,7 @@ from layercake._container_state import (
     write_state,
 )
 from layercake._container_tty import relay_terminal
+from layercake._limits import check_limits, check_workdir
 from layercake._log_times import parse_log_time
 from layercake._monitor import launch
 from layercake._ports import Forwarder, HostPort, Published, parse_ports
@@ -195,7 +196,10 @@ class Container:
             the user is not in the image's /etc/passwd, the name is invalid
             or taken, a volume or tmpfs entry is malformed, the network
             does not exist or cannot be used so, the restart policy is not
-            one, or ``tty`` is asked of an OCI executor.
+            one, ``tty`` is asked of an OCI executor, a limit is not a
+            number or is outside docker's range (``memory`` below 6 MiB,
+            ``cpus`` beyond 0.01 to the CPUs available), or ``workdir``
+            is relative.
         RuntimeUnavailable: this machine cannot run containers.
     """
 
@@ -233,6 +237,10 @@ class Container:
     ) -> None:
         runtime.require()
         restart_policy = RestartPolicy.parse(restart)
+        memory, cpus, cpu_shares, pids_limit = check_limits(
+            memory, cpus, cpu_shares, pids_limit
+        )
+        check_workdir(workdir)
         if executor not in runtime.EXECUTORS:
             raise ContainerConfigError(
                 f"unknown executor {executor!r}: use one of "
