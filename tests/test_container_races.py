@@ -91,3 +91,46 @@ def test_stop_racing_two_starts_leaves_one_tracked_copy(cli, store, busybox, cap
         assert _procs(state.cgroup_paths) == running
     assert cli("rm", "-f", "ssr2") == 0
     assert [p for p in state.cgroup_paths if os.path.exists(p)] == []
+
+
+def test_rm_and_prune_remove_a_cgroup_no_state_records(cli, store, busybox, capfd):
+    """A cgroup made by a `run` killed before recording it goes with rm and prune."""
+    from layercake.runtime import Resources, create_cgroup
+
+    assert cli("create", "--name", "c1", "-m", "32m", "busybox", "true") == 0
+    assert cli("create", "--name", "c2", "-m", "32m", "busybox", "true") == 0
+    ids = capfd.readouterr().out.split()
+    # What a starter SIGKILLed between making the cgroup and writing any
+    # state leaves behind.
+    leftovers = [create_cgroup(i, Resources(memory=32 << 20))[0] for i in ids]
+    if None in leftovers:
+        missing("cgroups cannot be created on this machine")
+
+    assert cli("rm", "c1") == 0
+    assert cli("prune") == 0
+    capfd.readouterr()
+    assert cli("ps", "-a", "-q") == 0
+    assert capfd.readouterr().out == ""
+    paths = [p for cgroup in leftovers if cgroup for p in cgroup.paths]
+    assert [p for p in paths if os.path.exists(p)] == []
+
+
+def test_a_run_killed_at_start_leaves_no_cgroup_after_prune(cli, store, busybox):
+    """SIGKILL of `run -m` at moments during its start: prune leaves no cgroup."""
+    import signal
+    import time
+
+    from layercake.runtime import find_cgroup
+
+    base = [sys.executable, "-m", "layercake.cli", "--store", str(store.path)]
+    for delay in (0.1, 0.2, 0.3, 0.4, 0.5, 0.6):
+        process = subprocess.Popen(
+            [*base, "run", "-m", "32m", "busybox", "sleep", "100"]
+        )
+        time.sleep(delay)
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    ids = [c.id for c in store.containers(all=True)]
+    assert main(["--store", str(store.path), "prune"]) == 0
+    assert store.containers(all=True) == []
+    assert [i for i in ids if find_cgroup(i) is not None] == []

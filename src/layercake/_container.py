@@ -543,6 +543,14 @@ class Container:
             return None, ()
         cgroup, reason = runtime.create_cgroup(self.id, resources)
         if cgroup is not None:
+            # Recorded at once: killed before the run is recorded, this
+            # process leaves a cgroup that remove() must still find.
+            recorded = attrs.evolve(
+                read_state(self.path),
+                cgroup_version=cgroup.version,
+                cgroup_paths=cgroup.paths,
+            )
+            write_state(self.path, recorded)
             return cgroup, ()
         if not limited:
             logger.info("container %s runs without a cgroup: %s", self.short_id, reason)
@@ -1276,8 +1284,16 @@ class Container:
             self._kill_if_running()
             self.wait()
         state = self.state()
+        # Also one its state does not name: its starter was killed before
+        # recording it, or the state file is lost. Whatever still runs in
+        # them is the container's, and goes with it.
+        cgroups = [runtime.find_cgroup(self.id)]
         if state.cgroup_paths:
-            open_cgroup(state.cgroup_version, state.cgroup_paths).remove()
+            cgroups.append(open_cgroup(state.cgroup_version, state.cgroup_paths))
+        for cgroup in cgroups:
+            if cgroup is not None:
+                cgroup.kill_all()
+                cgroup.remove()
         self.image.store._directory.remove_tree(self.path)
         net.forget(self.image.store.path, self.path.parent, self.record)
         logger.info("removed container %s", self.short_id)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._capabilities import capability_set
-    from ._cgroups import Cgroup, Resources, create_cgroup, open_cgroup
+    from ._cgroups import Cgroup, Resources, create_cgroup, find_cgroup, open_cgroup
     from ._console import set_terminal_size
     from ._copy import copied_at, materialize
     from ._driver import overlay_refusal
@@ -82,6 +82,7 @@ _LAZY = {
     "copied_at": "._copy",
     "create_cgroup": "._cgroups",
     "enter": "._enter",
+    "find_cgroup": "._cgroups",
     "enter_rootfs": "._view",
     "id_map": "._idmap",
     "join_network_of": "._enter",
@@ -145,6 +146,7 @@ __all__ = [
     "create_cgroup",
     "enter",
     "enter_rootfs",
+    "find_cgroup",
     "id_map",
     "join_network_of",
     "lifeline",

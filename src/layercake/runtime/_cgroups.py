@@ -12,12 +12,13 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 
 import attrs
 
-__all__ = ["Cgroup", "Resources", "create_cgroup", "open_cgroup"]
+__all__ = ["Cgroup", "Resources", "create_cgroup", "find_cgroup", "open_cgroup"]
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,29 @@ class Cgroup:
             if time.monotonic() > deadline:
                 raise OSError(errno.ETIMEDOUT, f"the cgroup freezer stayed {text!r}")
             time.sleep(0.001)
+
+    def kill_all(self) -> None:
+        """SIGKILL every process in the cgroup and wait (briefly) until none is left.
+
+        Never raises: what cannot be killed stays, and :meth:`remove` says so.
+        """
+        deadline = time.monotonic() + _RELEASE_TIMEOUT
+        while True:
+            pids: set[int] = set()
+            for path in self.paths:
+                try:
+                    with open(path + "/cgroup.procs") as procs:
+                        pids.update(int(line) for line in procs.read().split())
+                except OSError:
+                    continue
+            if not pids or time.monotonic() > deadline:
+                return
+            for pid in pids:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            time.sleep(0.01)
 
     def remove(self) -> None:
         """Delete the cgroup directories (and the parent, once empty).
@@ -328,6 +352,33 @@ def _create_v1(own: dict[str, str], name: str, resources: Resources) -> Cgroup:
         Cgroup(1, tuple(paths)).remove()
         raise
     return cgroup
+
+
+def find_cgroup(name: str) -> Cgroup | None:
+    """The cgroup ``layercake/<name>`` :func:`create_cgroup` would make here, if any.
+
+    It finds a cgroup whose creator died before recording it, as long as
+    it was made below this process's own cgroup. Never raises.
+    """
+    try:
+        own = _own_paths()
+        if _is_v2():
+            candidates = [_ROOT / own.get("", "/").lstrip("/") / _PARENT / name]
+        else:
+            candidates = [
+                _ROOT
+                / controller
+                / own.get(controller, "/").lstrip("/")
+                / _PARENT
+                / name
+                for controller in (*_V1_CONTROLLERS, _V1_FREEZER)
+            ]
+    except OSError:
+        return None
+    paths = tuple(str(path) for path in candidates if path.is_dir())
+    if not paths:
+        return None
+    return Cgroup(2 if _is_v2() else 1, paths)
 
 
 def open_cgroup(version: int, paths: tuple[str, ...]) -> Cgroup:
