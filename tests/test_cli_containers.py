@@ -6,8 +6,10 @@ import json
 import os
 import tarfile
 import time
+from pathlib import Path
 
 import pytest
+from tests.conftest import missing
 
 from layercake.cli import main
 
@@ -366,3 +368,33 @@ def test_run_refuses_nonsense_limits_with_exit_125(cli, busybox, capfd):
         assert capfd.readouterr().err == f"layercake: error: {message}\n"
     assert cli("ps", "-a", "-q") == 0
     assert capfd.readouterr().out == ""
+
+
+def test_run_rm_d_is_removed_by_its_monitor_when_it_exits(cli, busybox, store, capfd):
+    """run --rm -d: once the process exits the container is gone with its
+    directory, mounts, cgroup and network lease, as with docker."""
+    if os.geteuid() != 0:
+        missing("a bridge network's lease needs root")
+    args = ("run", "--rm", "-d", "--name", "rmd", "--network", "bridge", "-m", "64m")
+    try:
+        assert cli(*args, "busybox", "sh", "-c", "echo hi; sleep 0.5") == 0
+        container_id = capfd.readouterr().out.strip()
+        container = store.container("rmd")
+        cgroups = container.state().cgroup_paths
+        lease = (
+            store.path / "networks" / "bridge" / "endpoints" / f"{container_id}.json"
+        )
+        assert lease.exists()
+
+        deadline = time.monotonic() + 20
+        while container.path.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert cli("ps", "-a", "-q") == 0
+        assert capfd.readouterr().out == ""
+        assert not container.path.exists()
+        assert [path for path in cgroups if os.path.exists(path)] == []
+        assert container_id not in Path("/proc/self/mountinfo").read_text()
+        assert not lease.exists()
+    finally:
+        for network in store.networks():
+            store.remove_network(network.name)

@@ -62,7 +62,7 @@ from layercake._limits import check_limits, check_workdir
 from layercake._log_times import parse_log_time
 from layercake._monitor import launch
 from layercake._ports import Forwarder, HostPort, Published, parse_ports
-from layercake._restart_policy import RestartPolicy
+from layercake._restart_policy import RestartPolicy, conflicts_with_rm
 from layercake._run_config import RunConfig, env_list, merge_env, process_spec
 from layercake._signals import signal_number
 from layercake._sizes import parse_size
@@ -191,15 +191,19 @@ class Container:
     container started by :meth:`start` reading an open standard input, as
     :meth:`attach` can feed it, rather than /dev/null.
 
+    ``auto_remove`` (``docker run --rm``) has the monitor of a started
+    container remove it once it has exited; it cannot be combined with a
+    restart policy.
+
     Raises:
         ContainerConfigError: the image has no command and none was given,
             the user is not in the image's /etc/passwd, the name is invalid
             or taken, a volume or tmpfs entry is malformed, the network
             does not exist or cannot be used so, the restart policy is not
-            one, ``tty`` is asked of an OCI executor, a limit is not a
-            number or is outside docker's range (``memory`` below 6 MiB,
-            ``cpus`` beyond 0.01 to the CPUs available), or ``workdir``
-            is relative.
+            one or combined with ``auto_remove``, ``tty`` is asked of an
+            OCI executor, a limit is not a number or is outside docker's
+            range (``memory`` below 6 MiB, ``cpus`` beyond 0.01 to the CPUs
+            available), or ``workdir`` is relative.
         RuntimeUnavailable: this machine cannot run containers.
     """
 
@@ -234,6 +238,7 @@ class Container:
         tty: bool = False,
         stdin_open: bool = False,
         tty_size: tuple[int, int] | None = None,
+        auto_remove: bool = False,
     ) -> None:
         runtime.require()
         restart_policy = RestartPolicy.parse(restart)
@@ -241,6 +246,9 @@ class Container:
             memory, cpus, cpu_shares, pids_limit
         )
         check_workdir(workdir)
+        conflict = conflicts_with_rm(restart_policy)
+        if auto_remove and conflict is not None:
+            raise conflict
         if executor not in runtime.EXECUTORS:
             raise ContainerConfigError(
                 f"unknown executor {executor!r}: use one of "
@@ -310,6 +318,7 @@ class Container:
                 aliases=tuple(network_aliases),
                 restart=restart_policy,
                 stdin_open=stdin_open,
+                auto_remove=auto_remove,
             )
         except BaseException:
             # Half a container is no container: leave nothing in the store.
@@ -339,6 +348,7 @@ class Container:
         aliases: tuple[str, ...],
         restart: RestartPolicy,
         stdin_open: bool,
+        auto_remove: bool,
     ) -> None:
         image = self.image
         network = self.config.network
@@ -386,6 +396,7 @@ class Container:
                 restart=restart,
                 stdin_open=stdin_open,
                 storage_driver=image.store._container_driver(),
+                auto_remove=auto_remove,
             )
             write_record(self.path, self.record)
         net.lease(image.store.path, containers, self.record)
@@ -1032,10 +1043,13 @@ class Container:
                     configure_network=hook,
                     restart=self.record.restart,
                     stdin_open=self.record.stdin_open,
+                    remove=self._remove_ended if self.record.auto_remove else None,
                 )
             except ContainerError as error:
                 if cgroup is not None:
                     cgroup.remove()
+                if self.record.auto_remove:
+                    self._remove(force=True)
                 raise ContainerError(
                     f"container {self.short_id} failed to start: {error}",
                     container_id=self.id,
@@ -1273,6 +1287,14 @@ class Container:
         except FileNotFoundError:
             if self.path.exists():
                 raise
+
+    def _remove_ended(self) -> None:
+        # Called in a process forked from the monitor: what this object
+        # remembered of the run is stale.
+        self._sandbox = None
+        self._exit_code = None
+        self._state = None
+        self.remove(force=True)
 
     def _remove(self, force: bool) -> None:
         if self.exit_code is None and self._running():
@@ -2056,6 +2078,7 @@ class Container:
             "Name": "/" + self.name,
             "LogPath": str(self.path / LOG_FILE),
             "HostConfig": {
+                "AutoRemove": record.auto_remove,
                 "NetworkMode": record.network,
                 "RestartPolicy": record.restart.inspect(),
                 "ReadonlyRootfs": record.read_only,

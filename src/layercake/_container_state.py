@@ -96,6 +96,7 @@ class ContainerRecord:
     restart: RestartPolicy = NO_RESTART
     stdin_open: bool = False
     storage_driver: str = "overlay"
+    auto_remove: bool = False
 
 
 @attrs.frozen

@@ -68,6 +68,7 @@ def launch(
     restart: RestartPolicy = NO_RESTART,
     after_exit: int | None = None,
     stdin_open: bool = False,
+    remove: Callable[[], None] | None = None,
 ) -> ContainerState:
     """Start ``spec`` under a monitor process; return once it runs.
 
@@ -77,7 +78,10 @@ def launch(
     ends. With ``after_exit`` the first run happened elsewhere (attached)
     and ended with that code, which the policy restarts: the monitor begins
     with the back-off instead of a start. With ``stdin_open`` the process's
-    stdin is a pipe the monitor keeps open.
+    stdin is a pipe the monitor keeps open. ``remove``, if given, is called
+    once the container has ended for good (``docker run --rm -d``), in a
+    process of its own after the monitor has exited, so that whoever waits
+    for the monitor (a stop holding the lifecycle lock) is done first.
 
     Raises:
         ContainerError: the container could not be started; the message
@@ -101,7 +105,7 @@ def launch(
                 )
                 runs.stdin_open = stdin_open
                 runs.attachable = stdin_open or spec.process.terminal
-                _monitor(runs, ready_w, started, ports, restart, after_exit)
+                _monitor(runs, ready_w, started, ports, restart, after_exit, remove)
         finally:
             os._exit(0)
     os.close(ready_w)
@@ -121,6 +125,7 @@ def _monitor(
     ports: tuple[Published, ...],
     restart: RestartPolicy,
     after_exit: int | None,
+    remove: Callable[[], None] | None,
 ) -> NoReturn:
     code = 0
     try:
@@ -159,7 +164,21 @@ def _monitor(
         os.close(ready_w)
 
         _supervise(runs, state, restart, after_exit)
+        runs.forwarder.close()
+        if remove is not None and os.fork() == 0:
+            _remove_and_exit(remove)
     except BaseException:  # noqa: BLE001 - a forked monitor must never return
+        code = 1
+    os._exit(code)
+
+
+def _remove_and_exit(remove: Callable[[], None]) -> NoReturn:
+    # The remover's output goes to /dev/null, as the monitor's does: a
+    # failure leaves the container for rm or prune, as an exited one.
+    code = 0
+    try:
+        remove()
+    except BaseException:  # noqa: BLE001 - a forked remover must never return
         code = 1
     os._exit(code)
 

@@ -119,6 +119,7 @@ def _create(args: argparse.Namespace) -> Container:
         tty=args.tty,
         stdin_open=args.interactive,
         tty_size=window_size() if args.tty else None,
+        auto_remove=getattr(args, "rm", False),
     )
 
 
