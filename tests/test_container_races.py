@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -134,3 +135,44 @@ def test_a_run_killed_at_start_leaves_no_cgroup_after_prune(cli, store, busybox)
     assert main(["--store", str(store.path), "prune"]) == 0
     assert store.containers(all=True) == []
     assert [i for i in ids if find_cgroup(i) is not None] == []
+
+
+def test_an_empty_state_file_makes_a_dead_container_rm_and_prune_remove(
+    cli, store, busybox, capfd, caplog
+):
+    """An empty state.json: ps -a says Dead, the others still list; rm -f, prune go."""
+    for name in ("corrupt", "corrupt2", "fine"):
+        assert cli("create", "--name", name, "busybox", "true") == 0
+    ids = capfd.readouterr().out.split()
+    for container_id in ids[:2]:
+        (store.path / "containers" / container_id / "state.json").write_text("")
+
+    assert cli("ps", "-a", "--format", "json") == 0
+    listed = [json.loads(line) for line in capfd.readouterr().out.splitlines()]
+    assert sorted(
+        (c["Name"], c["State"]["Status"], c["State"]["Dead"]) for c in listed
+    ) == [
+        ("/corrupt", "dead", True),
+        ("/corrupt2", "dead", True),
+        ("/fine", "created", False),
+    ]
+    assert cli("ps", "-a") == 0
+    rows = capfd.readouterr().out.splitlines()[1:]
+    assert sorted(row.split()[-1] + " " + row.split()[-2] for row in rows) == [
+        "corrupt Dead",
+        "corrupt2 Dead",
+        "fine Created",
+    ]
+    state_file = store.path / "containers" / ids[0] / "state.json"
+    assert (
+        f"cannot read {state_file}, the container is taken as dead: "
+        "Expecting value: line 1 column 1 (char 0)"
+    ) in caplog.messages
+
+    assert cli("rm", "-f", "corrupt") == 0
+    assert capfd.readouterr().out == "corrupt\n"
+    assert cli("prune") == 0
+    deleted = capfd.readouterr().out.splitlines()[:2]
+    assert sorted(deleted) == sorted(f"Deleted Container: {i}" for i in ids[1:])
+    assert cli("ps", "-a", "-q") == 0
+    assert capfd.readouterr().out == ""

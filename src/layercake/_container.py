@@ -2062,7 +2062,7 @@ class Container:
                 "Paused": running and state.paused,
                 "Restarting": running and state.restarting,
                 "OOMKilled": state.oom_killed,
-                "Dead": False,
+                "Dead": state.status == "dead",
                 "Pid": state.pid if running else 0,
                 "ExitCode": state.exit_code,
                 "Error": state.error,

@@ -13,6 +13,7 @@ from __future__ import annotations
 import datetime
 import functools
 import json
+import logging
 import os
 import time
 from pathlib import Path
@@ -44,6 +45,8 @@ __all__ = [
     "write_state",
 ]
 
+logger = logging.getLogger(__name__)
+
 ZERO_TIME = "0001-01-01T00:00:00Z"
 """Docker's StartedAt and FinishedAt for a time that has not come yet."""
 
@@ -52,7 +55,7 @@ STATE_FILE = "state.json"
 LOG_FILE = "container-json.log"
 STOP_FILE = "stop-requested"
 
-Status = Literal["created", "running", "exited"]
+Status = Literal["created", "running", "exited", "dead"]
 
 
 @functools.cache
@@ -209,10 +212,25 @@ def write_state(directory: Path, state: ContainerState) -> None:
 
 
 def read_state(directory: Path) -> ContainerState:
-    """Read ``state.json``; a container never started has none (``created``)."""
+    """Read ``state.json``; a container never started has none (``created``).
+
+    A file that cannot be read or makes no sense (cut short by a crash or a
+    full disk) gives the status ``dead``, as Docker calls a container it
+    cannot account for, and a logged warning naming the file: the container
+    can still be listed and removed. Never raises.
+    """
+    import cattrs
+
+    path = directory / STATE_FILE
     try:
-        with open(directory / STATE_FILE) as file:
+        with open(path) as file:
             data = json.load(file)
+        return _converter().structure(data, ContainerState)
     except FileNotFoundError:
         return ContainerState()
-    return _converter().structure(data, ContainerState)
+    except (OSError, ValueError, TypeError, KeyError, cattrs.BaseValidationError) as e:
+        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        logger.warning(
+            "cannot read %s, the container is taken as dead: %s", path, reason
+        )
+        return ContainerState(status="dead", error=f"cannot read {path}: {reason}")

@@ -279,6 +279,8 @@ def _status(container: Container) -> str:
         return f"Up {age(state.started_at).removesuffix(' ago')}"
     if state.status == "exited":
         return f"Exited ({state.exit_code}) {age(state.finished_at)}"
+    if state.status == "dead":
+        return "Dead"
     return "Created"
 
 
