@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import tarfile
 import time
 from pathlib import Path
@@ -398,3 +399,58 @@ def test_run_rm_d_is_removed_by_its_monitor_when_it_exits(cli, busybox, store, c
     finally:
         for network in store.networks():
             store.remove_network(network.name)
+
+
+def free_ports(count: int) -> list[int]:
+    """Ports on 127.0.0.1 that nothing listens on right now."""
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def get(port: int) -> bytes:
+    """What httpd in the container answers through host port ``port``."""
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+                conn.sendall(b"GET /index.html HTTP/1.0\r\n\r\n")
+                body = b"".join(iter(lambda: conn.recv(65536), b""))
+        except ConnectionResetError:
+            body = b""
+        if body or time.monotonic() > deadline:
+            return body.partition(b"\r\n\r\n")[2]
+        time.sleep(0.05)
+
+
+def test_one_container_port_published_on_two_host_ports(cli, busybox, capfd):
+    """-p A:80 -p B:80 publishes port 80 on both, as docker; port and inspect
+    list both."""
+    first, second = free_ports(2)
+    script = "mkdir /w; echo two > /w/index.html; httpd -f -p 80 -h /w"
+    publish = ("-p", f"127.0.0.1:{first}:80", "-p", f"127.0.0.1:{second}:80")
+    assert (
+        cli("run", "-d", *publish, "--name", "twop", "busybox", "sh", "-c", script) == 0
+    )
+    capfd.readouterr()
+
+    assert cli("port", "twop") == 0
+    assert capfd.readouterr().out == (
+        f"80/tcp -> 127.0.0.1:{first}\n80/tcp -> 127.0.0.1:{second}\n"
+    )
+    assert cli("port", "twop", "80") == 0
+    assert capfd.readouterr().out == f"127.0.0.1:{first}\n127.0.0.1:{second}\n"
+    assert cli("ps", "--format", "json") == 0
+    ports = json.loads(capfd.readouterr().out)["NetworkSettings"]["Ports"]
+    assert ports == {
+        "80/tcp": [
+            {"HostIp": "127.0.0.1", "HostPort": str(first)},
+            {"HostIp": "127.0.0.1", "HostPort": str(second)},
+        ]
+    }
+    assert get(first) == b"two\n"
+    assert get(second) == b"two\n"

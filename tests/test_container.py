@@ -1413,3 +1413,19 @@ def test_pids_limit_minus_one_means_no_limit(busybox):
     """pids_limit=-1 is docker's no limit, as 0."""
     with Container(busybox, ["true"], pids_limit=-1) as container:
         assert container.inspect()["HostConfig"]["PidsLimit"] is None
+
+
+def test_a_list_of_host_ports_publishes_a_port_on_each(busybox):
+    """ports={80: [0, ("127.0.0.1", 0)]} publishes 80/tcp twice, as docker's
+    -p A:80 -p B:80."""
+    script = "mkdir /w && echo hi > /w/index.html && httpd -f -p 80 -h /w"
+    ports = {80: [0, ("127.0.0.1", 0)]}
+    with Container(busybox, ["sh", "-c", script], ports=ports) as container:
+        assert container.record.ports == (
+            (80, "tcp", "127.0.0.1", 0),
+            (80, "tcp", "127.0.0.1", 0),
+        )
+        container.start()
+        published = container.state().ports
+        assert [entry[:3] for entry in published] == [(80, "tcp", "127.0.0.1")] * 2
+        assert len({entry[3] for entry in published}) == 2

@@ -36,7 +36,8 @@ _HOST = "127.0.0.1"
 Published = tuple[int, str, str, int]
 """``(container port, "tcp" or "udp", host address, host port)``."""
 
-HostPort = int | None | tuple[str, int | None]
+OneHostPort = int | None | tuple[str, int | None]
+HostPort = OneHostPort | list[OneHostPort]
 
 
 def parse_ports(
@@ -46,42 +47,48 @@ def parse_ports(
 
     Container ports may be written ``"8080/tcp"`` or ``"53/udp"``; a host
     port may be ``(address, port)`` to listen on another host address
-    than 127.0.0.1.
+    than 127.0.0.1, and a list of host ports publishes the container port
+    on each of them (``docker run -p 8081:80 -p 8082:80``).
 
     Raises:
         ContainerConfigError: a port out of range, another protocol, or a
             host address that is not an IPv4 address.
     """
-    published = []
-    for container, host in (ports or {}).items():
-        text = str(container)
-        number, _, protocol = text.partition("/")
-        if not number.isdigit():
-            raise ContainerConfigError(
-                f"invalid published port {text!r}: {number!r} is not a port number"
-            )
-        if protocol not in ("", "tcp", "udp"):
-            raise ContainerConfigError(
-                f"invalid published port {text!r}: only TCP and UDP are forwarded"
-            )
-        address = _HOST
-        if isinstance(host, tuple) and len(host) == 2:
-            address, host = host
-            try:
-                ipaddress.IPv4Address(address)
-            except ValueError:
-                raise ContainerConfigError(
-                    f"invalid host address {address!r} for {text}: not an IPv4 address"
-                ) from None
-        if not isinstance(host, int | None) or isinstance(host, bool):
-            raise ContainerConfigError(
-                f"invalid host port {host!r} for {text}: not a port number"
-            )
-        host_port = host or 0
-        if not 0 < int(number) < 65536 or not 0 <= host_port < 65536:
-            raise ContainerConfigError(f"invalid published port {text}:{host_port}")
-        published.append((int(number), protocol or "tcp", address, host_port))
+    published: list[Published] = []
+    for container, hosts in (ports or {}).items():
+        for host in hosts if isinstance(hosts, list) else [hosts]:
+            published.append(_parse_port(str(container), host))
     return tuple(published)
+
+
+def _parse_port(text: str, host: OneHostPort) -> Published:
+    """One published port; raises as :func:`parse_ports` does."""
+    number, _, protocol = text.partition("/")
+    if not number.isdigit():
+        raise ContainerConfigError(
+            f"invalid published port {text!r}: {number!r} is not a port number"
+        )
+    if protocol not in ("", "tcp", "udp"):
+        raise ContainerConfigError(
+            f"invalid published port {text!r}: only TCP and UDP are forwarded"
+        )
+    address = _HOST
+    if isinstance(host, tuple) and len(host) == 2:
+        address, host = host
+        try:
+            ipaddress.IPv4Address(address)
+        except ValueError:
+            raise ContainerConfigError(
+                f"invalid host address {address!r} for {text}: not an IPv4 address"
+            ) from None
+    if not isinstance(host, int | None) or isinstance(host, bool):
+        raise ContainerConfigError(
+            f"invalid host port {host!r} for {text}: not a port number"
+        )
+    host_port = host or 0
+    if not 0 < int(number) < 65536 or not 0 <= host_port < 65536:
+        raise ContainerConfigError(f"invalid published port {text}:{host_port}")
+    return (int(number), protocol or "tcp", address, host_port)
 
 
 class Forwarder:

@@ -25,6 +25,7 @@ from layercake.errors import LayercakeError
 
 if TYPE_CHECKING:
     from layercake import Container, Store
+    from layercake._ports import HostPort, OneHostPort
 
 __all__ = ["register"]
 
@@ -47,12 +48,13 @@ def _volume(text: str) -> tuple[str, str] | tuple[str, str, str]:
     raise LayercakeError(f"invalid volume {text!r}: expected SOURCE:TARGET[:ro|rw]")
 
 
-def _ports(items: list[str]) -> dict[int | str, tuple[str, int]]:
+def _ports(items: list[str]) -> dict[int | str, HostPort]:
     # docker run -p [IP:]HOST:CONTAINER[/udp]; the address is 127.0.0.1
     # unless one is named (docker's is 0.0.0.0: every interface).
     import ipaddress
 
-    ports: dict[int | str, tuple[str, int]] = {}
+    # One container port may be published on several host ports.
+    ports: dict[int | str, list[OneHostPort]] = {}
     for item in items:
         published, _, container = item.rpartition(":")
         address, _, host = published.rpartition(":")
@@ -72,8 +74,10 @@ def _ports(items: list[str]) -> dict[int | str, tuple[str, int]]:
                 raise LayercakeError(
                     f"invalid port {item!r}: {address!r} is not an IPv4 address"
                 ) from None
-        ports[container] = (address or "127.0.0.1", int(host) if host else 0)
-    return ports
+        ports.setdefault(container, []).append(
+            (address or "127.0.0.1", int(host) if host else 0)
+        )
+    return {container: hosts for container, hosts in ports.items()}
 
 
 def _env(args: argparse.Namespace) -> list[str]:
