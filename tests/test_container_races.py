@@ -176,3 +176,27 @@ def test_an_empty_state_file_makes_a_dead_container_rm_and_prune_remove(
     assert sorted(deleted) == sorted(f"Deleted Container: {i}" for i in ids[1:])
     assert cli("ps", "-a", "-q") == 0
     assert capfd.readouterr().out == ""
+
+
+def test_prune_removes_a_container_directory_whose_config_cannot_be_read(
+    cli, store, busybox, capfd, caplog
+):
+    """A directory no listing can show (config.json unreadable) goes with prune."""
+    assert cli("create", "--name", "broken", "busybox", "true") == 0
+    assert cli("create", "--name", "kept", "busybox", "sleep", "30") == 0
+    broken, kept = capfd.readouterr().out.split()
+    assert cli("start", "kept") == 0
+    capfd.readouterr()
+    directory = store.path / "containers" / broken
+    (directory / "config.json").write_text('{"id": "' + broken + '"}')
+
+    assert cli("ps", "-a", "-q") == 0
+    assert capfd.readouterr().out == kept[:12] + "\n"
+    assert cli("prune") == 0
+    assert capfd.readouterr().out.splitlines()[0] == f"Deleted Container: {broken}"
+    assert directory.exists() is False
+    assert [c.name for c in store.containers(all=True)] == ["kept"]
+    assert any(
+        m.startswith(f"removing container directory {directory}: cannot read its ")
+        for m in caplog.messages
+    )

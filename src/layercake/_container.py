@@ -93,6 +93,7 @@ logger = logging.getLogger(__name__)
 
 _STOP_TIMEOUT = 10.0
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
+_ID = re.compile(r"[0-9a-f]{64}")
 _POLL_INTERVAL = 0.05
 
 
@@ -2204,7 +2205,60 @@ def prune_containers(store: Store) -> list[str]:
         if _status(container) not in ("running", "removed"):
             container.remove()
             removed.append(container.id)
+    return removed + _prune_unreadable(store)
+
+
+def _prune_unreadable(store: Store) -> list[str]:
+    """Remove container directories whose config.json cannot be read.
+
+    No listing can show them, so nothing else would ever remove them. A
+    directory only lacks a readable config.json outside the names lock if
+    it is broken: creation writes it under that lock.
+    """
+    containers = store._directory.containers_dir
+    removed: list[str] = []
+    if not containers.is_dir():
+        return removed
+    with _names_locked(containers):
+        for path in sorted(containers.iterdir()):
+            if not _ID.fullmatch(path.name) or not path.is_dir():
+                continue
+            try:
+                read_record(path)
+                continue
+            except (OSError, ValueError) as error:
+                reason = getattr(error, "strerror", None) or str(error)
+            if _has_mounts(path):
+                logger.warning(
+                    "keeping %s: cannot read its config.json (%s) "
+                    "and something is mounted in it",
+                    path,
+                    reason,
+                )
+                continue
+            logger.warning(
+                "removing container directory %s: cannot read its config.json: %s",
+                path,
+                reason,
+            )
+            cgroup = runtime.find_cgroup(path.name)
+            if cgroup is not None:
+                cgroup.kill_all()
+                cgroup.remove()
+            store._directory.remove_tree(path)
+            removed.append(path.name)
     return removed
+
+
+def _has_mounts(path: Path) -> bool:
+    """Whether anything is mounted at or below ``path`` in this mount namespace."""
+    prefix = str(path) + "/"
+    with open("/proc/self/mountinfo") as mountinfo:
+        for line in mountinfo:
+            point = line.split()[4].replace("\\040", " ")
+            if point == str(path) or point.startswith(prefix):
+                return True
+    return False
 
 
 class _names_locked:
