@@ -454,3 +454,13 @@ def test_one_container_port_published_on_two_host_ports(cli, busybox, capfd):
     }
     assert get(first) == b"two\n"
     assert get(second) == b"two\n"
+
+
+def test_run_tmpfs_ro_and_unknown_options(cli, busybox, capfd):
+    """--tmpfs /t:ro refuses writes; an unknown option fails with exit 125."""
+    assert cli("run", "--rm", "--tmpfs", "/t:ro", "busybox", "touch", "/t/x") == 1
+    assert capfd.readouterr().err == "touch: /t/x: Read-only file system\n"
+    assert cli("run", "--rm", "--tmpfs", "/t:bogus", "busybox", "true") == 125
+    assert capfd.readouterr().err == (
+        "layercake: error: invalid tmpfs option 'bogus' in '/t:bogus'\n"
+    )

@@ -435,7 +435,7 @@ def test_tmpfs_is_a_real_tmpfs_and_leaves_nothing_in_the_layer(busybox):
     ) as container:
         result = container.run()
         assert result.stdout == (
-            b"tmpfs /scratch tmpfs rw,nosuid,nodev,relatime,size=64k,mode=700"
+            b"tmpfs /scratch tmpfs rw,nosuid,nodev,noexec,relatime,size=64k,mode=700"
             + tmpfs_owner()
             + b" 0 0\n700\n"
         )
@@ -1429,3 +1429,56 @@ def test_a_list_of_host_ports_publishes_a_port_on_each(busybox):
         published = container.state().ports
         assert [entry[:3] for entry in published] == [(80, "tcp", "127.0.0.1")] * 2
         assert len({entry[3] for entry in published}) == 2
+
+
+def test_tmpfs_is_noexec_nosuid_nodev_by_default_as_docker(busybox):
+    """A --tmpfs runs no programs unless asked: docker's noexec,nosuid,nodev."""
+    script = "cp /bin/busybox /t/echo; /t/echo EXECUTED"
+    with Container(busybox, ["sh", "-c", script], tmpfs=["/t"]) as container:
+        result = container.run()
+    assert (result.exit_code, result.stdout) == (126, b"")
+    assert result.stderr == b"sh: /t/echo: Permission denied\n"
+
+
+def test_tmpfs_options_exec_ownership_and_flags_are_honoured(busybox):
+    """exec, suid, dev, uid and gid reach the mount."""
+    script = (
+        "grep ' /t ' /proc/mounts | cut -d' ' -f4 | cut -d, -f1-2;"
+        "stat -c '%u %g %a' /t; cp /bin/busybox /t/echo; /t/echo EXECUTED"
+    )
+    with Container(
+        busybox,
+        ["sh", "-c", script],
+        tmpfs=["/t:exec,suid,dev,uid=5,gid=6,mode=750"],
+    ) as container:
+        result = container.run()
+        tmpfs = container.inspect()["HostConfig"]["Tmpfs"]
+    assert result.stdout == b"rw,relatime\n5 6 750\nEXECUTED\n"
+    assert tmpfs == {"/t": "rw,exec,suid,dev,mode=750,uid=5,gid=6"}
+
+
+def test_read_only_tmpfs_refuses_writes(busybox):
+    """--tmpfs /t:ro is mounted read-only and inspect says so."""
+    with Container(busybox, ["touch", "/t/x"], tmpfs=["/t:ro"]) as container:
+        result = container.run()
+        mounts = container.inspect()["Mounts"]
+    assert result.exit_code == 1
+    assert result.stderr == b"touch: /t/x: Read-only file system\n"
+    assert mounts == [{"Type": "tmpfs", "Source": "", "Destination": "/t", "RW": False}]
+
+
+@pytest.mark.parametrize(
+    ("item", "message"),
+    [
+        ("/t:bogus", "invalid tmpfs option 'bogus' in '/t:bogus'"),
+        ("/t:size=lots", "invalid tmpfs size 'lots' in '/t:size=lots'"),
+        ("/t:uid=x", "invalid tmpfs uid 'x' in '/t:uid=x'"),
+        ("/t:mode=9", "invalid tmpfs mode '9' in '/t:mode=9'"),
+        ("/t:ro=1", "invalid tmpfs option 'ro=1' in '/t:ro=1'"),
+    ],
+)
+def test_unknown_or_bad_tmpfs_options_are_config_errors(busybox, item, message):
+    """An option docker would not take is refused, not ignored."""
+    with pytest.raises(ContainerConfigError) as caught:
+        Container(busybox, ["true"], tmpfs=[item])
+    assert str(caught.value) == message

@@ -65,7 +65,7 @@ from layercake._ports import Forwarder, HostPort, Published, parse_ports
 from layercake._restart_policy import RestartPolicy, conflicts_with_rm
 from layercake._run_config import RunConfig, env_list, merge_env, process_spec
 from layercake._signals import signal_number
-from layercake._sizes import parse_size
+from layercake._tmpfs_options import parse_tmpfs, tmpfs_options, with_options
 from layercake._users import resolve_user
 from layercake._volumes import VolumeSpec, prepare_volumes
 from layercake.errors import ContainerConfigError, ContainerError, ContainerTimeout
@@ -115,24 +115,20 @@ def _entrypoint(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
 
 
 def _tmpfs(value: Sequence[TmpfsMount | str] | None) -> tuple[TmpfsMount, ...]:
-    mounts = []
-    for item in value or ():
-        if isinstance(item, TmpfsMount):
-            mounts.append(item)
-            continue
-        # docker run --tmpfs /run:size=65536,mode=1777
-        target, _, options = item.partition(":")
-        fields = dict(o.partition("=")[::2] for o in options.split(",") if o)
-        size = parse_size(fields.get("size", "0"))
-        try:
-            if size is None:
-                raise ValueError(item)
-            mounts.append(
-                TmpfsMount(target, size=size, mode=int(fields.get("mode", "1777"), 8))
-            )
-        except ValueError:
-            raise ContainerConfigError(f"invalid tmpfs option {item!r}") from None
-    return tuple(mounts)
+    # docker run --tmpfs /run:size=65536,mode=1777,noexec
+    return tuple(
+        item if isinstance(item, TmpfsMount) else parse_tmpfs(item)
+        for item in value or ()
+    )
+
+
+def _recorded_tmpfs(record: ContainerRecord) -> tuple[TmpfsMount, ...]:
+    # A record from before tmpfs_options has docker's default options.
+    options = record.tmpfs_options or ("",) * len(record.tmpfs)
+    return tuple(
+        with_options(TmpfsMount(*mount), text)
+        for mount, text in zip(record.tmpfs, options, strict=True)
+    )
 
 
 class Container:
@@ -385,6 +381,7 @@ class Container:
                 init=init,
                 read_only=read_only,
                 tmpfs=tuple((t.target, t.size, t.mode) for t in tmpfs_mounts),
+                tmpfs_options=tuple(tmpfs_options(t) for t in tmpfs_mounts),
                 binds=tuple((b.source, b.target, b.read_only) for b in binds),
                 memory=memory,
                 cpus=cpus,
@@ -606,7 +603,7 @@ class Container:
             network=network,  # type: ignore[arg-type]
             network_namespace=namespace,
             mounts=tuple(BindMount(*bind) for bind in self.record.binds),
-            tmpfs=tuple(TmpfsMount(*mount) for mount in self.record.tmpfs),
+            tmpfs=_recorded_tmpfs(self.record),
             init=self.record.init,
             read_only=self.record.read_only,
             privileged=self.record.privileged,
@@ -2025,9 +2022,14 @@ class Container:
                 entry = {"Type": "volume", "Name": os.path.basename(source)}
             entry.update({"Source": source, "Destination": target, "RW": not read_only})
             mounts.append(entry)
-        for target, _size, _mode in self.record.tmpfs:
+        for tmpfs in _recorded_tmpfs(self.record):
             mounts.append(
-                {"Type": "tmpfs", "Source": "", "Destination": target, "RW": True}
+                {
+                    "Type": "tmpfs",
+                    "Source": "",
+                    "Destination": tmpfs.target,
+                    "RW": not tmpfs.read_only,
+                }
             )
         return mounts
 
@@ -2095,8 +2097,8 @@ class Container:
                 "CpuShares": record.cpu_shares,
                 "PidsLimit": record.pids_limit or None,
                 "Tmpfs": {
-                    target: f"mode={mode:o}" + (f",size={size}" if size else "")
-                    for target, size, mode in record.tmpfs
+                    tmpfs.target: tmpfs_options(tmpfs)
+                    for tmpfs in _recorded_tmpfs(record)
                 },
             },
             "Config": {

@@ -87,6 +87,8 @@ class ContainerRecord:
     read_only: bool = False
     labels: tuple[tuple[str, str], ...] = ()
     tmpfs: tuple[tuple[str, int, int], ...] = ()
+    # Each tmpfs's other options in --tmpfs form (rw,noexec,...), in order.
+    tmpfs_options: tuple[str, ...] = ()
     binds: tuple[tuple[str, str, bool], ...] = ()
     memory: int = 0
     cpus: float = 0.0

@@ -133,7 +133,8 @@ def tmpfs_mounts(requests: list[MountRequest]) -> tuple[TmpfsMount, ...]:
         size = parse_size(text)
         if size is None:
             raise BuildError(f"invalid RUN --mount tmpfs size {text!r}")
-        mounts.append(TmpfsMount(request.target, size=size))
+        # BuildKit's RUN tmpfs may hold programs to run: not noexec.
+        mounts.append(TmpfsMount(request.target, size=size, noexec=False))
     return tuple(mounts)
 
 

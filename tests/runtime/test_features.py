@@ -27,7 +27,7 @@ MakeSpec = Callable[..., SandboxSpec]
 
 
 def test_tmpfs_mount_has_its_size_and_mode(make_spec: MakeSpec) -> None:
-    """A TmpfsMount is a real tmpfs with the size and mode asked for."""
+    """A TmpfsMount is a real noexec tmpfs with the size and mode asked for."""
     spec = make_spec(
         "sh",
         "-c",

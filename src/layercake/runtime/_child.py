@@ -539,7 +539,7 @@ def _mount_binds(plan: Plan, created: list[str]) -> None:
 
 
 def _mount_tmpfs(plan: Plan, created: list[str]) -> None:
-    for target, data in plan.tmpfs:
+    for target, flags, data in plan.tmpfs:
         host = _target(plan, target, "dir", created)
         _do(
             f"mount tmpfs on {target}",
@@ -547,7 +547,7 @@ def _mount_tmpfs(plan: Plan, created: list[str]) -> None:
             b"tmpfs",
             host,
             b"tmpfs",
-            libc.MS_NOSUID | libc.MS_NODEV,
+            flags,
             data,
         )
 

@@ -163,9 +163,18 @@ def oci_config(
             _mount(bind.target, "bind", os.path.abspath(bind.source), options)
         )
     for tmpfs in spec.tmpfs:
-        options = ["nosuid", "nodev", f"mode={tmpfs.mode:o}"]
+        flags = (
+            ("ro", tmpfs.read_only),
+            ("noexec", tmpfs.noexec),
+            ("nosuid", tmpfs.nosuid),
+            ("nodev", tmpfs.nodev),
+        )
+        options = [name for name, wanted in flags if wanted]
+        options.append(f"mode={tmpfs.mode:o}")
         if tmpfs.size:
             options.append(f"size={tmpfs.size}")
+        options += [f"uid={tmpfs.uid}"] if tmpfs.uid is not None else []
+        options += [f"gid={tmpfs.gid}"] if tmpfs.gid is not None else []
         mounts.append(_mount(tmpfs.target, "tmpfs", "tmpfs", options))
 
     namespaces: list[dict[str, str]] = [

@@ -14,10 +14,11 @@ import attrs
 
 from layercake.errors import ContainerConfigError
 
+from . import _libc as libc
 from ._capabilities import DOCKER_DEFAULT
 from ._idmap import IdMap, id_map
 from ._seccomp import filter_program
-from ._spec import DEFAULT_PATH, ProcessSpec, SandboxSpec
+from ._spec import DEFAULT_PATH, ProcessSpec, SandboxSpec, TmpfsMount
 
 __all__ = ["Plan", "ProcessPlan", "prepare", "prepare_process"]
 
@@ -62,7 +63,7 @@ class Plan(ProcessPlan):
     join_net: bytes | None
     etc_files: tuple[tuple[str, bytes], ...]
     mounts: tuple[tuple[bytes, str, bool, bool], ...]
-    tmpfs: tuple[tuple[str, bytes], ...]
+    tmpfs: tuple[tuple[str, int, bytes], ...]
     init: bool
     read_only: bool
     cgroup_procs: tuple[bytes, ...]
@@ -178,7 +179,7 @@ def prepare(spec: SandboxSpec) -> Plan:
         etc_files=_etc_files(spec, new_net),
         mounts=tuple(_bind(m.source, m.target, m.read_only) for m in spec.mounts)
         + ((_bind(spec.hosts_file, "/etc/hosts", False),) if spec.hosts_file else ()),
-        tmpfs=tuple(_tmpfs(t.target, t.size, t.mode) for t in spec.tmpfs),
+        tmpfs=tuple(_tmpfs(t) for t in spec.tmpfs),
         init=spec.init,
         read_only=spec.read_only,
         cgroup_procs=tuple(os.fsencode(p) for p in spec.cgroup_procs),
@@ -278,7 +279,8 @@ def _bind(source: str, target: str, read_only: bool) -> tuple[bytes, str, bool, 
     return os.fsencode(source), target, os.path.isdir(source), read_only
 
 
-def _tmpfs(target: str, size: int, mode: int) -> tuple[str, bytes]:
+def _tmpfs(mount: TmpfsMount) -> tuple[str, int, bytes]:
+    target, size, mode = mount.target, mount.size, mount.mode
     if not target.startswith("/"):
         raise ContainerConfigError(f"tmpfs target {target!r} is not an absolute path")
     if size < 0 or not 0 <= mode <= 0o7777:
@@ -286,4 +288,15 @@ def _tmpfs(target: str, size: int, mode: int) -> tuple[str, bytes]:
             f"tmpfs on {target} has an invalid size {size} or mode {mode:o}"
         )
     data = f"mode={mode:o}" + (f",size={size}" if size else "")
-    return target, data.encode()
+    data += "".join(
+        f",{name}={value}"
+        for name, value in (("uid", mount.uid), ("gid", mount.gid))
+        if value is not None
+    )
+    flags = (
+        (libc.MS_RDONLY if mount.read_only else 0)
+        | (libc.MS_NOEXEC if mount.noexec else 0)
+        | (libc.MS_NOSUID if mount.nosuid else 0)
+        | (libc.MS_NODEV if mount.nodev else 0)
+    )
+    return target, flags, data.encode()

@@ -43,12 +43,20 @@ class TmpfsMount:
     """A fresh tmpfs mounted at ``target`` inside the container.
 
     ``size`` is in bytes (0: the kernel's default, half of RAM); ``mode`` is
-    the permission of its root directory. It is mounted nosuid and nodev.
+    the permission of its root directory and ``uid``/``gid`` (None: root)
+    its owner. By default it is mounted noexec, nosuid and nodev, as
+    ``docker run --tmpfs``; ``read_only`` mounts it read-only.
     """
 
     target: str
     size: int = 0
     mode: int = 0o1777
+    read_only: bool = False
+    noexec: bool = True
+    nosuid: bool = True
+    nodev: bool = True
+    uid: int | None = None
+    gid: int | None = None
 
 
 @attrs.frozen
