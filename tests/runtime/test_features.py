@@ -40,7 +40,7 @@ def test_tmpfs_mount_has_its_size_and_mode(make_spec: MakeSpec) -> None:
         b"" if os.geteuid() == 0 else b",uid=%d,gid=%d" % (os.geteuid(), os.getegid())
     )
     assert result.stdout == (
-        b"tmpfs /cache tmpfs rw,nosuid,nodev,relatime,size=1024k,mode=750"
+        b"tmpfs /cache tmpfs rw,nosuid,nodev,noexec,relatime,size=1024k,mode=750"
         + owner
         + b" 0 0\n750\n"
     )
