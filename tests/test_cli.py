@@ -289,3 +289,23 @@ def test_bare_build_arg_takes_the_environment_value(
     assert json.loads(capfd.readouterr().out)[0]["Config"]["Labels"] == {
         "foo": "from-env"
     }
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--bogus", "busybox", "true"], "unrecognized arguments: --bogus"),
+        (
+            ["run", "--cpus", "abc", "busybox", "true"],
+            "argument --cpus: invalid float value: 'abc'",
+        ),
+    ],
+)
+def test_argument_errors_exit_125_as_docker(args, message, capfd):
+    """A flag error prints usage and the error, and exits 125 as docker."""
+    with pytest.raises(SystemExit) as caught:
+        main(args)
+    err = capfd.readouterr().err
+    assert caught.value.code == 125
+    assert err.startswith("usage: layercake")
+    assert err.endswith(f"error: {message}\n")

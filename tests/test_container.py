@@ -1320,8 +1320,9 @@ def test_a_removed_container_refuses_to_report(busybox):
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        ({"ports": {0: 0}}, "invalid published port 0:0"),
-        ({"ports": {70000: 0}}, "invalid published port 70000:0"),
+        ({"ports": {0: 0}}, "invalid container port: 0"),
+        ({"ports": {70000: 0}}, "invalid container port: 70000"),
+        ({"ports": {80: 99999}}, "invalid host port: 99999"),
         (
             {"ports": {"abc": 0}},
             "invalid published port 'abc': 'abc' is not a port number",

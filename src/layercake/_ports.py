@@ -86,8 +86,11 @@ def _parse_port(text: str, host: OneHostPort) -> Published:
             f"invalid host port {host!r} for {text}: not a port number"
         )
     host_port = host or 0
-    if not 0 < int(number) < 65536 or not 0 <= host_port < 65536:
-        raise ContainerConfigError(f"invalid published port {text}:{host_port}")
+    # docker: "Invalid containerPort: 99999", "Invalid hostPort: 99999".
+    if not 0 < int(number) < 65536:
+        raise ContainerConfigError(f"invalid container port: {number}")
+    if not 0 <= host_port < 65536:
+        raise ContainerConfigError(f"invalid host port: {host_port}")
     return (int(number), protocol or "tcp", address, host_port)
 
 

@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from layercake import __version__
 from layercake.errors import LayercakeError
@@ -92,8 +93,16 @@ def _groups_for(argv: Sequence[str]) -> Sequence[str]:
     return tuple(VERBS)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error exits 125 as docker's flag errors do."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(ENGINE_ERROR, f"{self.prog}: error: {message}\n")
+
+
 def _parser(groups: Sequence[str] = tuple(VERBS)) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="layercake",
         description="Build Docker images and run containers, with no daemon.",
     )
