@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -425,3 +426,48 @@ def test_run_attached_publishes_ports_while_it_runs(cli_store, capfd):
             process.kill()
     assert main(["--store", cli_store, "ps", "-a", "-q"]) == 0
     assert capfd.readouterr().out == ""
+
+
+def test_closing_the_terminal_of_run_it_ends_the_cli_and_the_container(
+    cli_store, store
+):
+    """When the terminal of run -it hangs up (its master closes), the CLI
+    ends and so does the container it attached, which --rm removes."""
+    pid, master = pty.fork()
+    if pid == 0:
+        try:
+            args = ["run", "-it", "--rm", "--name", "hup", "busybox", "sh"]
+            argv = [sys.executable, "-m", "layercake.cli", "--store", cli_store]
+            os.execv(sys.executable, argv + args)
+        finally:
+            os._exit(127)
+    try:
+        seen = b""
+        deadline = time.monotonic() + TIMEOUT
+        while b"# " not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 4096)
+        os.write(master, b"sleep 1000\r")
+        deadline = time.monotonic() + TIMEOUT
+        while b"sleep 1000\r\n" not in seen and time.monotonic() < deadline:
+            if select.select([master], [], [], 0.2)[0]:
+                seen += os.read(master, 4096)
+        assert store.container("hup").status == "running"
+        os.close(master)
+        master = -1
+
+        deadline = time.monotonic() + TIMEOUT
+        ended = 0
+        while not ended and time.monotonic() < deadline:
+            ended, status = os.waitpid(pid, os.WNOHANG)
+            time.sleep(0.05)
+        assert ended == pid
+        assert os.waitstatus_to_exitcode(status) == 137
+        assert store.containers(all=True) == []
+    finally:
+        if master >= 0:
+            os.close(master)
+        with contextlib.suppress(ChildProcessError):
+            if os.waitpid(pid, os.WNOHANG)[0] == 0:
+                os.kill(pid, 9)
+                os.waitpid(pid, 0)

@@ -12,6 +12,7 @@ import signal
 import stat
 import sys
 import tempfile
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -156,7 +157,8 @@ def run(args: argparse.Namespace) -> int:
     finally:
         # Attached, the warnings are read once the run ended: the container
         # had the terminal until then.
-        with suppress(LayercakeError):
+        # OSError: the terminal hung up, and the container still goes.
+        with suppress(LayercakeError, OSError):
             _print_warnings(container)
         if args.rm:
             container.remove(force=True)
@@ -174,7 +176,11 @@ def _signals_forwarded(container: Container) -> Iterator[None]:
 
     The container decides what they mean; a second SIGINT or SIGTERM kills
     it, so a container that ignores them cannot hold the terminal forever.
+    A SIGHUP because the caller's terminal hung up (its window closed) ends
+    the container after a short grace: nothing can reach it any more.
     """
+    from layercake.cli._terminal import terminal_hung_up
+
     received: list[int] = []
 
     def forward(signum: int, frame: object) -> None:
@@ -182,6 +188,8 @@ def _signals_forwarded(container: Container) -> Iterator[None]:
         repeated = received.count(signum) > 1 and signum != signal.SIGHUP
         with suppress(LayercakeError):
             container.kill(signal.SIGKILL if repeated else signum)
+        if signum == signal.SIGHUP and terminal_hung_up():
+            threading.Timer(_HANGUP_GRACE, kill_if_running, (container,)).start()
 
     watched = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
     previous = {signum: signal.signal(signum, forward) for signum in watched}
@@ -190,6 +198,17 @@ def _signals_forwarded(container: Container) -> Iterator[None]:
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+
+
+# Seconds a container whose terminal hung up has to end on its SIGHUP before
+# it is killed (a shell as PID 1 ignores SIGHUP).
+_HANGUP_GRACE = 2.0
+
+
+def kill_if_running(container: Container) -> None:
+    """SIGKILL the container unless it has already ended."""
+    with suppress(LayercakeError):
+        container.kill(signal.SIGKILL)
 
 
 def create(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ restored however the command ends. Window changes (SIGWINCH) are passed on.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import termios
@@ -17,7 +18,13 @@ from contextlib import contextmanager, suppress
 
 from layercake.errors import LayercakeError
 
-__all__ = ["check_input", "detach_keys", "raw_terminal", "window_size"]
+__all__ = [
+    "check_input",
+    "detach_keys",
+    "raw_terminal",
+    "terminal_hung_up",
+    "window_size",
+]
 
 # The process's own descriptors, as docker reads them: sys.stdin may be
 # replaced (by a test harness) while fd 0 stays the caller's input.
@@ -94,5 +101,22 @@ def raw_terminal(active: bool, resize: Callable[[int, int], None]) -> Iterator[N
         tty.setraw(_STDIN, termios.TCSANOW)
         yield
     finally:
-        termios.tcsetattr(_STDIN, termios.TCSADRAIN, saved)
+        # A terminal that hung up (its window closed) has no mode to restore.
+        with suppress(termios.error):
+            termios.tcsetattr(_STDIN, termios.TCSADRAIN, saved)
         signal.signal(signal.SIGWINCH, previous)
+
+
+def terminal_hung_up() -> bool:
+    """Whether the caller's terminal (stdin, stdout or stderr) hung up.
+
+    The kernel answers EIO for a terminal whose master side closed, and
+    ENOTTY for a descriptor that never was a terminal.
+    """
+    for fd in (_STDIN, _STDOUT, 2):
+        try:
+            termios.tcgetattr(fd)
+        except termios.error as error:
+            if error.args[0] == errno.EIO:
+                return True
+    return False
