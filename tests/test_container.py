@@ -1483,3 +1483,13 @@ def test_unknown_or_bad_tmpfs_options_are_config_errors(busybox, item, message):
     with pytest.raises(ContainerConfigError) as caught:
         Container(busybox, ["true"], tmpfs=[item])
     assert str(caught.value) == message
+
+
+def test_host_network_keeps_the_hosts_hostname(busybox):
+    """network="host" gives the host's name, as docker; others the short id."""
+    result = busybox.run(["hostname"], network="host")
+    assert result.stdout == os.uname().nodename.encode() + b"\n"
+    with Container(busybox, ["hostname"]) as container:
+        assert container.run().stdout == container.short_id.encode() + b"\n"
+    with Container(busybox, ["hostname"], network="host", hostname="x") as container:
+        assert container.run().stdout == b"x\n"

@@ -122,6 +122,11 @@ def _tmpfs(value: Sequence[TmpfsMount | str] | None) -> tuple[TmpfsMount, ...]:
     )
 
 
+def _default_hostname(network: str, container_id: str) -> str:
+    # docker: a container on the host's network has the host's name.
+    return os.uname().nodename if network == "host" else container_id[:12]
+
+
 def _recorded_tmpfs(record: ContainerRecord) -> tuple[TmpfsMount, ...]:
     # A record from before tmpfs_options has docker's default options.
     options = record.tmpfs_options or ("",) * len(record.tmpfs)
@@ -267,7 +272,7 @@ class Container:
             env=env_list(env),
             workdir=workdir,
             user=user,
-            hostname=hostname or self.id[:12],
+            hostname=hostname or _default_hostname(network, self.id),
             network=network,
         )
         stack = image.layer_stack()
