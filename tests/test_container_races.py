@@ -83,7 +83,7 @@ def test_stop_racing_two_starts_leaves_one_tracked_copy(cli, store, busybox, cap
     if not store.container("ssr2").state().cgroup_paths:
         missing("no cgroup for a detached container on this machine")
 
-    for _ in range(3):
+    for _ in range(8):
         _at_once(
             store, ("stop", "-t", "0", "ssr2"), ("start", "ssr2"), ("start", "ssr2")
         )
