@@ -1493,3 +1493,40 @@ def test_host_network_keeps_the_hosts_hostname(busybox):
         assert container.run().stdout == container.short_id.encode() + b"\n"
     with Container(busybox, ["hostname"], network="host", hostname="x") as container:
         assert container.run().stdout == b"x\n"
+
+
+def test_kill_takes_signal_names_and_refuses_others(busybox):
+    """kill("SIGUSR1") sends it; kill(999) is a ContainerConfigError."""
+    script = (
+        "trap 'echo got usr1; exit 3' USR1; echo ready; while true; do sleep 0.1; done"
+    )
+    with Container(busybox, ["sh", "-c", script]) as container:
+        container.start()
+        deadline = time.monotonic() + 10
+        while b"ready" not in container.logs() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for bad in (999, "SIGNOPE", 0):
+            with pytest.raises(ContainerConfigError) as caught:
+                container.kill(bad)
+            assert str(caught.value) == f"invalid signal {bad!r}"
+        container.kill("SIGUSR1")
+        assert container.wait(10) == 3
+        assert container.logs() == b"ready\ngot usr1\n"
+
+
+def test_start_of_a_removed_container_says_removed(busybox):
+    """start() and run() after remove() say the container was removed."""
+    container = Container(busybox, ["true"])
+    container.remove(force=True)
+    for action in (container.start, container.run):
+        with pytest.raises(ContainerError) as caught:
+            action()
+        assert str(caught.value) == f"container {container.short_id} was removed"
+
+
+def test_run_with_a_negative_timeout_is_a_config_error(busybox):
+    """image.run(timeout=-1) is refused before anything runs."""
+    with pytest.raises(ContainerConfigError) as caught:
+        busybox.run(["true"], timeout=-1)
+    assert str(caught.value) == "timeout must not be negative, not -1"
+    assert busybox.store.containers(all=True) == []

@@ -122,6 +122,18 @@ def _tmpfs(value: Sequence[TmpfsMount | str] | None) -> tuple[TmpfsMount, ...]:
     )
 
 
+def _signal_to_send(sig: int | str) -> int:
+    if isinstance(sig, bool):
+        number = None
+    elif isinstance(sig, int):
+        number = int(sig) if 0 < sig < signal.NSIG else None
+    else:
+        number = signal_number(sig)
+    if number is None:
+        raise ContainerConfigError(f"invalid signal {sig!r}")
+    return number
+
+
 def _default_hostname(network: str, container_id: str) -> str:
     # docker: a container on the host's network has the host's name.
     return os.uname().nodename if network == "host" else container_id[:12]
@@ -648,6 +660,7 @@ class Container:
                 forwarder.serve(pid)
 
     def _ensure_not_started(self) -> None:
+        self._ensure_exists()
         if (
             self._sandbox is not None
             or self._exit_code is not None
@@ -689,9 +702,12 @@ class Container:
         Published ports are forwarded while it runs.
 
         Raises:
-            ContainerError: already started, failed to start (a published
-                host port taken, too), or timed out.
+            ContainerConfigError: ``timeout`` is negative.
+            ContainerError: already started or removed, failed to start (a
+                published host port taken, too), or timed out.
         """
+        if timeout is not None and timeout < 0:
+            raise ContainerConfigError(f"timeout must not be negative, not {timeout:g}")
         self._ensure_not_started()
         forwarder = self._bind_ports()
         try:
@@ -1027,7 +1043,7 @@ class Container:
         waits for input instead of reading end-of-file).
 
         Raises:
-            ContainerError: already started or failed to start.
+            ContainerError: already started, removed or failed to start.
         """
         with self._lifecycle():
             self._ensure_not_started()
@@ -1196,17 +1212,22 @@ class Container:
                 return
             time.sleep(_POLL_INTERVAL)
 
-    def kill(self, sig: int = signal.SIGKILL) -> None:
+    def kill(self, sig: int | str = signal.SIGKILL) -> None:
         """Send a signal to the container's main process (default SIGKILL).
+
+        ``sig`` is a number or a name as ``docker kill --signal`` takes it
+        (``SIGUSR1``, ``USR1``, ``10``).
 
         Works from any process on a started container. SIGKILL and the
         image's stop signal also end the restart policy's restarts, as
         ``docker kill`` does; other signals leave the policy in force.
 
         Raises:
+            ContainerConfigError: ``sig`` is not a signal of this system.
             ContainerError: the container is not running (or is waiting to
                 restart and ``sig`` does not stop it), or was removed.
         """
+        sig = _signal_to_send(sig)
         with self._lifecycle():
             self._ensure_exists()
             if sig in (signal.SIGKILL, self._stop_signal()):
