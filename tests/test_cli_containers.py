@@ -464,3 +464,33 @@ def test_run_tmpfs_ro_and_unknown_options(cli, busybox, capfd):
     assert capfd.readouterr().err == (
         "layercake: error: invalid tmpfs option 'bogus' in '/t:bogus'\n"
     )
+
+
+def test_start_of_a_running_container_prints_its_name(cli, store, busybox, capfd):
+    """start on a running container does nothing and exits 0, as docker."""
+    assert cli("run", "-d", "--name", "web", "busybox", "sleep", "60") == 0
+    capfd.readouterr()
+    pid = store.container("web").state().pid
+    assert cli("start", "web") == 0
+    assert capfd.readouterr() == ("web\n", "")
+    assert store.container("web").state().pid == pid
+
+
+def test_stop_goes_on_past_a_missing_name_and_exits_1(cli, store, busybox, capfd):
+    """stop nosuch web reports nosuch, still stops web, and exits 1, as docker."""
+    assert cli("run", "-d", "--name", "web", "busybox", "sleep", "60") == 0
+    capfd.readouterr()
+    assert cli("stop", "-t", "0", "nosuch", "web") == 1
+    out, err = capfd.readouterr()
+    assert out == "web\n"
+    assert err.startswith("layercake: error: no such container: nosuch")
+    assert store.container("web").status == "exited"
+
+
+def test_rm_takes_docker_s_volumes_flag(cli, store, busybox, capfd):
+    """rm -fv removes the container, as docker's common spelling."""
+    assert cli("run", "-d", "--name", "web", "busybox", "sleep", "60") == 0
+    capfd.readouterr()
+    assert cli("rm", "-fv", "web") == 0
+    assert capfd.readouterr().out == "web\n"
+    assert store.containers(all=True) == []

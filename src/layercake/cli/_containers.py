@@ -224,14 +224,25 @@ def _load(store: Store, key: str) -> Container:
 
 
 def _for_each(args: argparse.Namespace, action: Callable[[Container], object]) -> int:
-    """Apply ``action`` to each named container, printing each name as docker does."""
+    """Apply ``action`` to each named container, printing each name as docker
+    does; a failure is reported and the next name still handled, and then
+    the exit code is 1, as docker's."""
     import layercake
 
     store = layercake.Store(args.store)
+    failed = False
     for key in args.containers:
-        action(_load(store, key))
+        try:
+            action(_load(store, key))
+        except LayercakeError as error:
+            if args.debug:
+                raise
+            sys.stdout.flush()
+            sys.stderr.write(f"layercake: error: {error}\n")
+            failed = True
+            continue
         sys.stdout.write(key + "\n")
-    return 0
+    return 1 if failed else 0
 
 
 def _start(container: Container) -> None:
@@ -239,6 +250,9 @@ def _start(container: Container) -> None:
     # docker start does. Under the lock, so that no stop or start from
     # another process comes between the look at its status and the start.
     with container._lifecycle():
+        state = container.state()
+        if state.status == "running" and not state.paused:
+            return  # docker start of a running container does nothing
         if container.status == "exited":
             container.restart(detach=True)
         else:
@@ -651,6 +665,12 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         parser.set_defaults(handler=handler)
         if name == "rm":
             parser.add_argument("-f", "--force", action="store_true")
+            parser.add_argument(
+                "-v",
+                "--volumes",
+                action="store_true",
+                help="anonymous volumes go with the container even without -v",
+            )
         if name in ("stop", "restart"):
             parser.add_argument("-t", "--time", type=float, default=10.0)
         if name == "kill":
