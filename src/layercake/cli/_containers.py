@@ -18,7 +18,6 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from layercake._log_times import parse_log_time
 from layercake._signals import signal_number
 from layercake._sizes import parse_size
 from layercake.cli._format import age, table
@@ -380,6 +379,7 @@ def logs(args: argparse.Namespace) -> int:
     """Print what a container wrote, its stderr on stderr; -f follows until
     it ends."""
     import layercake
+    from layercake._log_times import parse_log_time
     from layercake.cli._log_output import print_logs
 
     tail = _tail(args.tail)
