@@ -1530,3 +1530,28 @@ def test_run_with_a_negative_timeout_is_a_config_error(busybox):
         busybox.run(["true"], timeout=-1)
     assert str(caught.value) == "timeout must not be negative, not -1"
     assert busybox.store.containers(all=True) == []
+
+
+def test_commit_author_is_the_images_author(busybox):
+    """commit(author=) sets the image's Author, as docker commit -a."""
+    with Container(busybox, ["true"]) as container:
+        container.run()
+        image = container.commit(author="Ann <ann@example.org>")
+    assert image.config.author == "Ann <ann@example.org>"
+    assert image.history[-1].author == "Ann <ann@example.org>"
+    assert image.inspect()["Author"] == "Ann <ann@example.org>"
+
+
+def test_exec_in_a_missing_workdir_fails_and_creates_nothing(busybox):
+    """exec(workdir=) of a missing directory fails, as docker exec; nothing is
+    added to the container."""
+    with Container(busybox, ["sleep", "60"]) as container:
+        container.start()
+        with pytest.raises(ContainerError) as caught:
+            container.exec(["pwd"], workdir="/nonexist")
+        assert str(caught.value) == (
+            "exec set-up failed: enter working directory /nonexist: "
+            "no such file or directory (errno 2)"
+        )
+        assert container.exec(["ls", "/nonexist"]).exit_code == 1
+        assert container.exec(["pwd"], workdir="/etc").stdout == b"/etc\n"

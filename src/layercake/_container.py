@@ -1919,8 +1919,11 @@ class Container:
             from layercake._build_state import StateWriter
 
             writer = StateWriter(directory)
+            parent = writer.load(self.image.digest)
+            # docker commit sets the image's Author (empty without -a).
+            image_config = attrs.evolve(parent.config, author=author)
             state = writer.derive(
-                writer.load(self.image.digest), config, history, layer=staging
+                parent, config, history, layer=staging, image=image_config
             )
         finally:
             if frozen is not None:

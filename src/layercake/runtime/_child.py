@@ -576,13 +576,18 @@ def _pivot(plan: Plan) -> None:
     _do("enter /", os.chdir, "/")
 
 
-def _enter_cwd(plan: ProcessPlan) -> None:
+def _enter_cwd(plan: ProcessPlan, *, create: bool = True) -> None:
     # Resolved inside the root, not by the kernel: a magic link such as
     # /proc/self/fd/N could otherwise lead to a directory the host leaked.
+    # A container's first process gets a missing one made, as docker run;
+    # an exec'd process does not, as docker exec.
     try:
-        path = resolve_in_root("", plan.cwd, create="dir", created=[])
+        path = resolve_in_root(
+            "", plan.cwd, create="dir" if create else None, created=[]
+        )
     except OSError as error:
-        raise _SetupError(f"create working directory {plan.cwd}", error) from None
+        step = "create" if create else "enter"
+        raise _SetupError(f"{step} working directory {plan.cwd}", error) from None
     _do(f"enter working directory {plan.cwd}", os.chdir, path)
     _do(f"enter working directory {plan.cwd}", _check_cwd_inside, plan.cwd)
 

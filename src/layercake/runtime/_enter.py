@@ -220,7 +220,7 @@ def _become_process(
         _child._do("set parent death signal", libc.prctl, libc.PR_SET_PDEATHSIG, 9)
         os.umask(0o022)
         _child._do("enter /", os.chdir, "/")
-        _child._enter_cwd(plan)
+        _child._enter_cwd(plan, create=False)
         stdio = _child._terminal_stdio(plan, stdio, console)
         _child._drop_privileges(plan, _CAP_LAST)
         _child._do("set parent death signal", libc.prctl, libc.PR_SET_PDEATHSIG, 9)
