@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import tarfile
 import time
@@ -494,3 +495,13 @@ def test_rm_takes_docker_s_volumes_flag(cli, store, busybox, capfd):
     assert cli("rm", "-fv", "web") == 0
     assert capfd.readouterr().out == "web\n"
     assert store.containers(all=True) == []
+
+
+def test_ps_marks_a_paused_container(cli, busybox, capfd):
+    """ps shows a paused container as Up ... (Paused), as docker."""
+    assert cli("run", "-d", "--name", "frozen", "busybox", "sleep", "60") == 0
+    assert cli("pause", "frozen") == 0
+    capfd.readouterr()
+    assert cli("ps") == 0
+    row = capfd.readouterr().out.splitlines()[1]
+    assert re.fullmatch(r".*   Up \d+ seconds? \(Paused\)   .*frozen", row), row

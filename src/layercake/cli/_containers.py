@@ -312,7 +312,8 @@ def _status(container: Container) -> str:
     if state.restarting and state.status == "running":
         return f"Restarting ({state.exit_code}) {age(state.finished_at)}"
     if state.status == "running":
-        return f"Up {age(state.started_at).removesuffix(' ago')}"
+        up = f"Up {age(state.started_at).removesuffix(' ago')}"
+        return f"{up} (Paused)" if state.paused else up
     if state.status == "exited":
         return f"Exited ({state.exit_code}) {age(state.finished_at)}"
     if state.status == "dead":
