@@ -1555,3 +1555,29 @@ def test_exec_in_a_missing_workdir_fails_and_creates_nothing(busybox):
         )
         assert container.exec(["ls", "/nonexist"]).exit_code == 1
         assert container.exec(["pwd"], workdir="/etc").stdout == b"/etc\n"
+
+
+def test_a_failed_restart_keeps_the_exited_state_and_records_why(busybox):
+    """restart() that cannot start keeps Exited and the last run, with
+    State.Error, as docker start does."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        port = holder.getsockname()[1]
+        holder.close()
+        with Container(busybox, ["sh", "-c", "exit 3"], ports={80: port}) as container:
+            container.start()
+            assert container.wait(10) == 3
+            before = container.state()
+            with socket.socket() as taken:
+                taken.bind(("127.0.0.1", port))
+                taken.listen()
+                with pytest.raises(ContainerError) as caught:
+                    container.restart()
+            after = Container.load(busybox.store, container.id).state()
+            assert (after.status, after.exit_code) == ("exited", 3)
+            assert (after.started_at, after.finished_at) == (
+                before.started_at,
+                before.finished_at,
+            )
+            assert after.error == str(caught.value)
+            assert container.inspect()["State"]["Error"] == str(caught.value)

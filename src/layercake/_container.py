@@ -1511,6 +1511,9 @@ class Container:
         the log. A container that is not running is just started.
         ``detach`` is as for :meth:`start`.
 
+        An exited container that fails to start stays exited, with the
+        last run's exit code and times and the failure in ``State.Error``.
+
         Raises:
             ContainerError: it failed to start again.
         """
@@ -1524,7 +1527,18 @@ class Container:
             self._exit_code = None
             self._state = None
             write_state(self.path, ContainerState())
-            self.start(detach=detach)
+            try:
+                self.start(detach=detach)
+            except ContainerError as error:
+                if old.status == "exited" and self.path.is_dir():
+                    # As docker: the container stays exited with its last
+                    # run's state, and the state says why it did not start.
+                    kept = attrs.evolve(
+                        old, cgroup_version=0, cgroup_paths=(), error=str(error)
+                    )
+                    write_state(self.path, kept)
+                    self._state = None
+                raise
 
     def rename(self, new_name: str) -> None:
         """Give the container another name, unique in the store, as ``docker rename``.
