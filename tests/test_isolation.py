@@ -11,7 +11,7 @@ import pytest
 
 import layercake
 from layercake._container import Container
-from layercake.errors import ContainerConfigError
+from layercake.errors import ContainerConfigError, ContainerError
 
 pytestmark = pytest.mark.usefixtures("container_runtime")
 
@@ -115,7 +115,8 @@ def test_working_directory_of_the_host_does_not_follow(busybox, monkeypatch, tmp
 def test_leaked_descriptor_as_working_directory_stays_inside(
     busybox, leaked_directory, how
 ):
-    """A workdir of /proc/self/fd/N resolves inside the container, not to the host."""
+    """A workdir of /proc/self/fd/N resolves inside the container, not to the host:
+    run makes it there, exec (as docker exec) finds no such directory."""
     directory, fd = leaked_directory
     workdir = f"/proc/self/fd/{fd}"
     command = ["sh", "-c", "cat secret; readlink /proc/self/cwd"]
@@ -123,13 +124,18 @@ def test_leaked_descriptor_as_working_directory_stays_inside(
         container.start()
         if how == "run":
             result = busybox.run(command, workdir=workdir)
+            assert (result.exit_code, result.stdout, result.stderr) == (
+                0,
+                f"{directory}\n".encode(),
+                b"cat: can't open 'secret': No such file or directory\n",
+            )
         else:
-            result = container.exec(command, workdir=workdir)
-    assert (result.exit_code, result.stdout, result.stderr) == (
-        0,
-        f"{directory}\n".encode(),
-        b"cat: can't open 'secret': No such file or directory\n",
-    )
+            with pytest.raises(ContainerError) as caught:
+                container.exec(command, workdir=workdir)
+            assert str(caught.value) == (
+                f"exec set-up failed: enter working directory {workdir}: "
+                "no such file or directory (errno 2)"
+            )
     assert sorted(p.name for p in directory.iterdir()) == ["secret"]
 
 
