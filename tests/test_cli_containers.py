@@ -177,7 +177,10 @@ def test_volume_verbs(cli, busybox, capfd):
     assert cli("volume", "rm", "data") == 125
     assert capfd.readouterr().err.startswith("layercake: error: volume data is in use")
     assert cli("rm", "writer") == 0
+    capfd.readouterr()
     assert cli("volume", "prune") == 0
+    assert capfd.readouterr().out == ""
+    assert cli("volume", "prune", "-a") == 0
     assert capfd.readouterr().out.endswith("Deleted Volume: data\n")
 
 
@@ -331,7 +334,7 @@ def test_volume_rm_force_refuses_a_volume_in_use(cli, store, busybox, capfd):
         assert capfd.readouterr().err == (
             f"layercake: error: volume vol2 is in use by container {done_id}\n"
         )
-    assert cli("volume", "prune") == 0
+    assert cli("volume", "prune", "--all") == 0
     assert capfd.readouterr().out == ""
     assert cli("exec", "user", "cat", "/v/p") == 0
     assert capfd.readouterr().out == "persisted\n"

@@ -70,9 +70,16 @@ def rm(args: argparse.Namespace) -> int:
 
 
 def prune(args: argparse.Namespace) -> int:
-    """Remove every named volume no container uses."""
+    """Remove the volumes no container uses: with -a every such named volume.
+
+    As docker (since 23.0) without -a prunes only anonymous volumes, and a
+    container's anonymous volumes here go with the container, plain
+    ``volume prune`` finds nothing to remove.
+    """
     import layercake
 
+    if not args.all:
+        return 0
     for name in layercake.Store(args.store).prune_volumes():
         sys.stdout.write(f"Deleted Volume: {name}\n")
     return 0
@@ -98,6 +105,8 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         "-f", "--force", action="store_true", help="no error for a missing volume"
     )
     parser.set_defaults(handler=rm)
-    actions.add_parser("prune", help="remove unused volumes").set_defaults(
-        handler=prune
+    parser = actions.add_parser("prune", help="remove unused volumes")
+    parser.add_argument(
+        "-a", "--all", action="store_true", help="also unused named volumes"
     )
+    parser.set_defaults(handler=prune)
