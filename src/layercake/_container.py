@@ -870,20 +870,7 @@ class Container:
         self._exit_code = None
         self._state = None
         try:
-            spec, hook = self._start_spec(cgroup)
-            launch(
-                spec,
-                self.path,
-                detach=True,
-                cgroup=cgroup,
-                warnings=warnings,
-                executor=self.record.executor,
-                configure_network=hook,
-                ports=self.record.ports,
-                restart=policy,
-                after_exit=exit_code,
-                stdin_open=self.record.stdin_open,
-            )
+            self._launch(cgroup, warnings, detach=True, after_exit=exit_code)
         except ContainerError as error:
             logger.warning("container %s not restarted: %s", self.short_id, error)
 
@@ -1050,20 +1037,7 @@ class Container:
             self._clear_stop_request()
             cgroup, warnings = self._cgroup(detach)
             try:
-                spec, hook = self._start_spec(cgroup)
-                launch(
-                    spec,
-                    self.path,
-                    detach=detach,
-                    cgroup=cgroup,
-                    warnings=warnings,
-                    ports=self.record.ports,
-                    executor=self.record.executor,
-                    configure_network=hook,
-                    restart=self.record.restart,
-                    stdin_open=self.record.stdin_open,
-                    remove=self._remove_ended if self.record.auto_remove else None,
-                )
+                self._launch(cgroup, warnings, detach=detach)
             except ContainerError as error:
                 if cgroup is not None:
                     cgroup.remove()
@@ -1074,6 +1048,35 @@ class Container:
                     container_id=self.id,
                 ) from None
             logger.info("started container %s", self.short_id)
+
+    def _launch(
+        self,
+        cgroup: Cgroup | None,
+        warnings: tuple[str, ...],
+        *,
+        detach: bool,
+        after_exit: int | None = None,
+    ) -> None:
+        """Start the container under a monitor process, with its record's settings.
+
+        With ``after_exit`` an attached first run ended with that code and
+        the monitor takes over from it (see :func:`layercake._monitor.launch`).
+        """
+        spec, hook = self._start_spec(cgroup)
+        launch(
+            spec,
+            self.path,
+            detach=detach,
+            cgroup=cgroup,
+            warnings=warnings,
+            ports=self.record.ports,
+            executor=self.record.executor,
+            configure_network=hook,
+            restart=self.record.restart,
+            after_exit=after_exit,
+            stdin_open=self.record.stdin_open,
+            remove=self._remove_ended if self.record.auto_remove else None,
+        )
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for a started container to exit and return its exit code.
