@@ -1246,18 +1246,13 @@ class Container:
                 self._sandbox.send_signal(sig)
                 return
             state = self.state()
-            if state.status == "running" and state.restarting:
-                if self._stop_requested():
-                    return  # the monitor ends it instead of restarting it
-                raise ContainerError(
-                    f"container {self.short_id} is restarting, wait until the "
-                    "container is running",
-                    container_id=self.id,
-                )
-            if state.status != "running" or not is_alive(state.pid, state.pid_start):
-                raise ContainerError(
-                    f"container {self.short_id} is not running", container_id=self.id
-                )
+            if (
+                state.status == "running"
+                and state.restarting
+                and self._stop_requested()
+            ):
+                return  # the monitor ends it instead of restarting it
+            state = self._live_state(state)
             _signal(state.pid, sig)
             if state.paused:
                 # A frozen process acts on a signal only once thawed, as
@@ -1393,8 +1388,12 @@ class Container:
             return self._exit_code is None
         return self.state().status == "running"
 
-    def _running_pid(self) -> int:
-        state = self.state()
+    def _live_state(self, state: ContainerState) -> ContainerState:
+        """``state``, if its process is running now (not waiting to restart).
+
+        Raises:
+            ContainerError: the container is restarting or not running.
+        """
         if state.status == "running" and state.restarting:
             raise ContainerError(
                 f"container {self.short_id} is restarting, wait until the "
@@ -1405,6 +1404,10 @@ class Container:
             raise ContainerError(
                 f"container {self.short_id} is not running", container_id=self.id
             )
+        return state
+
+    def _running_pid(self) -> int:
+        state = self._live_state(self.state())
         if state.paused:
             raise ContainerError(
                 f"container {self.short_id} is paused, unpause the container "
