@@ -29,17 +29,7 @@ import attrs
 
 from layercake import _container_network as net
 from layercake import _storage as storage
-from layercake import _waits as waits
 from layercake import runtime
-from layercake._container_files import (
-    RUNTIME_TARGETS,
-    Change,
-    copy_from,
-    copy_to,
-    export,
-    extract_archive,
-    write_archive,
-)
 from layercake._container_lock import lifecycle_locked
 from layercake._container_log import LogWriter, relay_output
 from layercake._container_state import (
@@ -57,10 +47,7 @@ from layercake._container_state import (
     write_record,
     write_state,
 )
-from layercake._container_tty import relay_terminal
 from layercake._limits import check_limits, check_workdir
-from layercake._log_times import parse_log_time
-from layercake._monitor import launch
 from layercake._ports import Forwarder, HostPort, Published, parse_ports
 from layercake._restart_policy import RestartPolicy, conflicts_with_rm
 from layercake._run_config import RunConfig, env_list, merge_env, process_spec
@@ -83,6 +70,7 @@ from layercake.runtime import (
 from layercake.store import Digest, History
 
 if TYPE_CHECKING:
+    from layercake._container_files import Change
     from layercake._image import Image
     from layercake._layer_stack import LayerStack
     from layercake._store import Store
@@ -897,6 +885,8 @@ class Container:
         self._serve_ports(forwarder, sandbox.pid)
         self._record_running(sandbox.pid, started_at, cgroup, warnings, forwarder.bound)
         log = LogWriter(self.path / LOG_FILE)
+        from layercake._container_tty import relay_terminal
+
         try:
             relay_terminal(master, stdin, 1 if stdout is None else stdout, log)
         except BaseException:
@@ -1062,6 +1052,8 @@ class Container:
         With ``after_exit`` an attached first run ended with that code and
         the monitor takes over from it (see :func:`layercake._monitor.launch`).
         """
+        from layercake._monitor import launch
+
         spec, hook = self._start_spec(cgroup)
         launch(
             spec,
@@ -1641,6 +1633,8 @@ class Container:
             master = entered.terminal
             assert master is not None
             self._terminals.add(master)
+            from layercake._container_tty import relay_terminal
+
             try:
                 relay_terminal(master, stdin, 1 if stdout is None else stdout, None)
             except BaseException:
@@ -1724,6 +1718,8 @@ class Container:
         return None
 
     def _ignored(self) -> frozenset[str]:
+        from layercake._container_files import RUNTIME_TARGETS
+
         targets = {t for _, t, _ in self.record.binds}
         targets |= {t for t, _, _ in self.record.tmpfs}
         return RUNTIME_TARGETS | frozenset(os.path.normpath(t) for t in targets)
@@ -1769,6 +1765,8 @@ class Container:
                 last output in the message).
             ContainerTimeout: no match within ``timeout`` seconds.
         """
+        from layercake import _waits as waits
+
         return waits.wait_for_log(self, pattern, timeout=timeout)
 
     def wait_for_port(self, port: int, *, timeout: float = 30.0) -> int:
@@ -1780,6 +1778,8 @@ class Container:
             ContainerError: the port is not published, or the container exited.
             ContainerTimeout: nothing listened within ``timeout``.
         """
+        from layercake import _waits as waits
+
         return waits.wait_for_port(self, port, timeout=timeout)
 
     def wait_for_http(
@@ -1793,6 +1793,8 @@ class Container:
             ContainerError: the port is not published, or the container exited.
             ContainerTimeout: no such answer within ``timeout`` seconds.
         """
+        from layercake import _waits as waits
+
         return waits.wait_for_http(
             self, port, path=path, status=status, timeout=timeout
         )
@@ -1804,6 +1806,8 @@ class Container:
             ContainerError: the container exited first.
             ContainerTimeout: the command did not succeed within ``timeout``.
         """
+        from layercake import _waits as waits
+
         waits.wait_for_command(self, args, timeout=timeout)
 
     def wait_for_healthcheck(self, *, timeout: float = 60.0) -> None:
@@ -1814,6 +1818,8 @@ class Container:
             ContainerError: the container exited first.
             ContainerTimeout: the check did not pass within ``timeout``.
         """
+        from layercake import _waits as waits
+
         waits.wait_for_healthcheck(self, timeout=timeout)
 
     async def await_exit(
@@ -1826,6 +1832,8 @@ class Container:
             ContainerTimeout: it still runs after ``timeout`` seconds.
         """
         import asyncio
+
+        from layercake import _waits as waits
 
         deadline = None if timeout is None else time.monotonic() + timeout
         while (code := waits.exit_status(self)) is None:
@@ -1976,6 +1984,8 @@ class Container:
             ContainerError: the path is missing, or not a regular file when
                 bytes are asked for.
         """
+        from layercake._container_files import copy_from
+
         target = Path(host_dir) if host_dir is not None else None
         return copy_from(self._spec(), self._live_pid(), path, target)
 
@@ -1995,6 +2005,8 @@ class Container:
                 ``path`` ending with ``/`` that is no directory, a tree over
                 a file, or a host path ending with ``/`` that is no tree.
         """
+        from layercake._container_files import copy_to
+
         if isinstance(source, bytes):
             copy_to(self._spec(), self._live_pid(), path, source)
             return
@@ -2017,6 +2029,8 @@ class Container:
         Raises:
             ContainerError: the path is missing or could not be read.
         """
+        from layercake._container_files import write_archive
+
         write_archive(self._spec(), self._live_pid(), path, out)
 
     def extract_archive(self, path: str, archive: BinaryIO) -> None:
@@ -2030,6 +2044,8 @@ class Container:
             ContainerError: ``path`` is not a directory, or the archive
                 could not be extracted.
         """
+        from layercake._container_files import extract_archive
+
         extract_archive(self._spec(), self._live_pid(), path, archive)
 
     def bundle(self, path: str | os.PathLike[str]) -> Path:
@@ -2057,6 +2073,8 @@ class Container:
         Raises:
             ContainerError: the archive could not be written.
         """
+        from layercake._container_files import export
+
         export(self._spec(), self._live_pid(), Path(path))
 
     def _mounts(self) -> list[dict[str, Any]]:
@@ -2389,6 +2407,8 @@ def _since_ns(since: float | str | None) -> int:
     if since is None:
         return 0
     if isinstance(since, str):
+        from layercake._log_times import parse_log_time
+
         return parse_log_time(since)
     return int(since * 1_000_000_000)
 

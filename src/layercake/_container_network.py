@@ -21,7 +21,6 @@ from typing import Any
 
 import attrs
 
-from layercake import _bridge as bridge
 from layercake import _networks as networks
 from layercake._container_state import (
     ContainerRecord,
@@ -154,6 +153,9 @@ def prepare_start(
         from layercake import _slirp
 
         return StartNetwork(dns=(_slirp.DNS,), hook=_slirp.hook())
+    # Imported here: the bridge's netlink code is for bridge networks only.
+    from layercake import _bridge as bridge
+
     endpoint = _endpoint(store_path, record)
     network = networks.get_network(store_path, record.network)
     subnet = ipaddress.IPv4Network(network.subnet)
@@ -188,6 +190,8 @@ def forget(store_path: Path, containers: Path, record: ContainerRecord) -> None:
     """Give back a removed container's lease; drop it from members' hosts."""
     if not on_bridge(record.network) or os.geteuid() != 0:
         return
+    from layercake import _bridge as bridge
+
     bridge.detach(record.id)
     networks.release(store_path, record.network, record.id)
     networks.write_hosts(

@@ -31,7 +31,6 @@ from pathlib import Path
 
 import attrs
 
-from layercake import _bridge as bridge
 from layercake._container_state import now
 from layercake.errors import ContainerConfigError, ContainerError
 
@@ -195,6 +194,11 @@ def _create_locked(
     store_path: Path, root: Path, name: str, subnet: str | None
 ) -> Network:
     """Make the network; the caller holds the store's network lock."""
+    # Imported here, as in the other functions that touch devices: a
+    # container on "none" or "host" reads these records but never needs
+    # the bridge's netlink code.
+    from layercake import _bridge as bridge
+
     with bridge.machine_lock():
         if (root / name).exists():
             raise ContainerConfigError(f"network with name {name} already exists")
@@ -237,6 +241,8 @@ def _parse_subnet(text: str) -> ipaddress.IPv4Network:
 
 
 def _taken_subnets(store_path: Path) -> list[tuple[ipaddress.IPv4Network, str]]:
+    from layercake import _bridge as bridge
+
     taken = [
         (ipaddress.IPv4Network(n.subnet), f"network {n.name!r}")
         for n in list_networks(store_path)
@@ -289,6 +295,8 @@ def remove_network(store_path: Path, name: str, running: Callable[[str], bool]) 
 
 
 def _delete(path: Path, network: Network) -> None:
+    from layercake import _bridge as bridge
+
     shutil.rmtree(path)
     with bridge.machine_lock():
         bridge.remove_bridge(network.device)
