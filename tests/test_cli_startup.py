@@ -50,12 +50,48 @@ def test_a_known_verb_loads_only_its_module_and_anything_else_loads_all(argv, gr
     assert cli._groups_for(argv) == groups
 
 
+def _subparser(parser: argparse.ArgumentParser, verb: str) -> argparse.ArgumentParser:
+    (action,) = (
+        action
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+    )
+    return action.choices[verb]
+
+
+def _options(parser: argparse.ArgumentParser) -> list[tuple[object, ...]]:
+    return [
+        (tuple(a.option_strings), a.dest, a.nargs, a.default, a.help)
+        for a in parser._actions
+    ]
+
+
+def test_a_command_line_naming_its_verb_gets_a_parser_of_that_verb_alone():
+    """`layercake run ...` builds the run verb's parser and no other."""
+    argv = ["--store", "/s", "run", "--rm", "busybox", "true"]
+    parser = cli._parser(cli._groups_for(argv), cli._verb_of(argv))
+    assert _verbs(parser) == ["run"]
+    assert parser.parse_args(argv).rm is True
+
+
+@pytest.mark.parametrize(
+    ("module", "verb"),
+    [(module, verb) for module, verbs in cli.VERBS.items() for verb in verbs],
+)
+def test_a_verb_registered_alone_takes_the_options_it_takes_among_all(module, verb):
+    """Each verb's parser alone has exactly the options of the full parser's."""
+    alone = _subparser(cli._parser((module,), verb), verb)
+    full = _subparser(cli._parser(), verb)
+    assert _options(alone) == _options(full)
+    assert alone.format_help() == full.format_help()
+
+
 def test_parsing_a_run_command_line_loads_no_builder_or_image_verbs():
     """`layercake run` imports neither the builder nor the other verbs' modules."""
     code = (
         "import sys; from layercake import cli; "
         "argv = ['run', '--rm', 'busybox', 'true']; "
-        "cli._parser(cli._groups_for(argv)).parse_args(argv); "
+        "cli._parser(cli._groups_for(argv), cli._verb_of(argv)).parse_args(argv); "
         "print(sorted(m for m in sys.modules if m.startswith('layercake')))"
     )
     result = subprocess.run(

@@ -70,8 +70,8 @@ VERBS = {
 }
 
 
-def _groups_for(argv: Sequence[str]) -> Sequence[str]:
-    """The modules whose verbs the parser needs for ``argv``.
+def _verb_of(argv: Sequence[str]) -> str | None:
+    """The verb ``argv`` names, or None when the parser needs every verb.
 
     Only the global options that are spelled out in full are skipped; any
     other option before the verb (help, version, an abbreviation) gets
@@ -86,10 +86,18 @@ def _groups_for(argv: Sequence[str]) -> Sequence[str]:
             continue
         if arg.startswith("-"):
             break
-        for module, verbs in VERBS.items():
-            if arg in verbs:
-                return (module,)
+        if any(arg in verbs for verbs in VERBS.values()):
+            return arg
         break
+    return None
+
+
+def _groups_for(argv: Sequence[str]) -> Sequence[str]:
+    """The modules whose verbs the parser needs for ``argv``."""
+    verb = _verb_of(argv)
+    for module, verbs in VERBS.items():
+        if verb in verbs:
+            return (module,)
     return tuple(VERBS)
 
 
@@ -101,7 +109,10 @@ class _Parser(argparse.ArgumentParser):
         self.exit(ENGINE_ERROR, f"{self.prog}: error: {message}\n")
 
 
-def _parser(groups: Sequence[str] = tuple(VERBS)) -> argparse.ArgumentParser:
+def _parser(
+    groups: Sequence[str] = tuple(VERBS), only: str | None = None
+) -> argparse.ArgumentParser:
+    """The parser of the verbs of ``groups``, or only of the verb ``only``."""
     parser = _Parser(
         prog="layercake",
         description="Build Docker images and run containers, with no daemon.",
@@ -116,7 +127,7 @@ def _parser(groups: Sequence[str] = tuple(VERBS)) -> argparse.ArgumentParser:
     )
     verbs = parser.add_subparsers(dest="verb", required=True, metavar="COMMAND")
     for group in groups:
-        importlib.import_module(group).register(verbs)
+        importlib.import_module(group).register(verbs, only)
     return parser
 
 
@@ -141,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit code."""
     if argv is None:
         argv = sys.argv[1:]
-    args = _parser(_groups_for(argv)).parse_args(argv)
+    args = _parser(_groups_for(argv), _verb_of(argv)).parse_args(argv)
     if args.debug:
         import logging
 

@@ -91,8 +91,14 @@ def build(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the build verb."""
+def register(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser], only: str | None = None
+) -> None:
+    """Add the build verb.
+
+    ``only``, which every verb module takes, can only be ``build`` here:
+    the module has no other verb to leave out.
+    """
     parser = verbs.add_parser("build", help="build an image from a Dockerfile")
     parser.add_argument("context", help="the build context directory")
     parser.add_argument("-t", "--tag", action="append", default=[], help="name:tag")

@@ -633,24 +633,34 @@ def _container_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the container verbs."""
-    parser = verbs.add_parser("run", help="run a command in a new container")
-    _container_options(parser)
-    parser.add_argument(
-        "--rm", action="store_true", help="remove the container on exit"
-    )
-    parser.add_argument(
-        "-d",
-        "--detach",
-        action="store_true",
-        help="run in the background; print the id",
-    )
-    parser.set_defaults(handler=run)
+def register(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser], only: str | None = None
+) -> None:
+    """Add the container verbs, or only the verb ``only``.
 
-    parser = verbs.add_parser("create", help="create a container without starting it")
-    _container_options(parser)
-    parser.set_defaults(handler=create)
+    A command line that names its verb needs no other: skipping the other
+    verbs' parsers saves their construction at every start.
+    """
+    if only in (None, "run"):
+        parser = verbs.add_parser("run", help="run a command in a new container")
+        _container_options(parser)
+        parser.add_argument(
+            "--rm", action="store_true", help="remove the container on exit"
+        )
+        parser.add_argument(
+            "-d",
+            "--detach",
+            action="store_true",
+            help="run in the background; print the id",
+        )
+        parser.set_defaults(handler=run)
+
+    if only in (None, "create"):
+        parser = verbs.add_parser(
+            "create", help="create a container without starting it"
+        )
+        _container_options(parser)
+        parser.set_defaults(handler=create)
 
     for name, handler, text in (
         ("start", start, "start created containers"),
@@ -661,6 +671,8 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         ("pause", pause, "freeze running containers"),
         ("unpause", unpause, "thaw paused containers"),
     ):
+        if only not in (None, name):
+            continue
         parser = verbs.add_parser(name, help=text)
         parser.add_argument("containers", nargs="+", metavar="CONTAINER")
         parser.set_defaults(handler=handler)
@@ -677,97 +689,119 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
         if name == "kill":
             parser.add_argument("-s", "--signal", default="KILL")
 
-    parser = verbs.add_parser("rename", help="rename a container")
-    parser.add_argument("container")
-    parser.add_argument("name")
-    parser.set_defaults(handler=rename)
+    if only in (None, "rename"):
+        parser = verbs.add_parser("rename", help="rename a container")
+        parser.add_argument("container")
+        parser.add_argument("name")
+        parser.set_defaults(handler=rename)
 
-    parser = verbs.add_parser("ps", help="list containers")
-    parser.add_argument("-a", "--all", action="store_true", help="also stopped ones")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
-    parser.add_argument("--format", choices=("table", "json"), default="table")
-    parser.set_defaults(handler=ps)
+    if only in (None, "ps"):
+        parser = verbs.add_parser("ps", help="list containers")
+        parser.add_argument(
+            "-a", "--all", action="store_true", help="also stopped ones"
+        )
+        parser.add_argument("-q", "--quiet", action="store_true", help="only ids")
+        parser.add_argument("--format", choices=("table", "json"), default="table")
+        parser.set_defaults(handler=ps)
 
-    parser = verbs.add_parser("logs", help="print a container's output")
-    parser.add_argument("container")
-    parser.add_argument("-f", "--follow", action="store_true")
-    parser.add_argument("-t", "--timestamps", action="store_true")
-    parser.add_argument(
-        "-n", "--tail", default="all", help="the last N lines only (default: all)"
-    )
-    parser.add_argument(
-        "--since",
-        help="lines written since a time: 10m, 1h30m, Unix seconds or RFC 3339",
-    )
-    parser.set_defaults(handler=logs)
+    if only in (None, "logs"):
+        parser = verbs.add_parser("logs", help="print a container's output")
+        parser.add_argument("container")
+        parser.add_argument("-f", "--follow", action="store_true")
+        parser.add_argument("-t", "--timestamps", action="store_true")
+        parser.add_argument(
+            "-n", "--tail", default="all", help="the last N lines only (default: all)"
+        )
+        parser.add_argument(
+            "--since",
+            help="lines written since a time: 10m, 1h30m, Unix seconds or RFC 3339",
+        )
+        parser.set_defaults(handler=logs)
 
-    parser = verbs.add_parser("exec", help="run a command in a running container")
-    parser.add_argument("container")
-    parser.add_argument("command", nargs=argparse.REMAINDER)
-    parser.add_argument("-e", "--env", action="append", default=[])
-    parser.add_argument("-u", "--user")
-    parser.add_argument("-w", "--workdir")
-    parser.add_argument(
-        "-i", "--interactive", action="store_true", help="keep stdin open"
-    )
-    parser.add_argument(
-        "-t", "--tty", action="store_true", help="allocate a pseudo terminal"
-    )
-    parser.set_defaults(handler=exec_)
+    if only in (None, "exec"):
+        parser = verbs.add_parser("exec", help="run a command in a running container")
+        parser.add_argument("container")
+        parser.add_argument("command", nargs=argparse.REMAINDER)
+        parser.add_argument("-e", "--env", action="append", default=[])
+        parser.add_argument("-u", "--user")
+        parser.add_argument("-w", "--workdir")
+        parser.add_argument(
+            "-i", "--interactive", action="store_true", help="keep stdin open"
+        )
+        parser.add_argument(
+            "-t", "--tty", action="store_true", help="allocate a pseudo terminal"
+        )
+        parser.set_defaults(handler=exec_)
 
-    parser = verbs.add_parser(
-        "attach", help="attach to a running container's terminal or stdin"
-    )
-    parser.add_argument("container")
-    parser.add_argument(
-        "--detach-keys",
-        default="ctrl-p,ctrl-q",
-        help="keys that detach and leave the container running",
-    )
-    parser.add_argument("--no-stdin", action="store_true", help="do not attach stdin")
-    parser.set_defaults(handler=attach)
+    if only in (None, "attach"):
+        parser = verbs.add_parser(
+            "attach", help="attach to a running container's terminal or stdin"
+        )
+        parser.add_argument("container")
+        parser.add_argument(
+            "--detach-keys",
+            default="ctrl-p,ctrl-q",
+            help="keys that detach and leave the container running",
+        )
+        parser.add_argument(
+            "--no-stdin", action="store_true", help="do not attach stdin"
+        )
+        parser.set_defaults(handler=attach)
 
-    parser = verbs.add_parser("cp", help="copy files between a container and the host")
-    parser.add_argument("source")
-    parser.add_argument("dest")
-    parser.set_defaults(handler=copy)
+    if only in (None, "cp"):
+        parser = verbs.add_parser(
+            "cp", help="copy files between a container and the host"
+        )
+        parser.add_argument("source")
+        parser.add_argument("dest")
+        parser.set_defaults(handler=copy)
 
-    parser = verbs.add_parser("commit", help="make an image of a container's changes")
-    parser.add_argument("container")
-    parser.add_argument("repository", nargs="?")
-    parser.add_argument("-m", "--message")
-    parser.add_argument("-a", "--author")
-    # Docker spells the switch --pause=false; a flag taking an optional
-    # value would swallow the container's name after -p, so each spelling
-    # is an option of its own.
-    parser.add_argument(
-        "-p",
-        "--pause",
-        "--pause=true",
-        dest="pause",
-        action="store_true",
-        default=True,
-        help="pause a running container while committing it (the default)",
-    )
-    parser.add_argument(
-        "--pause=false",
-        "--no-pause",
-        dest="pause",
-        action="store_false",
-        help="commit a running container without pausing it",
-    )
-    parser.set_defaults(handler=commit)
+    if only in (None, "commit"):
+        parser = verbs.add_parser(
+            "commit", help="make an image of a container's changes"
+        )
+        parser.add_argument("container")
+        parser.add_argument("repository", nargs="?")
+        parser.add_argument("-m", "--message")
+        parser.add_argument("-a", "--author")
+        # Docker spells the switch --pause=false; a flag taking an optional
+        # value would swallow the container's name after -p, so each spelling
+        # is an option of its own.
+        parser.add_argument(
+            "-p",
+            "--pause",
+            "--pause=true",
+            dest="pause",
+            action="store_true",
+            default=True,
+            help="pause a running container while committing it (the default)",
+        )
+        parser.add_argument(
+            "--pause=false",
+            "--no-pause",
+            dest="pause",
+            action="store_false",
+            help="commit a running container without pausing it",
+        )
+        parser.set_defaults(handler=commit)
 
-    parser = verbs.add_parser("diff", help="list a container's changed paths")
-    parser.add_argument("container")
-    parser.set_defaults(handler=diff)
+    if only in (None, "diff"):
+        parser = verbs.add_parser("diff", help="list a container's changed paths")
+        parser.add_argument("container")
+        parser.set_defaults(handler=diff)
 
-    parser = verbs.add_parser("export", help="write a container's files as a tarball")
-    parser.add_argument("container")
-    parser.add_argument("-o", "--output")
-    parser.set_defaults(handler=export)
+    if only in (None, "export"):
+        parser = verbs.add_parser(
+            "export", help="write a container's files as a tarball"
+        )
+        parser.add_argument("container")
+        parser.add_argument("-o", "--output")
+        parser.set_defaults(handler=export)
 
-    parser = verbs.add_parser("port", help="show where a container port is published")
-    parser.add_argument("container")
-    parser.add_argument("port", nargs="?")
-    parser.set_defaults(handler=port)
+    if only in (None, "port"):
+        parser = verbs.add_parser(
+            "port", help="show where a container port is published"
+        )
+        parser.add_argument("container")
+        parser.add_argument("port", nargs="?")
+        parser.set_defaults(handler=port)

@@ -294,62 +294,76 @@ def logout(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the image verbs."""
-    parser = verbs.add_parser("images", help="list images")
-    parser.add_argument("--format", choices=("table", "json"), default="table")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only image ids")
-    parser.add_argument(
-        "-f",
-        "--filter",
-        action="append",
-        default=[],
-        help="dangling=true|false, label=KEY[=VALUE], reference=PATTERN",
-    )
-    parser.set_defaults(handler=images)
+def register(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser], only: str | None = None
+) -> None:
+    """Add the image verbs, or only the verb ``only``."""
+    if only in (None, "images"):
+        parser = verbs.add_parser("images", help="list images")
+        parser.add_argument("--format", choices=("table", "json"), default="table")
+        parser.add_argument("-q", "--quiet", action="store_true", help="only image ids")
+        parser.add_argument(
+            "-f",
+            "--filter",
+            action="append",
+            default=[],
+            help="dangling=true|false, label=KEY[=VALUE], reference=PATTERN",
+        )
+        parser.set_defaults(handler=images)
 
-    parser = verbs.add_parser("tag", help="name an image")
-    parser.add_argument("source")
-    parser.add_argument("target")
-    parser.set_defaults(handler=tag)
+    if only in (None, "tag"):
+        parser = verbs.add_parser("tag", help="name an image")
+        parser.add_argument("source")
+        parser.add_argument("target")
+        parser.set_defaults(handler=tag)
 
-    parser = verbs.add_parser("rmi", help="remove images")
-    parser.add_argument("images", nargs="+")
-    parser.add_argument("-f", "--force", action="store_true")
-    parser.set_defaults(handler=rmi)
+    if only in (None, "rmi"):
+        parser = verbs.add_parser("rmi", help="remove images")
+        parser.add_argument("images", nargs="+")
+        parser.add_argument("-f", "--force", action="store_true")
+        parser.set_defaults(handler=rmi)
 
-    parser = verbs.add_parser("history", help="show an image's history")
-    parser.add_argument("image")
-    parser.add_argument("--no-trunc", action="store_true")
-    parser.add_argument("--format", choices=("table", "json"), default="table")
-    parser.set_defaults(handler=history)
+    if only in (None, "history"):
+        parser = verbs.add_parser("history", help="show an image's history")
+        parser.add_argument("image")
+        parser.add_argument("--no-trunc", action="store_true")
+        parser.add_argument("--format", choices=("table", "json"), default="table")
+        parser.set_defaults(handler=history)
 
-    parser = verbs.add_parser("inspect", help="details of containers or images")
-    parser.add_argument("names", nargs="+")
-    parser.add_argument("--type", choices=("container", "image"))
-    parser.set_defaults(handler=inspect)
+    if only in (None, "inspect"):
+        parser = verbs.add_parser("inspect", help="details of containers or images")
+        parser.add_argument("names", nargs="+")
+        parser.add_argument("--type", choices=("container", "image"))
+        parser.set_defaults(handler=inspect)
 
-    parser = verbs.add_parser("save", help="write images to an archive")
-    parser.add_argument("images", nargs="+")
-    parser.add_argument("-o", "--output", help="the archive (default: stdout)")
-    parser.add_argument("--format", choices=("docker", "oci"), default="docker")
-    parser.add_argument("--progress", choices=("auto", "plain", "json"), default="auto")
-    parser.set_defaults(handler=save)
+    if only in (None, "save"):
+        parser = verbs.add_parser("save", help="write images to an archive")
+        parser.add_argument("images", nargs="+")
+        parser.add_argument("-o", "--output", help="the archive (default: stdout)")
+        parser.add_argument("--format", choices=("docker", "oci"), default="docker")
+        parser.add_argument(
+            "--progress", choices=("auto", "plain", "json"), default="auto"
+        )
+        parser.set_defaults(handler=save)
 
-    parser = verbs.add_parser("load", help="read images from an archive")
-    parser.add_argument("-i", "--input", help="the archive (default: stdin)")
-    parser.set_defaults(handler=load)
+    if only in (None, "load"):
+        parser = verbs.add_parser("load", help="read images from an archive")
+        parser.add_argument("-i", "--input", help="the archive (default: stdin)")
+        parser.set_defaults(handler=load)
 
-    parser = verbs.add_parser("import", help="make an image of a rootfs tarball")
-    parser.add_argument("file")
-    parser.add_argument("reference", nargs="?")
-    parser.add_argument("-c", "--change", action="append", default=[])
-    parser.set_defaults(handler=import_)
+    if only in (None, "import"):
+        parser = verbs.add_parser("import", help="make an image of a rootfs tarball")
+        parser.add_argument("file")
+        parser.add_argument("reference", nargs="?")
+        parser.add_argument("-c", "--change", action="append", default=[])
+        parser.set_defaults(handler=import_)
 
     for name, handler, text in (
         ("pull", pull, "fetch an image from a registry"),
         ("push", push, "send an image to a registry"),
     ):
+        if only not in (None, name):
+            continue
         parser = verbs.add_parser(name, help=text)
         parser.add_argument("reference")
         parser.add_argument(
@@ -375,13 +389,15 @@ def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None
             )
         parser.set_defaults(handler=handler)
 
-    parser = verbs.add_parser("login", help="remember credentials for a registry")
-    parser.add_argument("server")
-    parser.add_argument("-u", "--username")
-    parser.add_argument("-p", "--password")
-    parser.add_argument("--password-stdin", action="store_true")
-    parser.set_defaults(handler=login)
+    if only in (None, "login"):
+        parser = verbs.add_parser("login", help="remember credentials for a registry")
+        parser.add_argument("server")
+        parser.add_argument("-u", "--username")
+        parser.add_argument("-p", "--password")
+        parser.add_argument("--password-stdin", action="store_true")
+        parser.set_defaults(handler=login)
 
-    parser = verbs.add_parser("logout", help="forget credentials for a registry")
-    parser.add_argument("server", nargs="?", default="docker.io")
-    parser.set_defaults(handler=logout)
+    if only in (None, "logout"):
+        parser = verbs.add_parser("logout", help="forget credentials for a registry")
+        parser.add_argument("server", nargs="?", default="docker.io")
+        parser.set_defaults(handler=logout)

@@ -115,8 +115,14 @@ def prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the network verb and its actions."""
+def register(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser], only: str | None = None
+) -> None:
+    """Add the network verb and its actions.
+
+    ``only``, which every verb module takes, can only be ``network`` here:
+    the module has no other verb to leave out.
+    """
     network = verbs.add_parser("network", help="manage bridge networks")
     actions = network.add_subparsers(dest="action", required=True, metavar="ACTION")
     parser = actions.add_parser("create", help="create a network")

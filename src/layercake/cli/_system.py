@@ -197,26 +197,34 @@ def _prune_options(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(handler=prune)
 
 
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add version, info and the system verbs."""
+def register(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser], only: str | None = None
+) -> None:
+    """Add version, info and the system verbs, or only the verb ``only``."""
     for name, handler, text in (
         ("version", version, "show versions"),
         ("info", info, "what this machine allows"),
     ):
+        if only not in (None, name):
+            continue
         parser = verbs.add_parser(name, help=text)
         parser.add_argument("--format", choices=("table", "json"), default="table")
         parser.set_defaults(handler=handler)
 
-    parser = verbs.add_parser("prune", help="the same as system prune")
-    _prune_options(parser)
+    if only in (None, "prune"):
+        parser = verbs.add_parser("prune", help="the same as system prune")
+        _prune_options(parser)
 
-    system = verbs.add_parser("system", help="manage the store")
-    actions = system.add_subparsers(dest="action", required=True, metavar="ACTION")
-    parser = actions.add_parser("df", help="space used")
-    parser.add_argument("--format", choices=("table", "json"), default="table")
-    parser.set_defaults(handler=df)
-    parser = actions.add_parser("prune", help="remove what nothing uses")
-    _prune_options(parser)
-    actions.add_parser("verify", help="check every blob and layer").set_defaults(
-        handler=verify
-    )
+    if only in (None, "system"):
+        system = verbs.add_parser("system", help="manage the store")
+        actions = system.add_subparsers(
+            dest="action", required=True, metavar="ACTION"
+        )
+        parser = actions.add_parser("df", help="space used")
+        parser.add_argument("--format", choices=("table", "json"), default="table")
+        parser.set_defaults(handler=df)
+        parser = actions.add_parser("prune", help="remove what nothing uses")
+        _prune_options(parser)
+        actions.add_parser("verify", help="check every blob and layer").set_defaults(
+            handler=verify
+        )

@@ -85,8 +85,14 @@ def prune(args: argparse.Namespace) -> int:
     return 0
 
 
-def register(verbs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add the volume verb and its actions."""
+def register(
+    verbs: argparse._SubParsersAction[argparse.ArgumentParser], only: str | None = None
+) -> None:
+    """Add the volume verb and its actions.
+
+    ``only``, which every verb module takes, can only be ``volume`` here:
+    the module has no other verb to leave out.
+    """
     volume = verbs.add_parser("volume", help="manage named volumes")
     actions = volume.add_subparsers(dest="action", required=True, metavar="ACTION")
     parser = actions.add_parser("create", help="create a volume")
