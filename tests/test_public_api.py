@@ -12,6 +12,7 @@ def test_exported_names_are_exactly_the_public_api():
         "BuildError",
         "BuildStepFailed",
         "Builder",
+        "CommandNotStarted",
         "Container",
         "ContainerConfigError",
         "ContainerError",
@@ -51,5 +52,5 @@ def test_every_error_derives_from_layercake_error():
         if isinstance(getattr(layercake, name), type)
         and issubclass(getattr(layercake, name), BaseException)
     ]
-    assert len(errors) == 25
+    assert len(errors) == 26
     assert all(issubclass(error, layercake.LayercakeError) for error in errors)

@@ -21,7 +21,8 @@ message can name the file, line, digest, path or reference involved::
     ├── RuntimeUnavailable
     ├── ContainerError
     │   ├── ContainerConfigError (ValueError)
-    │   └── ContainerTimeout (TimeoutError)
+    │   ├── ContainerTimeout (TimeoutError)
+    │   └── CommandNotStarted
     └── RegistryError
         ├── RegistryUnauthorized (PermissionError)
         ├── RegistryDenied (PermissionError)
@@ -41,6 +42,7 @@ __all__ = [
     "BuildContextError",
     "BuildError",
     "BuildStepFailed",
+    "CommandNotStarted",
     "ContainerConfigError",
     "ContainerError",
     "ContainerTimeout",
@@ -300,6 +302,34 @@ class ContainerTimeout(ContainerError, TimeoutError):
         self, message: str, *, timeout: float, container_id: str | None = None
     ) -> None:
         self.timeout = timeout
+        super().__init__(message, container_id=container_id)
+
+
+class CommandNotStarted(ContainerError):
+    """The container's command could not be executed, so it never ran.
+
+    The start (or exec) fails, as Docker's does: a command not found exits
+    127, one found but not executable (no x bit, a directory, a bad binary
+    or interpreter) 126.
+
+    Attributes:
+        command: the command as given (its first argument).
+        reason: why it could not be executed, as the system said it.
+        exit_code: 127 or 126, the code the container records.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        command: str,
+        reason: str,
+        exit_code: int,
+        container_id: str | None = None,
+    ) -> None:
+        self.command = command
+        self.reason = reason
+        self.exit_code = exit_code
         super().__init__(message, container_id=container_id)
 
 

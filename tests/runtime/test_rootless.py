@@ -53,6 +53,11 @@ def test_unprivileged_user_runs_a_container_as_root_inside(
             run(SandboxSpec(rootfs, ProcessSpec(args=("id",), uid=1000, gid=1000)))
         except Exception as error:
             print(type(error).__name__, error)
+        for init in (False, True):
+            try:
+                run(SandboxSpec(rootfs, ProcessSpec(args=("nosuchcmd",)), init=init))
+            except Exception as error:
+                print(type(error).__name__, error.exit_code, error)
         """
     )
 
@@ -63,6 +68,10 @@ def test_unprivileged_user_runs_a_container_as_root_inside(
         "ContainerConfigError user 1000:1000 cannot be used without root: "
         "rootless containers map only uid 0 here (user nobody has no "
         "subordinate id range in /etc/subuid and /etc/subgid)\n"
+        'CommandNotStarted 127 exec: "nosuchcmd": executable file not found '
+        "in $PATH\n"
+        'CommandNotStarted 127 exec: "nosuchcmd": executable file not found '
+        "in $PATH\n"
     ), completed.stderr
     upper = nobody_dir / "upper"
     assert (upper / "f").read_text() == "hi\n"

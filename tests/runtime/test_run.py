@@ -9,7 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from layercake.errors import ContainerConfigError, ContainerTimeout
+from layercake.errors import (
+    CommandNotStarted,
+    ContainerConfigError,
+    ContainerTimeout,
+)
 from layercake.runtime import DEFAULT_PATH, SandboxSpec, run
 
 MakeSpec = Callable[..., SandboxSpec]
@@ -189,37 +193,113 @@ def test_timeout_kills_the_container_and_raises(make_spec: MakeSpec) -> None:
     assert caught.value.timeout == 0.3
 
 
-def test_command_not_found_exits_127_with_dockers_message(make_spec: MakeSpec) -> None:
-    """An unknown command gives exit 127 and runc's "not found in $PATH" text."""
-    result = run(make_spec("foo"))
-
-    assert result.exit_code == 127
-    assert result.stderr == (
-        b'unable to start container process: exec: "foo": '
-        b"executable file not found in $PATH\n"
+def _not_started(spec: SandboxSpec) -> tuple[type, str, str, str, int, list[str]]:
+    with pytest.raises(CommandNotStarted) as caught:
+        run(spec)
+    error = caught.value
+    upper = spec.rootfs.upper_dir
+    return (
+        type(error),
+        str(error),
+        error.command,
+        error.reason,
+        error.exit_code,
+        sorted(os.listdir(upper)),
     )
 
 
-def test_missing_absolute_command_exits_127(make_spec: MakeSpec) -> None:
-    """A command path that does not exist gives exit 127 and names it."""
-    result = run(make_spec("/bin/nope"))
-
-    assert (result.exit_code, result.stderr) == (
+def test_command_not_found_fails_the_start_with_dockers_message(
+    make_spec: MakeSpec,
+) -> None:
+    """An unknown command raises at start with runc's text and exit code 127,
+    and leaves no mount target behind in the upper directory."""
+    assert _not_started(make_spec("foo")) == (
+        CommandNotStarted,
+        'exec: "foo": executable file not found in $PATH',
+        "foo",
+        "executable file not found in $PATH",
         127,
-        (
-            b'unable to start container process: exec: "/bin/nope": '
-            b"no such file or directory\n"
-        ),
+        [],
     )
 
 
-def test_command_that_is_not_executable_exits_126(make_spec: MakeSpec) -> None:
-    """A command that is not executable gives exit 126 and says why."""
-    result = run(make_spec("/etc/passwd"))
+def test_command_not_found_under_init_fails_the_start(make_spec: MakeSpec) -> None:
+    """With the init as PID 1, the command's failed exec still fails the start."""
+    assert _not_started(make_spec("foo", init=True))[1:5] == (
+        'exec: "foo": executable file not found in $PATH',
+        "foo",
+        "executable file not found in $PATH",
+        127,
+    )
 
-    assert (result.exit_code, result.stderr) == (
+
+def test_missing_absolute_command_fails_the_start_with_127(
+    make_spec: MakeSpec,
+) -> None:
+    """A command path that does not exist raises with exit code 127."""
+    assert _not_started(make_spec("/bin/nope"))[1:5] == (
+        'exec: "/bin/nope": no such file or directory',
+        "/bin/nope",
+        "no such file or directory",
+        127,
+    )
+
+
+def test_command_that_is_not_executable_fails_the_start_with_126(
+    make_spec: MakeSpec,
+) -> None:
+    """A file without an x bit raises with exit code 126 and says why."""
+    assert _not_started(make_spec("/etc/passwd"))[1:5] == (
+        'exec: "/etc/passwd": permission denied',
+        "/etc/passwd",
+        "permission denied",
         126,
-        b'unable to start container process: exec: "/etc/passwd": permission denied\n',
+    )
+
+
+def test_directory_as_command_fails_the_start_with_126(make_spec: MakeSpec) -> None:
+    """A directory named as the command raises with exit code 126, as runc."""
+    assert _not_started(make_spec("/etc"))[1:5] == (
+        'exec: "/etc": is a directory',
+        "/etc",
+        "is a directory",
+        126,
+    )
+
+
+def test_script_with_a_missing_interpreter_fails_the_start_with_126(
+    make_spec: MakeSpec,
+) -> None:
+    """A script whose #! interpreter is missing raises with exit code 126."""
+    spec = make_spec("/bin/script")
+    os.makedirs(f"{spec.rootfs.upper_dir}/bin")
+    with open(f"{spec.rootfs.upper_dir}/bin/script", "w") as script:
+        script.write("#!/bin/nowhere\n")
+    os.chmod(f"{spec.rootfs.upper_dir}/bin/script", 0o755)
+
+    assert _not_started(spec)[1:5] == (
+        'exec: "/bin/script": bad interpreter: no such file or directory',
+        "/bin/script",
+        "bad interpreter: no such file or directory",
+        126,
+    )
+
+
+def test_file_that_is_no_program_fails_the_start_with_126(
+    make_spec: MakeSpec,
+) -> None:
+    """An executable file the kernel cannot run raises with exit code 126."""
+    spec = make_spec("/junk")
+    os.makedirs(spec.rootfs.upper_dir)
+    with open(f"{spec.rootfs.upper_dir}/junk", "wb") as junk:
+        junk.write(b"\x7fELF\x00\x00junk")
+    os.chmod(f"{spec.rootfs.upper_dir}/junk", 0o755)
+
+    assert _not_started(spec)[1:5] == (
+        'exec: "/junk": exec format error',
+        "/junk",
+        "exec format error",
+        126,
     )
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from layercake.errors import ContainerError, ContainerTimeout
-from layercake.runtime import ProcessSpec, RootfsSpec, SandboxSpec, start
+from layercake.errors import CommandNotStarted, ContainerError, ContainerTimeout
+from layercake.runtime import ProcessSpec, RootfsSpec, SandboxSpec, enter, start
 
 MakeSpec = Callable[..., SandboxSpec]
 
@@ -102,6 +102,44 @@ def test_setup_failure_names_the_step_and_the_error(
         f"container set-up failed: mount overlay on {tmp_path}/merged: "
         "no such file or directory (errno 2)"
     )
+
+
+def _children() -> list[str]:
+    with open(f"/proc/self/task/{os.getpid()}/children") as file:
+        return file.read().split()
+
+
+@pytest.mark.parametrize("terminal", [False, True])
+def test_start_of_a_missing_command_raises_before_returning(
+    make_spec: MakeSpec, terminal: bool
+) -> None:
+    """start() (through its relay) raises for a command it cannot exec, with
+    exit code 127, and leaves no process of its own behind."""
+    before = _children()
+    with pytest.raises(CommandNotStarted) as caught:
+        start(make_spec("nosuchcmd", terminal=terminal))
+
+    assert (str(caught.value), caught.value.exit_code, _children()) == (
+        'exec: "nosuchcmd": executable file not found in $PATH',
+        127,
+        before,
+    )
+
+
+def test_enter_of_a_missing_command_raises_before_returning(
+    make_spec: MakeSpec,
+) -> None:
+    """enter() raises for a command it cannot exec; the container runs on."""
+    with start(make_spec("sleep", "30")) as sandbox:
+        with pytest.raises(CommandNotStarted) as caught:
+            enter(sandbox.pid, ProcessSpec(args=("/etc/passwd",)))
+
+        assert (str(caught.value), caught.value.exit_code, sandbox.exit_code) == (
+            'exec: "/etc/passwd": permission denied',
+            126,
+            None,
+        )
+        os.kill(sandbox.pid, 0)
 
 
 def test_caller_with_closed_stdio_still_gets_output(rootfs: RootfsSpec) -> None:

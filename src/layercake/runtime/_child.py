@@ -280,7 +280,7 @@ def _become_container(
     libc.reset_signals()
     os.closerange(3, status_w)
     os.closerange(status_w + 1, _MAX_FD)
-    _exec(plan)
+    _exec(plan, status_w)
 
 
 def _await_network(ready: int) -> None:
@@ -631,18 +631,30 @@ def _wire_stdio(stdio: tuple[int | None, int | None, int | None]) -> None:
             os.dup2(fd, target)
 
 
-def _exec(plan: ProcessPlan) -> NoReturn:
+def _exec(plan: ProcessPlan, status_w: int) -> NoReturn:
+    """Exec the process; if that fails, report why on the status pipe and die.
+
+    The pipe closes on a successful exec, so the starter learns the outcome
+    from one read. A failure is the record ``X<exit code>:<reason>``.
+    """
     name = plan.argv[0]
     path = name if "/" in name else _look_up(name, plan.search_path)
     if path is None:
-        _die(127, f'exec: "{name}": executable file not found in $PATH')
+        _cannot_exec(status_w, name, 127, "executable file not found in $PATH")
     try:
+        if stat.S_ISDIR(os.stat(path).st_mode):
+            _cannot_exec(status_w, name, 126, "is a directory")
         os.execve(path, plan.argv, plan.env)
     except OSError as error:
         reason = (error.strerror or str(error)).lower()
-        _die(127 if error.errno == 2 else 126, f'exec: "{name}": {reason}')
+        if error.errno != errno.ENOENT:
+            _cannot_exec(status_w, name, 126, reason)
+        if not os.path.exists(path):
+            _cannot_exec(status_w, name, 127, reason)
+        # The file is there: the interpreter its #! line names is not.
+        _cannot_exec(status_w, name, 126, f"bad interpreter: {reason}")
     except BaseException as error:  # noqa: BLE001 - a child must never return
-        _die(126, f'exec: "{name}": {error}')
+        _cannot_exec(status_w, name, 126, str(error))
 
 
 def _look_up(name: str, search_path: tuple[str, ...]) -> str | None:
@@ -655,6 +667,15 @@ def _look_up(name: str, search_path: tuple[str, ...]) -> str | None:
         if stat.S_ISREG(mode) and mode & 0o111:
             return candidate
     return None
+
+
+def _cannot_exec(status_w: int, name: str, code: int, reason: str) -> NoReturn:
+    try:
+        os.write(status_w, b"X%d:%s\0" % (code, reason.encode(errors="replace")))
+    except OSError:
+        # No one reads the pipe any more: say it where a user may look.
+        _die(code, f'exec: "{name}": {reason}')
+    os._exit(code)
 
 
 def _die(code: int, message: str) -> NoReturn:

@@ -19,7 +19,14 @@ from . import _child
 from . import _libc as libc
 from ._console import console_pair, take_master
 from ._plan import ProcessPlan, prepare_process
-from ._sandbox import _CAP_LAST, Sandbox, _parse, _pipe_above_stdio, lifeline
+from ._sandbox import (
+    _CAP_LAST,
+    Sandbox,
+    _parse,
+    _pipe_above_stdio,
+    exec_failure,
+    lifeline,
+)
 from ._spec import ProcessSpec
 
 __all__ = ["enter", "join_network_of", "setns_network"]
@@ -87,6 +94,8 @@ def enter(
 
     Raises:
         ContainerConfigError: the process spec cannot work.
+        CommandNotStarted: the command could not be executed (not found,
+            not executable).
         ContainerError: the container is not running, or joining it failed.
     """
     plan = prepare_process(process)
@@ -147,6 +156,12 @@ def enter(
         raise
     process_pid, _, failure, _ = _parse(records)
     sandbox = Sandbox(process_pid, child, "", [], frozenset())
+    not_started = exec_failure(records, process.args[0])
+    if not_started is not None:
+        if console is not None:
+            console.close()
+        sandbox.wait()
+        raise not_started
     sandbox.terminal, failure = take_master(console, process_pid != 0, failure)
     if failure is not None or process_pid == 0:
         if process_pid > 0:
@@ -231,4 +246,4 @@ def _become_process(
     libc.reset_signals()
     os.closerange(3, status_w)
     os.closerange(status_w + 1, _child._MAX_FD)
-    _child._exec(plan)
+    _child._exec(plan, status_w)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import select
 import shutil
@@ -21,7 +22,12 @@ import time
 from pathlib import Path
 from typing import Any, NoReturn
 
-from layercake.errors import ContainerConfigError, ContainerError, ContainerTimeout
+from layercake.errors import (
+    CommandNotStarted,
+    ContainerConfigError,
+    ContainerError,
+    ContainerTimeout,
+)
 
 from . import _libc as libc
 from ._capabilities import NAMES
@@ -438,6 +444,8 @@ def start_oci(
 
     Raises:
         ContainerConfigError: see :func:`oci_config`, or an unknown executor.
+        CommandNotStarted: the runtime says the command could not be
+            executed (not found, not executable).
         ContainerError: the executor is not installed.
     """
     if executor not in EXECUTORS[1:]:
@@ -463,11 +471,15 @@ def start_oci(
     container_id = "layercake-" + secrets.token_hex(8)
     state_dir = bundle / "state"
     command = [binary, "--root", str(state_dir)]
-    argv = [*command, "run", "--bundle", str(bundle), container_id]
+    # The runtime's own errors, apart from the container's stderr.
+    log = bundle / "runtime-log.json"
+    log.unlink(missing_ok=True)
+    logging = ["--log", str(log), "--log-format", "json"]
+    argv = [*command, *logging, "run", "--bundle", str(bundle), container_id]
     runtime_pid = os.fork()
     if runtime_pid == 0:
         _exec_runtime(plan, argv, (stdin, stdout, stderr))
-    return OciProcess(
+    process = OciProcess(
         runtime_pid,
         _container_pid(command, container_id, runtime_pid),
         command,
@@ -475,6 +487,45 @@ def start_oci(
         state_dir,
         (spec.rootfs.upper_dir, created, present),
     )
+    # No pid: the container already ended or never ran, and the runtime is
+    # about to end too; its log says whether the command could not be run.
+    if process.pid == 0 and _ended_within(runtime_pid, _STATE_TIMEOUT):
+        process.wait()
+        not_started = _exec_failure(log, spec.process.args[0])
+        if not_started is not None:
+            raise not_started
+    return process
+
+
+# How runc and crun word a command they could not execute.
+_EXEC_FAILED = re.compile(r'exec: "(?:[^"\\]|\\.)*": (.*)$')
+
+
+def _exec_failure(log: Path, command: str) -> CommandNotStarted | None:
+    """The error for a command the runtime's log says it could not execute."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return None
+    finally:
+        log.unlink(missing_ok=True)
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            continue
+        found = _EXEC_FAILED.search(str(entry.get("msg", "")))
+        if entry.get("level") != "error" or found is None:
+            continue
+        reason = found.group(1)
+        missing = "not found" in reason or "no such file" in reason
+        return CommandNotStarted(
+            f'exec: "{command}": {reason}',
+            command=command,
+            reason=reason,
+            exit_code=127 if missing else 126,
+        )
+    return None
 
 
 def run_oci(

@@ -10,7 +10,12 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Self
 
-from layercake.errors import ContainerConfigError, ContainerError, ContainerTimeout
+from layercake.errors import (
+    CommandNotStarted,
+    ContainerConfigError,
+    ContainerError,
+    ContainerTimeout,
+)
 
 from . import _child
 from . import _libc as libc
@@ -173,8 +178,8 @@ def start(
     ``stdin``, ``stdout`` and ``stderr`` are file descriptors the process
     gets; ``None`` means /dev/null for stdin and the caller's own for the
     others. A process with a terminal gets its slave for all three instead,
-    and the sandbox's :attr:`Sandbox.terminal` is the master. Returns once the process was exec'd (or failed to exec: that
-    shows as exit code 127 or 126 and a message on its stderr).
+    and the sandbox's :attr:`Sandbox.terminal` is the master. Returns once
+    the process was exec'd.
 
     ``direct`` (as root) forks PID 1 straight into a new PID namespace,
     without the relay process, which saves a fork of the interpreter; the
@@ -189,6 +194,8 @@ def start(
 
     Raises:
         ContainerConfigError: the spec cannot work.
+        CommandNotStarted: the command could not be executed (not found,
+            not executable); the container has ended and left nothing.
         ContainerError: the container could not be set up; the message names
             the step and the system error.
     """
@@ -248,6 +255,12 @@ def start(
     if direct:
         pid = child
     sandbox = Sandbox(pid, child, spec.rootfs.upper_dir, created, present)
+    not_started = exec_failure(records, spec.process.args[0])
+    if not_started is not None:
+        if console is not None:
+            console.close()
+        sandbox.wait()
+        raise not_started
     sandbox.terminal, failure = take_master(console, pid != 0, failure)
     if failure is not None or pid == 0:
         if pid > 0:
@@ -348,6 +361,21 @@ def _parse(records: bytes) -> tuple[int, list[str], str | None, bool]:
         elif kind == b"N":
             namespace = True
     return pid, created, failure, namespace
+
+
+def exec_failure(records: bytes, command: str) -> CommandNotStarted | None:
+    """The error for the ``X<code>:<reason>`` record of a failed exec, if any."""
+    found = [r for r in records.split(b"\0") if r[:1] == b"X"]
+    if not found:
+        return None
+    code, _, reason_b = found[-1][1:].partition(b":")
+    reason = reason_b.decode(errors="replace")
+    return CommandNotStarted(
+        f'exec: "{command}": {reason}',
+        command=command,
+        reason=reason,
+        exit_code=int(code),
+    )
 
 
 def _pipe_above_stdio() -> tuple[int, int]:
