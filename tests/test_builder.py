@@ -369,6 +369,21 @@ def test_failing_run_reports_step_command_code_and_output_and_tags_nothing(
     assert [image.tags for image in store.images()] == [("busybox:latest",)]
 
 
+@pytest.mark.usefixtures("container_runtime")
+def test_run_of_a_missing_program_fails_the_step_with_127_and_the_reason(
+    busybox, store, tmp_path, write_context
+):
+    """RUN in exec form of a program not in PATH fails its step with 127."""
+    context = write_context(tmp_path / "ctx", 'FROM busybox\nRUN ["nosuchcmd"]\n')
+    with pytest.raises(BuildStepFailed) as caught:
+        layercake.Builder(store).build(context, tag="broken:latest")
+    assert (caught.value.exit_code, str(caught.value)) == (
+        127,
+        'step 2 (RUN ["nosuchcmd"]): the command returned a non-zero code: 127\n'
+        'exec: "nosuchcmd": executable file not found in $PATH',
+    )
+
+
 def test_dockerfile_given_as_text_builds_without_a_context(store):
     """Builder.build(None, text=...) builds a Dockerfile string."""
     image = layercake.Builder(store).build(

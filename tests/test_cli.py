@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -121,8 +122,16 @@ def test_run_passes_output_through_and_returns_the_exit_code(cli, busybox, capfd
 
 @pytest.mark.usefixtures("container_runtime")
 def test_run_of_a_missing_command_exits_127(cli, busybox, capfd):
-    """A command that is not in PATH exits 127, as with docker."""
+    """A command that is not in PATH is an error and exits 127, as with docker;
+    --rm removes the container all the same."""
     assert cli("run", "--rm", "busybox", "nosuchcmd") == 127
+    captured = capfd.readouterr()
+    assert (captured.out, re.sub("[0-9a-f]{12}", "ID", captured.err)) == (
+        "",
+        "layercake: error: container ID failed to start: "
+        'exec: "nosuchcmd": executable file not found in $PATH\n',
+    )
+    assert busybox.store.containers(all=True) == []
 
 
 def test_run_of_a_missing_image_is_125(cli, store, capfd):

@@ -41,6 +41,37 @@ def wait_for_output(cli, capfd, name: str, text: str) -> None:
     raise AssertionError(f"{name} never wrote {text!r}")
 
 
+def test_run_d_start_and_exec_of_commands_that_cannot_run(cli, busybox, capfd):
+    """run -d exits 127 (not found) or 126 (not executable) with the error and
+    leaves the container created; start fails again (exit 1, as docker's);
+    exec of such a command exits 127 or 126 too."""
+    assert cli("run", "-d", "--name", "bad", "busybox", "nosuchcmd") == 127
+    short = busybox.store.container("bad").short_id
+    not_found = 'exec: "nosuchcmd": executable file not found in $PATH'
+    failed = f"layercake: error: container {short} failed to start: {not_found}\n"
+    assert capfd.readouterr() == ("", failed)
+    assert cli("inspect", "bad") == 0
+    state = json.loads(capfd.readouterr().out)[0]["State"]
+    assert (state["Status"], state["ExitCode"], state["Error"]) == (
+        "created",
+        127,
+        not_found,
+    )
+    assert cli("start", "bad") == 1
+    assert capfd.readouterr() == ("", failed)
+    assert cli("run", "-d", "busybox", "/etc") == 126
+    assert capfd.readouterr().err.endswith('exec: "/etc": is a directory\n')
+
+    assert cli("run", "-d", "--name", "up", "busybox", "sleep", "30") == 0
+    capfd.readouterr()
+    assert cli("exec", "up", "nosuchcmd") == 127
+    assert capfd.readouterr() == ("", f"layercake: error: {not_found}\n")
+    assert cli("exec", "up", "/etc/passwd") == 126
+    assert capfd.readouterr().err == (
+        'layercake: error: exec: "/etc/passwd": permission denied\n'
+    )
+
+
 def test_detached_container_lifecycle(cli, busybox, capfd):
     """run -d, ps, logs, exec, stop, ps -a, rm: as with docker."""
     script = "trap 'exit 0' TERM; echo up; while true; do sleep 0.1; done"

@@ -20,7 +20,8 @@ from tests.conftest import missing
 
 import layercake
 from layercake._container import Container, list_containers, prune_containers
-from layercake.errors import ContainerConfigError, ContainerError
+from layercake import runtime
+from layercake.errors import CommandNotStarted, ContainerConfigError, ContainerError
 
 pytestmark = pytest.mark.usefixtures("container_runtime")
 
@@ -63,13 +64,121 @@ def test_entrypoint_override_with_command(busybox):
     assert result.stdout == b"a b\n"
 
 
-def test_missing_command_is_127_with_dockers_message(busybox):
-    """A command not in PATH exits 127, as docker run reports it."""
-    result = busybox.run(["no-such-command"])
-    assert result.exit_code == 127
-    assert b'exec: "no-such-command": executable file not found in $PATH' in (
-        result.stderr
+def test_image_run_of_a_missing_command_raises_with_dockers_message(busybox):
+    """A command not in PATH fails the run with exit code 127, as docker run."""
+    with pytest.raises(CommandNotStarted) as caught:
+        busybox.run(["no-such-command"])
+    error = caught.value
+    assert (str(error), error.command, error.reason, error.exit_code) == (
+        f"container {error.container_id[:12]} failed to start: "
+        'exec: "no-such-command": executable file not found in $PATH',
+        "no-such-command",
+        "executable file not found in $PATH",
+        127,
     )
+    assert busybox.store.containers(all=True) == []
+
+
+NOT_FOUND = 'exec: "nosuchcmd": executable file not found in $PATH'
+
+
+def _failed_start_view(container: Container) -> tuple[object, ...]:
+    """What a user sees of a container whose start failed, and what is left."""
+    state = container.inspect()["State"]
+    return (
+        container.status,
+        container.exit_code,
+        container.pid,
+        {key: state[key] for key in ("Status", "Running", "Pid", "ExitCode", "Error")},
+        state["StartedAt"],
+        container.state().cgroup_paths,
+        host_mounts_under(container.path),
+        runtime.find_cgroup(container.id),
+    )
+
+
+FAILED_START = (
+    "created",
+    None,
+    None,
+    {
+        "Status": "created",
+        "Running": False,
+        "Pid": 0,
+        "ExitCode": 127,
+        "Error": NOT_FOUND,
+    },
+    "0001-01-01T00:00:00Z",
+    (),
+    [],
+    None,
+)
+
+
+@pytest.mark.parametrize("detach", [False, True])
+@pytest.mark.parametrize("init", [False, True])
+def test_start_of_a_missing_command_fails_and_leaves_it_created(busybox, detach, init):
+    """start() raises CommandNotStarted; the container stays created with exit
+    code 127 and the error in its State, and starting it again fails again."""
+    with Container(busybox, ["nosuchcmd"], init=init, memory=64 << 20) as container:
+        for _ in range(2):
+            with pytest.raises(CommandNotStarted) as caught:
+                container.start(detach=detach)
+            assert (str(caught.value), caught.value.exit_code) == (
+                f"container {container.short_id} failed to start: {NOT_FOUND}",
+                127,
+            )
+            assert caught.value.container_id == container.id
+            assert _failed_start_view(container) == FAILED_START
+
+
+@pytest.mark.parametrize("tty", [False, True])
+def test_attached_run_of_a_missing_command_raises_and_leaves_it_created(
+    busybox, tty
+):
+    """run() raises as start() does, with a terminal or without."""
+    with Container(busybox, ["nosuchcmd"], tty=tty) as container:
+        with pytest.raises(CommandNotStarted) as caught:
+            container.run()
+        assert str(caught.value) == (
+            f"container {container.short_id} failed to start: {NOT_FOUND}"
+        )
+        assert _failed_start_view(container) == FAILED_START
+        assert container.logs() == b""
+
+
+def test_attach_of_a_directory_as_command_raises_with_126(busybox):
+    """attach() of a command that is a directory raises with exit code 126."""
+    with Container(busybox, ["/etc"]) as container:
+        with pytest.raises(CommandNotStarted) as caught:
+            container.attach()
+        assert (caught.value.exit_code, container.inspect()["State"]["Error"]) == (
+            126,
+            'exec: "/etc": is a directory',
+        )
+
+
+def test_exec_of_a_missing_command_raises_and_the_container_runs_on(busybox):
+    """exec() and exec_attach() of a missing command raise with 127."""
+    with Container(busybox, ["sleep", "30"]) as container:
+        container.start()
+        with pytest.raises(CommandNotStarted) as caught:
+            container.exec(["nosuchcmd"])
+        with pytest.raises(CommandNotStarted) as attached:
+            container.exec_attach(["/etc/passwd"])
+        assert (
+            str(caught.value),
+            caught.value.exit_code,
+            str(attached.value),
+            attached.value.exit_code,
+            container.status,
+        ) == (
+            NOT_FOUND,
+            127,
+            'exec: "/etc/passwd": permission denied',
+            126,
+            "running",
+        )
 
 
 def test_image_without_command_is_a_clear_error(store):
@@ -1123,6 +1232,33 @@ def test_runc_executor_attach_passes_file_descriptors(busybox, runc, tmp_path):
     ):
         assert container.attach(stdout=sink.fileno()) == 2
     assert out.read_bytes() == b"attached\n"
+
+
+@pytest.mark.parametrize("detach", [False, True])
+def test_runc_executor_fails_the_start_of_a_missing_command(busybox, runc, detach):
+    """runc's report of a command it cannot exec fails the start, as docker."""
+    with Container(busybox, ["nosuchcmd"], executor="runc") as container:
+        with pytest.raises(CommandNotStarted) as caught:
+            container.start(detach=detach)
+        assert (str(caught.value), caught.value.exit_code) == (
+            f"container {container.short_id} failed to start: {NOT_FOUND}",
+            127,
+        )
+        assert _failed_start_view(container) == FAILED_START
+        with pytest.raises(CommandNotStarted) as again:
+            container.run()
+        assert (again.value.exit_code, container.logs()) == (127, b"")
+
+
+def test_runc_executor_fails_the_start_of_a_file_it_cannot_exec(busybox, runc):
+    """A command runc finds but may not execute fails the start with 126."""
+    with Container(busybox, ["/etc/passwd"], executor="runc") as container:
+        with pytest.raises(CommandNotStarted) as caught:
+            container.run()
+        assert (caught.value.exit_code, container.inspect()["State"]["Error"]) == (
+            126,
+            'exec: "/etc/passwd": permission denied',
+        )
 
 
 def test_unknown_executor_is_a_config_error(busybox):

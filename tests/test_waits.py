@@ -186,6 +186,18 @@ def test_wait_for_command_that_cannot_run_fails_at_once(busybox):
     )
 
 
+def test_wait_for_command_that_cannot_be_executed_fails_with_the_reason(busybox):
+    """A program exec cannot start fails the wait with the exec error."""
+    with layercake.Container(busybox, ["sleep", "30"]) as container:
+        container.start()
+        with pytest.raises(ContainerError) as caught:
+            waits.wait_for_command(container, ["no-such-tool"], timeout=30)
+    assert str(caught.value) == (
+        f"['no-such-tool'] cannot run in container {container.short_id}: "
+        'exec: "no-such-tool": executable file not found in $PATH (exit code 127)'
+    )
+
+
 def test_failing_healthcheck_output_is_in_the_timeout_message(busybox, store):
     """The timeout names the last check's exit code and what it printed."""
     image = layercake.Builder(store).build(

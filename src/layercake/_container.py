@@ -55,7 +55,12 @@ from layercake._signals import signal_number
 from layercake._tmpfs_options import parse_tmpfs, tmpfs_options, with_options
 from layercake._users import resolve_user
 from layercake._volumes import VolumeSpec, prepare_volumes
-from layercake.errors import ContainerConfigError, ContainerError, ContainerTimeout
+from layercake.errors import (
+    CommandNotStarted,
+    ContainerConfigError,
+    ContainerError,
+    ContainerTimeout,
+)
 from layercake.runtime import (
     BindMount,
     Cgroup,
@@ -678,6 +683,27 @@ class Container:
         )
         write_state(self.path, self._state)
 
+    def _not_started(
+        self, error: CommandNotStarted, cgroup: Cgroup | None
+    ) -> CommandNotStarted:
+        """Record a start whose command could not be executed; the error to raise.
+
+        As docker: the container stays created, its state holding the exit
+        code (127 or 126) and the error, and it can be started again.
+        """
+        if cgroup is not None:
+            cgroup.remove()
+        self._state = None
+        failed = ContainerState(exit_code=error.exit_code, error=str(error))
+        write_state(self.path, failed)
+        return CommandNotStarted(
+            f"container {self.short_id} failed to start: {error}",
+            command=error.command,
+            reason=error.reason,
+            exit_code=error.exit_code,
+            container_id=self.id,
+        )
+
     def run(
         self, *, stdin: bytes | None = None, timeout: float | None = None
     ) -> RunResult:
@@ -691,6 +717,8 @@ class Container:
 
         Raises:
             ContainerConfigError: ``timeout`` is negative.
+            CommandNotStarted: the command could not be executed (exit code
+                127 or 126); the container stays created, as docker's.
             ContainerError: already started or removed, failed to start (a
                 published host port taken, too), or timed out.
         """
@@ -729,6 +757,8 @@ class Container:
             result = runtime.collect(
                 starter, stdin, log.feed, timeout, terminal=self._process.terminal
             )
+        except CommandNotStarted as error:
+            raise self._not_started(error, cgroup) from None
         except BaseException:
             # Recorded so that remove() finds the cgroup to delete, and no
             # other process takes the container for a running one.
@@ -770,6 +800,8 @@ class Container:
         Published ports are forwarded while a run started here lasts.
 
         Raises:
+            CommandNotStarted: the command could not be executed (exit code
+                127 or 126); the container stays created, as docker's.
             ContainerError: already started here or ended, not attachable,
                 or failed to start (a published host port taken, too).
         """
@@ -801,9 +833,11 @@ class Container:
         try:
             spec, hook = self._start_spec(cgroup)
             self._sandbox = self._start_attached(spec, (stdin, out_w, err_w), hook)
-        except BaseException:
+        except BaseException as error:
             os.close(out_r)
             os.close(err_r)
+            if isinstance(error, CommandNotStarted):
+                raise self._not_started(error, cgroup) from None
             if cgroup is not None:
                 cgroup.remove()
             raise
@@ -874,7 +908,9 @@ class Container:
         try:
             spec, hook = self._start_spec(cgroup)
             sandbox = self._start_attached(spec, (None, None, None), hook)
-        except BaseException:
+        except BaseException as error:
+            if isinstance(error, CommandNotStarted):
+                raise self._not_started(error, cgroup) from None
             if cgroup is not None:
                 cgroup.remove()
             raise
@@ -1020,6 +1056,9 @@ class Container:
         waits for input instead of reading end-of-file).
 
         Raises:
+            CommandNotStarted: the command could not be executed (exit code
+                127 or 126); the container stays created with that exit code
+                and the error in its state, as docker's.
             ContainerError: already started, removed or failed to start.
         """
         with self._lifecycle():
@@ -1029,14 +1068,18 @@ class Container:
             try:
                 self._launch(cgroup, warnings, detach=detach)
             except ContainerError as error:
-                if cgroup is not None:
-                    cgroup.remove()
+                if isinstance(error, CommandNotStarted):
+                    failure: ContainerError = self._not_started(error, cgroup)
+                else:
+                    if cgroup is not None:
+                        cgroup.remove()
+                    failure = ContainerError(
+                        f"container {self.short_id} failed to start: {error}",
+                        container_id=self.id,
+                    )
                 if self.record.auto_remove:
                     self._remove(force=True)
-                raise ContainerError(
-                    f"container {self.short_id} failed to start: {error}",
-                    container_id=self.id,
-                ) from None
+                raise failure from None
             logger.info("started container %s", self.short_id)
 
     def _launch(
@@ -1584,6 +1627,8 @@ class Container:
 
         Raises:
             ContainerConfigError: no command, an unknown user or a bad size.
+            CommandNotStarted: the command could not be executed (exit code
+                127 or 126), as ``docker exec`` fails.
             ContainerError: the container is not running.
             ContainerTimeout: the process ran longer than ``timeout`` seconds.
         """
@@ -1623,6 +1668,8 @@ class Container:
 
         Raises:
             ContainerConfigError: no command, an unknown user or a bad size.
+            CommandNotStarted: the command could not be executed (exit code
+                127 or 126), as ``docker exec`` fails.
             ContainerError: the container is not running.
         """
         pid, process, cgroup_procs = self._exec_process(

@@ -362,6 +362,8 @@ class Image:
         Raises:
             ContainerConfigError: no command, an unknown user, or a restart
                 policy other than ``"no"``.
+            CommandNotStarted: the command could not be executed (exit code
+                127 or 126), as docker run fails.
             ContainerError: the container could not start or timed out.
             RuntimeUnavailable: this machine cannot run containers.
         """

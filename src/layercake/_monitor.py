@@ -42,7 +42,7 @@ from layercake._container_state import (
 from layercake._container_tty import relay_terminal
 from layercake._ports import Forwarder, Published
 from layercake._restart_policy import NO_RESTART, Backoff, RestartPolicy
-from layercake.errors import ContainerError
+from layercake.errors import CommandNotStarted, ContainerError
 from layercake.runtime import Cgroup, SandboxSpec
 
 if TYPE_CHECKING:
@@ -84,6 +84,7 @@ def launch(
     for the monitor (a stop holding the lifecycle lock) is done first.
 
     Raises:
+        CommandNotStarted: the command could not be executed.
         ContainerError: the container could not be started; the message
             says why.
     """
@@ -112,10 +113,30 @@ def launch(
     os.waitpid(middle, 0)
     with open(ready_r, "rb", buffering=0, closefd=True) as ready:
         answer = ready.readall()
+    if answer.startswith(_NOT_STARTED):
+        code, command, reason = answer[1:].decode(errors="replace").split("\0")
+        raise CommandNotStarted(
+            f'exec: "{command}": {reason}',
+            command=command,
+            reason=reason,
+            exit_code=int(code),
+        )
     if answer != b"ok":
         reason = answer.decode(errors="replace") or "the monitor process died"
         raise ContainerError(reason)
     return read_state(directory)
+
+
+# Starts the monitor's answer for a command that could not be executed.
+_NOT_STARTED = b"\0"
+
+
+def _failure(error: Exception) -> bytes:
+    """The monitor's answer for a failed first start."""
+    if isinstance(error, CommandNotStarted):
+        fields = (str(error.exit_code), error.command, error.reason)
+        return _NOT_STARTED + "\0".join(fields).encode(errors="replace")
+    return str(error).encode()
 
 
 def _monitor(
@@ -154,7 +175,7 @@ def _monitor(
             try:
                 state = runs.start(state)
             except Exception as error:  # noqa: BLE001 - reported to the starter
-                os.write(ready_w, str(error).encode())
+                os.write(ready_w, _failure(error))
                 os._exit(1)
         else:
             attached = read_state(runs.directory)

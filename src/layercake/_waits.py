@@ -19,7 +19,12 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from layercake._ports import accepts
-from layercake.errors import ContainerConfigError, ContainerError, ContainerTimeout
+from layercake.errors import (
+    CommandNotStarted,
+    ContainerConfigError,
+    ContainerError,
+    ContainerTimeout,
+)
 
 if TYPE_CHECKING:
     from layercake._container import Container
@@ -249,6 +254,12 @@ def wait_for_command(
     def check() -> bool | None:
         try:
             result = container.exec(command)
+        except CommandNotStarted as error:
+            raise ContainerError(
+                f"{command!r} cannot run in container {container.short_id}: "
+                f"{error} (exit code {error.exit_code})",
+                container_id=container.id,
+            ) from None
         except ContainerError:
             # It exited in the meantime; the next round reports that.
             return None

@@ -64,6 +64,7 @@ from layercake.errors import (
     BuildContextError,
     BuildError,
     BuildStepFailed,
+    CommandNotStarted,
     ContainerConfigError,
     DockerfileError,
     ImageNotFound,
@@ -880,7 +881,15 @@ class _StageBuild:
                     mounts=mounts + extra,
                     tmpfs=tmpfs_mounts(mount_requests),
                 )
-                result = runtime.run(spec, on_output=on_output)
+                try:
+                    result = runtime.run(spec, on_output=on_output)
+                except CommandNotStarted as error:
+                    raise BuildStepFailed(
+                        step=self.build.step,
+                        instruction=_display(instruction),
+                        exit_code=error.exit_code,
+                        output_tail=str(error),
+                    ) from None
             if result.exit_code != 0:
                 last = b"".join(output)[-_TAIL_BYTES:]
                 tail = last.decode("utf-8", "replace").splitlines()

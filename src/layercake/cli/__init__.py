@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from layercake import __version__
-from layercake.errors import LayercakeError
+from layercake.errors import CommandNotStarted, LayercakeError
 
 __all__ = ["main"]
 
@@ -168,6 +168,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         sys.stderr.write(f"layercake: error: {error}\n")
+        if isinstance(error, CommandNotStarted):
+            # As docker run and exec: 127 not found, 126 not executable.
+            return error.exit_code
         return ENGINE_ERROR
     except _Terminated:
         return 128 + signal.SIGTERM
