@@ -207,13 +207,39 @@ def test_writes_stay_in_the_container_not_the_image(busybox):
 
 
 def test_container_is_isolated_pid_1_with_its_own_hostname(busybox):
-    """The command is PID 1 and sees its own hostname and only loopback."""
+    """The command is PID 1 and sees its own hostname and, off the network, only
+    loopback."""
     result = busybox.run(
-        ["sh", "-c", "echo $$; hostname; ls /sys/class/net"],
+        ["sh", "-c", "echo $$; hostname; ls /sys/class/net"], network="none"
     )
     lines = result.stdout.decode().split()
     assert lines[0] == "1"
     assert lines[2:] == ["lo"]
+
+
+def test_default_network_is_the_bridge_or_loopback_where_rootless_cannot(
+    busybox, caplog
+):
+    """As root the default network gives eth0; rootless without slirp4netns the
+    container has loopback only, and its creation says why."""
+    from layercake import _slirp
+
+    caplog.set_level("WARNING", logger="layercake._container_network")
+    with Container(busybox, ["ls", "/sys/class/net"]) as container:
+        result = container.run()
+        mode = container.inspect()["HostConfig"]["NetworkMode"]
+    warnings = [r.getMessage() for r in caplog.records]
+    reason = _slirp.unusable()
+    if os.geteuid() == 0:
+        assert (result.stdout, warnings) == (b"eth0\nlo\n", [])
+    elif reason:
+        assert (result.stdout, warnings) == (
+            b"lo\n",
+            [f"container {container.short_id} has loopback only: {reason}"],
+        )
+    else:
+        assert (result.stdout, warnings) == (b"lo\ntap0\n", [])
+    assert mode == "bridge"
 
 
 def test_started_container_logs_wait_and_removal(busybox):

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.conftest import missing
+from tests.conftest import busybox_context, missing
 
 import layercake
 from layercake import _bridge
@@ -52,14 +52,48 @@ def links() -> str:
     ).stdout
 
 
+LEASES = Path("/run/layercake/bridge/leases")
+
+
+def lease_holders() -> dict[str, str]:
+    """The default bridge's leases: container directory to address."""
+    holders = {}
+    for entry in os.listdir(LEASES):
+        try:
+            holders[os.readlink(LEASES / entry)] = entry
+        except FileNotFoundError:
+            continue  # given back meanwhile, by another test's container
+    return holders
+
+
+def nft_rules() -> list[str]:
+    """The rules of the host's nft ruleset that masquerade or drop."""
+    listing = subprocess.run(
+        ["nft", "list", "ruleset"], capture_output=True, text=True, check=True
+    ).stdout
+    return [
+        line.strip()
+        for line in listing.splitlines()
+        if " masquerade" in line or " drop" in line
+    ]
+
+
 def test_bridge_container_gets_an_address_a_route_and_its_hosts_entry(
     busybox, networks
 ):
-    """network="bridge" gives eth0 an address of the network, routed via the gateway."""
+    """The default network puts eth0 on the host's layercake0, in its subnet."""
     script = "ip -4 -o addr show eth0 | awk '{print $4}'; ip route; cat /etc/hosts"
-    with Container(busybox, ["sh", "-c", script], network="bridge") as container:
+    with Container(busybox, ["sh", "-c", script]) as container:
         (network,) = networks.networks()
-        address = str(next(ipaddress.IPv4Network(network.subnet).hosts()) + 1)
+        lease = json.loads(
+            (networks.path / f"networks/bridge/endpoints/{container.id}.json")
+            .read_text()
+        )
+        address = lease["address"]
+        assert os.readlink(LEASES / address) == str(container.path)
+        assert ipaddress.IPv4Address(address) in ipaddress.IPv4Network(
+            network.subnet
+        )
         prefix = network.subnet.split("/")[1]
         result = container.run()
         assert result.exit_code == 0
@@ -71,21 +105,132 @@ def test_bridge_container_gets_an_address_a_route_and_its_hosts_entry(
             "::1\tlocalhost ip6-localhost ip6-loopback\n"
             f"{address}\t{container.short_id}\n"
         )
-        assert network.name == "bridge"
-        assert network.device == "lcbr" + network.id[:10]
+        assert (network.name, network.device) == ("bridge", "layercake0")
+        assert container.inspect()["HostConfig"]["NetworkMode"] == "bridge"
 
 
-def test_after_rm_no_veth_bridge_or_lease_is_left(busybox, networks):
-    """Removing the last container of the default network removes all of it."""
-    container = Container(busybox, ["true"], network="bridge")
-    (network,) = networks.networks()
+def test_after_rm_no_veth_lease_or_rule_is_left_and_the_bridge_stays(
+    busybox, networks
+):
+    """Removal takes the container's veth, lease and store record; layercake0
+    stays, as docker0 does, and no nft rule names the container."""
+    container = Container(busybox, ["true"])
+    address = json.loads(
+        (networks.path / f"networks/bridge/endpoints/{container.id}.json").read_text()
+    )["address"]
     container.start()
     container.wait(10)
     container.remove()
     assert networks.networks() == []
     assert _bridge.veth_name(container.id) not in links()
-    assert network.device not in links()
+    # Another test's container may take the address at once: not this one.
+    assert str(container.path) not in lease_holders()
     assert not (networks.path / "networks" / "bridge").exists()
+    assert "layercake0" in links()
+    veth = _bridge.veth_name(container.id)
+    assert [r for r in nft_rules() if f"{address} " in r or veth in r] == []
+
+
+def test_two_stores_at_once_get_different_addresses(
+    busybox, networks, busybox_rootfs, tmp_path
+):
+    """Stores share the host's default bridge: their leases never collide."""
+    other_store = layercake.Store(tmp_path / "other")
+    other = layercake.Builder(other_store).build(
+        busybox_context(tmp_path / "other-context", busybox_rootfs)
+    )
+    with Container(busybox, ["true"]) as first, Container(other, ["true"]) as second:
+        (mine,) = networks.networks()
+        (theirs,) = other_store.networks()
+        holders = lease_holders()
+        addresses = {holders[str(first.path)], holders[str(second.path)]}
+        assert mine == theirs
+        assert len(addresses) == 2
+        subnet = ipaddress.IPv4Network(mine.subnet)
+        assert all(ipaddress.IPv4Address(a) in subnet for a in addresses)
+
+
+def test_a_deleted_store_gives_its_leases_back(busybox, networks, tmp_path):
+    """Leases of containers whose directories vanished are reclaimed by the next."""
+    gone = Container(busybox, ["true"])
+    assert str(gone.path) in lease_holders()
+    shutil.rmtree(gone.path)
+    with Container(busybox, ["true"]):
+        assert str(gone.path) not in lease_holders()
+    assert not (networks.path / "networks" / "bridge").exists()
+
+
+def test_a_container_reaches_a_server_on_the_bridge_address(busybox, networks):
+    """A host server listening on the gateway (not 0.0.0.0) answers a container."""
+    holder = Container(busybox, ["true"])
+    gateway = networks.network("bridge").gateway
+    listener = socket.create_server((gateway, 0))
+    port = listener.getsockname()[1]
+
+    def serve() -> None:
+        client, peer = listener.accept()
+        client.sendall(f"hello {peer[0]}\n".encode())
+        client.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        with Container(
+            busybox,
+            ["nc", "-w", "5", gateway, str(port)],
+        ) as client:
+            address = json.loads(
+                (networks.path / f"networks/bridge/endpoints/{client.id}.json")
+                .read_text()
+            )["address"]
+            result = client.run(timeout=30)
+    finally:
+        listener.close()
+        holder.remove()
+    assert (result.exit_code, result.stdout.decode()) == (0, f"hello {address}\n")
+
+
+def test_a_container_reaches_a_published_port_of_another_via_the_host(
+    busybox, networks
+):
+    """A port published on the bridge address serves other default-bridge containers."""
+    probe = Container(busybox, ["true"])
+    gateway = networks.network("bridge").gateway
+    serve = "mkdir /www && echo served > /www/index.html && httpd -f -p 80 -h /www"
+    with Container(
+        busybox, ["sh", "-c", serve], ports={80: (gateway, 0)}
+    ) as server:
+        server.start()
+        port = server.host_port(80)
+        fetch = (
+            f"for i in $(seq 100); do wget -q -O - http://{gateway}:{port}/ "
+            "&& break; sleep 0.1; done"
+        )
+        with Container(busybox, ["sh", "-c", fetch]) as client:
+            result = client.run(timeout=30)
+    probe.remove()
+    assert (result.exit_code, result.stdout.decode()) == (0, "served\n")
+
+
+def test_names_do_not_resolve_between_default_bridge_containers(busybox, networks):
+    """As on Docker's default network, a container's name means nothing to another."""
+    with Container(busybox, ["sleep", "60"], name="quiet") as quiet, Container(
+        busybox, ["sleep", "60"], name="asker"
+    ) as asker:
+        quiet.start()
+        asker.start()
+        address = asker.inspect()["NetworkSettings"]["IPAddress"]
+        hosts = asker.exec(["cat", "/etc/hosts"]).stdout.decode()
+        lookup = asker.exec(["ping", "-c", "1", "-W", "1", "quiet"])
+    assert hosts == (
+        "127.0.0.1\tlocalhost\n"
+        "::1\tlocalhost ip6-localhost ip6-loopback\n"
+        f"{address}\t{asker.short_id}\n"
+    )
+    assert (lookup.exit_code, lookup.stderr.decode()) == (
+        1,
+        "ping: bad address 'quiet'\n",
+    )
 
 
 def test_lease_of_a_vanished_container_is_freed(busybox, networks):
@@ -532,3 +677,35 @@ def test_default_network_survives_concurrent_create_and_remove(busybox, networks
         thread.join()
     assert errors == []
     assert networks.networks() == []
+
+
+def test_runc_containers_join_the_default_bridge(busybox, networks, tool):
+    """Through runc too, the default network gives eth0, a route and loopback up."""
+    tool("runc")
+    script = (
+        "ip -4 -o addr show eth0 | awk '{print $4}'; ip route | head -1; "
+        "cat /sys/class/net/lo/operstate"
+    )
+    with Container(busybox, ["sh", "-c", script], executor="runc") as container:
+        (network,) = networks.networks()
+        address = json.loads(
+            (networks.path / f"networks/bridge/endpoints/{container.id}.json")
+            .read_text()
+        )["address"]
+        result = container.run(timeout=30)
+    assert (result.exit_code, result.stdout.decode()) == (
+        0,
+        f"{address}/20\ndefault via {network.gateway} dev eth0 \nunknown\n",
+    )
+
+
+def test_the_default_network_cannot_be_removed(busybox, networks):
+    """network rm bridge is refused, as docker refuses it, and prune keeps it."""
+    with Container(busybox, ["true"]):
+        with pytest.raises(ContainerError) as caught:
+            networks.remove_network("bridge")
+        assert networks.prune_networks() == []
+        assert [n.name for n in networks.networks()] == ["bridge"]
+    assert str(caught.value) == (
+        "bridge is a pre-defined network and cannot be removed"
+    )

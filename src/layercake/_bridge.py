@@ -1,16 +1,18 @@
 """Host plumbing of bridge networks: bridge devices, veth pairs, masquerade.
 
-Every device this module makes is named with the ``lc`` prefix: a bridge
-``lcbr<network id>`` per network, with the gateway address, and a veth
-pair per running container (``lcv<container id>`` on the host, ``eth0``
-inside). The pair goes away by itself when the container's network
-namespace does, with its last process.
+Every device this module makes is named for layercake: the host's
+default bridge ``layercake0`` (see :mod:`layercake._default_bridge`), a
+bridge ``lcbr<network id>`` per user-defined network, each with its
+gateway address, and a veth pair per running container (``lcv<container
+id>`` on the host, ``eth0`` inside). The pair goes away by itself when
+the container's network namespace does, with its last process.
 
 Outbound traffic is masqueraded by one nft table of our own, ``inet
 layercake``, rewritten as a whole from the bridges present whenever one is
 added or removed, and deleted with the last one; it also keeps networks
 from reaching each other. A bridge records the directory of its network in
-its alias, so a bridge whose store was deleted is recognised and removed.
+its alias, so a bridge whose store was deleted is recognised and removed;
+the default bridge has none and stays, as docker0 does.
 
 All of this needs root. Bridges and the table are made with ``ip``
 (iproute2) and ``nft``, as batches: one process per step, rarely. A
@@ -34,6 +36,8 @@ from layercake._netlink import Netlink, in_namespace
 from layercake.errors import ContainerError
 
 __all__ = [
+    "DEFAULT_DEVICE",
+    "address_of",
     "attach",
     "bridge_name",
     "create_bridge",
@@ -48,6 +52,8 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TABLE = "layercake"
+DEFAULT_DEVICE = "layercake0"
+"""The host's default bridge: no ``lcbr`` name (10 hex digits) can be it."""
 _LOCK_DIR = "/run/layercake"
 _IP_FORWARD = "/proc/sys/net/ipv4/ip_forward"
 
@@ -109,6 +115,21 @@ def _ip(commands: list[str]) -> None:
         raise ContainerError(f"ip: {reason[0] if reason else 'failed'}")
 
 
+def address_of(device: str) -> tuple[str, int] | None:
+    """The IPv4 address and prefix length of ``device``; None without one."""
+    result = subprocess.run(
+        ["ip", "-j", "-4", "addr", "show", "dev", device],
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode:
+        return None
+    for link in json.loads(result.stdout or b"[]"):
+        for address in link.get("addr_info", []):
+            return str(address["local"]), int(address["prefixlen"])
+    return None
+
+
 def exists(device: str) -> bool:
     """Whether the host has a network device of that name."""
     return os.path.exists(f"/sys/class/net/{device}")
@@ -118,8 +139,9 @@ def create_bridge(device: str, gateway: str, prefixlen: int, owner: str) -> None
     """Create the bridge ``device`` with the gateway address, up, masqueraded.
 
     ``owner`` is the network's directory: the bridge is removed by the next
-    change once that directory is gone. Nothing happens if it exists. The
-    caller holds :func:`machine_lock`.
+    change once that directory is gone; an empty ``owner`` (the default
+    bridge) is kept. Nothing happens if it exists. The caller holds
+    :func:`machine_lock`.
 
     Raises:
         ContainerError: the device could not be made (the message says why).
@@ -127,10 +149,11 @@ def create_bridge(device: str, gateway: str, prefixlen: int, owner: str) -> None
     if exists(device):
         return
     try:
+        alias = [f"link set {device} alias {owner}"] if owner else []
         _ip(
             [
                 f"link add {device} type bridge",
-                f"link set {device} alias {owner}",
+                *alias,
                 f"addr add {gateway}/{prefixlen} dev {device}",
                 f"link set {device} up",
             ]
@@ -195,10 +218,10 @@ def _our_bridges() -> list[tuple[str, str]]:
     bridges = []
     for link in json.loads(result.stdout or b"[]"):
         name = link.get("ifname", "")
-        if not name.startswith("lcbr"):
+        if not name.startswith("lcbr") and name != DEFAULT_DEVICE:
             continue
         owner = link.get("ifalias", "")
-        if owner and not os.path.isdir(owner):
+        if name != DEFAULT_DEVICE and owner and not os.path.isdir(owner):
             # Its store was deleted with the network in it.
             _ip([f"link del {name}"])
             logger.info("removed bridge %s of the deleted network %s", name, owner)

@@ -161,12 +161,14 @@ class Container:
     where cgroups cannot be used the run goes on and says so in a warning
     (logged, and in :attr:`RunResult.warnings` or ``inspect()``).
 
-    ``network`` is ``"none"`` (own namespace, loopback only), ``"host"``,
-    ``"container:<id or name>"`` (join a running container's namespace),
-    ``"bridge"`` (own namespace with an address on the store's default
-    bridge network and outbound access; rootless through slirp4netns), or
-    the name of a network made with :meth:`Store.create_network`, whose
-    members reach each other by container name and ``network_aliases``.
+    ``network`` is ``"bridge"`` (the default, as Docker's: own namespace
+    with an address on the host's default bridge ``layercake0`` and
+    outbound access; rootless through slirp4netns, or loopback only where
+    slirp4netns cannot run), ``"none"`` (own namespace, loopback only),
+    ``"host"``, ``"container:<id or name>"`` (join a running container's
+    namespace), or the name of a network made with
+    :meth:`Store.create_network`, whose members reach each other by
+    container name and ``network_aliases``.
     ``ports`` maps container ports (``80``, ``"80/tcp"``, ``"53/udp"``) to
     ports on 127.0.0.1 (``0``: any free one, see :meth:`host_port`) or to
     ``(host address, port)``; :meth:`start` forwards them.
@@ -224,7 +226,7 @@ class Container:
         workdir: str | None = None,
         user: str | None = None,
         hostname: str | None = None,
-        network: str = "none",
+        network: str = "bridge",
         name: str | None = None,
         init: bool = False,
         read_only: bool = False,
@@ -303,7 +305,7 @@ class Container:
         self._state: ContainerState | None = None
         tmpfs_mounts = _tmpfs(tmpfs)
         published = parse_ports(ports)
-        net.check(network, network_aliases, executor)
+        net.check(network, network_aliases)
 
         containers.mkdir(parents=True, exist_ok=True)
         try:
@@ -1013,7 +1015,12 @@ class Container:
                 configure_network=hook,
             )
         return runtime.start_oci(
-            spec, executor, stdin=fds[0], stdout=fds[1], stderr=fds[2]
+            spec,
+            executor,
+            stdin=fds[0],
+            stdout=fds[1],
+            stderr=fds[2],
+            configure_network=hook,
         )
 
     def _record_running(

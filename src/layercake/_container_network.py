@@ -1,19 +1,22 @@
 """How a container joins a bridge network: lease, start-up hook, inspect view.
 
-A container whose ``network`` is ``"bridge"`` or the name of a network of
-its store leases an address when it is created (see
-:mod:`layercake._networks`). At each start its own hosts file and those of
-the network's running members are rewritten, the network's bridge is made
-again if the host lost it (a reboot), and the runtime is given a hook that
-plugs the new network namespace into the bridge (:func:`layercake._bridge.
-attach`) while PID 1 builds its root file system. Rootless, ``"bridge"``
-is slirp4netns instead (:mod:`layercake._slirp`).
+A container whose ``network`` is ``"bridge"`` (the host's default bridge,
+:mod:`layercake._default_bridge`) or the name of a network of its store
+leases an address when it is created (see :mod:`layercake._networks`). At
+each start its hosts file is written (on a user-defined network, with
+those of the network's running members), the bridge is made again if the
+host lost it (a reboot), and the runtime is given a hook that plugs the
+new network namespace into the bridge (:func:`layercake._bridge.attach`)
+while PID 1 builds its root file system. Rootless, ``"bridge"`` is
+slirp4netns instead (:mod:`layercake._slirp`), or loopback only where
+slirp4netns cannot run.
 """
 
 from __future__ import annotations
 
 import functools
 import ipaddress
+import logging
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -42,6 +45,8 @@ __all__ = [
     "settings",
 ]
 
+logger = logging.getLogger(__name__)
+
 HOSTS_FILE = "hosts"
 
 
@@ -50,13 +55,12 @@ def on_bridge(network: str) -> bool:
     return network not in ("none", "host") and not network.startswith("container:")
 
 
-def check(network: str, aliases: Sequence[str], executor: str) -> None:
+def check(network: str, aliases: Sequence[str]) -> None:
     """Refuse what a network mode cannot do.
 
     Raises:
-        ContainerConfigError: aliases outside a user-defined network, a
-            bridge network with another executor, or a user-defined network
-            without root.
+        ContainerConfigError: aliases outside a user-defined network, or a
+            user-defined network without root.
     """
     if aliases and (not on_bridge(network) or network == networks.DEFAULT_NETWORK):
         raise ContainerConfigError(
@@ -64,10 +68,6 @@ def check(network: str, aliases: Sequence[str], executor: str) -> None:
         )
     if not on_bridge(network):
         return
-    if executor != "builtin":
-        raise ContainerConfigError(
-            f"network {network!r} needs the built-in executor, not {executor}"
-        )
     if os.geteuid() != 0 and network != networks.DEFAULT_NETWORK:
         raise ContainerConfigError(
             f"network {network!r}: user-defined networks need root; rootless "
@@ -98,7 +98,16 @@ def lease(
     Raises:
         ContainerConfigError: no such network, or no free address.
     """
-    if not on_bridge(record.network) or os.geteuid() != 0:
+    if not on_bridge(record.network):
+        return
+    if os.geteuid() != 0:
+        from layercake import _slirp
+
+        reason = _slirp.unusable()
+        if reason:
+            logger.warning(
+                "container %s has loopback only: %s", record.id[:12], reason
+            )
         return
     try:
         networks.allocate(
@@ -109,15 +118,16 @@ def lease(
             hostname=record.hostname,
             aliases=record.network_aliases,
             exists=lambda cid: (containers / cid).is_dir(),
+            owner=containers / record.id,
         )
     except ContainerError as error:
         raise ContainerConfigError(str(error)) from None
 
 
 def _endpoint(store_path: Path, record: ContainerRecord) -> networks.Endpoint:
-    for endpoint in networks.endpoints(store_path, record.network):
-        if endpoint.container_id == record.id:
-            return endpoint
+    found = networks.endpoint(store_path, record.network, record.id)
+    if found is not None:
+        return found
     raise ContainerError(
         f"container {record.id[:12]} has no address on network {record.network}: "
         "the network was removed",
@@ -152,11 +162,16 @@ def prepare_start(
     if os.geteuid() != 0:
         from layercake import _slirp
 
+        if _slirp.unusable():
+            # Said once, when the container was created.
+            return StartNetwork()
         return StartNetwork(dns=(_slirp.DNS,), hook=_slirp.hook())
     # Imported here: the bridge's netlink code is for bridge networks only.
     from layercake import _bridge as bridge
 
     endpoint = _endpoint(store_path, record)
+    if record.network == networks.DEFAULT_NETWORK:
+        return _default_start(store_path, containers, record, endpoint)
     network = networks.get_network(store_path, record.network)
     subnet = ipaddress.IPv4Network(network.subnet)
     if not bridge.exists(network.device):
@@ -186,6 +201,34 @@ def prepare_start(
     return StartNetwork(hosts_file=str(containers / record.id / HOSTS_FILE), hook=hook)
 
 
+def _default_start(
+    store_path: Path,
+    containers: Path,
+    record: ContainerRecord,
+    endpoint: networks.Endpoint,
+) -> StartNetwork:
+    """Start on the host's default bridge: no lock unless the lease was lost."""
+    from layercake import _bridge as bridge
+    from layercake import _default_bridge as default_bridge
+
+    owner = containers / record.id
+    view = networks.named(store_path, networks.DEFAULT_NETWORK)
+    if view is None or not default_bridge.has_lease(owner, endpoint.address):
+        view, endpoint = networks.relocate(store_path, endpoint, owner)
+    hosts = owner / HOSTS_FILE
+    networks.write_own_hosts(hosts, endpoint.address, record.hostname)
+    hook = functools.partial(
+        bridge.attach,
+        bridge=view.device,
+        veth=bridge.veth_name(record.id),
+        address=endpoint.address,
+        prefixlen=ipaddress.IPv4Network(view.subnet).prefixlen,
+        gateway=view.gateway,
+        mac=endpoint.mac,
+    )
+    return StartNetwork(hosts_file=str(hosts), hook=hook)
+
+
 def forget(store_path: Path, containers: Path, record: ContainerRecord) -> None:
     """Give back a removed container's lease; drop it from members' hosts."""
     if not on_bridge(record.network) or os.geteuid() != 0:
@@ -193,7 +236,9 @@ def forget(store_path: Path, containers: Path, record: ContainerRecord) -> None:
     from layercake import _bridge as bridge
 
     bridge.detach(record.id)
-    networks.release(store_path, record.network, record.id)
+    networks.release(store_path, record.network, record.id, containers / record.id)
+    if record.network == networks.DEFAULT_NETWORK:
+        return
     networks.write_hosts(
         store_path,
         record.network,
@@ -209,6 +254,8 @@ def rename(
     if not on_bridge(record.network) or os.geteuid() != 0:
         return
     networks.rename(store_path, record.network, record.id, new_name)
+    if record.network == networks.DEFAULT_NETWORK:
+        return
     networks.write_hosts(
         store_path,
         record.network,

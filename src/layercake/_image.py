@@ -342,7 +342,7 @@ class Image:
         env: Mapping[str, str] | Sequence[str] | None = None,
         workdir: str | None = None,
         user: str | None = None,
-        network: str = "none",
+        network: str = "bridge",
         stdin: bytes | None = None,
         timeout: float | None = None,
         restart: str = "no",

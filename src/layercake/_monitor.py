@@ -294,7 +294,12 @@ class _Runs:
                 )
             else:
                 sandbox = runtime.start_oci(
-                    self.spec, self.executor, stdin=in_r, stdout=out_w, stderr=err_w
+                    self.spec,
+                    self.executor,
+                    stdin=in_r,
+                    stdout=out_w,
+                    stderr=err_w,
+                    configure_network=self.configure_network,
                 )
         except BaseException:
             os.close(out_r)

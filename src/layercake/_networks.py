@@ -10,6 +10,11 @@ is freed by the next allocation. Every change happens under a lock on the
 also under :func:`layercake._bridge.machine_lock`, since other stores on
 the host share the address space.
 
+The default network, ``bridge``, is the host's (see
+:mod:`layercake._default_bridge`): its addresses are leased host-wide, and
+the store keeps a copy of its record and its own containers' endpoints in
+``networks/bridge`` while it has any, for ``inspect`` and ``network ls``.
+
 Containers on one network find each other by name through /etc/hosts: each
 member has its own hosts file (bound in by the runtime) listing every
 running member, rewritten in place when one starts or is removed.
@@ -28,11 +33,15 @@ import shutil
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 
 from layercake._container_state import now
 from layercake.errors import ContainerConfigError, ContainerError
+
+if TYPE_CHECKING:
+    from layercake._default_bridge import HostBridge
 
 __all__ = [
     "DEFAULT_NETWORK",
@@ -40,20 +49,24 @@ __all__ = [
     "Network",
     "allocate",
     "create_network",
+    "endpoint",
     "endpoints",
     "get_network",
     "list_networks",
+    "named",
     "release",
     "remove_network",
     "rename",
+    "relocate",
     "write_hosts",
+    "write_own_hosts",
 ]
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_NETWORK = "bridge"
-"""The network ``network="bridge"`` means: made on first use, removed with
-its last container."""
+"""The host's default network (``network="bridge"``): the store lists it
+while one of its containers has an address on it."""
 
 _RESERVED = ("none", "host")
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
@@ -141,6 +154,14 @@ def list_networks(store_path: Path) -> list[Network]:
         except (OSError, ValueError, TypeError):
             continue
     return found
+
+
+def named(store_path: Path, name: str) -> Network | None:
+    """The network called exactly ``name``; None without one."""
+    try:
+        return _read(_root(store_path) / name)
+    except (OSError, ValueError, TypeError):
+        return None
 
 
 def get_network(store_path: Path, name: str) -> Network:
@@ -279,10 +300,15 @@ def remove_network(store_path: Path, name: str, running: Callable[[str], bool]) 
     """Remove a network and its bridge; see :meth:`Store.remove_network`.
 
     Raises:
-        ContainerError: no such network, or ``running`` containers use it.
+        ContainerError: no such network, ``running`` containers use it, or
+            it is the default network.
     """
     with _locked(store_path) as root:
         network = get_network(store_path, name)
+        if network.name == DEFAULT_NETWORK:
+            raise ContainerError(
+                f"{DEFAULT_NETWORK} is a pre-defined network and cannot be removed"
+            )
         path = root / network.name
         users = [e.container_name for e in _endpoints(path) if running(e.container_id)]
         if users:
@@ -322,6 +348,61 @@ def endpoints(store_path: Path, name: str) -> list[Endpoint]:
     return _endpoints(_root(store_path) / name)
 
 
+def endpoint(store_path: Path, name: str, container_id: str) -> Endpoint | None:
+    """The lease of ``container_id`` on network ``name``; None without one."""
+    path = _root(store_path) / name / "endpoints" / f"{container_id}.json"
+    try:
+        data = json.loads(path.read_text())
+        data["aliases"] = tuple(data.get("aliases", ()))
+        return Endpoint(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def _living(path: Path, exists: Callable[[str], bool]) -> list[Endpoint]:
+    """The endpoints of containers that ``exists``; the others' are deleted."""
+    living = []
+    for endpoint in _endpoints(path):
+        if exists(endpoint.container_id):
+            living.append(endpoint)
+            continue
+        (path / "endpoints" / f"{endpoint.container_id}.json").unlink(missing_ok=True)
+        logger.info(
+            "freed %s of removed container %s",
+            endpoint.address,
+            endpoint.container_id[:12],
+        )
+    return living
+
+
+def _mirror_default(root: Path, host: HostBridge) -> Network:
+    """Write the store's copy of the host's default network record."""
+    from layercake import _default_bridge as default_bridge
+
+    network = Network(
+        name=DEFAULT_NETWORK,
+        id=host.id,
+        subnet=host.subnet,
+        gateway=host.gateway,
+        device=default_bridge.DEVICE,
+        created=host.created,
+    )
+    path = root / DEFAULT_NETWORK
+    (path / "endpoints").mkdir(parents=True, exist_ok=True)
+    try:
+        if _read(path) == network:
+            return network
+    except (OSError, ValueError, TypeError):
+        pass
+    _write_json(path / "network.json", attrs.asdict(network))
+    return network
+
+
+def _mac(address: str) -> str:
+    packed = ipaddress.IPv4Address(address).packed
+    return "02:42:" + ":".join(f"{b:02x}" for b in packed)
+
+
 def allocate(
     store_path: Path,
     name: str,
@@ -331,80 +412,105 @@ def allocate(
     hostname: str,
     aliases: tuple[str, ...],
     exists: Callable[[str], bool],
+    owner: Path,
 ) -> Endpoint:
     """Lease an address on network ``name`` to a new container.
 
-    ``bridge`` (:data:`DEFAULT_NETWORK`) is made when missing. Leases of
-    containers that no longer ``exists`` are freed first.
+    ``owner`` is the container's directory. On ``bridge``
+    (:data:`DEFAULT_NETWORK`) the address is the host's to give (see
+    :func:`layercake._default_bridge.lease`). Leases of containers that no
+    longer ``exists`` are freed first.
 
     Raises:
-        ContainerError: no such network.
-        ContainerConfigError: the subnet is full, or the default network
-            cannot be made (see :func:`create_network`).
+        ContainerError: no such network, or the default bridge could not be
+            made.
+        ContainerConfigError: the subnet is full, or no subnet is free for
+            the default bridge.
     """
     if os.geteuid() != 0:
         raise ContainerConfigError(f"network {name!r}: bridge networks need root")
+    from layercake import _default_bridge as default_bridge
+
     with _locked(store_path) as root:
-        if name == DEFAULT_NETWORK and not (root / name).is_dir():
-            # Made under the same lock hold as the lease: a removal of its
-            # last container meanwhile cannot take it away again.
-            _create_locked(store_path, root, name, None)
-        network = get_network(store_path, name)
-        path = root / network.name
-        used = set()
-        for endpoint in _endpoints(path):
-            if exists(endpoint.container_id):
-                used.add(endpoint.address)
-            else:
-                (path / "endpoints" / f"{endpoint.container_id}.json").unlink(
-                    missing_ok=True
-                )
-                logger.info(
-                    "freed %s of removed container %s",
-                    endpoint.address,
-                    endpoint.container_id[:12],
-                )
-        subnet = ipaddress.IPv4Network(network.subnet)
-        address = next(
-            (
-                a
-                for a in subnet.hosts()
-                if str(a) != network.gateway and str(a) not in used
-            ),
-            None,
-        )
-        if address is None:
-            raise ContainerConfigError(
-                f"network {network.name} has no free address left in {subnet}"
+        if name == DEFAULT_NETWORK:
+            host, address = default_bridge.lease(owner)
+            network = _mirror_default(root, host)
+            path = root / network.name
+            _living(path, exists)
+        else:
+            network = get_network(store_path, name)
+            path = root / network.name
+            used = {e.address for e in _living(path, exists)}
+            subnet = ipaddress.IPv4Network(network.subnet)
+            found = next(
+                (
+                    a
+                    for a in subnet.hosts()
+                    if str(a) != network.gateway and str(a) not in used
+                ),
+                None,
             )
+            if found is None:
+                raise ContainerConfigError(
+                    f"network {network.name} has no free address left in {subnet}"
+                )
+            address = str(found)
         endpoint = Endpoint(
             network=network.name,
             container_id=container_id,
             container_name=container_name,
             hostname=hostname,
-            address=str(address),
-            mac="02:42:" + ":".join(f"{b:02x}" for b in address.packed),
+            address=address,
+            mac=_mac(address),
             aliases=aliases,
         )
         _write_json(path / "endpoints" / f"{container_id}.json", attrs.asdict(endpoint))
     return endpoint
 
 
-def release(store_path: Path, name: str, container_id: str) -> None:
-    """Give back the lease of ``container_id`` on network ``name``.
+def relocate(
+    store_path: Path, found: Endpoint, owner: Path
+) -> tuple[Network, Endpoint]:
+    """Lease the default bridge again for a container that lost its lease.
 
-    The default network goes with its last lease.
+    After a reboot /run is empty and the bridge gone: the bridge is made
+    again, and the container keeps its address when it is still free and in
+    the subnet, else gets another (its endpoint is rewritten).
+
+    Raises:
+        ContainerError: the default bridge could not be made.
+        ContainerConfigError: no address or subnet is free.
+    """
+    from layercake import _default_bridge as default_bridge
+
+    with _locked(store_path) as root:
+        host, address = default_bridge.lease(owner, found.address)
+        network = _mirror_default(root, host)
+        moved = attrs.evolve(found, address=address, mac=_mac(address))
+        if moved != found:
+            path = root / DEFAULT_NETWORK / "endpoints" / f"{found.container_id}.json"
+            _write_json(path, attrs.asdict(moved))
+    return network, moved
+
+
+def release(store_path: Path, name: str, container_id: str, owner: Path) -> None:
+    """Give back the lease of ``container_id`` (directory ``owner``) on ``name``.
+
+    The store's copy of the default network goes with its last lease; the
+    host's bridge stays.
     """
     with _locked(store_path) as root:
         path = root / name
+        found = endpoint(store_path, name, container_id)
         (path / "endpoints" / f"{container_id}.json").unlink(missing_ok=True)
-        if name != DEFAULT_NETWORK or not path.is_dir() or _endpoints(path):
+        if name != DEFAULT_NETWORK:
             return
-        try:
-            network = _read(path)
-        except (OSError, ValueError, TypeError):
-            return
-        _delete(path, network)
+        if found is not None:
+            from layercake import _default_bridge as default_bridge
+
+            default_bridge.release(owner, found.address)
+        if path.is_dir() and not _endpoints(path):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def rename(store_path: Path, name: str, container_id: str, new_name: str) -> None:
@@ -420,6 +526,15 @@ def rename(store_path: Path, name: str, container_id: str, new_name: str) -> Non
 
 
 _HOSTS_HEAD = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
+
+
+def write_own_hosts(path: Path, address: str, hostname: str) -> None:
+    """Write a default-bridge container's hosts file: itself only, as Docker's
+    default network gives no names to other members."""
+    with open(path, "r+" if path.exists() else "w") as file:
+        # In place: a running container of an earlier start has it bound.
+        file.truncate(0)
+        file.write(f"{_HOSTS_HEAD}{address}\t{hostname}\n")
 
 
 def write_hosts(

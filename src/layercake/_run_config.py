@@ -75,7 +75,7 @@ class RunConfig:
     workdir: str | None = None
     user: str | None = None
     hostname: str | None = None
-    network: str = "none"
+    network: str = "bridge"
 
 
 def argv(config: ContainerConfig, run: RunConfig) -> tuple[str, ...]:

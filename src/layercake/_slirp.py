@@ -8,7 +8,10 @@ is not reachable from it (``--disable-host-loopback``).
 
 slirp4netns lives as long as the container: a thread of the process that
 started it closes slirp4netns's exit pipe when PID 1 ends, and the pipe
-also closes if that process dies first.
+also closes if that process dies first. Where slirp4netns cannot run (not
+installed, or no access to /dev/net/tun) a rootless container on
+``bridge`` has loopback only, as with ``none``, and creating it logs why
+(:func:`unusable`).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from collections.abc import Callable
 
 from layercake.errors import ContainerConfigError, ContainerError
 
-__all__ = ["ADDRESS", "DNS", "GATEWAY", "hook"]
+__all__ = ["ADDRESS", "DNS", "GATEWAY", "hook", "unusable"]
 
 logger = logging.getLogger(__name__)
 
@@ -34,21 +37,28 @@ _READY_TIMEOUT = 10.0
 _TUN = "/dev/net/tun"
 
 
-def _binary() -> str:
-    path = shutil.which("slirp4netns")
-    if path is None:
-        raise ContainerConfigError(
+def unusable() -> str:
+    """Why slirp4netns cannot serve this user's containers; empty if it can."""
+    if shutil.which("slirp4netns") is None:
+        return (
             "network 'bridge' without root needs slirp4netns: install it "
             "(Debian: apt-get install slirp4netns) or use network='none' "
             "with published ports"
         )
     if not os.access(_TUN, os.R_OK | os.W_OK):
-        raise ContainerConfigError(
+        return (
             f"network 'bridge' without root needs read and write access to "
             f"{_TUN} for slirp4netns (Debian makes it mode 0666); use "
             "network='none' with published ports"
         )
-    return path
+    return ""
+
+
+def _binary() -> str:
+    reason = unusable()
+    if reason:
+        raise ContainerConfigError(reason)
+    return shutil.which("slirp4netns") or "slirp4netns"
 
 
 def hook() -> Callable[[int], None]:

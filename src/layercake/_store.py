@@ -640,7 +640,8 @@ class Store:
         return _networks.create_network(self.path, name, subnet)
 
     def networks(self) -> list[Network]:
-        """The networks of this store, by name (``bridge`` while it is used)."""
+        """The networks of this store, by name (``bridge``, the host's default
+        network, while one of the store's containers has an address on it)."""
         from layercake import _networks
 
         return _networks.list_networks(self.path)
@@ -675,8 +676,9 @@ class Store:
         again until a network of that name exists.
 
         Raises:
-            ContainerError: no such network, or running containers use it
-                (the message names them).
+            ContainerError: no such network, running containers use it
+                (the message names them), or it is ``bridge``, the host's
+                default network, which stays as docker's does.
         """
         from layercake import _networks
 

@@ -586,8 +586,8 @@ def _container_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--network",
-        default="none",
-        help="none (default), host, container:NAME, bridge or a network's name",
+        default="bridge",
+        help="bridge (default), none, host, container:NAME or a network's name",
     )
     parser.add_argument(
         "--network-alias",

@@ -6,6 +6,12 @@ user) in the OCI runtime specification's terms. :func:`write_bundle` writes
 it with the files it binds (``hosts``, ``hostname``, ``resolv.conf``) and
 mounts the overlay on ``rootfs``; :func:`run_oci` runs a spec through an OCI
 runtime binary instead of the built-in one.
+
+A container whose network the caller configures (``configure_network``,
+a bridge) gets its network namespace from the forked process that execs
+the runtime: that process unshares it, brings loopback up and waits while
+the caller plugs it in; the bundle then names no network namespace, so
+the runtime's container inherits that one.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -138,13 +145,19 @@ def _cgroups_path(spec: SandboxSpec) -> str | None:
 
 
 def oci_config(
-    spec: SandboxSpec, *, root_path: str = "rootfs", etc_dir: str = "."
+    spec: SandboxSpec,
+    *,
+    root_path: str = "rootfs",
+    etc_dir: str = ".",
+    inherit_network: bool = False,
 ) -> dict[str, Any]:
     """The OCI runtime ``config.json`` for ``spec``, as a JSON-ready dict.
 
     ``root_path`` is the root file system (relative to the bundle or
     absolute); ``etc_dir`` is where :func:`write_bundle` puts ``hosts``,
-    ``hostname`` and ``resolv.conf``, which are bound over ``/etc``.
+    ``hostname`` and ``resolv.conf``, which are bound over ``/etc`` (the
+    spec's ``hosts_file`` instead, when it has one). ``inherit_network``
+    leaves the container in the runtime's network namespace.
 
     Raises:
         ContainerConfigError: the spec cannot work, or needs what a bundle
@@ -162,6 +175,8 @@ def oci_config(
     mounts = _base_mounts(spec.privileged)
     for name in _ETC_FILES:
         source = os.path.join(etc_dir, name)
+        if name == "hosts" and spec.hosts_file:
+            source = spec.hosts_file
         mounts.append(_mount(f"/etc/{name}", "bind", source, ["rbind", "rprivate"]))
     for bind in spec.mounts:
         options = ["rbind", "rprivate"] + (["ro"] if bind.read_only else [])
@@ -191,7 +206,7 @@ def oci_config(
     ]
     if plan.join_net is not None:
         namespaces.append({"type": "network", "path": os.fsdecode(plan.join_net)})
-    elif plan.new_net:
+    elif plan.new_net and not inherit_network:
         namespaces.append({"type": "network"})
 
     linux: dict[str, Any] = {"namespaces": namespaces}
@@ -401,11 +416,28 @@ def _container_pid(command: list[str], container_id: str, runtime_pid: int) -> i
 
 
 def _exec_runtime(
-    plan: Plan, argv: list[str], fds: tuple[int | None, int | None, int | None]
+    plan: Plan,
+    argv: list[str],
+    fds: tuple[int | None, int | None, int | None],
+    network: tuple[tuple[int, int], tuple[int, int]] | None,
 ) -> NoReturn:
     # The forked child: the overlay is mounted in a mount namespace of the
     # runtime's own, so it goes away with it and never shows on the host.
     try:
+        if network is not None:
+            # The container's network namespace, plugged in by the parent
+            # while this process waits: one byte says it is done. The
+            # parent's ends are closed, so that its death ends the wait.
+            (ready_r, ready_w), (go_r, go_w) = network
+            os.close(ready_r)
+            os.close(go_w)
+            libc.unshare(libc.CLONE_NEWNET)
+            libc.loopback_up()
+            os.write(ready_w, b"N")
+            os.close(ready_w)
+            if os.read(go_r, 1) != b"G":
+                os._exit(_SETUP_FAILED)
+            os.close(go_r)
         stdin = fds[0] if fds[0] is not None else os.open(os.devnull, os.O_RDONLY)
         for target, fd in enumerate((stdin, fds[1], fds[2])):
             if fd is not None and fd != target:
@@ -428,6 +460,42 @@ def _exec_runtime(
             os._exit(_SETUP_FAILED)
 
 
+def _plug_in(
+    runtime_pid: int,
+    pipes: tuple[tuple[int, int], tuple[int, int]],
+    configure_network: Callable[[int], None],
+) -> None:
+    """Configure the forked runtime's network namespace, then let it go on.
+
+    Raises:
+        ContainerError: the child died first, or ``configure_network`` failed;
+            the child is killed and reaped.
+    """
+    (ready_r, ready_w), (go_r, go_w) = pipes
+    os.close(ready_w)
+    os.close(go_r)
+    try:
+        if os.read(ready_r, 1) != b"N":
+            failure: str | None = "the runtime process ended before it was plugged in"
+        else:
+            failure = None
+            configure_network(runtime_pid)
+            os.write(go_w, b"G")
+    except Exception as error:  # noqa: BLE001 - reported as the set-up failure
+        failure = str(error)
+    except BaseException:
+        os.kill(runtime_pid, signal.SIGKILL)
+        os.waitpid(runtime_pid, 0)
+        raise
+    finally:
+        os.close(ready_r)
+        os.close(go_w)
+    if failure is not None:
+        os.kill(runtime_pid, signal.SIGKILL)
+        os.waitpid(runtime_pid, 0)
+        raise ContainerError(f"container set-up failed: network: {failure}")
+
+
 def start_oci(
     spec: SandboxSpec,
     executor: str,
@@ -435,18 +503,23 @@ def start_oci(
     stdin: int | None = None,
     stdout: int | None = None,
     stderr: int | None = None,
+    configure_network: Callable[[int], None] | None = None,
 ) -> OciProcess:
     """Start ``spec`` through the OCI runtime ``executor`` (``runc`` or ``crun``).
 
     The bundle is written next to the spec's upper directory (``oci/``);
     the overlay is mounted in a private mount namespace of the runtime
     process, so nothing is left mounted on the host.
+    ``configure_network(pid)``, when given, is called with the pid of a
+    process in the container's new network namespace before the runtime
+    starts (see the module's docstring).
 
     Raises:
         ContainerConfigError: see :func:`oci_config`, or an unknown executor.
         CommandNotStarted: the runtime says the command could not be
             executed (not found, not executable).
-        ContainerError: the executor is not installed.
+        ContainerError: the executor is not installed, or
+            ``configure_network`` failed (its message follows "network: ").
     """
     if executor not in EXECUTORS[1:]:
         raise ContainerConfigError(
@@ -458,7 +531,12 @@ def start_oci(
     plan = prepare(spec)
     bundle = Path(spec.rootfs.upper_dir).absolute().parent / "oci"
     bundle.mkdir(exist_ok=True)
-    config = oci_config(spec, root_path=plan.root, etc_dir=str(bundle))
+    config = oci_config(
+        spec,
+        root_path=plan.root,
+        etc_dir=str(bundle),
+        inherit_network=configure_network is not None,
+    )
     _write_etc(spec, bundle)
     (bundle / "config.json").write_text(json.dumps(config) + "\n")
 
@@ -476,9 +554,12 @@ def start_oci(
     log.unlink(missing_ok=True)
     logging = ["--log", str(log), "--log-format", "json"]
     argv = [*command, *logging, "run", "--bundle", str(bundle), container_id]
+    pipes = (os.pipe(), os.pipe()) if configure_network is not None else None
     runtime_pid = os.fork()
     if runtime_pid == 0:
-        _exec_runtime(plan, argv, (stdin, stdout, stderr))
+        _exec_runtime(plan, argv, (stdin, stdout, stderr), pipes)
+    if pipes is not None and configure_network is not None:
+        _plug_in(runtime_pid, pipes, configure_network)
     process = OciProcess(
         runtime_pid,
         _container_pid(command, container_id, runtime_pid),
