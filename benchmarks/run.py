@@ -330,6 +330,16 @@ def bench_start(bench: Bench) -> None:
     def image_run() -> None:
         image.run(["true"], network="none")
 
+    def sdk_bridge() -> None:
+        # The default network, as docker run without --network.
+        container = layercake.Container(image, ["true"])
+        leftovers.append(container)
+        container.run()
+
+    def sdk_whole_bridge() -> None:
+        with layercake.Container(image, ["true"]) as container:
+            container.run()
+
     runtime_dirs = _RuntimeDirs(bench, image)
     items = [
         Timed(
@@ -342,6 +352,18 @@ def bench_start(bench: Bench) -> None:
             sdk_cleanup,
         ),
         Timed("start.image_run", "SDK Image.run(['true'])", image_run),
+        Timed(
+            "start.sdk_bridge",
+            "SDK Container(image, ['true']).run() on the default bridge",
+            sdk_bridge,
+            sdk_cleanup,
+        ),
+        Timed(
+            "start.sdk_rm_bridge",
+            "SDK create + run + remove on the default bridge",
+            sdk_whole_bridge,
+            sdk_cleanup,
+        ),
         Timed(
             "start.runtime",
             "layercake.runtime.run of a SandboxSpec",
@@ -442,6 +464,8 @@ def bench_start(bench: Bench) -> None:
     bench.compare("start.cli", "start.podman")
     bench.compare("start.cli", "start.runc")
     bench.compare("start.sdk", "start.floor_unshare")
+    bench.compare("start.sdk_bridge", "start.sdk")
+    bench.compare("start.sdk_rm_bridge", "start.sdk_rm")
     bench.compare("start.cli", "start.floor_python_isolated")
     bench.target("SDK run of `true` at most 12 ms", "start.sdk", "", 0.012)
     bench.target("Image.run(['true']) at most 12 ms", "start.image_run", "", 0.012)
