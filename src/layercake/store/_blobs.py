@@ -17,12 +17,12 @@ from layercake.errors import BlobNotFound, DigestMismatch, StoreError
 from ._atomic import fsync_directory
 from ._digest import Digest
 from ._leftovers import temp_prefix
+from ._spooled_file import SpooledFile
 
 __all__ = ["BlobWriter", "Blobs"]
 
 logger = logging.getLogger(__name__)
 
-_CHUNK = 1 << 20
 _FULL = (errno.ENOSPC, errno.EDQUOT)
 
 
@@ -30,21 +30,48 @@ class BlobWriter:
     """Receives a blob's bytes; hashes and counts them as they are written.
 
     Only valid inside :meth:`Blobs.writer`'s ``with`` block for writing;
-    :attr:`digest` and :attr:`size` are set once the block has ended.
+    :attr:`digest` and :attr:`size` are set once the block has ended. The
+    bytes are hashed in the caller's thread and copied into the file by a
+    second one (see :class:`SpooledFile`), so a write error may surface at a
+    later call or when the block ends.
     """
 
-    def __init__(self, file: BinaryIO) -> None:
-        self._file = file
+    def __init__(self, fd: int) -> None:
+        self._fd = fd
         self._hash = hashlib.sha256()
+        self._spool = SpooledFile(fd, self._hash.update)
         self._size = 0
         self._digest: Digest | None = None
 
     def write(self, data: bytes | bytearray | memoryview) -> int:
-        """Append ``data`` to the blob; returns the number of bytes written."""
-        self._hash.update(data)
-        self._file.write(data)
+        """Append ``data`` to the blob; returns the number of bytes written.
+
+        Raises:
+            OSError: writing an earlier part of the blob failed.
+        """
+        self._spool.write(data)
         self._size += len(data)
         return len(data)
+
+    def take_buffer(self) -> memoryview:
+        """Lend an empty buffer to fill with the blob's next bytes.
+
+        Filling it in place spares the copy :meth:`write` makes. Give it
+        back with :meth:`put_buffer` and touch it no more.
+
+        Raises:
+            OSError: writing an earlier part of the blob failed.
+        """
+        return self._spool.take()
+
+    def put_buffer(self, buffer: memoryview, length: int) -> None:
+        """Append the first ``length`` bytes of a buffer from :meth:`take_buffer`.
+
+        Raises:
+            OSError: writing an earlier part of the blob failed.
+        """
+        self._spool.put(buffer, length)
+        self._size += length
 
     def tell(self) -> int:
         """Return the number of bytes written so far."""
@@ -67,8 +94,8 @@ class BlobWriter:
         return self._size
 
     def _finish(self) -> Digest:
-        self._file.flush()
-        os.fsync(self._file.fileno())
+        self._spool.close()
+        os.fsync(self._fd)
         self._digest = Digest("sha256", self._hash.hexdigest())
         return self._digest
 
@@ -103,10 +130,13 @@ class Blobs:
         """
         fd, temp = tempfile.mkstemp(dir=self._temp_dir, prefix=temp_prefix("blob"))
         try:
-            with os.fdopen(fd, "wb", buffering=_CHUNK) as file:
-                writer = BlobWriter(file)
+            writer = BlobWriter(fd)
+            try:
                 yield writer
                 digest = writer._finish()
+            finally:
+                writer._spool.abandon()
+                os.close(fd)
             if expected is not None and digest != expected:
                 raise DigestMismatch(str(expected), str(digest), path=temp)
             os.chmod(temp, 0o644)
