@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import json
 import os
 import pty
 import re
 import select
+import signal
 import struct
 import subprocess
 import sys
@@ -221,10 +223,12 @@ def spawn(store: str, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def read_line(process: subprocess.Popen[bytes]) -> bytes:
-    """One line of the process's stdout, failing after a bounded wait."""
-    assert process.stdout is not None
-    fd = process.stdout.fileno()
+def read_line(process: subprocess.Popen[bytes], stream: str = "stdout") -> bytes:
+    """One line of the process's stdout (or stderr), failing after a bounded
+    wait."""
+    pipe = process.stdout if stream == "stdout" else process.stderr
+    assert pipe is not None
+    fd = pipe.fileno()
     line = b""
     deadline = time.monotonic() + TIMEOUT
     while not line.endswith(b"\n"):
@@ -362,6 +366,56 @@ def test_attach_streams_an_open_stdin_without_a_terminal(cli_store, capfd):
     capfd.readouterr()
     main(["--store", cli_store, "logs", "cat"])
     assert capfd.readouterr().out == "one\ntwo\n"
+
+
+# Says "out" on stdout and "err" on stderr ten times a second; exits 7 on
+# SIGTERM, after saying so.
+SAYER = (
+    "sh",
+    "-c",
+    "trap 'echo term; exit 7' TERM; "
+    "while :; do echo out; echo err >&2; sleep 0.1; done",
+)
+
+
+def test_attach_to_a_container_without_terminal_or_stdin(cli_store, capfd):
+    """attach to a plain run -d container: its output as it comes, stdout to
+    stdout and stderr to stderr; SIGTERM is passed on and the container's
+    exit code is attach's, as docker attach."""
+    main(["--store", cli_store, "run", "-d", "--name", "say", "busybox", *SAYER])
+    capfd.readouterr()
+    with spawn(cli_store, "attach", "say") as process:
+        try:
+            said = (read_line(process), read_line(process, "stderr"))
+            assert said == (b"out\n", b"err\n")
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(timeout=TIMEOUT) == 7
+            out, err = process.communicate()
+        finally:
+            process.kill()
+    lines = out.splitlines()
+    assert set(lines[:-1]) <= {b"out"} and lines[-1] == b"term"
+    assert set(err.splitlines()) <= {b"err"}
+    main(["--store", cli_store, "inspect", "say"])
+    state = json.loads(capfd.readouterr().out)[0]["State"]
+    assert (state["Status"], state["ExitCode"]) == ("exited", 7)
+
+
+def test_attach_with_sig_proxy_false_leaves_the_container_running(cli_store, capfd):
+    """attach --sig-proxy=false: Ctrl-C (SIGINT) ends attach alone (exit 130)."""
+    main(["--store", cli_store, "run", "-d", "--name", "say", "busybox", *SAYER])
+    capfd.readouterr()
+    with spawn(cli_store, "attach", "--sig-proxy=false", "say") as process:
+        try:
+            assert read_line(process) == b"out\n"
+            process.send_signal(signal.SIGINT)
+            assert process.wait(timeout=TIMEOUT) == 130
+        finally:
+            process.kill()
+    main(["--store", cli_store, "inspect", "say"])
+    state = json.loads(capfd.readouterr().out)[0]["State"]
+    main(["--store", cli_store, "rm", "-f", "say"])
+    assert state["Status"] == "running"
 
 
 def test_attach_errors_say_what_is_wrong(cli_store, capfd):

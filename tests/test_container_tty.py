@@ -217,18 +217,71 @@ def test_attach_to_a_started_terminal_resizes_and_detaches(busybox, store):
         os.close(caller)
 
 
-def test_attach_to_a_container_without_terminal_or_stdin_is_refused(busybox):
-    """Only a container with a terminal or an open stdin has a socket to attach."""
-    with layercake.Container(busybox, ["sleep", "30"]) as box:
-        box.start()
+def _read_all(fd: int) -> bytes:
+    data = b""
+    while chunk := os.read(fd, 4096):
+        data += chunk
+    return data
 
+
+def test_attach_to_a_started_container_without_terminal_or_stdin(busybox, store):
+    """attach() to a plain started container relays its output from then on
+    (not what was logged before), stdout and stderr apart, and returns its
+    exit code, as docker attach."""
+    script = (
+        "echo early; while [ ! -e /stop ]; do echo out; echo err >&2; "
+        "sleep 0.05; done; exit 3"
+    )
+    box = layercake.Container(busybox, ["sh", "-c", script])
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    results: list[int] = []
+
+    def attach() -> None:
+        results.append(store.container(box.id).attach(stdout=out_w, stderr=err_w))
+
+    try:
+        box.start(detach=True)
+        box.wait_for_log("early")
+        thread = threading.Thread(target=attach)
+        thread.start()
+        assert select.select([out_r], [], [], TIMEOUT)[0] == [out_r]
+        box.exec(["touch", "/stop"])
+        thread.join(TIMEOUT)
+        os.close(out_w)
+        os.close(err_w)
+        out, err = _read_all(out_r), _read_all(err_r)
+        assert (results, set(out.splitlines()), set(err.splitlines())) == (
+            [3],
+            {b"out"},
+            {b"err"},
+        )
+    finally:
+        box.remove(force=True)
+        os.close(out_r)
+        os.close(err_r)
+
+
+def test_attach_to_a_container_run_attached_elsewhere_is_refused(busybox, store):
+    """A container run() attached by another thread or process has no monitor
+    to attach to: attach() says so."""
+    box = layercake.Container(busybox, ["sleep", "30"])
+    runner = threading.Thread(target=box.run)
+    try:
+        runner.start()
+        deadline = time.monotonic() + TIMEOUT
+        while box.status != "running" and time.monotonic() < deadline:
+            time.sleep(0.02)
         with pytest.raises(ContainerError) as caught:
-            box.attach()
-
+            store.container(box.id).attach()
         assert str(caught.value) == (
             f"container {box.short_id} cannot be attached to: it is not running "
-            "under a monitor with a terminal or an open stdin"
+            "under a monitor"
         )
+    finally:
+        box.kill()
+        runner.join(TIMEOUT)
+        box.remove(force=True)
 
 
 def test_a_detach_key_prefix_waits_for_the_next_key():

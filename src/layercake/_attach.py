@@ -1,17 +1,14 @@
 """Attaching to a started container through a Unix socket its monitor owns.
 
-The monitor of a container started with a terminal or an open stdin listens
-on ``attach.sock`` in the container's directory. Each client gets the
+The monitor of every started container listens on ``attach.sock`` in the
+container's directory (see :mod:`._attach_socket`). Each client gets the
 container's output as it is written, in Docker's multiplexed stream format
 (an 8-byte header: the stream, 1 for stdout or 2 for stderr, three zero
 bytes and the payload's length as a big-endian 32-bit number), and sends
 frames of its own: ``i`` with input for the container's stdin (its
 terminal, or the pipe the monitor holds open), ``r`` with a new window
-size (two big-endian 16-bit numbers, rows and columns). When the run ends
-the monitor hangs up.
-
-The socket is reached through ``/proc/self/fd/N`` of the directory, so a
-long store path does not hit the 108-byte limit of socket addresses.
+size (two big-endian 16-bit numbers, rows and columns); input to a
+container with neither is dropped. When the run ends the monitor hangs up.
 """
 
 from __future__ import annotations
@@ -25,6 +22,7 @@ import struct
 import threading
 from pathlib import Path
 
+from layercake._attach_socket import ATTACH_SOCKET, SocketPlace
 from layercake._container_log import LogWriter, Stream
 from layercake.errors import ContainerError
 from layercake.runtime import set_terminal_size, write_all
@@ -32,9 +30,6 @@ from layercake.runtime import set_terminal_size, write_all
 __all__ = ["ATTACH_SOCKET", "AttachServer", "BroadcastLog", "attach", "resize"]
 
 logger = logging.getLogger(__name__)
-
-ATTACH_SOCKET = "attach.sock"
-"""The socket's name in the container's directory."""
 
 _HEADER = struct.Struct(">B3xI")
 _FRAME = struct.Struct(">cI")
@@ -46,32 +41,16 @@ _CHUNK = 65536
 _SEND_TIMEOUT = 5.0
 
 
-class _Directory:
-    """An open container directory and the short socket path through it."""
-
-    def __init__(self, directory: Path) -> None:
-        self.fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-        self.path = f"/proc/self/fd/{self.fd}/{ATTACH_SOCKET}"
-
-    def close(self) -> None:
-        os.close(self.fd)
-
-
 class AttachServer:
     """The monitor's end: accepts clients, relays their input, broadcasts output.
 
-    Raises:
-        OSError: the socket could not be made (from the constructor).
+    It serves ``listener``, bound by :func:`layercake._attach_socket.listen`
+    at ``place``, and owns both from then on.
     """
 
-    def __init__(self, directory: Path) -> None:
-        self._directory = _Directory(directory)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self._directory.path)
-        self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self._listener.bind(self._directory.path)
-        os.chmod(self._directory.path, 0o600)
-        self._listener.listen(8)
+    def __init__(self, listener: socket.socket, place: SocketPlace) -> None:
+        self._directory = place
+        self._listener = listener
         self._lock = threading.Lock()
         # Held while input is written, so the run's descriptors stay open.
         self._run_lock = threading.Lock()
@@ -194,7 +173,7 @@ def _receive(sock: socket.socket, size: int) -> bytes | None:
 
 
 def _connect(directory: Path, container_id: str) -> socket.socket:
-    place = _Directory(directory)
+    place = SocketPlace(directory)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         sock.connect(place.path)
@@ -202,7 +181,7 @@ def _connect(directory: Path, container_id: str) -> socket.socket:
         sock.close()
         raise ContainerError(
             f"container {container_id[:12]} cannot be attached to: it is not "
-            "running under a monitor with a terminal or an open stdin",
+            "running under a monitor",
             container_id=container_id,
         ) from None
     finally:

@@ -791,10 +791,10 @@ class Container:
         does (the caller puts its own terminal in raw mode).
 
         A container already running under a monitor (:meth:`start`, from
-        any process) that has a terminal or an open stdin is attached to
-        instead, as ``docker attach`` does: its output from now on goes to
-        ``stdout`` and ``stderr``, and ``stdin`` is written to it if it was
-        created with ``stdin_open`` (as Docker, not otherwise). Typing
+        any process) is attached to instead, as ``docker attach`` does: its
+        output from now on goes to ``stdout`` and ``stderr`` (its terminal's
+        to ``stdout``), and ``stdin`` is written to it if it was created
+        with ``stdin_open`` (as Docker, not otherwise). Typing
         ``detach_keys`` (``b"\x10\x11"`` is Docker's Ctrl-P Ctrl-Q) leaves
         it running and returns -1; otherwise the exit code is returned once
         the run ends.
@@ -804,8 +804,9 @@ class Container:
         Raises:
             CommandNotStarted: the command could not be executed (exit code
                 127 or 126); the container stays created, as docker's.
-            ContainerError: already started here or ended, not attachable,
-                or failed to start (a published host port taken, too).
+            ContainerError: already started here or ended, run attached by
+                another process (it has no monitor to attach to), or failed
+                to start (a published host port taken, too).
         """
         if self._sandbox is None and self.state().status == "running":
             return self._attach_running(stdin, stdout, stderr, detach_keys)

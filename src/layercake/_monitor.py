@@ -9,7 +9,8 @@ process ends, the container's restart policy decides whether the monitor
 starts it again (after Docker's back-off), in the same writable layer,
 volumes, cgroup and published ports, appending to the same log. A
 container with a terminal has its master held by the monitor, and its output
-logged as ``stdout``.
+logged as ``stdout``. Every container's monitor serves clients that attach
+to it (see :mod:`layercake._attach`).
 
 Attached (``detach=False``) the container still dies with the process that
 started it, through the runtime's lifeline; detached, it outlives that
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, NoReturn
 import attrs
 
 from layercake import runtime
+from layercake._attach_socket import SocketPlace, listen
 from layercake._container_log import LogWriter, relay_output
 from layercake._container_state import (
     LOG_FILE,
@@ -46,6 +48,8 @@ from layercake.errors import CommandNotStarted, ContainerError
 from layercake.runtime import Cgroup, SandboxSpec
 
 if TYPE_CHECKING:
+    import socket
+
     from layercake._attach import AttachServer
 
 __all__ = ["launch"]
@@ -105,7 +109,6 @@ def launch(
                     spec, directory, detach, cgroup, executor, configure_network
                 )
                 runs.stdin_open = stdin_open
-                runs.attachable = stdin_open or spec.process.terminal
                 _monitor(runs, ready_w, started, ports, restart, after_exit, remove)
         finally:
             os._exit(0)
@@ -260,8 +263,9 @@ class _Runs:
         # Held open and never written: the process waits for input as it
         # would on an idle terminal.
         self._stdin_held: int | None = None
-        # With a terminal or an open stdin, clients attach through a socket.
-        self.attachable = False
+        # Clients attach through a socket: bound before the first start is
+        # reported, served (threads and all) only after it.
+        self._listening: tuple[socket.socket, SocketPlace] | None = None
         self._server: AttachServer | None = None
         self._started = 0.0
         self._oom_kills = 0
@@ -273,6 +277,8 @@ class _Runs:
         Raises:
             Exception: whatever the runtime raised when the start failed.
         """
+        if self._server is None and self._listening is None:
+            self._listening = listen(self.directory)
         # The cgroup counts OOM kills over all runs; this run's are the new ones.
         self._oom_kills = self.cgroup.oom_kills() if self.cgroup is not None else 0
         out_r, out_w = os.pipe()
@@ -313,11 +319,7 @@ class _Runs:
         self._sandbox = sandbox
         self._streams = (out_r, err_r)
         self._terminal = sandbox.terminal
-        if self.attachable:
-            if self._server is None:
-                from layercake._attach import AttachServer
-
-                self._server = AttachServer(self.directory)
+        if self._server is not None:
             self._server.set_run(self._stdin_held, self._terminal)
         self._started = time.monotonic()
         if self.executor != "builtin" and not self.detach and not self._watching:
@@ -352,11 +354,22 @@ class _Runs:
         """Log the run's output until it ends; its exit code and seconds run."""
         if self._sandbox is None:
             raise ContainerError("no run was started")
+        self._serve_attach()
         _write_log(
             self.directory / LOG_FILE, *self._streams, self._terminal, self._server
         )
         exit_code = self._sandbox.wait()
         return exit_code, time.monotonic() - self._started
+
+    def _serve_attach(self) -> None:
+        """Accept the clients that attach (or waited to) from now on."""
+        if self._listening is None:
+            return
+        from layercake._attach import AttachServer
+
+        self._server = AttachServer(*self._listening)
+        self._listening = None
+        self._server.set_run(self._stdin_held, self._terminal)
 
     def ended(
         self, state: ContainerState, exit_code: int, *, restarting: bool

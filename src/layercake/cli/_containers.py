@@ -418,7 +418,11 @@ def exec_(args: argparse.Namespace) -> int:
 
 
 def attach(args: argparse.Namespace) -> int:
-    """Attach to a running container's terminal or stdin and its output."""
+    """Attach to a running container: its output, and its terminal or stdin.
+
+    Without a terminal, signals this command receives go to the container
+    (``--sig-proxy``, the default), as docker attach passes them on.
+    """
     import layercake
     from layercake.cli._terminal import (
         check_input,
@@ -439,13 +443,48 @@ def attach(args: argparse.Namespace) -> int:
     if size is not None:
         container.resize(*size)
     sys.stdout.flush()
-    with raw_terminal(terminal and use_stdin, container.resize):
+    proxy = args.sig_proxy and not terminal
+    with (
+        _signals_proxied(container, proxy),
+        raw_terminal(terminal and use_stdin, container.resize),
+    ):
         code = container.attach(stdin=0 if use_stdin else None, detach_keys=keys)
     if code == -1:
         # As docker: the container goes on; the client says why it stopped.
         sys.stderr.write("read escape sequence\n")
         return 1
     return code
+
+
+# What attach passes on to the container; docker passes on every signal but
+# those its own runtime uses, of which these are the ones a user sends.
+_PROXIED = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+)
+
+
+@contextmanager
+def _signals_proxied(container: Container, proxy: bool) -> Iterator[None]:
+    """While attached, send the signals this process gets to the container."""
+    if not proxy:
+        yield
+        return
+
+    def forward(signum: int, frame: object) -> None:
+        with suppress(LayercakeError):
+            container.kill(signum)
+
+    previous = {signum: signal.signal(signum, forward) for signum in _PROXIED}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _copy_out(container: Container, path: str, written: str) -> None:
@@ -735,7 +774,8 @@ def register(
 
     if only in (None, "attach"):
         parser = verbs.add_parser(
-            "attach", help="attach to a running container's terminal or stdin"
+            "attach",
+            help="attach to a running container's output, terminal or stdin",
         )
         parser.add_argument("container")
         parser.add_argument(
@@ -745,6 +785,21 @@ def register(
         )
         parser.add_argument(
             "--no-stdin", action="store_true", help="do not attach stdin"
+        )
+        # Docker spells it --sig-proxy=false: see commit's --pause.
+        parser.add_argument(
+            "--sig-proxy",
+            "--sig-proxy=true",
+            dest="sig_proxy",
+            action="store_true",
+            default=True,
+            help="pass signals on to a container without a terminal (the default)",
+        )
+        parser.add_argument(
+            "--sig-proxy=false",
+            dest="sig_proxy",
+            action="store_false",
+            help="do not pass signals on",
         )
         parser.set_defaults(handler=attach)
 
