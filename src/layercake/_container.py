@@ -622,6 +622,7 @@ class Container:
             cgroup_procs=cgroup.procs_files if cgroup is not None else (),
             hosts_file=joined.hosts_file if joined is not None else "",
             dns=joined.dns if joined is not None else (),
+            user_namespace=joined.user_namespace if joined is not None else "",
         )
 
     def _start_spec(
@@ -684,6 +685,7 @@ class Container:
             warnings=warnings,
         )
         write_state(self.path, self._state)
+        net.after_run(self.image.store.path, self.record)
 
     def _not_started(
         self, error: CommandNotStarted, cgroup: Cgroup | None
@@ -2329,6 +2331,7 @@ def prune_containers(store: Store) -> list[str]:
         if _status(container) not in ("running", "removed"):
             container.remove()
             removed.append(container.id)
+    net.tidy(store.path)
     return removed + _prune_unreadable(store)
 
 

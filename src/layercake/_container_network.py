@@ -9,7 +9,9 @@ host lost it (a reboot), and the runtime is given a hook that plugs the
 new network namespace into the bridge (:func:`layercake._bridge.attach`)
 while PID 1 builds its root file system. Rootless, ``"bridge"`` is
 slirp4netns instead (:mod:`layercake._slirp`), or loopback only where
-slirp4netns cannot run.
+slirp4netns cannot run, and user-defined networks have their bridges in
+the user-owned network namespace (:mod:`layercake._user_netns`), whose
+user namespace the container joins.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import functools
 import ipaddress
 import logging
 import os
+import select
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ from layercake.errors import ContainerConfigError, ContainerError
 __all__ = [
     "HOSTS_FILE",
     "StartNetwork",
+    "after_run",
     "check",
     "forget",
     "lease",
@@ -43,6 +48,7 @@ __all__ = [
     "prepare_start",
     "rename",
     "settings",
+    "tidy",
 ]
 
 logger = logging.getLogger(__name__)
@@ -55,23 +61,23 @@ def on_bridge(network: str) -> bool:
     return network not in ("none", "host") and not network.startswith("container:")
 
 
+def _leased(network: str) -> bool:
+    """Whether a container on ``network`` has a lease: a bridge network, but
+    not the rootless ``bridge`` (slirp4netns)."""
+    if os.geteuid() != 0 and network == networks.DEFAULT_NETWORK:
+        return False
+    return on_bridge(network)
+
+
 def check(network: str, aliases: Sequence[str]) -> None:
     """Refuse what a network mode cannot do.
 
     Raises:
-        ContainerConfigError: aliases outside a user-defined network, or a
-            user-defined network without root.
+        ContainerConfigError: aliases outside a user-defined network.
     """
     if aliases and (not on_bridge(network) or network == networks.DEFAULT_NETWORK):
         raise ContainerConfigError(
             f"network aliases need a user-defined network, not {network!r}"
-        )
-    if not on_bridge(network):
-        return
-    if os.geteuid() != 0 and network != networks.DEFAULT_NETWORK:
-        raise ContainerConfigError(
-            f"network {network!r}: user-defined networks need root; rootless "
-            "containers can use 'bridge' (slirp4netns), 'none' or 'host'"
         )
 
 
@@ -100,7 +106,7 @@ def lease(
     """
     if not on_bridge(record.network):
         return
-    if os.geteuid() != 0:
+    if not _leased(record.network):
         from layercake import _slirp
 
         reason = _slirp.unusable()
@@ -142,6 +148,7 @@ class StartNetwork:
     hosts_file: str = ""
     dns: tuple[str, ...] = ()
     hook: Callable[[int], None] | None = None
+    user_namespace: str = ""
 
 
 def prepare_start(
@@ -159,7 +166,7 @@ def prepare_start(
     """
     if not on_bridge(record.network):
         return StartNetwork()
-    if os.geteuid() != 0:
+    if not _leased(record.network):
         from layercake import _slirp
 
         if _slirp.unusable():
@@ -174,6 +181,8 @@ def prepare_start(
         return _default_start(store_path, containers, record, endpoint)
     network = networks.get_network(store_path, record.network)
     subnet = ipaddress.IPv4Network(network.subnet)
+    if os.geteuid() != 0:
+        return _prepare_rootless(store_path, containers, record, endpoint, network)
     if not bridge.exists(network.device):
         with bridge.machine_lock():
             bridge.create_bridge(
@@ -229,13 +238,112 @@ def _default_start(
     return StartNetwork(hosts_file=str(hosts), hook=hook)
 
 
+def _prepare_rootless(
+    store_path: Path,
+    containers: Path,
+    record: ContainerRecord,
+    endpoint: networks.Endpoint,
+    network: networks.Network,
+) -> StartNetwork:
+    """Start the user-owned namespace if needed, with the network's bridge."""
+    from layercake import _bridge as bridge
+    from layercake import _slirp, _user_netns
+
+    subnet = ipaddress.IPv4Network(network.subnet)
+    netns = _user_netns.begin_start(store_path, record.id)
+    try:
+        _user_netns.sync_bridges(
+            netns, [(network.device, network.gateway, subnet.prefixlen)]
+        )
+    except BaseException:
+        _user_netns.finish_start(store_path, record.id)
+        raise
+    networks.write_hosts(
+        store_path,
+        network.name,
+        lambda cid: containers / cid / HOSTS_FILE,
+        _running(containers),
+        starting=record.id,
+    )
+    attach = functools.partial(
+        _user_netns.attach,
+        netns,
+        bridge=network.device,
+        veth=bridge.veth_name(record.id),
+        address=endpoint.address,
+        prefixlen=subnet.prefixlen,
+        gateway=network.gateway,
+        mac=endpoint.mac,
+    )
+
+    def hook(pid: int) -> None:
+        try:
+            attach(pid)
+        finally:
+            _user_netns.finish_start(store_path, record.id)
+        if record.restart.name == "no":
+            _stop_when_idle(store_path, pid)
+
+    return StartNetwork(
+        hosts_file=str(containers / record.id / HOSTS_FILE),
+        dns=() if netns.outbound else (_slirp.DNS,),
+        hook=hook,
+        user_namespace=netns.user_namespace,
+    )
+
+
+def _stop_when_idle(store_path: Path, pid: int) -> None:
+    """Once PID 1 ``pid`` ends, stop the user-owned namespace if now unused.
+
+    A container that may restart is left to the next ps, prune or start.
+    """
+    from layercake import _user_netns
+
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return
+
+    def wait() -> None:
+        try:
+            select.select([pidfd], [], [])
+        finally:
+            os.close(pidfd)
+        try:
+            _user_netns.stop_if_idle(store_path)
+        except OSError as error:
+            logger.debug("cannot stop the user-owned network namespace: %s", error)
+
+    threading.Thread(target=wait, daemon=True).start()
+
+
+def tidy(store_path: Path) -> None:
+    """Stop the store's user-owned namespace if no container uses it (rootless)."""
+    if os.geteuid() == 0:
+        return
+    from layercake import _user_netns
+
+    _user_netns.stop_if_idle(store_path)
+
+
+def after_run(store_path: Path, record: ContainerRecord) -> None:
+    """Once an attached run has ended, stop the user-owned namespace if it
+    was its last user (rootless; the monitor of a detached run does the same
+    through the start hook)."""
+    if _leased(record.network) and record.restart.name == "no":
+        tidy(store_path)
+
+
 def forget(store_path: Path, containers: Path, record: ContainerRecord) -> None:
     """Give back a removed container's lease; drop it from members' hosts."""
-    if not on_bridge(record.network) or os.geteuid() != 0:
+    if not _leased(record.network):
         return
-    from layercake import _bridge as bridge
+    if os.geteuid() == 0:
+        from layercake import _bridge as bridge
 
-    bridge.detach(record.id)
+        bridge.detach(record.id)
+    else:
+        tidy(store_path)
     networks.release(store_path, record.network, record.id, containers / record.id)
     if record.network == networks.DEFAULT_NETWORK:
         return
@@ -251,7 +359,7 @@ def rename(
     store_path: Path, containers: Path, record: ContainerRecord, new_name: str
 ) -> None:
     """Record a container's new name in its lease and members' hosts files."""
-    if not on_bridge(record.network) or os.geteuid() != 0:
+    if not _leased(record.network):
         return
     networks.rename(store_path, record.network, record.id, new_name)
     if record.network == networks.DEFAULT_NETWORK:
@@ -283,7 +391,7 @@ def settings(
         "Networks": {},
     }
     name = record.network
-    if not on_bridge(name) or os.geteuid() != 0:
+    if not _leased(name):
         if not name.startswith("container:"):
             view["Networks"][name] = _entry("", "", "", 0, "", ())
         return view

@@ -15,6 +15,11 @@ The default network, ``bridge``, is the host's (see
 the store keeps a copy of its record and its own containers' endpoints in
 ``networks/bridge`` while it has any, for ``inspect`` and ``network ls``.
 
+Without root, the bridges of user-defined networks live in the network
+namespace of a process the user owns (:mod:`layercake._user_netns`)
+instead of the host's: they are made there when a member starts, and no
+machine-wide lock or host route is involved.
+
 Containers on one network find each other by name through /etc/hosts: each
 member has its own hosts file (bound in by the runtime) listing every
 running member, rewritten in place when one starts or is removed.
@@ -22,6 +27,7 @@ running member, rewritten in place when one starts or is removed.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import ipaddress
 import json
@@ -200,11 +206,6 @@ def create_network(store_path: Path, name: str, subnet: str | None = None) -> Ne
         ContainerError: the bridge could not be made.
     """
     _check_name(name)
-    if os.geteuid() != 0:
-        raise ContainerConfigError(
-            f"cannot create network {name}: bridge networks need root "
-            "(rootless containers use network='bridge' through slirp4netns)"
-        )
     with _locked(store_path) as root:
         network = _create_locked(store_path, root, name, subnet)
     logger.info("created network %s (%s)", name, network.subnet)
@@ -220,7 +221,7 @@ def _create_locked(
     # the bridge's netlink code.
     from layercake import _bridge as bridge
 
-    with bridge.machine_lock():
+    with _machine_lock():
         if (root / name).exists():
             raise ContainerConfigError(f"network with name {name} already exists")
         taken = _taken_subnets(store_path)
@@ -240,13 +241,23 @@ def _create_locked(
         (path / "endpoints").mkdir(parents=True)
         try:
             _write_json(path / "network.json", attrs.asdict(network))
-            bridge.create_bridge(
-                network.device, network.gateway, chosen.prefixlen, str(path)
-            )
+            if os.geteuid() == 0:
+                bridge.create_bridge(
+                    network.device, network.gateway, chosen.prefixlen, str(path)
+                )
         except BaseException:
             shutil.rmtree(path, ignore_errors=True)
             raise
     return network
+
+
+def _machine_lock() -> contextlib.AbstractContextManager[None]:
+    # Rootless bridges are in a namespace of the user's: nothing to order.
+    if os.geteuid() != 0:
+        return contextlib.nullcontext()
+    from layercake import _bridge as bridge
+
+    return bridge.machine_lock()
 
 
 def _parse_subnet(text: str) -> ipaddress.IPv4Network:
@@ -268,6 +279,11 @@ def _taken_subnets(store_path: Path) -> list[tuple[ipaddress.IPv4Network, str]]:
         (ipaddress.IPv4Network(n.subnet), f"network {n.name!r}")
         for n in list_networks(store_path)
     ]
+    if os.geteuid() != 0:
+        from layercake import _user_netns as user_netns
+
+        outbound = ipaddress.IPv4Network(user_netns.OUTBOUND_SUBNET)
+        return taken + [(outbound, "the outbound link of slirp4netns")]
     own = {n.device for n in list_networks(store_path)}
     taken += [
         (route, f"the host route on {device}")
@@ -324,6 +340,11 @@ def _delete(path: Path, network: Network) -> None:
     from layercake import _bridge as bridge
 
     shutil.rmtree(path)
+    if os.geteuid() != 0:
+        from layercake import _user_netns as user_netns
+
+        user_netns.remove_bridge(path.parent.parent, network.device)
+        return
     with bridge.machine_lock():
         bridge.remove_bridge(network.device)
 
@@ -427,8 +448,8 @@ def allocate(
         ContainerConfigError: the subnet is full, or no subnet is free for
             the default bridge.
     """
-    if os.geteuid() != 0:
-        raise ContainerConfigError(f"network {name!r}: bridge networks need root")
+    if os.geteuid() != 0 and name == DEFAULT_NETWORK:
+        raise ContainerConfigError(f"network {name!r} is slirp4netns without root")
     from layercake import _default_bridge as default_bridge
 
     with _locked(store_path) as root:

@@ -545,10 +545,14 @@ class Store:
     def containers(self, *, all: bool = False) -> list[Container]:
         """The containers in this store: running ones, or every one with ``all``.
 
-        Newest first, as ``docker ps`` lists them.
+        Newest first, as ``docker ps`` lists them. Without root, the
+        user-owned network namespace of the store's networks is stopped
+        here if no container uses it any more (its last one crashed).
         """
         from layercake._container import list_containers
+        from layercake._container_network import tidy
 
+        tidy(self.path)
         return list_containers(self, all=all)
 
     def container(self, key: str) -> Container:
@@ -622,13 +626,15 @@ class Store:
         gateway, the first address of ``subnet``; without ``subnet`` a free
         /24 of 10.210.0.0/16 that no host route or other network uses is
         chosen. Containers created with ``network=name`` get an address on
-        it, outbound access, and reach each other by name. Needs root.
+        it, outbound access, and reach each other by name. Without root the
+        bridge is made, when a member starts, in a network namespace the
+        user owns (see docs/runtime.md), and the subnet must not overlap
+        slirp4netns's 10.0.2.0/24 instead of host routes.
 
         Raises:
             ContainerConfigError: the name is invalid, reserved (``none``,
                 ``host``, ``bridge``) or taken, the subnet is malformed or
-                overlaps another network or a host route, or this process
-                is not root.
+                overlaps another network or a host route.
             ContainerError: the bridge could not be made.
         """
         from layercake import _networks

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from ._copy import copied_at, materialize
     from ._driver import overlay_refusal
     from ._enter import enter, join_network_of, setns_network
+    from ._holder import Holder, hold_namespaces
     from ._idmap import IdMap, id_map
     from ._oci import (
         OciProcess,
@@ -65,6 +66,7 @@ _LAZY = {
     "Cgroup": "._cgroups",
     "DEFAULT_PATH": "._spec",
     "EXECUTORS": "._spec",
+    "Holder": "._holder",
     "IdMap": "._idmap",
     "OciProcess": "._oci",
     "OutputCallback": "._run",
@@ -83,6 +85,7 @@ _LAZY = {
     "create_cgroup": "._cgroups",
     "enter": "._enter",
     "find_cgroup": "._cgroups",
+    "hold_namespaces": "._holder",
     "enter_rootfs": "._view",
     "id_map": "._idmap",
     "join_network_of": "._enter",
@@ -125,6 +128,7 @@ def __dir__() -> list[str]:
 __all__ = [
     "DEFAULT_PATH",
     "EXECUTORS",
+    "Holder",
     "BindMount",
     "Capabilities",
     "Cgroup",
@@ -147,6 +151,7 @@ __all__ = [
     "enter",
     "enter_rootfs",
     "find_cgroup",
+    "hold_namespaces",
     "id_map",
     "join_network_of",
     "lifeline",

@@ -112,6 +112,11 @@ def spawn(
             # grants the right to join it: share it instead of a new one.
             _do("join user namespace", _join_owner, plan.join_net)
             _do("unshare pid namespace", libc.unshare, libc.CLONE_NEWPID)
+        elif plan.id_map is not None and plan.join_user is not None:
+            # A shared user namespace: the network namespace made below is
+            # then owned by it, so its owner can plug it into its bridges.
+            _do("join user namespace", _join_user, plan.join_user)
+            _do("unshare pid namespace", libc.unshare, libc.CLONE_NEWPID)
         elif plan.id_map is not None:
             _do(
                 "unshare user namespace", unshare_mapped, libc.CLONE_NEWPID, plan.id_map
@@ -171,6 +176,14 @@ def _join_namespace(path: bytes) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         libc.setns(fd, libc.CLONE_NEWNET)
+    finally:
+        os.close(fd)
+
+
+def _join_user(path: bytes) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        libc.setns(fd, libc.CLONE_NEWUSER)
     finally:
         os.close(fd)
 

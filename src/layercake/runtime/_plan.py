@@ -61,6 +61,7 @@ class Plan(ProcessPlan):
     hostname: bytes
     new_net: bool
     join_net: bytes | None
+    join_user: bytes | None
     etc_files: tuple[tuple[str, bytes], ...]
     mounts: tuple[tuple[bytes, str, bool, bool], ...]
     tmpfs: tuple[tuple[str, int, bytes], ...]
@@ -175,6 +176,9 @@ def prepare(spec: SandboxSpec) -> Plan:
         new_net=new_net,
         join_net=os.fsencode(spec.network_namespace)
         if spec.network_namespace
+        else None,
+        join_user=os.fsencode(spec.user_namespace)
+        if spec.user_namespace and process.rootless
         else None,
         etc_files=_etc_files(spec, new_net),
         mounts=tuple(_bind(m.source, m.target, m.read_only) for m in spec.mounts)

@@ -127,7 +127,10 @@ class SandboxSpec:
     file bound on /etc/hosts instead of the generated one, so the caller can
     rewrite it while the container runs (a network's members by name).
     ``dns`` servers, when given, make /etc/resolv.conf instead of the
-    host's.
+    host's. Rootless, ``user_namespace`` names a user namespace (such as
+    ``/proc/<pid>/ns/user`` of a :func:`layercake.runtime.hold_namespaces`
+    process) that the container joins instead of making its own, so that
+    its new namespaces are owned by it; it is ignored as root.
     """
 
     rootfs: RootfsSpec
@@ -143,6 +146,7 @@ class SandboxSpec:
     cgroup_procs: tuple[str, ...] = ()
     hosts_file: str = ""
     dns: tuple[str, ...] = ()
+    user_namespace: str = ""
 
 
 @attrs.frozen
