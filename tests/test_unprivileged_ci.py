@@ -3,7 +3,7 @@
 As root, the suite switches to ``layercake-ci`` (created, with subordinate
 ids, by ``scripts/setup-debian.sh test``) and runs tests/runtime, the
 container tests, the storage driver tests, the rootless build tests and
-the user-defined network tests from a copy of the tree, with
+the network tests of the API and the CLI from a copy of the tree, with
 LAYERCAKE_REQUIRE_RUNTIME=1: what a rootless user cannot have fails there
 instead of skipping, except the tests listed below, which need root or
 cgroup delegation by design.
@@ -28,6 +28,7 @@ SUITES = (
     "tests/test_storage_driver.py",
     "tests/test_build_rootless.py",
     "tests/test_user_networks.py",
+    "tests/test_cli_networks.py",
 )
 
 NOT_ROOTLESS = {

@@ -15,6 +15,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -220,3 +221,67 @@ def test_the_end_of_an_attached_run_stops_the_unused_namespace(busybox, networks
 
     assert not holder_record(networks).exists()
     assert [c.name for c in networks.network_containers("oncenet")] == [member.name]
+
+
+@pytest.mark.usefixtures("rootless")
+def test_rootless_subnet_overlapping_the_outbound_link_is_refused(networks):
+    """Rootless, slirp4netns's 10.0.2.0/24 is taken: a subnet over it is refused."""
+    with pytest.raises(ContainerConfigError) as caught:
+        networks.create_network("clash", subnet="10.0.2.0/25")
+    assert str(caught.value) == (
+        "subnet 10.0.2.0/25 overlaps 10.0.2.0/24 of the outbound link of slirp4netns"
+    )
+    assert networks.networks() == []
+
+
+def host_address() -> str:
+    """The first global IPv4 address of the host, where a test server listens."""
+    listing = subprocess.run(
+        ["ip", "-4", "-o", "addr", "show", "scope", "global"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return listing[listing.index("inet") + 1].split("/")[0]
+
+
+@pytest.mark.usefixtures("rootless")
+def test_rootless_outbound_access_goes_through_slirp4netns(busybox, networks):
+    """A member reaches a server on the host's address through slirp4netns;
+    where slirp4netns cannot open /dev/net/tun, the holder says so and the
+    member keeps the host's resolv.conf."""
+    networks.create_network("outnet")
+    tun_open = os.access("/dev/net/tun", os.R_OK | os.W_OK)
+    # Keeps the holder, and its record, while the member runs and after.
+    Container(busybox, ["sleep", "60"], network="outnet").start()
+    holder_reason = json.loads(holder_record(networks).read_text())["outbound"]
+    with socket.create_server((host_address(), 0)) as server:
+        address, port = server.getsockname()[:2]
+        member = Container(
+            busybox,
+            ["sh", "-c", f"cat /etc/resolv.conf; nc -w 5 {address} {port}"],
+            network="outnet",
+        )
+        if tun_open:
+            server.settimeout(30)
+            accepted: list[bytes] = []
+
+            def answer() -> None:
+                client, _ = server.accept()
+                with client:
+                    client.sendall(b"outside\n")
+                accepted.append(b"ok")
+
+            thread = threading.Thread(target=answer, daemon=True)
+            thread.start()
+        result = member.run(timeout=30)
+        if tun_open:
+            thread.join()
+            assert result.stdout.decode() == "nameserver 10.0.2.3\noutside\n"
+            assert holder_reason == ""
+        else:
+            assert "nameserver 10.0.2.3" not in result.stdout.decode()
+            assert result.exit_code == 1
+            assert holder_reason == (
+                "slirp4netns needs read and write access to /dev/net/tun"
+            )
