@@ -115,6 +115,38 @@ def test_nothing_of_the_network_is_left_after_the_last_member(busybox, networks)
     assert [n.name for n in networks.networks()] == ["shortnet"]
 
 
+def test_members_of_two_networks_cannot_reach_each_other(busybox, networks):
+    """A member of one network is not reachable by address from another's;
+    a network whose bridge was made is removed while another's member runs."""
+    networks.create_network("left")
+    networks.create_network("right")
+    networks.create_network("spare")
+    server = Container(
+        busybox,
+        ["nc", "-ll", "-p", "7000", "-e", "echo", "left-answer"],
+        network="left",
+    )
+    server.start()
+    address = server.inspect()["NetworkSettings"]["Networks"]["left"]["IPAddress"]
+    # Until the server listens: it was only just started.
+    neighbour = Container(
+        busybox,
+        ["sh", "-c", f"until nc -w 2 {address} 7000 </dev/null; do sleep 0.2; done"],
+        network="left",
+    )
+    stranger = Container(
+        busybox, ["sh", "-c", f"nc -w 2 {address} 7000 </dev/null"], network="right"
+    )
+    passer = Container(busybox, ["true"], network="spare")
+    passer.run(timeout=30)
+    passer.remove()
+    networks.remove_network("spare")
+
+    assert neighbour.run(timeout=30).stdout.decode() == "left-answer\n"
+    assert stranger.run(timeout=30).exit_code == 1
+    assert [n.name for n in networks.networks()] == ["left", "right"]
+
+
 def test_subnet_overlapping_another_network_is_refused(networks):
     """A subnet that overlaps another network's is refused, naming both."""
     networks.create_network("first", subnet="10.211.7.0/24")
