@@ -83,7 +83,8 @@ NOT_FOUND = 'exec: "nosuchcmd": executable file not found in $PATH'
 
 
 def _failed_start_view(container: Container) -> tuple[object, ...]:
-    """What a user sees of a container whose start failed, and what is left."""
+    """What a user sees of a container whose start failed, and what is left
+    of it on the host (mounts, cgroup, the veth of its bridge network)."""
     state = container.inspect()["State"]
     return (
         container.status,
@@ -94,6 +95,7 @@ def _failed_start_view(container: Container) -> tuple[object, ...]:
         container.state().cgroup_paths,
         host_mounts_under(container.path),
         runtime.find_cgroup(container.id),
+        os.path.exists(f"/sys/class/net/lcv{container.id[:11]}"),
     )
 
 
@@ -112,6 +114,7 @@ FAILED_START = (
     (),
     [],
     None,
+    False,
 )
 
 

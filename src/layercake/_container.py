@@ -697,6 +697,7 @@ class Container:
         """
         if cgroup is not None:
             cgroup.remove()
+        net.after_failed_start(self.image.store.path, self.record)
         self._state = None
         failed = ContainerState(exit_code=error.exit_code, error=str(error))
         write_state(self.path, failed)

@@ -40,6 +40,7 @@ from layercake.errors import ContainerConfigError, ContainerError
 __all__ = [
     "HOSTS_FILE",
     "StartNetwork",
+    "after_failed_start",
     "after_run",
     "check",
     "forget",
@@ -332,6 +333,23 @@ def after_run(store_path: Path, record: ContainerRecord) -> None:
     through the start hook)."""
     if _leased(record.network) and record.restart.name == "no":
         tidy(store_path)
+
+
+def after_failed_start(store_path: Path, record: ContainerRecord) -> None:
+    """Once a start failed after its network was set up, undo what is left.
+
+    As root, the veth pair is deleted without waiting for the kernel to
+    free the container's network namespace (it frees them in the
+    background); rootless, the user-owned namespace stops if now unused.
+    """
+    if not _leased(record.network):
+        return
+    if os.geteuid() == 0:
+        from layercake import _bridge as bridge
+
+        bridge.detach(record.id)
+    else:
+        after_run(store_path, record)
 
 
 def forget(store_path: Path, containers: Path, record: ContainerRecord) -> None:
