@@ -47,7 +47,6 @@ def test_writes_and_filled_buffers_land_in_order_before_and_after_the_thread(
         spool.close()
     finally:
         spool.abandon()
-        os.close(fd)
 
     assert len(expected) > 40 << 20
     assert path.read_bytes() == bytes(expected)
@@ -87,7 +86,6 @@ def test_a_full_disk_met_by_the_writer_thread_is_raised_to_the_caller(
             spool.close()
     finally:
         spool.abandon()
-        os.close(fd)
 
     assert caught.value.errno == errno.ENOSPC
 

@@ -136,7 +136,6 @@ class Blobs:
                 digest = writer._finish()
             finally:
                 writer._spool.abandon()
-                os.close(fd)
             if expected is not None and digest != expected:
                 raise DigestMismatch(str(expected), str(digest), path=temp)
             os.chmod(temp, 0o644)

@@ -7,15 +7,18 @@ while it copies. So the caller fills one buffer (and hashes it while its
 bytes are still in the CPU cache) while a writer thread copies the
 previous one into the file. Buffers are large so that the two threads hand
 over the GIL a few times per buffer, not per entry or per chunk: every
-hand-over costs a wake-up, which waits for a CPU on a busy machine. A file
-that fits in one buffer is written by the caller, with no thread at all.
+hand-over costs a wake-up, which waits for a CPU on a busy machine. The
+first 16 MiB of a file, and everything given to ``write`` rather than put
+in a lent buffer (downloads, archive loads), are written by the caller as
+before: only a packed layer's in-place buffers are worth a thread.
 
-The writer thread also asks the kernel to start writing each completed
-range to disk (see :mod:`._writeback`), so the final fsync is short.
+Every file also asks the kernel to start writing each completed range to
+disk (see :mod:`._writeback`), so the final fsync is short.
 """
 
 from __future__ import annotations
 
+import mmap
 import os
 import queue
 import threading
@@ -33,21 +36,24 @@ _BUFFERS = 3
 # (configs, manifests, small layers) never need a thread, and a full disk
 # shows at the write that fills it.
 _THREAD_FROM = 16 << 20
-# write() passes pieces of this size or more straight to the file.
+# The buffer of writes before the thread starts: pieces this large or
+# larger go straight to the file, so a full disk shows at the write that
+# fills it.
 _STRAIGHT = 1 << 20
 
 
 class SpooledFile:
-    """Appends bytes to the file ``fd``; filled buffers past 16 MiB from a thread.
+    """Appends bytes to the file ``fd``; past its first 16 MiB, from a thread.
 
-    Either call :meth:`write` with any bytes, written by the caller (pieces
-    under 1 MiB gathered first), or fill buffers in place:
+    Either call :meth:`write` with any bytes, or fill buffers in place:
     :meth:`take` one, fill its first bytes, and :meth:`put` it back with the
     length filled; a taken buffer belongs to the caller until it is put
-    back. Once the file holds 16 MiB, the buffers given to :meth:`put`, and
-    from then on everything, are written by a thread. :meth:`close` writes
-    what is left and waits for the thread. A write error of the thread is
-    raised by the next call.
+    back. The
+    first 16 MiB and whatever :meth:`write` gets before a thread exists are
+    written by the caller; once a file holds 16 MiB, the next buffer given
+    to :meth:`put` starts a writer thread that writes everything after it.
+    :meth:`close` writes what is left and waits for the thread. A write
+    error of the thread is raised by the next call.
 
     ``observe`` sees every run of bytes in file order before it is written
     (the blob's hash), in the caller's thread.
@@ -55,6 +61,9 @@ class SpooledFile:
 
     def __init__(self, fd: int, observe: Callable[[memoryview], object]) -> None:
         self._fd = fd
+        # Until the thread starts, bytes go through this buffered file (which
+        # owns ``fd``), as they did before there was a thread.
+        self._file = open(fd, "wb", buffering=_STRAIGHT)
         self._observe = observe
         self._writeback = Writeback(fd)
         self._accepted = 0
@@ -64,29 +73,21 @@ class SpooledFile:
         self._full: queue.SimpleQueue[tuple[memoryview, int] | None] | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
-        # Small writes before the thread starts gather here; after, in
-        # _current, a buffer of the pool filled up to _pos.
-        self._gathered = bytearray()
+        # Small writes after that gather in a buffer of the pool, up to _pos.
         self._current: memoryview | None = None
         self._pos = 0
         self._dropping = False
 
     def write(self, data: bytes | bytearray | memoryview) -> None:
-        """Append ``data``: small pieces are gathered into a buffer first.
+        """Append ``data``.
 
         Raises:
             OSError: writing it, or an earlier buffer, failed.
         """
-        view = memoryview(data).cast("B")
         if self._thread is None:
-            if len(view) >= _STRAIGHT:
-                self._flush_current()
-                self._append(view)
-                return
-            self._gathered += view
-            if len(self._gathered) >= _STRAIGHT:
-                self._flush_current()
+            self._append(data)
             return
+        view = memoryview(data).cast("B")
         while view:
             if self._current is None:
                 self._current = self.take()
@@ -113,7 +114,9 @@ class SpooledFile:
             pass
         if self._made < _BUFFERS:
             self._made += 1
-            return memoryview(bytearray(BUFFER))
+            # An anonymous mapping: its pages are only touched (and paid
+            # for) as they are filled, where a bytearray is zeroed first.
+            return memoryview(mmap.mmap(-1, BUFFER))
         buffer = self._free.get()
         self._raise()
         return buffer
@@ -124,11 +127,11 @@ class SpooledFile:
         Raises:
             OSError: writing it, or an earlier buffer, failed.
         """
-        self._flush_current()
         if self._thread is None and self._accepted < _THREAD_FROM:
             self._append(buffer[:length])
             self._free.put(buffer)
             return
+        self._flush_current()
         self._queue(buffer, length)
 
     def close(self) -> None:
@@ -140,26 +143,31 @@ class SpooledFile:
         self._flush_current()
         self._stop()
         self._raise()
+        self._file.flush()
 
     def abandon(self) -> None:
-        """Stop the writer thread, dropping what it has not written yet."""
+        """Stop the writer thread, drop what it has not written, close ``fd``.
+
+        Raises:
+            OSError: flushing what :meth:`write` left buffered failed (``fd``
+                is closed all the same).
+        """
         self._current = None
-        self._gathered.clear()
         self._dropping = True
         self._stop()
+        self._file.close()
 
-    def _append(self, view: memoryview) -> None:
-        # Written by the caller, before any thread exists.
-        self._observe(view)
-        self._accepted += len(view)
-        self._write(view)
+    def _append(self, data: bytes | bytearray | memoryview) -> None:
+        # Written by the caller, while no thread exists.
+        self._observe(data)  # type: ignore[arg-type]
+        self._file.write(data)
+        self._accepted += len(data)
+        if self._writeback.due(self._accepted):
+            self._file.flush()
+            self._writeback.start(self._accepted)
 
     def _flush_current(self) -> None:
-        # Bytes copied by write() go to the file before any later ones.
-        if self._gathered:
-            with memoryview(self._gathered) as gathered:
-                self._append(gathered)
-            self._gathered.clear()
+        # Gathered bytes go to the file before any later ones.
         if self._current is not None and self._pos:
             current, self._current = self._current, None
             self._queue(current, self._pos)
@@ -167,13 +175,16 @@ class SpooledFile:
     def _queue(self, buffer: memoryview, length: int) -> None:
         self._raise()
         self._observe(buffer[:length])
-        self._accepted += length
         if self._full is None:
+            # Everything accepted so far must be in the file first.
+            self._file.flush()
+            self._written = self._accepted
             self._full = queue.SimpleQueue()
             self._thread = threading.Thread(
                 target=self._run, name="layercake-blob-writer", daemon=True
             )
             self._thread.start()
+        self._accepted += length
         self._full.put((buffer, length))
 
     def _stop(self) -> None:
@@ -198,6 +209,7 @@ class SpooledFile:
             self._free.put(buffer)
 
     def _write(self, view: memoryview) -> None:
+        # In the writer thread.
         size = len(view)
         while view:
             view = view[os.write(self._fd, view) :]
