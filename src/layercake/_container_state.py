@@ -186,8 +186,11 @@ def _sorted_set(value: object) -> list[object]:
 
 def _write_json(path: Path, value: object) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
+    # dumps, not dump: only the one-shot encoder is the C one, about three
+    # times faster on a record, which is written at each start and exit.
+    text = json.dumps(value, separators=(",", ":"), default=_sorted_set)
     with open(temporary, "w") as file:
-        json.dump(value, file, separators=(",", ":"), default=_sorted_set)
+        file.write(text)
     os.replace(temporary, path)
 
 
