@@ -741,6 +741,23 @@ def test_copy_to_and_from_a_stopped_container(busybox, tmp_path):
         ]
 
 
+def test_only_throwaway_containers_mount_their_layer_volatile(busybox):
+    """--rm and Image.run skip overlayfs's sync at exit; a kept container does not."""
+    count = ["grep", "-c", "volatile", "/proc/self/mountinfo"]
+    with Container(busybox, count, auto_remove=True) as container:
+        assert container.run().stdout == b"1\n"
+    assert busybox.run(count).stdout == b"1\n"
+    with Container(busybox, count) as container:
+        assert container.run().stdout == b"0\n"
+
+
+def test_a_rm_container_run_attached_can_still_be_read_before_its_removal(busybox):
+    """overlayfs's mark on a volatile layer does not stop the mount that reads it."""
+    with Container(busybox, ["sh", "-c", "echo x > /out"], auto_remove=True) as box:
+        assert box.run().exit_code == 0
+        assert box.copy_from("/out") == b"x\n"
+
+
 def test_links_in_the_container_never_lead_to_host_paths(busybox, tmp_path):
     """Links to absolute paths resolve in the container, for copies both ways."""
     secret = tmp_path / "host-secret"

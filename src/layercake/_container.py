@@ -599,7 +599,11 @@ class Container:
         return "none", ""
 
     def _spec(
-        self, cgroup: Cgroup | None = None, joined: net.StartNetwork | None = None
+        self,
+        cgroup: Cgroup | None = None,
+        joined: net.StartNetwork | None = None,
+        *,
+        volatile: bool = False,
     ) -> SandboxSpec:
         network, namespace = self._network()
         return SandboxSpec(
@@ -609,6 +613,7 @@ class Container:
                 work_dir=str(self.path / "work"),
                 mount_point=str(self.path / "rootfs"),
                 driver=self.record.storage_driver,  # type: ignore[arg-type]
+                volatile=volatile,
             ),
             process=self._process,
             hostname=self.record.hostname,
@@ -631,7 +636,11 @@ class Container:
         """The spec to start, and the hook that plugs in its network, if any."""
         store = self.image.store
         network = net.prepare_start(store.path, self.path.parent, self.record)
-        return self._spec(cgroup, network), network.hook
+        # A --rm container's layer goes with it: its exit need not wait for
+        # overlayfs to sync the store's file system (podman does the same).
+        # Only its starts: reading files of a created one mounts it too.
+        volatile = self.record.auto_remove and self.record.executor == "builtin"
+        return self._spec(cgroup, network, volatile=volatile), network.hook
 
     def _bind_ports(self) -> Forwarder:
         """Bind the published host ports for a run in this process.

@@ -378,6 +378,7 @@ class Image:
             network=network,
             tty=tty,
             tty_size=tty_size,
+            auto_remove=True,
         ) as container:
             return container.run(stdin=stdin, timeout=timeout)
 

@@ -7,6 +7,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
+import attrs
 import pytest
 
 from layercake.runtime import (
@@ -223,3 +224,42 @@ def test_overlay_paths_with_separators_are_refused(
         f"overlay directory '{tmp_path}/{bad}' contains ',' or ':', "
         "which overlayfs options cannot carry"
     )
+
+
+def test_a_volatile_layer_is_mounted_with_overlayfs_volatile_option(
+    make_spec: MakeSpec, rootfs: RootfsSpec
+) -> None:
+    """A throwaway layer's overlay has the volatile option, so exit skips a sync."""
+    spec = attrs.evolve(
+        make_spec("grep", "-c", "volatile", "/proc/self/mountinfo"),
+        rootfs=attrs.evolve(rootfs, volatile=True),
+    )
+
+    result = run(spec)
+
+    assert (result.exit_code, result.stdout) == (0, b"1\n")
+    assert (Path(rootfs.work_dir) / "work" / "incompat" / "volatile").is_dir()
+
+
+def test_a_volatile_layer_mounted_again_keeps_what_the_first_run_wrote(
+    make_spec: MakeSpec, rootfs: RootfsSpec
+) -> None:
+    """overlayfs's mark on a volatile work directory is cleared before a remount."""
+    volatile = attrs.evolve(rootfs, volatile=True)
+    first = attrs.evolve(make_spec("sh", "-c", "echo kept > /kept"), rootfs=volatile)
+    assert run(first).exit_code == 0
+
+    again = run(attrs.evolve(make_spec("cat", "/kept"), rootfs=volatile))
+    plain = run(make_spec("cat", "/kept"))
+
+    assert (again.exit_code, again.stdout) == (0, b"kept\n")
+    assert (plain.exit_code, plain.stdout) == (0, b"kept\n")
+
+
+def test_a_layer_kept_after_its_run_is_mounted_without_volatile(
+    make_spec: MakeSpec,
+) -> None:
+    """Without volatile the overlay is synced at exit, as docker's overlay2 is."""
+    result = run(make_spec("grep", "-c", "volatile", "/proc/self/mountinfo"))
+
+    assert (result.exit_code, result.stdout) == (1, b"0\n")

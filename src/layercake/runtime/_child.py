@@ -25,7 +25,7 @@ from typing import NoReturn
 from . import _libc as libc
 from ._console import open_terminal
 from ._copy import mount_copy
-from ._plan import Plan, ProcessPlan
+from ._plan import Plan, ProcessPlan, mount_overlay
 from ._scoped import resolve_in_root
 from ._userns import unshare_mapped
 
@@ -419,15 +419,7 @@ def _mount_rootfs(plan: Plan) -> None:
         )
     if plan.overlay_chdir is not None:
         _do(f"enter {plan.overlay_chdir}", os.chdir, plan.overlay_chdir)
-    _do(
-        f"mount overlay on {plan.root}",
-        libc.mount,
-        b"overlay",
-        plan.root_b,
-        b"overlay",
-        0,
-        plan.overlay_data,
-    )
+    _do(f"mount overlay on {plan.root}", mount_overlay, plan.root_b, plan.overlay_data)
 
 
 def _target(plan: Plan, path: str, kind: str, created: list[str]) -> bytes:

@@ -40,7 +40,7 @@ from . import _libc as libc
 from ._capabilities import NAMES
 from ._copy import mount_copy
 from ._litter import remove_litter, upper_dirs_present
-from ._plan import Plan, prepare
+from ._plan import Plan, mount_overlay, prepare
 from ._run import OutputCallback, collect
 from ._seccomp import oci_profile
 from ._spec import EXECUTORS, RunResult, SandboxSpec
@@ -265,7 +265,7 @@ def mount_rootfs(spec: SandboxSpec, target: str | os.PathLike[str]) -> None:
         else:
             if plan.overlay_chdir is not None:
                 os.chdir(plan.overlay_chdir)
-            libc.mount(b"overlay", target_b, b"overlay", 0, plan.overlay_data)
+            mount_overlay(target_b, plan.overlay_data)
     except OSError as error:
         raise ContainerError(
             f"cannot mount the container's overlay on {os.fsdecode(target_b)}: "
@@ -450,7 +450,7 @@ def _exec_runtime(
         else:
             if plan.overlay_chdir is not None:
                 os.chdir(plan.overlay_chdir)
-            libc.mount(b"overlay", plan.root_b, b"overlay", 0, plan.overlay_data)
+            mount_overlay(plan.root_b, plan.overlay_data)
         os.chdir("/")
         os.execv(argv[0], argv)
     except BaseException as error:  # noqa: BLE001 - a forked child never returns

@@ -7,8 +7,10 @@ makes system calls.
 
 from __future__ import annotations
 
+import errno
 import os
 import resource
+import shutil
 
 import attrs
 
@@ -20,11 +22,13 @@ from ._idmap import IdMap, id_map
 from ._seccomp import filter_program
 from ._spec import DEFAULT_PATH, ProcessSpec, SandboxSpec, TmpfsMount
 
-__all__ = ["Plan", "ProcessPlan", "prepare", "prepare_process"]
+__all__ = ["Plan", "ProcessPlan", "mount_overlay", "prepare", "prepare_process"]
 
 _PAGE_SIZE = resource.getpagesize()
 _HOST_RESOLV_CONF = "/etc/resolv.conf"
 _SYSTEMD_RESOLV_CONF = "/run/systemd/resolve/resolv.conf"
+# Always the last of the overlay options, so it can be dropped again.
+_VOLATILE = b",volatile"
 
 
 @attrs.frozen
@@ -154,6 +158,8 @@ def prepare(spec: SandboxSpec) -> Plan:
     root = os.path.abspath(spec.rootfs.mount_point)
     for directory in (spec.rootfs.upper_dir, spec.rootfs.work_dir, root):
         os.makedirs(directory, exist_ok=True)
+    if spec.rootfs.driver == "overlay":
+        _clear_volatile_mark(spec.rootfs.work_dir)
     data, chdir = (
         _overlay_options(spec) if spec.rootfs.driver == "overlay" else (b"", None)
     )
@@ -219,6 +225,10 @@ def _overlay_options(spec: SandboxSpec) -> tuple[bytes, str | None]:
     # read-only tmpfs on the mount point and uses that.
     lower_list = lowers or [os.path.abspath(rootfs.mount_point)]
     extra = ",userxattr" if os.geteuid() != 0 else ""
+    if rootfs.volatile and os.geteuid() == 0:
+        # Not rootless: clearing the mark later means searching the mode-0
+        # directory overlayfs makes in the work directory.
+        extra += _VOLATILE.decode()
     data = f"lowerdir={':'.join(lower_list)},upperdir={upper},workdir={work}{extra}"
     if len(data) < _PAGE_SIZE:
         return data.encode(), None
@@ -234,6 +244,32 @@ def _overlay_options(spec: SandboxSpec) -> tuple[bytes, str | None]:
             f"than {_PAGE_SIZE} bytes even relative to {parent}"
         )
     return data.encode(), parent
+
+
+def _clear_volatile_mark(work_dir: str) -> None:
+    # overlayfs leaves this mark after a volatile mount and refuses the work
+    # directory while it is there; a throwaway layer mounted again (started
+    # again, or its files read after its exit) is taken as it was left.
+    mark = os.path.join(work_dir, "work", "incompat", "volatile")
+    if os.path.isdir(mark):
+        shutil.rmtree(mark)
+
+
+def mount_overlay(target: bytes, data: bytes) -> None:
+    """Mount overlayfs on ``target`` with the options ``data`` of a plan.
+
+    Where the kernel does not know the ``volatile`` option (before 5.10) it
+    mounts without it, as a container whose layer is kept would be.
+
+    Raises:
+        OSError: the kernel refused the mount.
+    """
+    try:
+        libc.mount(b"overlay", target, b"overlay", 0, data)
+    except OSError as error:
+        if error.errno != errno.EINVAL or not data.endswith(_VOLATILE):
+            raise
+        libc.mount(b"overlay", target, b"overlay", 0, data.removesuffix(_VOLATILE))
 
 
 def _etc_files(spec: SandboxSpec, new_net: bool) -> tuple[tuple[str, bytes], ...]:

@@ -100,6 +100,15 @@ class RootfsSpec:
     first use, the lower directories are merged into ``upper_dir`` by
     copying (see :func:`layercake.runtime.materialize`), which then holds
     the whole root file system and is bound on ``mount_point``.
+
+    ``volatile`` is for an upper directory that is mounted once and then
+    thrown away (``docker run --rm``): overlayfs is mounted with its
+    ``volatile`` option, so the container's exit does not wait for the
+    upper directory's whole file system to be synced. overlayfs marks such
+    a work directory so as to refuse it after a crash; a layer mounted
+    again (a ``--rm`` container started again or read before its removal)
+    has the mark cleared first. Kernels before 5.10, which know no
+    ``volatile``, and rootless containers mount without it.
     """
 
     lower_dirs: tuple[str, ...]
@@ -107,6 +116,7 @@ class RootfsSpec:
     work_dir: str
     mount_point: str
     driver: Literal["overlay", "copy"] = "overlay"
+    volatile: bool = False
 
 
 @attrs.frozen
