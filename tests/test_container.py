@@ -742,11 +742,15 @@ def test_copy_to_and_from_a_stopped_container(busybox, tmp_path):
 
 
 def test_only_throwaway_containers_mount_their_layer_volatile(busybox):
-    """--rm and Image.run skip overlayfs's sync at exit; a kept container does not."""
+    """--rm and Image.run skip overlayfs's sync at exit; a kept container does not.
+
+    Rootless, every layer is synced.
+    """
     count = ["grep", "-c", "volatile", "/proc/self/mountinfo"]
+    throwaway = b"1\n" if os.geteuid() == 0 else b"0\n"
     with Container(busybox, count, auto_remove=True) as container:
-        assert container.run().stdout == b"1\n"
-    assert busybox.run(count).stdout == b"1\n"
+        assert container.run().stdout == throwaway
+    assert busybox.run(count).stdout == throwaway
     with Container(busybox, count) as container:
         assert container.run().stdout == b"0\n"
 
