@@ -762,6 +762,23 @@ def test_a_rm_container_run_attached_can_still_be_read_before_its_removal(busybo
         assert box.copy_from("/out") == b"x\n"
 
 
+def test_creating_running_and_reading_a_container_imports_no_cattrs(busybox):
+    """The records are written and read without cattrs, which slows start-up."""
+    code = (
+        "import sys, layercake\n"
+        f"image = layercake.Store({str(busybox.store.path)!r}).image('busybox')\n"
+        "print(image.run(['echo', 'ran']).stdout)\n"
+        "with layercake.Container(image, ['true']) as container:\n"
+        "    container.run()\n"
+        "    print(container.state().status)\n"
+        "print('cattrs' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines() == ["b'ran\\n'", "exited", "False"]
+
+
 def test_links_in_the_container_never_lead_to_host_paths(busybox, tmp_path):
     """Links to absolute paths resolve in the container, for copies both ways."""
     secret = tmp_path / "host-secret"

@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 import attrs
 
@@ -196,7 +196,10 @@ def _write_json(path: Path, value: object) -> None:
 
 def write_record(directory: Path, record: ContainerRecord) -> None:
     """Write ``config.json`` in a container's directory."""
-    _write_json(directory / CONFIG_FILE, _converter().unstructure(record))
+    # attrs.asdict keeps tuples and sets, so the JSON is the one cattrs's
+    # unstructure gives, without cattrs's import and generated functions on
+    # the way of every container's creation.
+    _write_json(directory / CONFIG_FILE, attrs.asdict(record))
 
 
 def read_record(directory: Path) -> ContainerRecord:
@@ -224,18 +227,65 @@ def read_state(directory: Path) -> ContainerState:
     cannot account for, and a logged warning naming the file: the container
     can still be listed and removed. Never raises.
     """
-    import cattrs
-
     path = directory / STATE_FILE
     try:
         with open(path) as file:
             data = json.load(file)
-        return _converter().structure(data, ContainerState)
     except FileNotFoundError:
         return ContainerState()
-    except (OSError, ValueError, TypeError, KeyError, cattrs.BaseValidationError) as e:
-        reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
-        logger.warning(
-            "cannot read %s, the container is taken as dead: %s", path, reason
-        )
-        return ContainerState(status="dead", error=f"cannot read {path}: {reason}")
+    except (OSError, ValueError) as e:
+        return _dead(path, e)
+    try:
+        return _plain_state(data)
+    except (_NotPlain, TypeError, ValueError):
+        pass  # cattrs converts what it can, and words what is wrong
+    import cattrs
+
+    try:
+        return _converter().structure(data, ContainerState)
+    except (ValueError, TypeError, KeyError, cattrs.BaseValidationError) as e:
+        return _dead(path, e)
+
+
+def _dead(path: Path, e: Exception) -> ContainerState:
+    reason = getattr(e, "strerror", None) or str(e) or type(e).__name__
+    logger.warning("cannot read %s, the container is taken as dead: %s", path, reason)
+    return ContainerState(status="dead", error=f"cannot read {path}: {reason}")
+
+
+class _NotPlain(Exception):
+    """A state.json value that is not exactly of its field's type."""
+
+
+# state.json as write_state wrote it is read without cattrs: its import and
+# generated functions would cost every `run` and `ps` milliseconds. Anything
+# else goes to the cattrs reader, so the two never give different states.
+def _plain_state(data: Any) -> ContainerState:
+    if type(data) is not dict:
+        raise _NotPlain
+    annotations = ContainerState.__annotations__
+    return ContainerState(
+        **{k: _plain(annotations[k], v) for k, v in data.items() if k in annotations}
+    )
+
+
+def _plain(annotation: str, value: Any) -> Any:
+    if annotation == "Status":
+        if value not in get_args(Status):
+            raise _NotPlain
+        return value
+    if annotation.startswith("tuple[") and annotation.endswith(", ...]"):
+        if type(value) is not list:
+            raise _NotPlain
+        return tuple(_plain(annotation[6:-6], item) for item in value)
+    if annotation.startswith("tuple["):
+        kinds = annotation[6:-1].split(", ")
+        if type(value) is not list or len(value) != len(kinds):
+            raise _NotPlain
+        return tuple(_plain(kind, item) for kind, item in zip(kinds, value))
+    if type(value) is not _SCALARS[annotation]:
+        raise _NotPlain
+    return value
+
+
+_SCALARS = {"str": str, "int": int, "bool": bool}

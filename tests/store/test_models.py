@@ -1,5 +1,8 @@
 """Tests for the OCI models and their canonical JSON."""
 
+import subprocess
+import sys
+
 import pytest
 
 from layercake.errors import StoreCorrupted
@@ -202,3 +205,79 @@ def test_config_without_run_defaults_is_read():
     data = b'{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
     config = from_json(ImageConfig, data)
     assert (config.config, config.rootfs.diff_ids) == (ContainerConfig(), ())
+
+
+def _every_field_documents() -> list[tuple[str, object]]:
+    config = ImageConfig(
+        architecture="arm",
+        os="linux",
+        variant="v7",
+        os_version="1",
+        os_features=("f",),
+        author="me",
+        config=ContainerConfig(
+            user="u",
+            env=("A=1",),
+            entrypoint=("/e",),
+            cmd=("c",),
+            working_dir="/",
+            labels={"l": "v"},
+            exposed_ports={"53/udp": {}},
+            volumes={"/v": {}},
+            stop_signal="9",
+            shell=("sh", "-c"),
+            on_build=("RUN a",),
+            healthcheck=Healthcheck(("NONE",), 1, 2, 3, 4, 5),
+        ),
+        rootfs=RootFS((A, B)),
+        history=(History("t", "b", "a", "c", True),),
+        created="t",
+    )
+    layer = Descriptor(
+        MediaType.OCI_LAYER,
+        B,
+        456,
+        annotations={"k": "v"},
+        platform=Platform("arm64", "linux", "v8", "10", ("x",)),
+        urls=("https://example.invalid/b",),
+    )
+    manifest = Manifest(
+        config=Descriptor(MediaType.OCI_CONFIG, A, 123),
+        layers=(layer,),
+        annotations={"a": "b"},
+    )
+    index = Index(manifests=(layer,), annotations={"i": "j"})
+    return [("ImageConfig", config), ("Manifest", manifest), ("Index", index)]
+
+
+def test_well_formed_documents_are_read_without_importing_cattrs(tmp_path) -> None:
+    """Reading what to_json wrote needs no cattrs, whose import slows start-up."""
+    for name, model in _every_field_documents():
+        (tmp_path / name).write_bytes(to_json(model))
+    code = (
+        "import sys; from pathlib import Path; from layercake import store\n"
+        f"for name in ('ImageConfig', 'Manifest', 'Index'):\n"
+        f"    data = Path({str(tmp_path)!r}, name).read_bytes()\n"
+        "    print(repr(store.from_json(getattr(store, name), data)))\n"
+        "print('cattrs' in sys.modules)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    expected = [repr(model) for _, model in _every_field_documents()]
+    assert result.stdout.splitlines() == [*expected, "False"]
+
+
+def test_a_value_of_another_type_is_converted_as_before() -> None:
+    """A size written as a string or a null list still reads as it always did."""
+    data = (
+        b'{"schemaVersion":"2","config":{"mediaType":"m","digest":"sha256:'
+        + b"a" * 64
+        + b'","size":"7"},"layers":null}'
+    )
+    with pytest.raises(StoreCorrupted, match="required field missing @ \\$.layers"):
+        from_json(Manifest, data)
+    fixed = data.replace(b'"layers":null', b'"layers":[]')
+    assert from_json(Manifest, fixed) == Manifest(
+        config=Descriptor("m", A, 7), layers=()
+    )

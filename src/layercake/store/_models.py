@@ -4,7 +4,9 @@ The classes are frozen attrs values with snake_case names; one cattrs
 converter maps them to the exact field names of the OCI image spec (and
 Docker's capitalised container config names). :func:`to_json` writes keys in
 a fixed order, compact, so equal values always serialise to equal bytes and
-therefore to equal digests.
+therefore to equal digests. :func:`from_json` reads a document whose values
+are all of their fields' types without cattrs, so starting a container does
+not import it; anything else goes through the converter.
 """
 
 from __future__ import annotations
@@ -397,6 +399,11 @@ def from_json(cls: type[T], data: bytes, *, digest: Digest | None = None) -> T:
         StoreCorrupted: the bytes are not valid JSON for ``cls``; the message
             names the digest when one is given.
     """
+    try:
+        return _read_plain(cls, json.loads(data))
+    except (_NotPlain, StoreError, TypeError, ValueError):
+        # The cattrs reader takes what it always took, and words the error.
+        pass
     import cattrs
 
     where = f" {digest}" if digest is not None else ""
@@ -409,6 +416,58 @@ def from_json(cls: type[T], data: bytes, *, digest: Digest | None = None) -> T:
             f"malformed {cls.__name__} json{where}: {reason}",
             digest=None if digest is None else str(digest),
         ) from exc
+
+
+class _NotPlain(Exception):
+    """A JSON value that is not exactly of its field's type."""
+
+
+# A well-formed document (as layercake, docker and registries write them) is
+# read without cattrs, whose import and generated functions cost a container
+# start tens of milliseconds. Each value must already be of its field's type;
+# anything else goes to the cattrs reader, which converts what it can and
+# names what is wrong, so the two never give different models.
+def _read_plain(cls: type[T], raw: Any) -> T:
+    if type(raw) is not dict:
+        raise _NotPlain
+    # The annotations as written: cattrs replaces the fields' types by the
+    # classes they name once it has converted a model.
+    annotations = cls.__annotations__
+    values = {}
+    for name, key, _ in _JSON_FIELDS[cls]:
+        value = raw.get(key)
+        if value is not None:  # Docker's null is a missing key
+            values[name] = _plain_value(annotations[name], value)
+    return cls(**values)
+
+
+def _plain_value(annotation: str, value: Any) -> Any:
+    kind = annotation.removesuffix(" | None")
+    if kind.startswith("tuple[") and kind.endswith(", ...]"):
+        if type(value) is not list:
+            raise _NotPlain
+        return tuple(_plain_value(kind[6:-6], item) for item in value)
+    if kind in _PLAIN_SCALARS:
+        if type(value) is not _PLAIN_SCALARS[kind]:
+            raise _NotPlain
+        return value
+    if kind == "Digest":
+        if type(value) is not str:
+            raise _NotPlain
+        return Digest.parse(value)
+    if kind == "Mapping[str, str]":
+        if type(value) is not dict or any(type(v) is not str for v in value.values()):
+            raise _NotPlain
+        return value
+    if kind == "Mapping[str, Mapping[str, Any]]":
+        if type(value) is not dict or any(type(v) is not dict for v in value.values()):
+            raise _NotPlain
+        return value
+    return _read_plain(_MODELS[kind], value)
+
+
+_PLAIN_SCALARS = {"str": str, "int": int, "bool": bool}
+_MODELS = {cls.__name__: cls for cls in _JSON_FIELDS}
 
 
 def _reason(exc: Exception) -> str:
