@@ -15,15 +15,14 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from layercake import runtime
-from layercake._container_files import (
-    Change,
-    stage_tree_changes,
-    tree_changes,
-    upper_changes,
-)
 from layercake._layer_stack import LayerStack
 from layercake.errors import ContainerConfigError
+
+if TYPE_CHECKING:
+    from layercake._container_files import Change
 
 __all__ = [
     "STORAGE_DRIVERS",
@@ -88,6 +87,8 @@ def changes(
     With ``mapped_root`` the walk runs as root of the rootless user
     namespace, which may read directories the image gives to other ids.
     """
+    # Imported here, before any fork: only diff and commit walk the layer.
+    from layercake._container_files import tree_changes, upper_changes
 
     def walk() -> list[Change]:
         if driver == "copy":
@@ -117,6 +118,7 @@ def stage_changes(
         OSError: an entry could not be copied (``filename``: its path in
             the container, or the message names it).
     """
+    from layercake._container_files import stage_tree_changes
 
     def stage() -> None:
         stage_tree_changes(path / "upper", staging, found)

@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import stat
-import subprocess
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -96,6 +95,8 @@ def _seed(volume: Path, target: str, stack: LayerStack) -> None:
     for layer in reversed(stack.layer_dirs):
         source = layer / target.lstrip("/")
         if source.is_dir() and not source.is_symlink():
+            import subprocess
+
             subprocess.run(
                 ["cp", "-a", "--", f"{source}/.", f"{volume}/"],
                 check=True,
