@@ -237,7 +237,8 @@ def test_a_volatile_layer_is_mounted_with_overlayfs_volatile_option(
 
     result = run(spec)
 
-    marked = (Path(rootfs.work_dir) / "work" / "incompat" / "volatile").is_dir()
+    # os.path: rootless, overlayfs's work directory cannot even be searched.
+    marked = os.path.isdir(Path(rootfs.work_dir, "work", "incompat", "volatile"))
     if os.geteuid() == 0:
         assert (result.stdout, marked) == (b"1\n", True)
     else:
