@@ -386,7 +386,7 @@ def bench_start(bench: Bench) -> None:
         items.append(
             Timed(
                 "start.cli",
-                "layercake run --rm busybox true",
+                "layercake run --rm --network none busybox true",
                 lambda: bench.command([*argv, "busybox", "true"]),
             )
         )
