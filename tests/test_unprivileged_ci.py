@@ -2,8 +2,9 @@
 
 As root, the suite switches to ``layercake-ci`` (created, with subordinate
 ids, by ``scripts/setup-debian.sh test``) and runs tests/runtime, the
-container tests, the storage driver tests, the rootless build tests and
-the network tests of the API and the CLI from a copy of the tree, with
+container tests, the name-resolution tests, the storage driver tests, the
+rootless build tests and the network tests of the API and the CLI from a
+copy of the tree, with
 LAYERCAKE_REQUIRE_RUNTIME=1: what a rootless user cannot have fails there
 instead of skipping, except the tests listed below, which need root or
 cgroup delegation by design.
@@ -25,6 +26,7 @@ import layercake
 SUITES = (
     "tests/runtime",
     "tests/test_container.py",
+    "tests/test_name_resolution.py",
     "tests/test_storage_driver.py",
     "tests/test_build_rootless.py",
     "tests/test_user_networks.py",

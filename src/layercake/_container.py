@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal, Self, overload
 import attrs
 
 from layercake import _container_network as net
+from layercake import _name_resolution as name_resolution
 from layercake import _storage as storage
 from layercake import runtime
 from layercake._container_lock import lifecycle_locked
@@ -204,6 +205,13 @@ class Container:
     container remove it once it has exited; it cannot be combined with a
     restart policy.
 
+    ``extra_hosts`` (``--add-host``: ``{"name": "address"}`` or
+    ``["name:address"]``, the address ``"host-gateway"`` meaning the host as
+    containers reach it) adds lines to /etc/hosts; ``dns``, ``dns_search``
+    and ``dns_options`` (``--dns``, ``--dns-search``, ``--dns-option``)
+    replace the host's servers, search domains and options in
+    /etc/resolv.conf, as docker does.
+
     Raises:
         ContainerConfigError: the image has no command and none was given,
             the user is not in the image's /etc/passwd, the name is invalid
@@ -212,7 +220,9 @@ class Container:
             one or combined with ``auto_remove``, ``tty`` is asked of an
             OCI executor, a limit is not a number or is outside docker's
             range (``memory`` below 6 MiB, ``cpus`` beyond 0.01 to the CPUs
-            available), or ``workdir`` is relative.
+            available), ``workdir`` is relative, an ``extra_hosts`` entry or
+            ``dns`` server is malformed, or names or DNS settings are asked
+            of a ``container:`` network.
         RuntimeUnavailable: this machine cannot run containers.
     """
 
@@ -248,6 +258,10 @@ class Container:
         stdin_open: bool = False,
         tty_size: tuple[int, int] | None = None,
         auto_remove: bool = False,
+        extra_hosts: Mapping[str, str] | Sequence[str] | None = None,
+        dns: Sequence[str] = (),
+        dns_search: Sequence[str] = (),
+        dns_options: Sequence[str] = (),
     ) -> None:
         runtime.require()
         restart_policy = RestartPolicy.parse(restart)
@@ -306,6 +320,12 @@ class Container:
         tmpfs_mounts = _tmpfs(tmpfs)
         published = parse_ports(ports)
         net.check(network, network_aliases)
+        hosts = name_resolution.extra_hosts(extra_hosts)
+        name_resolution.check(network, hosts, dns, dns_search, dns_options)
+        if any(entry.endswith(":" + name_resolution.HOST_GATEWAY) for entry in hosts):
+            # Said now rather than at the first start.
+            name_resolution.host_gateway(network)
+        resolution = (hosts, tuple(dns), tuple(dns_search), tuple(dns_options))
 
         containers.mkdir(parents=True, exist_ok=True)
         try:
@@ -328,6 +348,7 @@ class Container:
                 restart=restart_policy,
                 stdin_open=stdin_open,
                 auto_remove=auto_remove,
+                resolution=resolution,
             )
         except BaseException:
             # Half a container is no container: leave nothing in the store.
@@ -358,6 +379,7 @@ class Container:
         restart: RestartPolicy,
         stdin_open: bool,
         auto_remove: bool,
+        resolution: tuple[tuple[str, ...], ...],
     ) -> None:
         image = self.image
         network = self.config.network
@@ -407,6 +429,10 @@ class Container:
                 stdin_open=stdin_open,
                 storage_driver=image.store._container_driver(),
                 auto_remove=auto_remove,
+                extra_hosts=resolution[0],
+                dns=resolution[1],
+                dns_search=resolution[2],
+                dns_options=resolution[3],
             )
             write_record(self.path, self.record)
         net.lease(image.store.path, containers, self.record)
@@ -628,6 +654,9 @@ class Container:
             hosts_file=joined.hosts_file if joined is not None else "",
             dns=joined.dns if joined is not None else (),
             user_namespace=joined.user_namespace if joined is not None else "",
+            dns_search=joined.dns_search if joined is not None else (),
+            dns_options=joined.dns_options if joined is not None else (),
+            extra_hosts=joined.extra_hosts if joined is not None else (),
         )
 
     def _start_spec(
@@ -2217,6 +2246,10 @@ class Container:
             "HostConfig": {
                 "AutoRemove": record.auto_remove,
                 "NetworkMode": record.network,
+                "ExtraHosts": list(record.extra_hosts) or None,
+                "Dns": list(record.dns),
+                "DnsSearch": list(record.dns_search),
+                "DnsOptions": list(record.dns_options),
                 "RestartPolicy": record.restart.inspect(),
                 "ReadonlyRootfs": record.read_only,
                 "Init": record.init,

@@ -28,6 +28,7 @@ from typing import Any
 
 import attrs
 
+from layercake import _name_resolution as name_resolution
 from layercake import _networks as networks
 from layercake._container_state import (
     ContainerRecord,
@@ -124,6 +125,7 @@ def lease(
             container_name=record.name,
             hostname=record.hostname,
             aliases=record.network_aliases,
+            extra_hosts=record.extra_hosts,
             exists=lambda cid: (containers / cid).is_dir(),
             owner=containers / record.id,
         )
@@ -144,27 +146,51 @@ def _endpoint(store_path: Path, record: ContainerRecord) -> networks.Endpoint:
 
 @attrs.frozen
 class StartNetwork:
-    """What the runtime needs to start a container on its network."""
+    """What the runtime needs to start a container on its network: the hosts
+    file to bind (none: the runtime writes one), resolv.conf's overrides,
+    the extra hosts lines, and the hook that plugs the namespace in."""
 
     hosts_file: str = ""
     dns: tuple[str, ...] = ()
     hook: Callable[[int], None] | None = None
     user_namespace: str = ""
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    extra_hosts: tuple[tuple[str, str], ...] = ()
 
 
 def prepare_start(
     store_path: Path, containers: Path, record: ContainerRecord
 ) -> StartNetwork:
-    """Get a bridge-network container ready to start.
+    """Get a container's network and name resolution ready to start.
 
-    Returns the hosts file to bind on /etc/hosts, the DNS servers for
-    /etc/resolv.conf (the host's when empty) and the hook that configures
+    Returns the hosts file to bind on /etc/hosts (bridge networks), the
+    DNS servers, search domains and options for /etc/resolv.conf (the
+    host's when empty), the extra hosts lines and the hook that configures
     the new network namespace.
 
     Raises:
         ContainerError: the network was removed or its bridge could not be
             made again; rootless, slirp4netns is missing.
+        ContainerConfigError: ``host-gateway`` has no address here.
     """
+    extra = name_resolution.resolve(record.extra_hosts, record.network)
+    plumbing = _plumbing(store_path, containers, record, extra)
+    return attrs.evolve(
+        plumbing,
+        dns=record.dns or plumbing.dns,
+        dns_search=record.dns_search,
+        dns_options=record.dns_options,
+        extra_hosts=extra,
+    )
+
+
+def _plumbing(
+    store_path: Path,
+    containers: Path,
+    record: ContainerRecord,
+    extra: tuple[tuple[str, str], ...],
+) -> StartNetwork:
     if not on_bridge(record.network):
         return StartNetwork()
     if not _leased(record.network):
@@ -179,7 +205,7 @@ def prepare_start(
 
     endpoint = _endpoint(store_path, record)
     if record.network == networks.DEFAULT_NETWORK:
-        return _default_start(store_path, containers, record, endpoint)
+        return _default_start(store_path, containers, record, endpoint, extra)
     network = networks.get_network(store_path, record.network)
     subnet = ipaddress.IPv4Network(network.subnet)
     if os.geteuid() != 0:
@@ -216,6 +242,7 @@ def _default_start(
     containers: Path,
     record: ContainerRecord,
     endpoint: networks.Endpoint,
+    extra: tuple[tuple[str, str], ...],
 ) -> StartNetwork:
     """Start on the host's default bridge: no lock unless the lease was lost."""
     from layercake import _bridge as bridge
@@ -226,7 +253,7 @@ def _default_start(
     if view is None or not default_bridge.has_lease(owner, endpoint.address):
         view, endpoint = networks.relocate(store_path, endpoint, owner)
     hosts = owner / HOSTS_FILE
-    networks.write_own_hosts(hosts, endpoint.address, record.hostname)
+    networks.write_own_hosts(hosts, endpoint.address, record.hostname, extra)
     hook = functools.partial(
         bridge.attach,
         bridge=view.device,

@@ -102,6 +102,10 @@ class ContainerRecord:
     stdin_open: bool = False
     storage_driver: str = "overlay"
     auto_remove: bool = False
+    extra_hosts: tuple[str, ...] = ()
+    dns: tuple[str, ...] = ()
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
 
 
 @attrs.frozen

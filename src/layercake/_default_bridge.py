@@ -30,7 +30,7 @@ from layercake import _bridge as bridge
 from layercake._container_state import now
 from layercake.errors import ContainerConfigError
 
-__all__ = ["DEVICE", "HostBridge", "has_lease", "lease", "release"]
+__all__ = ["DEVICE", "HostBridge", "gateway", "has_lease", "lease", "release"]
 
 logger = logging.getLogger(__name__)
 
@@ -128,6 +128,21 @@ def _ensure() -> HostBridge:
         )
     _write_record(record)
     return record
+
+
+def gateway() -> str:
+    """The default bridge's address (``--add-host NAME:host-gateway``), made
+    when the host has no default bridge.
+
+    Raises:
+        ContainerConfigError: no subnet is free.
+        ContainerError: the bridge could not be made.
+    """
+    record = _read_record()
+    if record is not None and bridge.exists(DEVICE):
+        return record.gateway
+    with bridge.machine_lock():
+        return _ensure().gateway
 
 
 def _within(address: str, subnet: ipaddress.IPv4Network) -> bool:

@@ -36,7 +36,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from layercake._container_state import now
-from layercake.errors import ContainerConfigError, ContainerError
+from layercake.errors import ContainerConfigError, ContainerError, LayercakeError
 
 if TYPE_CHECKING:
     from layercake._default_bridge import HostBridge
@@ -110,7 +110,8 @@ class Network:
 
 @attrs.frozen
 class Endpoint:
-    """A container's lease on a network: its address and the names it has."""
+    """A container's lease on a network: its address, the names it has and
+    its ``--add-host`` entries (for its hosts file)."""
 
     network: str
     container_id: str
@@ -119,6 +120,7 @@ class Endpoint:
     address: str
     mac: str
     aliases: tuple[str, ...] = ()
+    extra_hosts: tuple[str, ...] = ()
 
 
 def _root(store_path: Path) -> Path:
@@ -358,6 +360,7 @@ def _endpoints(path: Path) -> list[Endpoint]:
         try:
             data = json.loads(entry.read_text())
             data["aliases"] = tuple(data.get("aliases", ()))
+            data["extra_hosts"] = tuple(data.get("extra_hosts", ()))
             found.append(Endpoint(**data))
         except (OSError, ValueError, TypeError):
             continue
@@ -375,6 +378,7 @@ def endpoint(store_path: Path, name: str, container_id: str) -> Endpoint | None:
     try:
         data = json.loads(path.read_text())
         data["aliases"] = tuple(data.get("aliases", ()))
+        data["extra_hosts"] = tuple(data.get("extra_hosts", ()))
         return Endpoint(**data)
     except (OSError, ValueError, TypeError):
         return None
@@ -434,6 +438,7 @@ def allocate(
     aliases: tuple[str, ...],
     exists: Callable[[str], bool],
     owner: Path,
+    extra_hosts: tuple[str, ...] = (),
 ) -> Endpoint:
     """Lease an address on network ``name`` to a new container.
 
@@ -484,6 +489,7 @@ def allocate(
             address=address,
             mac=_mac(address),
             aliases=aliases,
+            extra_hosts=extra_hosts,
         )
         _write_json(path / "endpoints" / f"{container_id}.json", attrs.asdict(endpoint))
     return endpoint
@@ -546,16 +552,34 @@ def rename(store_path: Path, name: str, container_id: str, new_name: str) -> Non
         _write_json(path, data)
 
 
+def _resolved(member: Endpoint) -> tuple[tuple[str, str], ...]:
+    from layercake import _name_resolution
+
+    try:
+        return _name_resolution.resolve(member.extra_hosts, member.network)
+    except LayercakeError as error:
+        # Its own start says so; the other members' files are still written.
+        logger.debug("extra hosts of %s: %s", member.container_id[:12], error)
+        return ()
+
+
 _HOSTS_HEAD = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
 
 
-def write_own_hosts(path: Path, address: str, hostname: str) -> None:
-    """Write a default-bridge container's hosts file: itself only, as Docker's
-    default network gives no names to other members."""
+def _extra_lines(extra: Sequence[tuple[str, str]]) -> str:
+    return "".join(f"{address}\t{name}\n" for name, address in extra)
+
+
+def write_own_hosts(
+    path: Path, address: str, hostname: str, extra: Sequence[tuple[str, str]] = ()
+) -> None:
+    """Write a default-bridge container's hosts file: its ``--add-host``
+    lines and itself, as Docker's default network gives no names to other
+    members."""
     with open(path, "r+" if path.exists() else "w") as file:
         # In place: a running container of an earlier start has it bound.
         file.truncate(0)
-        file.write(f"{_HOSTS_HEAD}{address}\t{hostname}\n")
+        file.write(f"{_HOSTS_HEAD}{_extra_lines(extra)}{address}\t{hostname}\n")
 
 
 def write_hosts(
@@ -567,8 +591,9 @@ def write_hosts(
 ) -> None:
     """Rewrite, in place, the hosts file of every running member of ``name``.
 
-    Each lists the member itself (address, hostname, name, aliases) and then
-    every other running member by name and aliases. ``starting`` counts as
+    Each lists the member's ``--add-host`` entries, the member itself
+    (address, hostname, name, aliases) and then every other running member
+    by name and aliases. ``starting`` counts as
     running. ``hosts_file(container_id)`` is where a member's file is.
     """
     with _locked(store_path) as root:
@@ -578,7 +603,7 @@ def write_hosts(
             if e.container_id == starting or running(e.container_id)
         ]
         for member in members:
-            lines = [_HOSTS_HEAD]
+            lines = [_HOSTS_HEAD, _extra_lines(_resolved(member))]
             for other in [member] + [m for m in members if m is not member]:
                 names = [other.container_name, *other.aliases]
                 if other is member:

@@ -124,6 +124,10 @@ def _create(args: argparse.Namespace) -> Container:
         stdin_open=args.interactive,
         tty_size=window_size() if args.tty else None,
         auto_remove=getattr(args, "rm", False),
+        extra_hosts=args.add_host,
+        dns=args.dns,
+        dns_search=args.dns_search,
+        dns_options=args.dns_option,
     )
 
 
@@ -634,6 +638,30 @@ def _container_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="ALIAS",
         help="another name the container has on its user-defined network",
+    )
+    parser.add_argument(
+        "--add-host",
+        action="append",
+        default=[],
+        metavar="NAME:IP",
+        help="add a line to /etc/hosts (IP host-gateway: the host)",
+    )
+    parser.add_argument(
+        "--dns", action="append", default=[], metavar="IP", help="a DNS server"
+    )
+    parser.add_argument(
+        "--dns-search",
+        action="append",
+        default=[],
+        metavar="DOMAIN",
+        help="a DNS search domain ('.': none)",
+    )
+    parser.add_argument(
+        "--dns-option",
+        action="append",
+        default=[],
+        metavar="OPTION",
+        help="a resolv.conf option (ndots:2, ...)",
     )
     parser.add_argument(
         "-v", "--volume", action="append", default=[], metavar="SOURCE:TARGET[:ro]"

@@ -277,15 +277,16 @@ def _etc_files(spec: SandboxSpec, new_net: bool) -> tuple[tuple[str, bytes], ...
     hosts = (
         "127.0.0.1\tlocalhost\n"
         "::1\tlocalhost ip6-localhost ip6-loopback\n"
-        f"127.0.0.1\t{hostname}\n"
+        + "".join(f"{address}\t{name}\n" for name, address in spec.extra_hosts)
+        + f"127.0.0.1\t{hostname}\n"
     )
     resolv = _read(_HOST_RESOLV_CONF)
-    if spec.dns:
-        resolv = "".join(f"nameserver {server}\n" for server in spec.dns).encode()
-    elif new_net and _loopback_only(resolv):
+    if new_net and not spec.dns and _loopback_only(resolv):
         # A resolver on the host's loopback (systemd-resolved's stub) cannot
         # be reached from another network namespace; its upstream list can.
         resolv = _read(_SYSTEMD_RESOLV_CONF) or resolv
+    if spec.dns or spec.dns_search or spec.dns_options:
+        resolv = _resolv_with(resolv, spec)
     files = (
         ("/etc/hostname", hostname.encode() + b"\n"),
         ("/etc/resolv.conf", resolv),
@@ -293,6 +294,25 @@ def _etc_files(spec: SandboxSpec, new_net: bool) -> tuple[tuple[str, bytes], ...
     if spec.hosts_file:
         return files
     return (("/etc/hosts", hosts.encode()), *files)
+
+
+def _resolv_with(base: bytes, spec: SandboxSpec) -> bytes:
+    """``base`` with the spec's servers, search domains and options in place
+    of its own lines of each kind (docker's order: servers, search, options)."""
+    lines = base.decode(errors="replace").splitlines()
+
+    def kept(*kinds: str) -> list[str]:
+        return [line for line in lines if line.split()[:1] in [[k] for k in kinds]]
+
+    servers = [f"nameserver {s}" for s in spec.dns] or kept("nameserver")
+    search = kept("search", "domain")
+    if spec.dns_search:
+        wanted = [d for d in spec.dns_search if d != "."]
+        search = [f"search {' '.join(wanted)}"] if wanted else []
+    options = kept("options")
+    if spec.dns_options:
+        options = [f"options {' '.join(spec.dns_options)}"]
+    return "".join(f"{line}\n" for line in servers + search + options).encode()
 
 
 def _read(path: str) -> bytes:

@@ -136,8 +136,12 @@ class SandboxSpec:
     :func:`layercake.runtime.create_cgroup`). ``hosts_file`` names a host
     file bound on /etc/hosts instead of the generated one, so the caller can
     rewrite it while the container runs (a network's members by name).
-    ``dns`` servers, when given, make /etc/resolv.conf instead of the
-    host's. Rootless, ``user_namespace`` names a user namespace (such as
+    /etc/resolv.conf is the host's, with ``dns`` servers, ``dns_search``
+    domains (``(".",)``: none) and ``dns_options``, when given, in place of
+    its own lines of that kind, as ``docker run --dns``, ``--dns-search``
+    and ``--dns-option`` do. ``extra_hosts`` (name, address) are lines of
+    the generated /etc/hosts, before the container's own (``--add-host``).
+    Rootless, ``user_namespace`` names a user namespace (such as
     ``/proc/<pid>/ns/user`` of a :func:`layercake.runtime.hold_namespaces`
     process) that the container joins instead of making its own, so that
     its new namespaces are owned by it; it is ignored as root.
@@ -157,6 +161,9 @@ class SandboxSpec:
     hosts_file: str = ""
     dns: tuple[str, ...] = ()
     user_namespace: str = ""
+    dns_search: tuple[str, ...] = ()
+    dns_options: tuple[str, ...] = ()
+    extra_hosts: tuple[tuple[str, str], ...] = ()
 
 
 @attrs.frozen
