@@ -302,6 +302,14 @@ def wait_for(condition, timeout: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+def _holds(path: Path, content: bytes) -> bool:
+    """Whether ``path`` exists with ``content`` (a writer may not be done yet)."""
+    try:
+        return path.read_bytes() == content
+    except FileNotFoundError:
+        return False
+
+
 def start_in_subprocess(
     store_path: Path, detach: bool, command: list[str], executor: str = "builtin"
 ) -> str:
@@ -816,7 +824,7 @@ def test_copy_from_a_running_container_sees_its_files(busybox):
     """Copies from a running container go through its mount namespace."""
     with Container(busybox, ["sh", "-c", "echo live > /live; sleep 60"]) as container:
         container.start()
-        wait_for(lambda: (container.path / "upper" / "live").exists())
+        wait_for(lambda: _holds(container.path / "upper" / "live", b"live\n"))
         assert container.copy_from("/live") == b"live\n"
         container.copy_to("/given", b"given\n")
         assert container.exec(["cat", "/given"]).stdout == b"given\n"
@@ -826,7 +834,7 @@ def test_export_writes_the_merged_file_system_without_mounts(busybox, tmp_path):
     """export() is a tar of the merged root; /proc contents are not in it."""
     with Container(busybox, ["sh", "-c", "echo e > /exported; sleep 60"]) as container:
         container.start()
-        wait_for(lambda: (container.path / "upper" / "exported").exists())
+        wait_for(lambda: _holds(container.path / "upper" / "exported", b"e\n"))
         container.export(tmp_path / "fs.tar")
     with tarfile.open(tmp_path / "fs.tar") as tar:
         names = tar.getnames()
