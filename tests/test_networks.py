@@ -160,6 +160,17 @@ def test_a_deleted_store_gives_its_leases_back(busybox, networks, tmp_path):
     assert not (networks.path / "networks" / "bridge").exists()
 
 
+def test_a_removal_gives_back_the_leases_of_deleted_stores_too(busybox, networks):
+    """Removing a container also takes back the leases and endpoints of
+    containers whose directories vanished."""
+    kept = Container(busybox, ["true"])
+    gone = Container(busybox, ["true"])
+    shutil.rmtree(gone.path)
+    kept.remove()
+    assert {str(kept.path), str(gone.path)} & set(lease_holders()) == set()
+    assert not (networks.path / "networks" / "bridge").exists()
+
+
 def test_a_container_reaches_a_server_on_the_bridge_address(busybox, networks):
     """A host server listening on the gateway (not 0.0.0.0) answers a container."""
     holder = Container(busybox, ["true"])

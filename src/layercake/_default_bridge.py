@@ -8,7 +8,7 @@ leased host-wide: ``/run/layercake/bridge/leases/<address>`` is a symlink
 to the directory of the container holding it, so every store and process
 sees every lease, and a lease whose container directory is gone (removed
 with its store, or by a process that crashed half-way) is taken back by
-the next lease. Both live under /run, as the device does not outlive a
+the next lease or release. Both live under /run, as the device does not outlive a
 reboot either. Every change holds :func:`layercake._bridge.machine_lock`.
 
 The device and its masquerade rule stay after the last container, as
@@ -180,19 +180,10 @@ def lease(owner: Path, wanted: str = "") -> tuple[HostBridge, str]:
         directory = _leases()
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         subnet = ipaddress.IPv4Network(record.subnet)
-        used = {record.gateway}
-        for entry in os.scandir(directory):
-            try:
-                target = os.readlink(entry.path)
-            except OSError:
-                continue
-            if target == str(owner) and _within(entry.name, subnet):
-                return record, entry.name
-            if os.path.isdir(target):
-                used.add(entry.name)
-                continue
-            os.unlink(entry.path)
-            logger.info("freed %s of the removed container %s", entry.name, target)
+        used, held = _reclaim(owner)
+        if held and _within(held, subnet):
+            return record, held
+        used.add(record.gateway)
         if wanted and wanted not in used and _within(wanted, subnet):
             address = wanted
         else:
@@ -207,11 +198,39 @@ def lease(owner: Path, wanted: str = "") -> tuple[HostBridge, str]:
 
 
 def release(owner: Path, address: str) -> None:
-    """Give back ``address`` if the container directory ``owner`` holds it."""
+    """Give back ``address`` if the container directory ``owner`` holds it,
+    and every lease whose container directory is gone."""
     path = _leases() / address
     with bridge.machine_lock():
         try:
             if os.readlink(path) == str(owner):
                 path.unlink()
         except OSError:
-            return
+            pass
+        _reclaim(None)
+
+
+def _reclaim(owner: Path | None) -> tuple[set[str], str]:
+    """Unlink the leases whose container directory is gone.
+
+    Returns the addresses still leased, and the one ``owner`` holds (empty
+    without one). The caller holds the machine lock.
+    """
+    used: set[str] = set()
+    held = ""
+    directory = _leases()
+    if not directory.is_dir():
+        return used, held
+    for entry in os.scandir(directory):
+        try:
+            target = os.readlink(entry.path)
+        except OSError:
+            continue
+        if owner is not None and target == str(owner):
+            held = entry.name
+        if os.path.isdir(target):
+            used.add(entry.name)
+            continue
+        os.unlink(entry.path)
+        logger.info("freed %s of the removed container %s", entry.name, target)
+    return used, held

@@ -523,8 +523,9 @@ def relocate(
 def release(store_path: Path, name: str, container_id: str, owner: Path) -> None:
     """Give back the lease of ``container_id`` (directory ``owner``) on ``name``.
 
-    The store's copy of the default network goes with its last lease; the
-    host's bridge stays.
+    On the default network the endpoints of containers whose directory is
+    gone go too, and the store's copy of the network with its last lease;
+    the host's bridge stays.
     """
     with _locked(store_path) as root:
         path = root / name
@@ -536,7 +537,8 @@ def release(store_path: Path, name: str, container_id: str, owner: Path) -> None
             from layercake import _default_bridge as default_bridge
 
             default_bridge.release(owner, found.address)
-        if path.is_dir() and not _endpoints(path):
+        living = _living(path, lambda cid: (owner.parent / cid).is_dir())
+        if path.is_dir() and not living:
             shutil.rmtree(path, ignore_errors=True)
 
 
