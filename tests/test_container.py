@@ -20,6 +20,7 @@ from tests.conftest import missing
 
 import layercake
 from layercake._container import Container, list_containers, prune_containers
+from layercake._container_state import process_start_time
 from layercake import runtime
 from layercake.errors import CommandNotStarted, ContainerConfigError, ContainerError
 
@@ -504,7 +505,9 @@ def test_a_dead_monitor_leaves_an_exited_container_that_prune_removes(busybox):
     container.start(detach=True)
     state = container.state()
     os.kill(state.monitor_pid, signal.SIGKILL)
-    wait_for(lambda: not os.path.exists(f"/proc/{state.pid}"))
+    # Both gone (a zombie counts as gone): the container dies with its monitor.
+    wait_for(lambda: process_start_time(state.monitor_pid) is None)
+    wait_for(lambda: process_start_time(state.pid) is None)
     assert list_containers(store) == []
     loaded = Container.load(store, "orphan")
     assert (loaded.status, loaded.exit_code) == ("exited", 137)
