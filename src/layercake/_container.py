@@ -45,6 +45,7 @@ from layercake._container_state import (
     process_start_time,
     read_record,
     read_state,
+    status_text,
     write_record,
     write_state,
 )
@@ -53,7 +54,7 @@ from layercake._ports import Forwarder, HostPort, Published, parse_ports
 from layercake._restart_policy import RestartPolicy, conflicts_with_rm
 from layercake._run_config import RunConfig, env_list, merge_env, process_spec
 from layercake._signals import signal_number
-from layercake._tmpfs_options import parse_tmpfs, tmpfs_options, with_options
+from layercake._tmpfs_options import parse_tmpfs, recorded_tmpfs, tmpfs_options
 from layercake._users import resolve_user
 from layercake._volumes import VolumeSpec, prepare_volumes
 from layercake.errors import (
@@ -131,15 +132,6 @@ def _signal_to_send(sig: int | str) -> int:
 def _default_hostname(network: str, container_id: str) -> str:
     # docker: a container on the host's network has the host's name.
     return os.uname().nodename if network == "host" else container_id[:12]
-
-
-def _recorded_tmpfs(record: ContainerRecord) -> tuple[TmpfsMount, ...]:
-    # A record from before tmpfs_options has docker's default options.
-    options = record.tmpfs_options or ("",) * len(record.tmpfs)
-    return tuple(
-        with_options(TmpfsMount(*mount), text)
-        for mount, text in zip(record.tmpfs, options, strict=True)
-    )
 
 
 class Container:
@@ -523,7 +515,7 @@ class Container:
         ``restarting``: the restart policy starts the process again once its
         back-off ends, as ``docker inspect`` says it.
         """
-        return _status_text(self.state())
+        return status_text(self.state())
 
     def state(self) -> ContainerState:
         """The recorded state, corrected when its monitor process died.
@@ -646,7 +638,7 @@ class Container:
             network=network,  # type: ignore[arg-type]
             network_namespace=namespace,
             mounts=tuple(BindMount(*bind) for bind in self.record.binds),
-            tmpfs=_recorded_tmpfs(self.record),
+            tmpfs=recorded_tmpfs(self.record),
             init=self.record.init,
             read_only=self.record.read_only,
             privileged=self.record.privileged,
@@ -2173,118 +2165,12 @@ class Container:
 
         export(self._spec(), self._live_pid(), Path(path))
 
-    def _mounts(self) -> list[dict[str, Any]]:
-        volume_dirs = (
-            str(self.image.store.path / "volumes"),
-            str(self.path / "volumes"),
-        )
-        mounts: list[dict[str, Any]] = []
-        for source, target, read_only in self.record.binds:
-            entry: dict[str, Any] = {"Type": "bind"}
-            if os.path.dirname(source) in volume_dirs:
-                entry = {"Type": "volume", "Name": os.path.basename(source)}
-            entry.update({"Source": source, "Destination": target, "RW": not read_only})
-            mounts.append(entry)
-        for tmpfs in _recorded_tmpfs(self.record):
-            mounts.append(
-                {
-                    "Type": "tmpfs",
-                    "Source": "",
-                    "Destination": tmpfs.target,
-                    "RW": not tmpfs.read_only,
-                }
-            )
-        return mounts
-
-    def _graph_driver(self) -> dict[str, Any]:
-        driver = self.record.storage_driver
-        upper = str(self.path / "upper")
-        if driver == "copy":
-            return {"Name": driver, "Data": {"RootDir": upper}}
-        return {
-            "Name": driver,
-            "Data": {
-                "LowerDir": ":".join(self.record.lower_dirs),
-                "UpperDir": upper,
-                "WorkDir": str(self.path / "work"),
-                "MergedDir": str(self.path / "rootfs"),
-            },
-        }
 
     def inspect(self) -> dict[str, Any]:
         """Describe the container with ``docker inspect``'s field names."""
-        state = self.state()
-        record = self.record
-        running = state.status == "running"
-        image_config = self.image.config.config
-        return {
-            "Id": self.id,
-            "Created": record.created,
-            "Path": record.process.args[0],
-            "Args": list(record.process.args[1:]),
-            "State": {
-                "Status": _status_text(state),
-                "Running": running,
-                "Paused": running and state.paused,
-                "Restarting": running and state.restarting,
-                "OOMKilled": state.oom_killed,
-                "Dead": state.status == "dead",
-                "Pid": state.pid if running else 0,
-                "ExitCode": state.exit_code,
-                "Error": state.error,
-                "StartedAt": state.started_at,
-                "FinishedAt": state.finished_at,
-            },
-            "Image": self.image.id,
-            "RestartCount": state.restart_count,
-            "GraphDriver": self._graph_driver(),
-            "Mounts": self._mounts(),
-            "NetworkSettings": net.settings(self.image.store.path, record, state),
-            "Warnings": list(state.warnings),
-            "Name": "/" + self.name,
-            "LogPath": str(self.path / LOG_FILE),
-            "HostConfig": {
-                "AutoRemove": record.auto_remove,
-                "NetworkMode": record.network,
-                "ExtraHosts": list(record.extra_hosts) or None,
-                "Dns": list(record.dns),
-                "DnsSearch": list(record.dns_search),
-                "DnsOptions": list(record.dns_options),
-                "RestartPolicy": record.restart.inspect(),
-                "ReadonlyRootfs": record.read_only,
-                "Init": record.init,
-                "Runtime": record.executor,
-                "Binds": [
-                    f"{source}:{target}" + (":ro" if ro else "")
-                    for source, target, ro in record.binds
-                ],
-                "Privileged": record.privileged,
-                "Memory": record.memory,
-                "NanoCpus": int(record.cpus * 1_000_000_000),
-                "CpuShares": record.cpu_shares,
-                "PidsLimit": record.pids_limit or None,
-                "Tmpfs": {
-                    tmpfs.target: tmpfs_options(tmpfs)
-                    for tmpfs in _recorded_tmpfs(record)
-                },
-            },
-            "Config": {
-                "Hostname": record.hostname,
-                "User": record.user if record.user is not None else image_config.user,
-                "Env": list(record.process.env),
-                "Cmd": list(record.command)
-                if record.command is not None
-                else _list_or_none(image_config.cmd),
-                "Entrypoint": list(record.entrypoint)
-                if record.entrypoint is not None
-                else _list_or_none(image_config.entrypoint),
-                "Image": record.image_reference,
-                "WorkingDir": record.process.cwd,
-                "Labels": dict(image_config.labels),
-                "Tty": record.process.terminal,
-                "OpenStdin": record.stdin_open,
-            },
-        }
+        from layercake._container_inspect import inspect_document
+
+        return inspect_document(self)
 
 
 def _with_term(process: runtime.ProcessSpec) -> runtime.ProcessSpec:
@@ -2293,15 +2179,6 @@ def _with_term(process: runtime.ProcessSpec) -> runtime.ProcessSpec:
     if any(item.startswith("TERM=") for item in process.env):
         return process
     return attrs.evolve(process, env=(*process.env, "TERM=xterm"))
-
-
-def _status_text(state: ContainerState) -> str:
-    """Docker's ``State.Status`` of a recorded state."""
-    if state.status == "running" and state.restarting:
-        return "restarting"
-    if state.status == "running" and state.paused:
-        return "paused"
-    return state.status
 
 
 def _security_options(options: Sequence[str]) -> tuple[bool, bool]:
@@ -2324,10 +2201,6 @@ def _security_options(options: Sequence[str]) -> tuple[bool, bool]:
                 "only no-new-privileges and seccomp=unconfined are known"
             )
     return no_new_privileges, seccomp
-
-
-def _list_or_none(value: tuple[str, ...] | None) -> list[str] | None:
-    return list(value) if value is not None else None
 
 
 def _all(store: Store) -> list[Container]:

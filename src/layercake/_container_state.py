@@ -41,6 +41,7 @@ __all__ = [
     "process_start_time",
     "read_record",
     "read_state",
+    "status_text",
     "write_record",
     "write_state",
 ]
@@ -180,6 +181,15 @@ def process_start_time(pid: int) -> int | None:
 def is_alive(pid: int, start: int) -> bool:
     """Whether ``pid`` still is the process that started at ``start``."""
     return pid > 0 and process_start_time(pid) == start
+
+
+def status_text(state: ContainerState) -> str:
+    """Docker's ``State.Status`` of a recorded state."""
+    if state.status == "running" and state.restarting:
+        return "restarting"
+    if state.status == "running" and state.paused:
+        return "paused"
+    return state.status
 
 
 def _sorted_set(value: object) -> list[object]:

@@ -9,13 +9,18 @@ flags keep docker's default, ``rw,noexec,nosuid,nodev``.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import attrs
 
 from layercake._sizes import parse_size
 from layercake.errors import ContainerConfigError
 from layercake.runtime import TmpfsMount
 
-__all__ = ["parse_tmpfs", "tmpfs_options", "with_options"]
+if TYPE_CHECKING:
+    from layercake._container_state import ContainerRecord
+
+__all__ = ["parse_tmpfs", "recorded_tmpfs", "tmpfs_options", "with_options"]
 
 # Each flag word: the TmpfsMount field it sets, and to what.
 _FLAGS = {
@@ -91,3 +96,13 @@ def with_options(mount: TmpfsMount, text: str) -> TmpfsMount:
     """
     parsed = parse_tmpfs(f"{mount.target}:{text}")
     return attrs.evolve(parsed, size=mount.size, mode=mount.mode)
+
+
+def recorded_tmpfs(record: ContainerRecord) -> tuple[TmpfsMount, ...]:
+    """The tmpfs mounts ``record`` holds, each with its recorded options."""
+    # A record from before tmpfs_options has docker's default options.
+    options = record.tmpfs_options or ("",) * len(record.tmpfs)
+    return tuple(
+        with_options(TmpfsMount(*mount), text)
+        for mount, text in zip(record.tmpfs, options, strict=True)
+    )
