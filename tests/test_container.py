@@ -19,7 +19,8 @@ import pytest
 from tests.conftest import missing
 
 import layercake
-from layercake._container import Container, list_containers, prune_containers
+from layercake._container import Container
+from layercake._container_listing import list_containers, prune_containers
 from layercake._container_state import process_start_time
 from layercake import runtime
 from layercake.errors import CommandNotStarted, ContainerConfigError, ContainerError

@@ -2,14 +2,14 @@
 
 A container's directory (``store/containers/<id>/``) records how it was made
 and where it is in its life (see :mod:`layercake._container_state`), so
-another process can find it with :func:`list_containers` or
+another process can find it with
+:func:`layercake._container_listing.list_containers` or
 :meth:`Container.load` and stop, kill, inspect or remove it.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import json
 import logging
 import os
@@ -31,7 +31,7 @@ from layercake import _container_network as net
 from layercake import _name_resolution as name_resolution
 from layercake import _storage as storage
 from layercake import runtime
-from layercake._container_lock import lifecycle_locked
+from layercake._container_lock import claim_name, lifecycle_locked, names_locked
 from layercake._container_log import LogWriter, relay_output
 from layercake._container_state import (
     LOG_FILE,
@@ -82,13 +82,11 @@ if TYPE_CHECKING:
     from layercake._layer_stack import LayerStack
     from layercake._store import Store
 
-__all__ = ["Container", "list_containers", "prune_containers"]
+__all__ = ["Container"]
 
 logger = logging.getLogger(__name__)
 
 _STOP_TIMEOUT = 10.0
-_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
-_ID = re.compile(r"[0-9a-f]{64}")
 _POLL_INTERVAL = 0.05
 
 
@@ -377,8 +375,8 @@ class Container:
         network = self.config.network
         workdir = self.config.workdir
         user = self.config.user
-        with _names_locked(containers):
-            self.name = _claim_name(containers, name, self.id)
+        with names_locked(containers):
+            self.name = claim_name(containers, name, self.id)
             self.path.mkdir()
             # Which image the container uses, so the store refuses to remove it.
             (self.path / "image").write_text(str(image.digest))
@@ -436,10 +434,13 @@ class Container:
         Raises:
             ContainerError: no container, or more than one, matches ``key``.
         """
+        from layercake._container_listing import all_containers
+
         containers = store._directory.containers_dir
-        found = {c.id: c for c in _all(store) if c.name == key.lstrip("/")}
+        everyone = all_containers(store)
+        found = {c.id: c for c in everyone if c.name == key.lstrip("/")}
         if not found:
-            found = {c.id: c for c in _all(store) if c.id.startswith(key.lower())}
+            found = {c.id: c for c in everyone if c.id.startswith(key.lower())}
         if len(found) == 1 and key:
             return next(iter(found.values()))
         if len(found) > 1 and key:
@@ -1630,12 +1631,12 @@ class Container:
                 container's.
         """
         containers = self.path.parent
-        with _names_locked(containers):
+        with names_locked(containers):
             if new_name.removeprefix("/") == self.name:
                 raise ContainerConfigError(
                     "renaming a container with the same name as its current name"
                 )
-            name = _claim_name(containers, new_name, self.id)
+            name = claim_name(containers, new_name, self.id)
             self.record = attrs.evolve(read_record(self.path), name=name)
             write_record(self.path, self.record)
             net.rename(self.image.store.path, containers, self.record, name)
@@ -2201,144 +2202,6 @@ def _security_options(options: Sequence[str]) -> tuple[bool, bool]:
                 "only no-new-privileges and seccomp=unconfined are known"
             )
     return no_new_privileges, seccomp
-
-
-def _all(store: Store) -> list[Container]:
-    containers = store._directory.containers_dir
-    found = []
-    try:
-        entries = sorted(containers.iterdir())
-    except FileNotFoundError:
-        return []
-    for path in entries:
-        try:
-            record = read_record(path)
-        except (OSError, ValueError):
-            continue
-        try:
-            found.append(Container._from_record(store, path, record))
-        except Exception as error:  # noqa: BLE001 - one bad entry hides no other
-            logger.warning("skipping container %s: %s", path.name, error)
-    return found
-
-
-def list_containers(store: Store, *, all: bool = False) -> list[Container]:
-    """The containers of ``store``, newest first, as ``docker ps [-a]`` lists them.
-
-    Without ``all`` only running ones. A container whose monitor died with
-    its host is recognised as exited here (see :meth:`Container.state`).
-    """
-    containers = [c for c in _all(store) if all or _status(c) == "running"]
-    return sorted(containers, key=lambda c: c.record.created, reverse=True)
-
-
-def _status(container: Container) -> str:
-    """The container's status, or ``removed`` when another process just removed it."""
-    try:
-        return container.state().status
-    except ContainerError:
-        return "removed"
-
-
-def prune_containers(store: Store) -> list[str]:
-    """Remove every container of ``store`` that is not running; return their ids."""
-    removed = []
-    for container in _all(store):
-        if _status(container) not in ("running", "removed"):
-            container.remove()
-            removed.append(container.id)
-    net.tidy(store.path)
-    return removed + _prune_unreadable(store)
-
-
-def _prune_unreadable(store: Store) -> list[str]:
-    """Remove container directories whose config.json cannot be read.
-
-    No listing can show them, so nothing else would ever remove them. A
-    directory only lacks a readable config.json outside the names lock if
-    it is broken: creation writes it under that lock.
-    """
-    containers = store._directory.containers_dir
-    removed: list[str] = []
-    if not containers.is_dir():
-        return removed
-    with _names_locked(containers):
-        for path in sorted(containers.iterdir()):
-            if not _ID.fullmatch(path.name) or not path.is_dir():
-                continue
-            try:
-                read_record(path)
-                continue
-            except (OSError, ValueError) as error:
-                reason = getattr(error, "strerror", None) or str(error)
-            if _has_mounts(path):
-                logger.warning(
-                    "keeping %s: cannot read its config.json (%s) "
-                    "and something is mounted in it",
-                    path,
-                    reason,
-                )
-                continue
-            logger.warning(
-                "removing container directory %s: cannot read its config.json: %s",
-                path,
-                reason,
-            )
-            cgroup = runtime.find_cgroup(path.name)
-            if cgroup is not None:
-                cgroup.kill_all()
-                cgroup.remove()
-            store._directory.remove_tree(path)
-            removed.append(path.name)
-    return removed
-
-
-def _has_mounts(path: Path) -> bool:
-    """Whether anything is mounted at or below ``path`` in this mount namespace."""
-    prefix = str(path) + "/"
-    with open("/proc/self/mountinfo") as mountinfo:
-        for line in mountinfo:
-            point = line.split()[4].replace("\\040", " ")
-            if point == str(path) or point.startswith(prefix):
-                return True
-    return False
-
-
-class _names_locked:
-    """Hold an exclusive lock on the containers directory (names are unique)."""
-
-    def __init__(self, directory: Path) -> None:
-        self._directory = directory
-        self._fd = -1
-
-    def __enter__(self) -> None:
-        self._fd = os.open(self._directory, os.O_RDONLY | os.O_DIRECTORY)
-        fcntl.flock(self._fd, fcntl.LOCK_EX)
-
-    def __exit__(self, *exc: object) -> None:
-        os.close(self._fd)
-
-
-def _claim_name(containers: Path, name: str | None, container_id: str) -> str:
-    if name is None:
-        return container_id[:12]
-    name = name.removeprefix("/")
-    if not _NAME.fullmatch(name):
-        raise ContainerConfigError(
-            f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] "
-            "are allowed"
-        )
-    for path in containers.iterdir():
-        try:
-            taken = read_record(path).name
-        except (OSError, ValueError):
-            continue
-        if taken == name:
-            raise ContainerConfigError(
-                f'the container name "/{name}" is already in use by container '
-                f"{path.name}"
-            )
-    return name
 
 
 _OWN_START: dict[int, int] = {}

@@ -1,4 +1,4 @@
-"""One container's lifecycle lock, held across processes.
+"""Locks held across processes: one container's lifecycle, and all names.
 
 Starting, stopping, restarting, killing and removing a container read its
 state and then act on it; two processes doing so at once would both see a
@@ -7,12 +7,17 @@ exclusive ``flock`` on ``lock`` in the container's directory, so they run one
 after another, as Docker's daemon runs them. The lock is re-entrant within a
 thread (``restart`` stops and starts under one hold) and is dropped when the
 directory goes: a waiter then finds the container removed.
+
+Names are unique in a store: creating and renaming a container claim a name
+under a second lock, on the containers directory itself, so two processes
+never both see a name free and both take it.
 """
 
 from __future__ import annotations
 
 import fcntl
 import os
+import re
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,9 +25,13 @@ from pathlib import Path
 
 import attrs
 
-__all__ = ["LOCK_FILE", "lifecycle_locked"]
+from layercake._container_state import read_record
+from layercake.errors import ContainerConfigError
+
+__all__ = ["LOCK_FILE", "claim_name", "lifecycle_locked", "names_locked"]
 
 LOCK_FILE = "lock"
+_NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+")
 
 
 @attrs.define
@@ -84,3 +93,47 @@ def _acquire(directory: Path) -> int:
         os.close(fd)
         raise
     return fd
+
+
+class names_locked:
+    """Hold an exclusive lock on the containers directory (names are unique)."""
+
+    def __init__(self, directory: Path) -> None:
+        self._directory = directory
+        self._fd = -1
+
+    def __enter__(self) -> None:
+        self._fd = os.open(self._directory, os.O_RDONLY | os.O_DIRECTORY)
+        fcntl.flock(self._fd, fcntl.LOCK_EX)
+
+    def __exit__(self, *exc: object) -> None:
+        os.close(self._fd)
+
+
+def claim_name(containers: Path, name: str | None, container_id: str) -> str:
+    """The name a container gets: ``name`` without its leading ``/``, or the
+    short id when ``name`` is ``None``. Call it under :class:`names_locked`.
+
+    Raises:
+        ContainerConfigError: the name is invalid or another container of
+            ``containers`` has it.
+    """
+    if name is None:
+        return container_id[:12]
+    name = name.removeprefix("/")
+    if not _NAME.fullmatch(name):
+        raise ContainerConfigError(
+            f"invalid container name {name!r}: only [a-zA-Z0-9][a-zA-Z0-9_.-] "
+            "are allowed"
+        )
+    for path in containers.iterdir():
+        try:
+            taken = read_record(path).name
+        except (OSError, ValueError):
+            continue
+        if taken == name:
+            raise ContainerConfigError(
+                f'the container name "/{name}" is already in use by container '
+                f"{path.name}"
+            )
+    return name

@@ -549,7 +549,7 @@ class Store:
         user-owned network namespace of the store's networks is stopped
         here if no container uses it any more (its last one crashed).
         """
-        from layercake._container import list_containers
+        from layercake._container_listing import list_containers
         from layercake._container_network import tidy
 
         tidy(self.path)

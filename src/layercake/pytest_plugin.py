@@ -74,7 +74,7 @@ def _sweep(store: Store) -> None:
     lives belongs to another pytest-xdist worker or another session, which
     may still use it whatever its state.
     """
-    from layercake._container import list_containers
+    from layercake._container_listing import list_containers
     from layercake.errors import ContainerError
 
     for container in list_containers(store, all=True):

@@ -125,7 +125,7 @@ def df(args: argparse.Namespace) -> int:
 def prune(args: argparse.Namespace) -> int:
     """Remove stopped containers, dangling images and what nothing uses."""
     import layercake
-    from layercake._container import prune_containers
+    from layercake._container_listing import prune_containers
 
     store = layercake.Store(args.store)
     for container_id in prune_containers(store):
