@@ -32,16 +32,20 @@ from layercake import _name_resolution as name_resolution
 from layercake import _storage as storage
 from layercake import runtime
 from layercake._container_lock import claim_name, lifecycle_locked, names_locked
-from layercake._container_log import LogWriter, relay_output
+from layercake._container_log import (
+    LogWriter,
+    follow_lines,
+    read_lines,
+    relay_output,
+    since_ns,
+)
 from layercake._container_state import (
     LOG_FILE,
     STOP_FILE,
-    ZERO_TIME,
     ContainerRecord,
     ContainerState,
     is_alive,
     now,
-    parse_time,
     process_start_time,
     read_record,
     read_state,
@@ -1255,42 +1259,21 @@ class Container:
         """
         self._ensure_exists()
         streams = {s for s, w in (("stdout", stdout), ("stderr", stderr)) if w}
-        floor = _since_ns(since)
-        path = self.path / LOG_FILE
-        data = path.read_bytes() if path.exists() else b""
-        # Only whole entries: the monitor may be writing the next one.
-        complete = data[: data.rfind(b"\n") + 1]
-        lines = _format_lines(complete, streams, floor, timestamps)
+        floor = since_ns(since)
+        lines, offset = read_lines(self.path / LOG_FILE, streams, floor, timestamps)
         if tail is not None:
             lines = lines[-tail:] if tail > 0 else []
         if not follow:
             return b"".join(lines)
-        return self._follow(lines, len(complete), streams, floor, timestamps)
-
-    def _follow(
-        self,
-        first: list[bytes],
-        offset: int,
-        streams: set[str],
-        floor: int,
-        timestamps: bool,
-    ) -> Iterator[bytes]:
-        yield from first
-        path = self.path / LOG_FILE
-        while True:
-            # Read the state first: whatever was logged before the exit was
-            # recorded is then read below, before stopping.
-            running = self.state().status == "running"
-            if path.exists():
-                with open(path, "rb") as file:
-                    file.seek(offset)
-                    data = file.read()
-                complete = data[: data.rfind(b"\n") + 1]
-                offset += len(complete)
-                yield from _format_lines(complete, streams, floor, timestamps)
-            if not running:
-                return
-            time.sleep(_POLL_INTERVAL)
+        return follow_lines(
+            self.path / LOG_FILE,
+            lines,
+            offset,
+            running=lambda: self.state().status == "running",
+            streams=streams,
+            floor=floor,
+            timestamps=timestamps,
+        )
 
     def kill(self, sig: int | str = signal.SIGKILL) -> None:
         """Send a signal to the container's main process (default SIGKILL).
@@ -2238,43 +2221,6 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
-
-
-def _since_ns(since: float | str | None) -> int:
-    if since is None:
-        return 0
-    if isinstance(since, str):
-        from layercake._log_times import parse_log_time
-
-        return parse_log_time(since)
-    return int(since * 1_000_000_000)
-
-
-def _format_line(
-    raw: bytes, streams: set[str], floor: int, timestamps: bool
-) -> bytes | None:
-    try:
-        entry = json.loads(raw)
-    except ValueError:
-        return None
-    if entry.get("stream") not in streams:
-        return None
-    stamp = str(entry.get("time", ZERO_TIME))
-    if floor and parse_time(stamp) < floor:
-        return None
-    text = str(entry.get("log", "")).encode()
-    return (stamp.encode() + b" " + text) if timestamps else text
-
-
-def _format_lines(
-    data: bytes, streams: set[str], floor: int, timestamps: bool
-) -> list[bytes]:
-    lines = []
-    for raw in data.splitlines():
-        line = _format_line(raw, streams, floor, timestamps)
-        if line is not None:
-            lines.append(line)
-    return lines
 
 
 def _signal_number(name: str) -> int:

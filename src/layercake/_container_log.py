@@ -4,6 +4,9 @@ Each line becomes ``{"log": "<line>\\n", "stream": "stdout"|"stderr",
 "time": "<RFC 3339>"}``; a last line without a newline is written as it is
 when the stream ends. The file is opened on the first output, so a
 container that writes nothing costs no file.
+
+Reading turns the entries back into the output lines ``docker logs`` shows,
+only whole entries: the monitor may be writing the next one.
 """
 
 from __future__ import annotations
@@ -11,16 +14,20 @@ from __future__ import annotations
 import json
 import os
 import select
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Literal
 
-from layercake._container_state import now
+from layercake._container_state import ZERO_TIME, now, parse_time
 
-__all__ = ["LogWriter", "relay_output"]
+__all__ = ["LogWriter", "follow_lines", "read_lines", "relay_output", "since_ns"]
 
 Stream = Literal["stdout", "stderr"]
 
 _CHUNK = 65536
+# How often a follower looks for new entries.
+_POLL_INTERVAL = 0.05
 
 
 class LogWriter:
@@ -119,3 +126,85 @@ def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
+
+
+def since_ns(since: float | str | None) -> int:
+    """``docker logs --since`` as nanoseconds since the epoch; 0 for ``None``.
+
+    Raises:
+        ContainerConfigError: ``since`` is a string that is not a time.
+    """
+    if since is None:
+        return 0
+    if isinstance(since, str):
+        from layercake._log_times import parse_log_time
+
+        return parse_log_time(since)
+    return int(since * 1_000_000_000)
+
+
+def _format_line(
+    raw: bytes, streams: set[str], floor: int, timestamps: bool
+) -> bytes | None:
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return None
+    if entry.get("stream") not in streams:
+        return None
+    stamp = str(entry.get("time", ZERO_TIME))
+    if floor and parse_time(stamp) < floor:
+        return None
+    text = str(entry.get("log", "")).encode()
+    return (stamp.encode() + b" " + text) if timestamps else text
+
+
+def _format_lines(
+    data: bytes, streams: set[str], floor: int, timestamps: bool
+) -> list[bytes]:
+    lines = []
+    for raw in data.splitlines():
+        line = _format_line(raw, streams, floor, timestamps)
+        if line is not None:
+            lines.append(line)
+    return lines
+
+
+def read_lines(
+    path: Path, streams: set[str], floor: int, timestamps: bool
+) -> tuple[list[bytes], int]:
+    """The lines of the log at ``path`` from ``streams``, written at or after
+    ``floor`` (nanoseconds), and the offset after the last whole entry."""
+    data = path.read_bytes() if path.exists() else b""
+    # Only whole entries: the monitor may be writing the next one.
+    complete = data[: data.rfind(b"\n") + 1]
+    return _format_lines(complete, streams, floor, timestamps), len(complete)
+
+
+def follow_lines(
+    path: Path,
+    first: list[bytes],
+    offset: int,
+    *,
+    running: Callable[[], bool],
+    streams: set[str],
+    floor: int,
+    timestamps: bool,
+) -> Iterator[bytes]:
+    """Yield ``first``, then each entry written after ``offset`` as it comes,
+    until ``running`` says the container ended and the log is read out."""
+    yield from first
+    while True:
+        # Read the state first: whatever was logged before the exit was
+        # recorded is then read below, before stopping.
+        still_running = running()
+        if path.exists():
+            with open(path, "rb") as file:
+                file.seek(offset)
+                data = file.read()
+            complete = data[: data.rfind(b"\n") + 1]
+            offset += len(complete)
+            yield from _format_lines(complete, streams, floor, timestamps)
+        if not still_running:
+            return
+        time.sleep(_POLL_INTERVAL)
