@@ -56,10 +56,15 @@ from layercake._container_state import (
 from layercake._limits import check_limits, check_workdir
 from layercake._ports import Forwarder, HostPort, Published, parse_ports
 from layercake._restart_policy import RestartPolicy, conflicts_with_rm
-from layercake._run_config import RunConfig, env_list, merge_env, process_spec
+from layercake._run_config import (
+    RunConfig,
+    env_list,
+    merge_env,
+    process_spec,
+    with_term,
+)
 from layercake._signals import signal_number
 from layercake._tmpfs_options import parse_tmpfs, recorded_tmpfs, tmpfs_options
-from layercake._users import resolve_user
 from layercake._volumes import VolumeSpec, prepare_volumes
 from layercake.errors import (
     CommandNotStarted,
@@ -303,7 +308,7 @@ class Container:
             terminal_size=tty_size,
         )
         if tty:
-            self._process = _with_term(self._process)
+            self._process = with_term(self._process)
         self._lower_dirs = tuple(str(path) for path in stack.layer_dirs)
         containers = image.store._directory.containers_dir
         self.path = containers / self.id
@@ -1657,8 +1662,10 @@ class Container:
             ContainerError: the container is not running.
             ContainerTimeout: the process ran longer than ``timeout`` seconds.
         """
-        pid, process, cgroup_procs = self._exec_process(
-            args, env, user, workdir, tty, tty_size
+        from layercake._container_exec import exec_process
+
+        pid, process, cgroup_procs = exec_process(
+            self, args, env, user, workdir, tty, tty_size
         )
         return runtime.run_in(
             pid,
@@ -1697,91 +1704,20 @@ class Container:
                 127 or 126), as ``docker exec`` fails.
             ContainerError: the container is not running.
         """
-        pid, process, cgroup_procs = self._exec_process(
-            args, env, user, workdir, tty, tty_size
-        )
-        if tty:
-            entered = runtime.enter(pid, process, cgroup_procs=cgroup_procs)
-            master = entered.terminal
-            assert master is not None
-            self._terminals.add(master)
-            from layercake._container_tty import relay_terminal
+        from layercake._container_exec import exec_attached
 
-            try:
-                relay_terminal(master, stdin, 1 if stdout is None else stdout, None)
-            except BaseException:
-                entered.kill()
-                raise
-            finally:
-                self._terminals.discard(master)
-                code = entered.wait()
-            return code
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        try:
-            entered = runtime.enter(
-                pid,
-                process,
-                stdin=stdin,
-                stdout=out_w,
-                stderr=err_w,
-                cgroup_procs=cgroup_procs,
-            )
-        except BaseException:
-            os.close(out_r)
-            os.close(err_r)
-            raise
-        finally:
-            os.close(out_w)
-            os.close(err_w)
-        targets = (1 if stdout is None else stdout, 2 if stderr is None else stderr)
-        try:
-            relay_output(out_r, err_r, targets, None)
-        except BaseException:
-            entered.kill()
-            raise
-        finally:
-            code = entered.wait()
-        return code
-
-    def _exec_process(
-        self,
-        args: Sequence[str],
-        env: Mapping[str, str] | Sequence[str] | None,
-        user: str | None,
-        workdir: str | None,
-        tty: bool,
-        tty_size: tuple[int, int] | None,
-    ) -> tuple[int, runtime.ProcessSpec, tuple[str, ...]]:
-        """The pid to join, the process to run there, and its cgroups."""
-        if not args:
-            raise ContainerConfigError("no command given to exec")
-        pid = self._running_pid()
-        process = self._process
-        overrides = env_list(env)
-        if user is not None:
-            resolved = resolve_user(user, self.image.layer_stack())
-            process = attrs.evolve(
-                process,
-                uid=resolved.uid,
-                gid=resolved.gid,
-                additional_gids=resolved.additional_gids,
-            )
-            if not any(item.startswith("HOME=") for item in overrides):
-                overrides += (f"HOME={resolved.home or '/'}",)
-        process = attrs.evolve(
-            process,
-            args=tuple(args),
-            env=merge_env(process.env, overrides),
-            cwd=workdir or process.cwd,
-            terminal=tty,
-            terminal_size=tty_size,
+        return exec_attached(
+            self,
+            args,
+            env=env,
+            user=user,
+            workdir=workdir,
+            tty=tty,
+            tty_size=tty_size,
+            stdin=stdin,
+            stdout=stdout,
+            stderr=stderr,
         )
-        if tty:
-            process = _with_term(process)
-        state = self.state()
-        cgroup = open_cgroup(state.cgroup_version, state.cgroup_paths)
-        return pid, process, cgroup.procs_files
 
     def _live_pid(self) -> int | None:
         state = self.state()
@@ -2155,14 +2091,6 @@ class Container:
         from layercake._container_inspect import inspect_document
 
         return inspect_document(self)
-
-
-def _with_term(process: runtime.ProcessSpec) -> runtime.ProcessSpec:
-    # Docker sets TERM=xterm for a process with a terminal, unless the image
-    # or the caller chose one.
-    if any(item.startswith("TERM=") for item in process.env):
-        return process
-    return attrs.evolve(process, env=(*process.env, "TERM=xterm"))
 
 
 def _security_options(options: Sequence[str]) -> tuple[bool, bool]:

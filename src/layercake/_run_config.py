@@ -19,7 +19,7 @@ from layercake.errors import ContainerConfigError
 from layercake.runtime import DEFAULT_PATH, ProcessSpec
 from layercake.store import ContainerConfig
 
-__all__ = ["RunConfig", "env_list", "merge_env", "process_spec"]
+__all__ = ["RunConfig", "env_list", "merge_env", "process_spec", "with_term"]
 
 
 def env_list(env: Mapping[str, object] | Sequence[str] | None) -> tuple[str, ...]:
@@ -125,3 +125,12 @@ def process_spec(
         gid=user.gid,
         additional_gids=user.additional_gids,
     )
+
+
+def with_term(process: ProcessSpec) -> ProcessSpec:
+    """``process`` with ``TERM=xterm`` added unless its environment sets TERM."""
+    # Docker sets TERM=xterm for a process with a terminal, unless the image
+    # or the caller chose one.
+    if any(item.startswith("TERM=") for item in process.env):
+        return process
+    return attrs.evolve(process, env=(*process.env, "TERM=xterm"))
