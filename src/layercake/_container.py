@@ -29,7 +29,6 @@ import attrs
 
 from layercake import _container_network as net
 from layercake import _name_resolution as name_resolution
-from layercake import _storage as storage
 from layercake import runtime
 from layercake._container_lock import claim_name, lifecycle_locked, names_locked
 from layercake._container_log import (
@@ -59,7 +58,6 @@ from layercake._restart_policy import RestartPolicy, conflicts_with_rm
 from layercake._run_config import (
     RunConfig,
     env_list,
-    merge_env,
     process_spec,
     with_term,
 )
@@ -83,7 +81,7 @@ from layercake.runtime import (
     TmpfsMount,
     open_cgroup,
 )
-from layercake.store import Digest, History
+from layercake.store import Digest
 
 if TYPE_CHECKING:
     from layercake._container_files import Change
@@ -1725,13 +1723,6 @@ class Container:
             return state.pid
         return None
 
-    def _ignored(self) -> frozenset[str]:
-        from layercake._container_files import RUNTIME_TARGETS
-
-        targets = {t for _, t, _ in self.record.binds}
-        targets |= {t for t, _, _ in self.record.tmpfs}
-        return RUNTIME_TARGETS | frozenset(os.path.normpath(t) for t in targets)
-
     def diff(self) -> list[Change]:
         """What the container changed in its image, as ``docker diff`` lists it.
 
@@ -1743,27 +1734,9 @@ class Container:
             ContainerError: a running container changed an entry while it
                 was listed (the message names it).
         """
-        try:
-            return self._changes()
-        except OSError as error:
-            raise self._files_error("cannot list the changes of", error) from None
+        from layercake._container_changes import changes
 
-    def _changes(self) -> list[Change]:
-        return storage.changes(
-            self.path,
-            self.record.storage_driver,
-            self.image.layer_stack(),
-            self._ignored(),
-            self.image.store._directory.mapped_root,
-        )
-
-    def _files_error(self, doing: str, error: OSError) -> ContainerError:
-        where = f"{error.filename}: " if error.filename else ""
-        return ContainerError(
-            f"{doing} container {self.short_id}: "
-            f"{where}{(error.strerror or str(error)).lower()}",
-            container_id=self.id,
-        )
+        return changes(self)
 
     def wait_for_log(self, pattern: str, *, timeout: float = 30.0) -> re.Match[str]:
         """Wait until the output matches the regular expression; return the match.
@@ -1904,73 +1877,21 @@ class Container:
             StoreError: the layer could not be written.
             InvalidReference: ``tag`` is not a valid reference.
         """
-        store = self.image.store
-        directory = store._directory
-        base = self.image.config.config
-        record = self.record
-        run_env = merge_env(base.env, record.env)
-        config = attrs.evolve(
-            base,
-            cmd=record.command if record.command is not None else base.cmd,
-            entrypoint=record.entrypoint
-            if record.entrypoint is not None
-            else base.entrypoint,
-            env=run_env,
-            working_dir=record.workdir or base.working_dir,
-            user=record.user if record.user is not None else base.user,
-        )
-        if record.entrypoint is not None and record.command is None:
-            config = attrs.evolve(config, cmd=None)
-        config = attrs.evolve(
-            config,
-            cmd=tuple(command) if command is not None else config.cmd,
-            entrypoint=tuple(entrypoint)
-            if entrypoint is not None
-            else config.entrypoint,
-            env=merge_env(config.env, env_list(env)),
-            working_dir=workdir if workdir is not None else config.working_dir,
-            user=user if user is not None else config.user,
-            labels={**config.labels, **(labels or {})},
-        )
+        from layercake._container_changes import commit
 
-        frozen = self._pause_for_commit(pause)
-        staging = directory.tmp_dir("commit-")
-        try:
-            try:
-                changes = self._changes()
-                storage.stage_changes(
-                    self.path, staging, changes, directory.mapped_root
-                )
-            except OSError as error:
-                raise self._files_error("cannot commit", error) from None
-            if frozen is not None:
-                self._set_paused(frozen, False)
-                frozen = None
-            history = History(
-                created=now(),
-                created_by=" ".join(record.process.args),
-                author=author,
-                comment=message,
-            )
-            from layercake._build_state import StateWriter
-
-            writer = StateWriter(directory)
-            parent = writer.load(self.image.digest)
-            # docker commit sets the image's Author (empty without -a).
-            image_config = attrs.evolve(parent.config, author=author)
-            state = writer.derive(
-                parent, config, history, layer=staging, image=image_config
-            )
-        finally:
-            if frozen is not None:
-                self._set_paused(frozen, False)
-            if staging.exists():
-                directory.remove_tree(staging)
-        image = store._load(state.manifest_digest)
-        if tag is not None:
-            image.tag(tag)
-        logger.info("committed container %s as %s", self.short_id, image.short_id)
-        return image
+        return commit(
+            self,
+            tag=tag,
+            message=message,
+            author=author,
+            command=command,
+            entrypoint=entrypoint,
+            env=env,
+            workdir=workdir,
+            user=user,
+            labels=labels,
+            pause=pause,
+        )
 
     @overload
     def copy_from(self, path: str) -> bytes: ...
@@ -2084,7 +2005,6 @@ class Container:
         from layercake._container_files import export
 
         export(self._spec(), self._live_pid(), Path(path))
-
 
     def inspect(self) -> dict[str, Any]:
         """Describe the container with ``docker inspect``'s field names."""
