@@ -1320,7 +1320,9 @@ class Container:
             if state.paused:
                 # A frozen process acts on a signal only once thawed, as
                 # ``docker kill`` and ``docker stop`` of a paused one do.
-                self._thaw(state)
+                from layercake._container_freezer import thaw
+
+                thaw(self, state)
 
     def _stop_signal(self) -> int:
         return _signal_number(self.image.config.config.stop_signal or "SIGTERM")
@@ -1479,66 +1481,6 @@ class Container:
             )
         return state.pid
 
-    def _freezer(self) -> tuple[ContainerState, Cgroup]:
-        state = self.state()
-        if state.status != "running" or not is_alive(state.pid, state.pid_start):
-            raise ContainerError(
-                f"container {self.short_id} is not running", container_id=self.id
-            )
-        cgroup = open_cgroup(state.cgroup_version, state.cgroup_paths)
-        if not state.cgroup_paths or not cgroup.can_freeze():
-            raise ContainerError(
-                f"container {self.short_id} cannot be paused: it has no cgroup "
-                "with a freezer (start it detached or give it a limit, on a "
-                "machine with cgroup v2 or the v1 freezer mounted)",
-                container_id=self.id,
-            )
-        return state, cgroup
-
-    def _set_paused(self, cgroup: Cgroup, paused: bool) -> None:
-        try:
-            cgroup.freeze(paused)
-        except OSError as error:
-            action = "pause" if paused else "unpause"
-            raise ContainerError(
-                f"cannot {action} container {self.short_id}: "
-                f"{(error.strerror or str(error)).lower()}",
-                container_id=self.id,
-            ) from None
-        # The monitor replaces the whole state on exit; a container that
-        # ended meanwhile stays recorded as exited.
-        state = read_state(self.path)
-        if state.status == "running":
-            write_state(self.path, attrs.evolve(state, paused=paused))
-
-    def _pause_for_commit(self, pause: bool) -> Cgroup | None:
-        """Freeze a running container for :meth:`commit`; its cgroup, to thaw.
-
-        ``None``: nothing to thaw (not running, already paused, or
-        ``pause`` is false).
-        """
-        state = self.state()
-        if (
-            not pause
-            or state.paused
-            or state.status != "running"
-            or not is_alive(state.pid, state.pid_start)
-        ):
-            return None
-        cgroup = open_cgroup(state.cgroup_version, state.cgroup_paths)
-        if not state.cgroup_paths or not cgroup.can_freeze():
-            raise ContainerError(
-                f"cannot commit running container {self.short_id}: it cannot be "
-                "paused (it has no cgroup with a freezer); stop it first, or "
-                "commit it unpaused with pause=False (CLI: --pause=false)",
-                container_id=self.id,
-            )
-        self._set_paused(cgroup, True)
-        return cgroup
-
-    def _thaw(self, state: ContainerState) -> None:
-        self._set_paused(open_cgroup(state.cgroup_version, state.cgroup_paths), False)
-
     def pause(self) -> None:
         """Freeze every process of the container, as ``docker pause`` does.
 
@@ -1550,12 +1492,9 @@ class Container:
             ContainerError: it is not running, is already paused, has no
                 usable cgroup freezer, or the kernel did not freeze it.
         """
-        state, cgroup = self._freezer()
-        if state.paused:
-            raise ContainerError(
-                f"container {self.short_id} is already paused", container_id=self.id
-            )
-        self._set_paused(cgroup, True)
+        from layercake._container_freezer import pause
+
+        pause(self)
         logger.info("paused container %s", self.short_id)
 
     def unpause(self) -> None:
@@ -1565,12 +1504,9 @@ class Container:
             ContainerError: it is not running or not paused, or the kernel
                 did not thaw it.
         """
-        state, cgroup = self._freezer()
-        if not state.paused:
-            raise ContainerError(
-                f"container {self.short_id} is not paused", container_id=self.id
-            )
-        self._set_paused(cgroup, False)
+        from layercake._container_freezer import unpause
+
+        unpause(self)
         logger.info("unpaused container %s", self.short_id)
 
     def restart(self, timeout: float = _STOP_TIMEOUT, *, detach: bool = False) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import attrs
 
 from layercake import _storage as storage
+from layercake._container_freezer import pause_for_commit, set_paused
 from layercake._container_state import now
 from layercake._run_config import env_list, merge_env
 from layercake.errors import ContainerError
@@ -97,7 +98,7 @@ def commit(
         labels={**config.labels, **(labels or {})},
     )
 
-    frozen = container._pause_for_commit(pause)
+    frozen = pause_for_commit(container, pause)
     staging = directory.tmp_dir("commit-")
     try:
         try:
@@ -108,7 +109,7 @@ def commit(
         except OSError as error:
             raise _files_error(container, "cannot commit", error) from None
         if frozen is not None:
-            container._set_paused(frozen, False)
+            set_paused(container, frozen, False)
             frozen = None
         history = History(
             created=now(),
@@ -127,7 +128,7 @@ def commit(
         )
     finally:
         if frozen is not None:
-            container._set_paused(frozen, False)
+            set_paused(container, frozen, False)
         if staging.exists():
             directory.remove_tree(staging)
     image = store._load(state.manifest_digest)
