@@ -61,7 +61,7 @@ from layercake._run_config import (
     process_spec,
     with_term,
 )
-from layercake._signals import signal_number
+from layercake._signals import signal_to_send, stop_signal_number
 from layercake._tmpfs_options import parse_tmpfs, recorded_tmpfs, tmpfs_options
 from layercake._volumes import VolumeSpec, prepare_volumes
 from layercake.errors import (
@@ -120,18 +120,6 @@ def _tmpfs(value: Sequence[TmpfsMount | str] | None) -> tuple[TmpfsMount, ...]:
         item if isinstance(item, TmpfsMount) else parse_tmpfs(item)
         for item in value or ()
     )
-
-
-def _signal_to_send(sig: int | str) -> int:
-    if isinstance(sig, bool):
-        number = None
-    elif isinstance(sig, int):
-        number = int(sig) if 0 < sig < signal.NSIG else None
-    else:
-        number = signal_number(sig)
-    if number is None:
-        raise ContainerConfigError(f"invalid signal {sig!r}")
-    return number
 
 
 def _default_hostname(network: str, container_id: str) -> str:
@@ -1293,7 +1281,7 @@ class Container:
             ContainerError: the container is not running (or is waiting to
                 restart and ``sig`` does not stop it), or was removed.
         """
-        sig = _signal_to_send(sig)
+        sig = signal_to_send(sig)
         with self._lifecycle():
             self._ensure_exists()
             if sig in (signal.SIGKILL, self._stop_signal()):
@@ -1325,7 +1313,7 @@ class Container:
                 thaw(self, state)
 
     def _stop_signal(self) -> int:
-        return _signal_number(self.image.config.config.stop_signal or "SIGTERM")
+        return stop_signal_number(self.image.config.config.stop_signal or "SIGTERM")
 
     def _request_stop(self) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -2005,10 +1993,3 @@ def _signal(pid: int, sig: int) -> None:
         os.kill(pid, sig)
     except ProcessLookupError:
         pass
-
-
-def _signal_number(name: str) -> int:
-    number = signal_number(name)
-    if number is None:
-        raise ContainerError(f"invalid stop signal {name!r}")
-    return number
