@@ -30,10 +30,11 @@ class BlobWriter:
     """Receives a blob's bytes; hashes and counts them as they are written.
 
     Only valid inside :meth:`Blobs.writer`'s ``with`` block for writing;
-    :attr:`digest` and :attr:`size` are set once the block has ended. The
-    bytes are hashed in the caller's thread and copied into the file by a
-    second one (see :class:`SpooledFile`), so a write error may surface at a
-    later call or when the block ends.
+    :attr:`digest` and :attr:`size` are set once the block has ended. Bytes
+    are hashed in the caller's thread; past a blob's first 16 MiB, lent
+    buffers (:meth:`take_buffer`) are copied into the file by a second one
+    (see :class:`SpooledFile`), so a write error may surface at a later call
+    or when the block ends.
     """
 
     def __init__(self, fd: int) -> None:

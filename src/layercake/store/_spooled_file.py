@@ -59,7 +59,9 @@ class SpooledFile:
     (the blob's hash), in the caller's thread.
     """
 
-    def __init__(self, fd: int, observe: Callable[[memoryview], object]) -> None:
+    def __init__(
+        self, fd: int, observe: Callable[[bytes | bytearray | memoryview], object]
+    ) -> None:
         self._fd = fd
         # Until the thread starts, bytes go through this buffered file (which
         # owns ``fd``), as they did before there was a thread.
@@ -159,7 +161,7 @@ class SpooledFile:
 
     def _append(self, data: bytes | bytearray | memoryview) -> None:
         # Written by the caller, while no thread exists.
-        self._observe(data)  # type: ignore[arg-type]
+        self._observe(data)
         self._file.write(data)
         self._accepted += len(data)
         if self._writeback.due(self._accepted):

@@ -27,14 +27,14 @@ logger = logging.getLogger(__name__)
 RANGE = 8 << 20
 _WRITE = 2  # SYNC_FILE_RANGE_WRITE
 
-# None: not looked up yet; False: unavailable in this process.
-_call: Callable[[int, int, int, int], int] | bool | None = None
+_looked_up = False
+_function: Callable[[int, int, int, int], int] | None = None
 
 
 def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    global _call
-    if _call is None:
-        _call = False
+    global _looked_up, _function
+    if not _looked_up:
+        _looked_up = True
         try:
             import ctypes
 
@@ -49,8 +49,8 @@ def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
                 ctypes.c_uint,
             ]
             function.restype = ctypes.c_int
-            _call = function
-    return _call or None
+            _function = function
+    return _function
 
 
 class Writeback:
