@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import select
-import shlex
 import shutil
 import signal
 import time
@@ -57,12 +56,15 @@ from layercake._ports import Forwarder, HostPort, Published, parse_ports
 from layercake._restart_policy import RestartPolicy, conflicts_with_rm
 from layercake._run_config import (
     RunConfig,
+    command_override,
+    entrypoint_override,
     env_list,
     process_spec,
+    security_options,
     with_term,
 )
 from layercake._signals import signal_to_send, stop_signal_number
-from layercake._tmpfs_options import parse_tmpfs, recorded_tmpfs, tmpfs_options
+from layercake._tmpfs_options import recorded_tmpfs, tmpfs_mounts_of, tmpfs_options
 from layercake._volumes import VolumeSpec, prepare_volumes
 from layercake.errors import (
     CommandNotStarted,
@@ -95,31 +97,6 @@ logger = logging.getLogger(__name__)
 
 _STOP_TIMEOUT = 10.0
 _POLL_INTERVAL = 0.05
-
-
-def _command(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
-    # A string is split as a shell would, as docker-py does; an empty
-    # command means the image's own Cmd, as when none is given.
-    if isinstance(value, str):
-        value = shlex.split(value)
-    return tuple(value) if value else None
-
-
-def _entrypoint(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
-    # docker run --entrypoint takes one word; "" clears the image's Entrypoint.
-    if value is None:
-        return None
-    if isinstance(value, str):
-        return (value,) if value else ()
-    return tuple(value)
-
-
-def _tmpfs(value: Sequence[TmpfsMount | str] | None) -> tuple[TmpfsMount, ...]:
-    # docker run --tmpfs /run:size=65536,mode=1777,noexec
-    return tuple(
-        item if isinstance(item, TmpfsMount) else parse_tmpfs(item)
-        for item in value or ()
-    )
 
 
 def _default_hostname(network: str, container_id: str) -> str:
@@ -273,8 +250,8 @@ class Container:
         self.image = image
         self.id = secrets.token_hex(32)
         self.config = RunConfig(
-            command=_command(command),
-            entrypoint=_entrypoint(entrypoint),
+            command=command_override(command),
+            entrypoint=entrypoint_override(entrypoint),
             env=env_list(env),
             workdir=workdir,
             user=user,
@@ -282,7 +259,7 @@ class Container:
             network=network,
         )
         stack = image.layer_stack()
-        no_new_privileges, seccomp = _security_options(security_opt)
+        no_new_privileges, seccomp = security_options(security_opt)
         self._process = attrs.evolve(
             process_spec(image.config.config, self.config, stack),
             capabilities=runtime.capability_set(
@@ -302,7 +279,7 @@ class Container:
         self._terminals: set[int] = set()
         self._exit_code: int | None = None
         self._state: ContainerState | None = None
-        tmpfs_mounts = _tmpfs(tmpfs)
+        tmpfs_mounts = tmpfs_mounts_of(tmpfs)
         published = parse_ports(ports)
         net.check(network, network_aliases)
         hosts = name_resolution.extra_hosts(extra_hosts)
@@ -1935,28 +1912,6 @@ class Container:
         from layercake._container_inspect import inspect_document
 
         return inspect_document(self)
-
-
-def _security_options(options: Sequence[str]) -> tuple[bool, bool]:
-    """Return (no_new_privileges, seccomp) as ``--security-opt`` sets them."""
-    no_new_privileges, seccomp = False, True
-    for option in options:
-        key, _, value = option.replace("=", ":", 1).partition(":")
-        if key == "no-new-privileges" and value in ("", "true", "false"):
-            no_new_privileges = value != "false"
-        elif key == "seccomp" and value == "unconfined":
-            seccomp = False
-        elif key == "seccomp":
-            raise ContainerConfigError(
-                f"unsupported security option {option!r}: only the default "
-                "seccomp filter or seccomp=unconfined can be used"
-            )
-        else:
-            raise ContainerConfigError(
-                f"unsupported security option {option!r}: "
-                "only no-new-privileges and seccomp=unconfined are known"
-            )
-    return no_new_privileges, seccomp
 
 
 _OWN_START: dict[int, int] = {}

@@ -9,6 +9,7 @@ the user's passwd entry unless set; the working directory defaults to "/".
 from __future__ import annotations
 
 import os
+import shlex
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -19,7 +20,16 @@ from layercake.errors import ContainerConfigError
 from layercake.runtime import DEFAULT_PATH, ProcessSpec
 from layercake.store import ContainerConfig
 
-__all__ = ["RunConfig", "env_list", "merge_env", "process_spec", "with_term"]
+__all__ = [
+    "RunConfig",
+    "command_override",
+    "entrypoint_override",
+    "env_list",
+    "merge_env",
+    "process_spec",
+    "security_options",
+    "with_term",
+]
 
 
 def env_list(env: Mapping[str, object] | Sequence[str] | None) -> tuple[str, ...]:
@@ -134,3 +144,48 @@ def with_term(process: ProcessSpec) -> ProcessSpec:
     if any(item.startswith("TERM=") for item in process.env):
         return process
     return attrs.evolve(process, env=(*process.env, "TERM=xterm"))
+
+
+def command_override(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """The command a caller gave, as the tuple :class:`RunConfig` holds."""
+    # A string is split as a shell would, as docker-py does; an empty
+    # command means the image's own Cmd, as when none is given.
+    if isinstance(value, str):
+        value = shlex.split(value)
+    return tuple(value) if value else None
+
+
+def entrypoint_override(value: Sequence[str] | str | None) -> tuple[str, ...] | None:
+    """The entrypoint a caller gave, as the tuple :class:`RunConfig` holds."""
+    # docker run --entrypoint takes one word; "" clears the image's Entrypoint.
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return (value,) if value else ()
+    return tuple(value)
+
+
+def security_options(options: Sequence[str]) -> tuple[bool, bool]:
+    """Return (no_new_privileges, seccomp) as ``--security-opt`` sets them.
+
+    Raises:
+        ContainerConfigError: an option that is not known or not supported.
+    """
+    no_new_privileges, seccomp = False, True
+    for option in options:
+        key, _, value = option.replace("=", ":", 1).partition(":")
+        if key == "no-new-privileges" and value in ("", "true", "false"):
+            no_new_privileges = value != "false"
+        elif key == "seccomp" and value == "unconfined":
+            seccomp = False
+        elif key == "seccomp":
+            raise ContainerConfigError(
+                f"unsupported security option {option!r}: only the default "
+                "seccomp filter or seccomp=unconfined can be used"
+            )
+        else:
+            raise ContainerConfigError(
+                f"unsupported security option {option!r}: "
+                "only no-new-privileges and seccomp=unconfined are known"
+            )
+    return no_new_privileges, seccomp

@@ -9,6 +9,7 @@ flags keep docker's default, ``rw,noexec,nosuid,nodev``.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import attrs
@@ -20,7 +21,13 @@ from layercake.runtime import TmpfsMount
 if TYPE_CHECKING:
     from layercake._container_state import ContainerRecord
 
-__all__ = ["parse_tmpfs", "recorded_tmpfs", "tmpfs_options", "with_options"]
+__all__ = [
+    "parse_tmpfs",
+    "recorded_tmpfs",
+    "tmpfs_mounts_of",
+    "tmpfs_options",
+    "with_options",
+]
 
 # Each flag word: the TmpfsMount field it sets, and to what.
 _FLAGS = {
@@ -105,4 +112,19 @@ def recorded_tmpfs(record: ContainerRecord) -> tuple[TmpfsMount, ...]:
     return tuple(
         with_options(TmpfsMount(*mount), text)
         for mount, text in zip(record.tmpfs, options, strict=True)
+    )
+
+
+def tmpfs_mounts_of(
+    value: Sequence[TmpfsMount | str] | None,
+) -> tuple[TmpfsMount, ...]:
+    """The mounts a caller gave, each a TmpfsMount or ``TARGET[:OPTIONS]``.
+
+    Raises:
+        ContainerConfigError: a text that :func:`parse_tmpfs` refuses.
+    """
+    # docker run --tmpfs /run:size=65536,mode=1777,noexec
+    return tuple(
+        item if isinstance(item, TmpfsMount) else parse_tmpfs(item)
+        for item in value or ()
     )
