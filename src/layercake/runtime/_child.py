@@ -343,16 +343,22 @@ def _run_init(plan: Plan, status_w: int) -> None:
     # (a quick ``stop``) is forwarded then, not lost on a handler-less PID 1.
     # The process unblocks them with every other signal before its exec.
     signal.pthread_sigmask(signal.SIG_BLOCK, _FORWARDED)
+    # The process waits on this pipe until the init has hidden itself and
+    # dropped its capabilities: the command never sees a PID 1 that holds
+    # more than it does or can be traced.
+    hardened_r, hardened_w = os.pipe()
     try:
         child = os.fork()
     except OSError as error:
         _die(SETUP_FAILED, f"init: fork: {(error.strerror or str(error)).lower()}")
     if child == 0:
+        os.close(hardened_w)
+        os.read(hardened_r, 1)
+        os.close(hardened_r)
         if plan.terminal:
             _take_foreground()
         return
     os.close(status_w)
-    os.closerange(3, _MAX_FD)
 
     # The init is a copy of the host's interpreter: keep its memory, binary
     # and environment out of the container's reach, and its command line too.
@@ -367,6 +373,8 @@ def _run_init(plan: Plan, status_w: int) -> None:
             SETUP_FAILED,
             "init: cannot hide the host interpreter or drop its capabilities",
         )
+    # Closes the pipe's write end too, which lets the process go on.
+    os.closerange(3, _MAX_FD)
 
     def forward(signum: int, _frame: object) -> None:
         try:
