@@ -43,6 +43,8 @@ def networks(store: layercake.Store) -> Iterator[layercake.Store]:
         container.remove(force=True)
     for network in store.networks():
         store.remove_network(network.name)
+    for name in store.unreadable_networks():
+        store.remove_network(name)
 
 
 def links() -> str:
@@ -717,3 +719,21 @@ def test_the_default_network_cannot_be_removed(busybox, networks):
     assert str(caught.value) == (
         "bridge is a pre-defined network and cannot be removed"
     )
+
+
+@pytest.mark.parametrize("remove", ["rm", "prune"])
+def test_a_half_written_network_goes_with_its_bridge_and_rule(networks, remove):
+    """rm or prune of a network whose record is cut short deletes its bridge
+    and its masquerade rule, found through the bridge's alias."""
+    network = networks.create_network("hw")
+    assert network.device in links()
+    (networks.path / "networks" / "hw" / "network.json").write_text('{"name":')
+    rule = f'ip saddr {network.subnet} oifname != "{network.device}" masquerade'
+    assert rule in nft_rules()
+    if remove == "rm":
+        networks.remove_network("hw")
+    else:
+        assert networks.prune_networks() == ["hw"]
+    assert network.device not in links()
+    assert rule not in nft_rules()
+    assert networks.unreadable_networks() == {}

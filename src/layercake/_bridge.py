@@ -46,6 +46,7 @@ __all__ = [
     "host_routes",
     "machine_lock",
     "remove_bridge",
+    "remove_orphans",
     "veth_name",
 ]
 
@@ -176,6 +177,18 @@ def remove_bridge(device: str) -> None:
     if exists(device):
         _ip([f"link del {device}"])
         logger.info("removed bridge %s", device)
+    _sync_table()
+
+
+def remove_orphans() -> None:
+    """Delete every ``lcbr`` bridge whose network directory (its alias) is
+    gone, and their masquerade rules.
+
+    The caller holds :func:`machine_lock`.
+
+    Raises:
+        ContainerError: ``nft`` refused the new table.
+    """
     _sync_table()
 
 

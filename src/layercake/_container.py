@@ -134,7 +134,8 @@ class Container:
     container name and ``network_aliases``.
     ``ports`` maps container ports (``80``, ``"80/tcp"``, ``"53/udp"``) to
     ports on 127.0.0.1 (``0``: any free one, see :meth:`host_port`) or to
-    ``(host address, port)``; :meth:`start` forwards them.
+    ``(host address, port)``; :meth:`start` forwards them. On ``"host"``
+    they are discarded, as docker does: the container uses the host's ports.
 
     Security: Docker's default capabilities, changed by ``cap_add`` and
     ``cap_drop`` (names with or without ``CAP_``, or ``ALL``);
@@ -183,8 +184,8 @@ class Container:
             OCI executor, a limit is not a number or is outside docker's
             range (``memory`` below 6 MiB, ``cpus`` beyond 0.01 to the CPUs
             available), ``workdir`` is relative, an ``extra_hosts`` entry or
-            ``dns`` server is malformed, or names or DNS settings are asked
-            of a ``container:`` network.
+            ``dns`` server is malformed, or names, DNS settings, published
+            ports or a hostname are asked of a ``container:`` network.
         RuntimeUnavailable: this machine cannot run containers.
     """
 
@@ -281,7 +282,13 @@ class Container:
         self._state: ContainerState | None = None
         tmpfs_mounts = tmpfs_mounts_of(tmpfs)
         published = parse_ports(ports)
-        net.check(network, network_aliases)
+        net.check(
+            network, network_aliases, publishes=bool(published), hostname=hostname
+        )
+        if network == "host" and published:
+            # As docker: the host's ports are the container's already.
+            logger.info("published ports are discarded on the host network")
+            published = ()
         hosts = name_resolution.extra_hosts(extra_hosts)
         name_resolution.check(network, hosts, dns, dns_search, dns_options)
         if any(entry.endswith(":" + name_resolution.HOST_GATEWAY) for entry in hosts):

@@ -71,12 +71,30 @@ def _leased(network: str) -> bool:
     return on_bridge(network)
 
 
-def check(network: str, aliases: Sequence[str]) -> None:
+def check(
+    network: str,
+    aliases: Sequence[str],
+    *,
+    publishes: bool = False,
+    hostname: str | None = None,
+) -> None:
     """Refuse what a network mode cannot do.
 
     Raises:
-        ContainerConfigError: aliases outside a user-defined network.
+        ContainerConfigError: aliases outside a user-defined network, or
+            published ports or a hostname with a ``container:`` network
+            (docker's "conflicting options" messages).
     """
+    if network.startswith("container:"):
+        if publishes:
+            raise ContainerConfigError(
+                "conflicting options: port publishing and the container type "
+                "network mode"
+            )
+        if hostname:
+            raise ContainerConfigError(
+                "conflicting options: hostname and the network mode"
+            )
     if aliases and (not on_bridge(network) or network == networks.DEFAULT_NETWORK):
         raise ContainerConfigError(
             f"network aliases need a user-defined network, not {network!r}"

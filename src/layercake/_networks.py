@@ -63,6 +63,7 @@ __all__ = [
     "release",
     "remove_network",
     "rename",
+    "unreadable",
     "relocate",
     "write_hosts",
     "write_own_hosts",
@@ -75,6 +76,7 @@ DEFAULT_NETWORK = "bridge"
 while one of its containers has an address on it."""
 
 _RESERVED = ("none", "host")
+_PREDEFINED = (DEFAULT_NETWORK, *_RESERVED)
 _NAME = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9_.-]*")
 _POOL = ipaddress.IPv4Network("10.210.0.0/16")
 _POOL_PREFIX = 24
@@ -150,8 +152,37 @@ def _write_json(path: Path, value: object) -> None:
     partial.replace(path)
 
 
+def _unreadable_reason(path: Path) -> str | None:
+    """Why ``path``'s network.json cannot be read; None when it can."""
+    record = path / "network.json"
+    try:
+        _read(path)
+    except OSError as error:
+        return f"cannot read {record}: {(error.strerror or str(error)).lower()}"
+    except (ValueError, TypeError) as error:
+        return f"cannot read {record}: {error}"
+    return None
+
+
+def unreadable(store_path: Path) -> dict[str, str]:
+    """The networks whose record cannot be read (a crash half-way through
+    writing it), by name, with the reason naming the file."""
+    root = _root(store_path)
+    if not root.is_dir():
+        return {}
+    found = {}
+    for path in sorted(root.iterdir()):
+        if not _NAME.fullmatch(path.name) or not path.is_dir():
+            continue
+        reason = _unreadable_reason(path)
+        if reason is not None:
+            found[path.name] = reason
+    return found
+
+
 def list_networks(store_path: Path) -> list[Network]:
-    """The networks of the store at ``store_path``, by name."""
+    """The readable networks of the store at ``store_path``, by name (see
+    :func:`unreadable` for the others)."""
     root = _root(store_path)
     if not root.is_dir():
         return []
@@ -176,11 +207,17 @@ def get_network(store_path: Path, name: str) -> Network:
     """The network called ``name`` (or whose id starts with it).
 
     Raises:
-        ContainerError: there is no such network.
+        ContainerError: there is no such network, or its record cannot be
+            read (the message names the file).
     """
     for network in list_networks(store_path):
         if network.name == name:
             return network
+    path = _root(store_path) / name
+    if _NAME.fullmatch(name) and path.is_dir():
+        reason = _unreadable_reason(path)
+        if reason is not None:
+            raise ContainerError(f"network {name}: {reason}")
     matches = [n for n in list_networks(store_path) if n.id.startswith(name)]
     if len(matches) == 1 and name:
         return matches[0]
@@ -317,16 +354,20 @@ def _free_subnet(
 def remove_network(store_path: Path, name: str, running: Callable[[str], bool]) -> None:
     """Remove a network and its bridge; see :meth:`Store.remove_network`.
 
+    A network whose record cannot be read is removed all the same, with
+    its bridge (found by the directory its alias names).
+
     Raises:
         ContainerError: no such network, ``running`` containers use it, or
-            it is the default network.
+            it is pre-defined (``bridge``, ``host``, ``none``).
     """
+    if name in _PREDEFINED:
+        raise ContainerError(f"{name} is a pre-defined network and cannot be removed")
     with _locked(store_path) as root:
+        if name in unreadable(store_path):
+            _remove_unreadable(root / name, running)
+            return
         network = get_network(store_path, name)
-        if network.name == DEFAULT_NETWORK:
-            raise ContainerError(
-                f"{DEFAULT_NETWORK} is a pre-defined network and cannot be removed"
-            )
         path = root / network.name
         users = [e.container_name for e in _endpoints(path) if running(e.container_id)]
         if users:
@@ -336,6 +377,27 @@ def remove_network(store_path: Path, name: str, running: Callable[[str], bool]) 
             )
         _delete(path, network)
     logger.info("removed network %s", network.name)
+
+
+def _remove_unreadable(path: Path, running: Callable[[str], bool]) -> None:
+    """Remove the directory of a network whose record cannot be read, and
+    the bridge whose alias names it; the caller holds the store's lock."""
+    users = [e.container_name for e in _endpoints(path) if running(e.container_id)]
+    if users:
+        raise ContainerError(
+            f"network {path.name} is in use by running containers: "
+            + ", ".join(sorted(users))
+        )
+    shutil.rmtree(path)
+    logger.info("removed network %s, whose record could not be read", path.name)
+    if os.geteuid() != 0:
+        # The device is named for the id the record held: a rootless
+        # bridge goes with the user's namespace (docs/compatibility.md).
+        return
+    from layercake import _bridge as bridge
+
+    with bridge.machine_lock():
+        bridge.remove_orphans()
 
 
 def _delete(path: Path, network: Network) -> None:

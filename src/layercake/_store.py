@@ -619,7 +619,9 @@ class Store:
                 removed.append(name)
         return removed
 
-    def create_network(self, name: str, *, subnet: str | None = None) -> Network:
+    def create_network(
+        self, name: str, *, subnet: str | None = None, driver: str = "bridge"
+    ) -> Network:
         """Create a bridge network, as ``docker network create`` does.
 
         The network gets a bridge device on the host (``lcbr...``) with the
@@ -631,14 +633,19 @@ class Store:
         user owns (see docs/runtime.md), and the subnet must not overlap
         slirp4netns's 10.0.2.0/24 instead of host routes.
 
+        ``driver`` can only be ``"bridge"``, the one driver there is.
+
         Raises:
             ContainerConfigError: the name is invalid, reserved (``none``,
                 ``host``, ``bridge``) or taken, the subnet is malformed or
-                overlaps another network or a host route.
+                overlaps another network or a host route, or the driver is
+                not ``bridge`` (``plugin "X" not found``, as docker says).
             ContainerError: the bridge could not be made.
         """
         from layercake import _networks
 
+        if driver != "bridge":
+            raise ContainerConfigError(f'plugin "{driver}" not found')
         if name == _networks.DEFAULT_NETWORK:
             raise ContainerConfigError(
                 f"network name {name!r} is reserved for the default network"
@@ -651,6 +658,14 @@ class Store:
         from layercake import _networks
 
         return _networks.list_networks(self.path)
+
+    def unreadable_networks(self) -> dict[str, str]:
+        """The networks whose record cannot be read, by name, each with the
+        reason (naming the file); :meth:`remove_network` and
+        :meth:`prune_networks` remove them."""
+        from layercake import _networks
+
+        return _networks.unreadable(self.path)
 
     def network(self, name: str) -> Network:
         """The network called ``name``, or whose id starts with it.
@@ -681,10 +696,14 @@ class Store:
         Stopped containers on it keep their configuration but cannot start
         again until a network of that name exists.
 
+        A network whose record cannot be read is removed too, with its
+        bridge device.
+
         Raises:
             ContainerError: no such network, running containers use it
-                (the message names them), or it is ``bridge``, the host's
-                default network, which stays as docker's does.
+                (the message names them), or it is pre-defined: ``bridge``
+                (the host's default network, which stays as docker's does),
+                ``host`` or ``none``.
         """
         from layercake import _networks
 
@@ -692,20 +711,25 @@ class Store:
         _networks.remove_network(self.path, name, running.__contains__)
 
     def prune_networks(self) -> list[str]:
-        """Remove every network no container uses; return their names."""
+        """Remove every network no container uses, readable or not; return
+        their names."""
         from layercake import _networks
 
         existing = {c.id for c in self.containers(all=True)}
         removed = []
-        for network in _networks.list_networks(self.path):
-            leases = _networks.endpoints(self.path, network.name)
-            if any(e.container_id in existing for e in leases):
+        names = [n.name for n in _networks.list_networks(self.path)]
+        names += _networks.unreadable(self.path)
+        for name in sorted(names):
+            leases = _networks.endpoints(self.path, name)
+            if name == _networks.DEFAULT_NETWORK or any(
+                e.container_id in existing for e in leases
+            ):
                 continue
             try:
-                _networks.remove_network(self.path, network.name, lambda _: False)
+                _networks.remove_network(self.path, name, lambda _: False)
             except ContainerError:
                 continue
-            removed.append(network.name)
+            removed.append(name)
         return removed
 
     def _volume_users(self) -> dict[str, list[str]]:

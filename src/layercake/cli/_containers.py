@@ -94,6 +94,10 @@ def _create(args: argparse.Namespace) -> Container:
     from layercake.cli._terminal import window_size
 
     store = layercake.Store(args.store)
+    if args.network == "host" and args.publish:
+        sys.stderr.write(
+            "WARNING: Published ports are discarded when using host network mode\n"
+        )
     return layercake.Container(
         store.image(args.image),
         args.command or None,
@@ -231,21 +235,12 @@ def _for_each(args: argparse.Namespace, action: Callable[[Container], object]) -
     does; a failure is reported and the next name still handled, and then
     the exit code is 1, as docker's."""
     import layercake
+    from layercake.cli._each import for_each
 
     store = layercake.Store(args.store)
-    failed = False
-    for key in args.containers:
-        try:
-            action(_load(store, key))
-        except LayercakeError as error:
-            if args.debug:
-                raise
-            sys.stdout.flush()
-            sys.stderr.write(f"layercake: error: {error}\n")
-            failed = True
-            continue
-        sys.stdout.write(key + "\n")
-    return 1 if failed else 0
+    return for_each(
+        args.containers, lambda key: action(_load(store, key)), debug=args.debug
+    )
 
 
 def _start(container: Container) -> None:

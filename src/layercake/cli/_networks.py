@@ -20,16 +20,22 @@ def create(args: argparse.Namespace) -> int:
     """Create a bridge network; print its id."""
     import layercake
 
-    network = layercake.Store(args.store).create_network(args.name, subnet=args.subnet)
+    network = layercake.Store(args.store).create_network(
+        args.name, subnet=args.subnet, driver=args.driver
+    )
     sys.stdout.write(network.id + "\n")
     return 0
 
 
 def ls(args: argparse.Namespace) -> int:
-    """List networks: NETWORK ID, NAME, DRIVER, SCOPE."""
+    """List networks: NETWORK ID, NAME, DRIVER, SCOPE; a network whose
+    record cannot be read is named on stderr (``network rm`` removes it)."""
     import layercake
 
-    found = layercake.Store(args.store).networks()
+    store = layercake.Store(args.store)
+    for name, reason in store.unreadable_networks().items():
+        sys.stderr.write(f"layercake: warning: network {name}: {reason}\n")
+    found = store.networks()
     if args.quiet:
         for network in found:
             sys.stdout.write(network.short_id + "\n")
@@ -93,14 +99,13 @@ def inspect(args: argparse.Namespace) -> int:
 
 
 def rm(args: argparse.Namespace) -> int:
-    """Remove networks (refused while running containers use them)."""
+    """Remove networks (refused while running containers use them); each
+    name is tried, and any failure makes the exit code 1, as docker's."""
     import layercake
+    from layercake.cli._each import for_each
 
     store = layercake.Store(args.store)
-    for name in args.names:
-        store.remove_network(name)
-        sys.stdout.write(name + "\n")
-    return 0
+    return for_each(args.names, store.remove_network, debug=args.debug)
 
 
 def prune(args: argparse.Namespace) -> int:
@@ -129,6 +134,9 @@ def register(
     parser.add_argument("name")
     parser.add_argument(
         "--subnet", help="IPv4 subnet in CIDR form (default: a free /24)"
+    )
+    parser.add_argument(
+        "-d", "--driver", default="bridge", help="only bridge (the default)"
     )
     parser.set_defaults(handler=create)
     parser = actions.add_parser("ls", help="list networks")

@@ -67,10 +67,7 @@ def info(args: argparse.Namespace) -> int:
         f"Storage driver: {store._container_driver()}",
         *([] if capabilities.root else [f"Rootless ids: {_id_map()}"]),
         f"cgroups: {_cgroups()}",
-        (
-            "Networking: none (loopback only), host, container:<id>; published "
-            "TCP ports on 127.0.0.1"
-        ),
+        f"Networking: {_networking(capabilities.root)}",
     ]
     try:
         runtime.require()
@@ -79,6 +76,27 @@ def info(args: argparse.Namespace) -> int:
         lines.append(f"Containers: cannot run here: {error.missing} ({error.fix})")
     sys.stdout.write("\n".join(lines) + "\n")
     return 0
+
+
+def _networking(root: bool) -> str:
+    """The network modes of this user, and how ports are published."""
+    if root:
+        default = "bridge (default, on the host's layercake0)"
+        networks = "user-defined bridge networks"
+    else:
+        from layercake import _slirp
+
+        reason = _slirp.unusable()
+        default = (
+            "bridge (default, loopback only here: no slirp4netns)"
+            if reason
+            else "bridge (default, through slirp4netns)"
+        )
+        networks = "user-defined networks in a namespace the user owns"
+    return (
+        f"{default}, {networks}, none, host, container:<id>; "
+        "published TCP and UDP ports"
+    )
 
 
 def _id_map() -> str:
@@ -123,13 +141,17 @@ def df(args: argparse.Namespace) -> int:
 
 
 def prune(args: argparse.Namespace) -> int:
-    """Remove stopped containers, dangling images and what nothing uses."""
+    """Remove stopped containers, unused networks, dangling images and what
+    nothing uses."""
     import layercake
     from layercake._container_listing import prune_containers
 
     store = layercake.Store(args.store)
     for container_id in prune_containers(store):
         sys.stdout.write(f"Deleted Container: {container_id}\n")
+    networks = store.prune_networks()
+    if networks:
+        sys.stdout.write("Deleted Networks:\n" + "".join(n + "\n" for n in networks))
     older = 0.0 if args.all else _seconds(args.cache_older_than)
     report = store.prune(
         cache_older_than=older,
@@ -181,6 +203,9 @@ def verify(args: argparse.Namespace) -> int:
 
 
 def _prune_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-f", "--force", action="store_true", help="do not ask (it never asks)"
+    )
     parser.add_argument(
         "-a", "--all", action="store_true", help="also the whole build cache"
     )
