@@ -191,7 +191,8 @@ def test_a_half_written_network_is_named_and_can_be_removed(cli, store, busybox,
     assert capfd.readouterr().err == f"layercake: error: network hw: {reason}\n"
     assert cli("network", "create", "hw") == 125
     assert capfd.readouterr().err == (
-        "layercake: error: network with name hw already exists\n"
+        "layercake: error: network with name hw already exists "
+        f"({reason}; network rm hw removes it)\n"
     )
     assert cli("network", "rm", "hw") == 0
     assert capfd.readouterr() == ("hw\n", "")

@@ -262,7 +262,9 @@ def _create_locked(
 
     with _machine_lock():
         if (root / name).exists():
-            raise ContainerConfigError(f"network with name {name} already exists")
+            reason = _unreadable_reason(root / name)
+            hint = f" ({reason}; network rm {name} removes it)" if reason else ""
+            raise ContainerConfigError(f"network with name {name} already exists{hint}")
         taken = _taken_subnets(store_path)
         chosen = _parse_subnet(subnet) if subnet else _free_subnet(taken)
         if subnet:
