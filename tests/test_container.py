@@ -566,13 +566,17 @@ def test_init_is_pid_1_and_forwards_the_stop_signal(busybox):
 @pytest.mark.parametrize(("init", "zombies"), [(False, b"1\n"), (True, b"0\n")])
 def test_init_reaps_orphans_that_a_plain_pid_1_leaves(busybox, init, zombies):
     """An orphan of a PID 1 that never waits stays a zombie, unless init reaps it."""
-    script = "sh -c 'sleep 0.05 &'; exec sleep 60"
+    script = "sh -c '(touch /started; exec sleep 0.05) &'; exec sleep 60"
     with Container(busybox, ["sh", "-c", script], init=init) as container:
         container.start()
 
         def orphan_ended() -> bool:
-            listing = container.exec(["ps", "-o", "args"]).stdout
-            return b"sleep 0.05" not in listing.splitlines()
+            # Started (it made the file), and neither its parent shell nor it
+            # runs any more: what is left of it is a zombie or nothing.
+            listing = container.exec(["sh", "-c", "ls /started; ps -o pid,args"])
+            lines = listing.stdout.splitlines()
+            others = [line for line in lines[1:] if line.split()[0] != b"1"]
+            return lines[0] == b"/started" and not any(b"0.05" in x for x in others)
 
         wait_for(orphan_ended)
         count = container.exec(["sh", "-c", "ps -o stat | grep -c '^Z'"]).stdout
