@@ -214,8 +214,12 @@ def test_corrupt_index_raises_store_corrupted(tmp_path: Path) -> None:
     """A broken index.json is reported, not silently replaced."""
     store = StoreDirectory(tmp_path)
     (tmp_path / "index.json").write_bytes(b"{")
-    with pytest.raises(StoreCorrupted):
+    with pytest.raises(StoreCorrupted) as caught:
         store.set_tag("a", _manifest(1))
+    assert str(caught.value).startswith(
+        f"{tmp_path / 'index.json'}: malformed Index json: "
+    )
+    assert caught.value.path == str(tmp_path / "index.json")
     assert (tmp_path / "index.json").read_bytes() == b"{"
 
 

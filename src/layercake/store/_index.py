@@ -10,6 +10,7 @@ from pathlib import Path
 
 import attrs
 
+from ..errors import StoreCorrupted
 from ._atomic import replace_file
 from ._digest import Digest
 from ._models import Descriptor, Index, from_json, to_json
@@ -37,9 +38,13 @@ class Tags:
         """Return the current index.
 
         Raises:
-            StoreCorrupted: ``index.json`` is not a valid image index.
+            StoreCorrupted: ``index.json`` is not a valid image index; the
+                message names the file.
         """
-        return from_json(Index, self._path.read_bytes())
+        try:
+            return from_json(Index, self._path.read_bytes())
+        except StoreCorrupted as error:
+            raise StoreCorrupted(f"{self._path}: {error}", path=str(self._path)) from None
 
     def set(self, name: str, manifest: Descriptor) -> None:
         """Point ``name`` at ``manifest``, replacing any entry of that name."""
