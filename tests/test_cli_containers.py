@@ -543,3 +543,25 @@ def test_ps_marks_a_paused_container(cli, busybox, capfd):
     assert cli("ps") == 0
     row = capfd.readouterr().out.splitlines()[1]
     assert re.fullmatch(r".*   Up \d+ seconds? \(Paused\)   .*frozen", row), row
+
+
+def test_a_port_that_cannot_be_published_is_named_in_the_error(cli, busybox, capfd):
+    """-p with an address not the host's, or a host port in use, exits 125
+    naming the address, both ports and the reason, attached or detached."""
+    far_away = ("-p", "10.99.99.99:0:80")
+    assert cli("run", "--name", "far", *far_away, "busybox", "true") == 125
+    far = busybox.store.container("far").short_id
+    assert capfd.readouterr().err == (
+        f"layercake: error: container {far} failed to start: cannot publish "
+        "10.99.99.99:0 -> 80/tcp: cannot assign requested address\n"
+    )
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        assert cli("run", "-d", "--name", "used", "-p", f"{port}:80", "busybox") == 125
+        used = busybox.store.container("used").short_id
+        assert capfd.readouterr().err == (
+            f"layercake: error: container {used} failed to start: cannot publish "
+            f"127.0.0.1:{port} -> 80/tcp: address already in use\n"
+        )

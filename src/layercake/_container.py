@@ -652,10 +652,9 @@ class Container:
         try:
             return Forwarder(self.record.ports)
         except OSError as error:
-            reason = (error.strerror or str(error)).lower()
             raise ContainerError(
-                f"container {self.short_id} failed to start: cannot publish "
-                f"ports: {reason}",
+                f"container {self.short_id} failed to start: "
+                f"{error.strerror or error}",
                 container_id=self.id,
             ) from None
 

@@ -164,8 +164,7 @@ def _monitor(
         try:
             runs.forwarder = Forwarder(ports)
         except OSError as error:
-            reason = (error.strerror or str(error)).lower()
-            os.write(ready_w, f"cannot publish ports: {reason}".encode())
+            os.write(ready_w, (error.strerror or str(error)).encode())
             os._exit(1)
         me = os.getpid()
         state = attrs.evolve(

@@ -26,7 +26,7 @@ from layercake._namespace_sockets import SocketMaker
 from layercake.errors import ContainerConfigError
 from layercake.runtime import setns_network
 
-__all__ = ["Forwarder", "Published", "accepts", "parse_ports"]
+__all__ = ["Forwarder", "PortNotPublished", "Published", "accepts", "parse_ports"]
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +94,14 @@ def _parse_port(text: str, host: OneHostPort) -> Published:
     return (int(number), protocol or "tcp", address, host_port)
 
 
+class PortNotPublished(OSError):
+    """A published port's host address could not be bound.
+
+    Its text names the binding as docker's does: ``cannot publish
+    10.99.99.99:0 -> 80/tcp: cannot assign requested address``.
+    """
+
+
 class Forwarder:
     """Listening sockets for each published port, and their relay threads."""
 
@@ -101,7 +109,8 @@ class Forwarder:
         """Bind every host port now, so a taken one fails the start.
 
         Raises:
-            OSError: a host port is taken or the address is not the host's.
+            PortNotPublished: a host port is taken or the address is not the
+                host's; the message names the address and both ports.
         """
         self._listeners: list[tuple[int, str, socket.socket]] = []
         # The namespace to connect in; swapped under the lock on a restart.
@@ -110,17 +119,30 @@ class Forwarder:
         self._lock = threading.Lock()
         try:
             for container_port, protocol, address, host_port in published:
-                kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
-                listener = socket.socket(socket.AF_INET, kind)
-                self._listeners.append((container_port, protocol, listener))
-                if protocol == "tcp":
-                    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-                listener.bind((address, host_port))
-                if protocol == "tcp":
-                    listener.listen(64)
+                try:
+                    self._listen(container_port, protocol, address, host_port)
+                except OSError as error:
+                    reason = (error.strerror or str(error)).lower()
+                    raise PortNotPublished(
+                        error.errno,
+                        f"cannot publish {address}:{host_port} -> "
+                        f"{container_port}/{protocol}: {reason}",
+                    ) from None
         except OSError:
             self.close()
             raise
+
+    def _listen(
+        self, container_port: int, protocol: str, address: str, host_port: int
+    ) -> None:
+        kind = socket.SOCK_STREAM if protocol == "tcp" else socket.SOCK_DGRAM
+        listener = socket.socket(socket.AF_INET, kind)
+        self._listeners.append((container_port, protocol, listener))
+        if protocol == "tcp":
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((address, host_port))
+        if protocol == "tcp":
+            listener.listen(64)
 
     @property
     def bound(self) -> tuple[Published, ...]:
