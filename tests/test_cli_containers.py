@@ -565,3 +565,37 @@ def test_a_port_that_cannot_be_published_is_named_in_the_error(cli, busybox, cap
             f"layercake: error: container {used} failed to start: cannot publish "
             f"127.0.0.1:{port} -> 80/tcp: address already in use\n"
         )
+
+
+def test_start_of_a_dead_container_says_why_it_cannot_start(cli, busybox, capfd):
+    """A container whose state.json cannot be read is dead: start exits 1
+    saying so and how to remove it, not that it was already started."""
+    assert cli("create", "--name", "broken", "busybox", "true") == 0
+    container_id = capfd.readouterr().out.strip()
+    state_file = busybox.store.path / "containers" / container_id / "state.json"
+    state_file.write_text("")
+    assert cli("start", "broken") == 1
+    assert capfd.readouterr().err == (
+        f"layercake: error: container {container_id[:12]} is dead and cannot be "
+        f"started: cannot read {state_file}: Expecting value: line 1 column 1 "
+        "(char 0); remove it with rm -f\n"
+    )
+
+
+def test_a_start_error_names_the_container_once(cli, busybox, capfd):
+    """A container whose network lease is gone fails to start with its id
+    said once, not once for the start and again for the reason."""
+    assert cli("network", "create", "lonely") == 0
+    assert cli("create", "--name", "member", "--network", "lonely", "busybox") == 0
+    container_id = capfd.readouterr().out.splitlines()[-1]
+    lease = busybox.store.path / "networks" / "lonely" / "endpoints"
+    (lease / f"{container_id}.json").unlink()
+    try:
+        assert cli("start", "member") == 1
+        assert capfd.readouterr().err == (
+            f"layercake: error: container {container_id[:12]} failed to start: "
+            "has no address on network lonely: the network was removed\n"
+        )
+    finally:
+        cli("rm", "-f", "member")
+        cli("network", "rm", "lonely")

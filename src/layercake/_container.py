@@ -658,6 +658,14 @@ class Container:
                 container_id=self.id,
             ) from None
 
+    def _failed_to_start(self, error: Exception) -> str:
+        """``container ID failed to start: REASON``, naming the id once."""
+        reason = str(error)
+        own = f"container {self.short_id} "
+        if reason.startswith(own):
+            reason = reason[len(own) :]
+        return f"{own}failed to start: {reason}"
+
     def _serve_ports(self, forwarder: Forwarder, pid: int) -> None:
         if self.record.ports:
             with contextlib.suppress(OSError):
@@ -666,6 +674,12 @@ class Container:
 
     def _ensure_not_started(self) -> None:
         self._ensure_exists()
+        if self._sandbox is None and self.state().status == "dead":
+            raise ContainerError(
+                f"container {self.short_id} is dead and cannot be started: "
+                f"{self.state().error}; remove it with rm -f",
+                container_id=self.id,
+            )
         if (
             self._sandbox is not None
             or self._exit_code is not None
@@ -1094,8 +1108,7 @@ class Container:
                     if cgroup is not None:
                         cgroup.remove()
                     failure = ContainerError(
-                        f"container {self.short_id} failed to start: {error}",
-                        container_id=self.id,
+                        self._failed_to_start(error), container_id=self.id
                     )
                 if self.record.auto_remove:
                     self._remove(force=True)
