@@ -599,3 +599,54 @@ def test_a_start_error_names_the_container_once(cli, busybox, capfd):
     finally:
         cli("rm", "-f", "member")
         cli("network", "rm", "lonely")
+
+
+def test_start_a_runs_in_the_foreground_and_exits_with_its_code(cli, busybox, capfd):
+    """start -a of a created container, then of the exited one: its output on
+    stdout and stderr, and its exit code, as docker start -a."""
+    script = "echo out; echo err >&2; exit 3"
+    assert cli("create", "--name", "fg", "busybox", "sh", "-c", script) == 0
+    capfd.readouterr()
+    assert cli("start", "-a", "fg") == 3
+    assert capfd.readouterr() == ("out\n", "err\n")
+    assert cli("start", "--attach", "fg") == 3
+    assert capfd.readouterr() == ("out\n", "err\n")
+    assert busybox.store.container("fg").state().exit_code == 3
+    assert cli("logs", "fg") == 0
+    assert capfd.readouterr() == ("out\nout\n", "err\nerr\n")
+
+
+def test_start_a_of_a_command_that_cannot_run_exits_1(cli, busybox, capfd):
+    """start -a of a container whose command is missing fails as start does."""
+    assert cli("create", "--name", "nocmd", "busybox", "nosuchcmd") == 0
+    container_id = capfd.readouterr().out.strip()
+    assert cli("start", "-a", "nocmd") == 1
+    assert capfd.readouterr() == (
+        "",
+        f"layercake: error: container {container_id[:12]} failed to start: "
+        'exec: "nosuchcmd": executable file not found in $PATH\n',
+    )
+
+
+def test_start_ai_passes_stdin_on(store, busybox):
+    """start -a -i writes the caller's stdin to the container's command."""
+    import subprocess
+    import sys
+
+    layercake = [sys.executable, "-m", "layercake.cli", "--store", str(store.path)]
+    subprocess.run(
+        [*layercake, "create", "-i", "--name", "reader", "busybox", "tr", "a-z", "A-Z"],
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    try:
+        done = subprocess.run(
+            [*layercake, "start", "-a", "-i", "reader"],
+            input=b"hello\n",
+            capture_output=True,
+            check=False,
+        )
+        assert (done.returncode, done.stdout, done.stderr) == (0, b"HELLO\n", b"")
+    finally:
+        subprocess.run([*layercake, "rm", "-f", "reader"], capture_output=True)
+

@@ -1509,25 +1509,32 @@ class Container:
         with self._lifecycle():
             if self.state().status == "running":
                 self.stop(timeout)
-            old = self.state()
-            if old.cgroup_paths:
-                open_cgroup(old.cgroup_version, old.cgroup_paths).remove()
-            self._sandbox = None
-            self._exit_code = None
-            self._state = None
-            write_state(self.path, ContainerState())
+            old = self._forget_run()
             try:
                 self.start(detach=detach)
             except ContainerError as error:
-                if old.status == "exited" and self.path.is_dir():
-                    # As docker: the container stays exited with its last
-                    # run's state, and the state says why it did not start.
-                    kept = attrs.evolve(
-                        old, cgroup_version=0, cgroup_paths=(), error=str(error)
-                    )
-                    write_state(self.path, kept)
-                    self._state = None
+                self._keep_ended(old, error)
                 raise
+
+    def _forget_run(self) -> ContainerState:
+        """Make an ended container startable again; return its last state."""
+        old = self.state()
+        if old.cgroup_paths:
+            open_cgroup(old.cgroup_version, old.cgroup_paths).remove()
+        self._sandbox = None
+        self._exit_code = None
+        self._state = None
+        write_state(self.path, ContainerState())
+        return old
+
+    def _keep_ended(self, old: ContainerState, error: ContainerError) -> None:
+        """After a failed start again: the last run's state, and why."""
+        if old.status == "exited" and self.path.is_dir():
+            # As docker: the container stays exited with its last run's
+            # state, and the state says why it did not start.
+            kept = attrs.evolve(old, cgroup_version=0, cgroup_paths=(), error=str(error))
+            write_state(self.path, kept)
+            self._state = None
 
     def rename(self, new_name: str) -> None:
         """Give the container another name, unique in the store, as ``docker rename``.

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from layercake._signals import signal_number
 from layercake._sizes import parse_size
 from layercake.cli._format import age, table
-from layercake.errors import LayercakeError
+from layercake.errors import ContainerError, LayercakeError
 
 if TYPE_CHECKING:
     from layercake import Container, Store
@@ -259,8 +259,57 @@ def _start(container: Container) -> None:
 
 
 def start(args: argparse.Namespace) -> int:
-    """Start created or stopped containers in the background."""
-    return _for_each(args, _start)
+    """Start created or stopped containers in the background; with
+    ``--attach``, one container in the foreground, returning its exit code."""
+    if not args.attach:
+        return _for_each(args, _start)
+    if len(args.containers) > 1:
+        raise LayercakeError("you cannot start and attach multiple containers at once")
+    try:
+        return _start_attached(args)
+    except LayercakeError as error:
+        if args.debug:
+            raise
+        # As start without --attach, and docker's: a failed start exits 1.
+        sys.stdout.flush()
+        sys.stderr.write(f"layercake: error: {error}\n")
+        return 1
+
+
+def _start_attached(args: argparse.Namespace) -> int:
+    """Run one container here with the caller's output, as ``docker start -a``.
+
+    A running container is attached to; a created or exited one runs in
+    this process, as an attached ``run`` does, so no output is missed.
+    """
+    import layercake
+    from layercake.cli._terminal import check_input, raw_terminal
+
+    container = _load(layercake.Store(args.store), args.containers[0])
+    stdin = sys.stdin.fileno() if args.interactive else None
+    terminal = container.record.process.terminal
+    check_input(args.interactive, terminal)
+    with container._lifecycle():
+        status = container.status
+        old = container._forget_run() if status == "exited" else None
+    try:
+        with (
+            _signals_forwarded(container),
+            raw_terminal(terminal and stdin is not None, container.resize),
+        ):
+            return container.attach(stdin=stdin)
+    except ContainerError as error:
+        if old is not None:
+            container._keep_ended(old, error)
+        raise
+    finally:
+        with suppress(LayercakeError, OSError):
+            _print_warnings(container)
+        # A run of this process is this process's to remove; a monitor
+        # removes what it ran.
+        if container.record.auto_remove and status != "running":
+            with suppress(LayercakeError):
+                container.remove(force=True)
 
 
 def stop(args: argparse.Namespace) -> int:
@@ -748,6 +797,16 @@ def register(
             )
         if name in ("stop", "restart"):
             parser.add_argument("-t", "--time", type=float, default=10.0)
+        if name == "start":
+            parser.add_argument(
+                "-a",
+                "--attach",
+                action="store_true",
+                help="run in the foreground with its output; exit with its code",
+            )
+            parser.add_argument(
+                "-i", "--interactive", action="store_true", help="attach stdin too"
+            )
         if name == "kill":
             parser.add_argument("-s", "--signal", default="KILL")
 
