@@ -650,3 +650,53 @@ def test_start_ai_passes_stdin_on(store, busybox):
     finally:
         subprocess.run([*layercake, "rm", "-f", "reader"], capture_output=True)
 
+
+@pytest.mark.parametrize("verb", [("ps", "-a", "-q"), ("ps", "-q"), ("prune",)])
+def test_a_run_rm_whose_cli_was_killed_goes_at_the_next_ps_or_prune(
+    cli, busybox, store, capfd, verb
+):
+    """run --rm attached, its CLI killed with SIGKILL: the next ps, ps -a or
+    prune removes the container with its mounts, cgroup and network lease,
+    as docker's daemon removes it."""
+    import signal
+    import subprocess
+    import sys
+
+    if os.geteuid() != 0:
+        missing("a bridge network's lease needs root")
+    args = ("run", "--rm", "--name", "orphan", "--network", "bridge", "-m", "64m")
+    starter = subprocess.Popen(
+        [sys.executable, "-m", "layercake.cli", "--store", str(store.path)]
+        + [*args, "busybox", "sleep", "60"],
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            running = [c for c in store.containers() if c.name == "orphan"]
+            if running and running[0].state().pid:
+                break
+            time.sleep(0.05)
+        (container,) = running
+        cgroups = container.state().cgroup_paths
+        lease = store.path / "networks" / "bridge" / "endpoints"
+        lease = lease / f"{container.id}.json"
+        assert lease.exists()
+        starter.send_signal(signal.SIGKILL)
+        assert starter.wait(10) == -signal.SIGKILL
+
+        assert cli(*verb) == 0
+        listed = capfd.readouterr().out.splitlines()
+        if verb == ("prune",):
+            assert listed[0] == f"Deleted Container: {container.id}"
+        else:
+            assert listed == []
+        assert not container.path.exists()
+        assert [path for path in cgroups if os.path.exists(path)] == []
+        assert container.id not in Path("/proc/self/mountinfo").read_text()
+        assert not lease.exists()
+    finally:
+        if starter.poll() is None:
+            starter.kill()
+            starter.wait()
+        for network in store.networks():
+            store.remove_network(network.name)

@@ -17,7 +17,7 @@ from layercake import _container_network as net
 from layercake import runtime
 from layercake._container import Container
 from layercake._container_lock import names_locked
-from layercake._container_state import read_record
+from layercake._container_state import is_alive, read_record
 from layercake.errors import ContainerError
 
 if TYPE_CHECKING:
@@ -56,8 +56,39 @@ def list_containers(store: Store, *, all: bool = False) -> list[Container]:
     Without ``all`` only running ones. A container whose monitor died with
     its host is recognised as exited here (see :meth:`Container.state`).
     """
-    containers = [c for c in all_containers(store) if all or _status(c) == "running"]
+    containers = [
+        c
+        for c in all_containers(store)
+        if not _reaped(c) and (all or _status(c) == "running")
+    ]
     return sorted(containers, key=lambda c: c.record.created, reverse=True)
+
+
+def _reaped(container: Container) -> bool:
+    """Remove an auto-remove container whose starter died; whether it went.
+
+    Its starter (the attached run's process, or its monitor) would have
+    removed it at its exit; killed, it left the container exited with its
+    address lease, mounts and cgroup, which docker's daemon would remove.
+    """
+    if not container.record.auto_remove:
+        return False
+    try:
+        state = container.state()
+    except ContainerError:
+        return True  # another process removed it just now
+    if state.status != "exited" or state.monitor_pid <= 0:
+        return False
+    if is_alive(state.monitor_pid, state.monitor_start):
+        return False  # its starter is removing it right now
+    logger.info(
+        "removing auto-remove container %s: %s", container.short_id, state.error
+    )
+    try:
+        container.remove(force=True)
+    except ContainerError:
+        pass  # removed by another process meanwhile
+    return True
 
 
 def _status(container: Container) -> str:
@@ -72,7 +103,9 @@ def prune_containers(store: Store) -> list[str]:
     """Remove every container of ``store`` that is not running; return their ids."""
     removed = []
     for container in all_containers(store):
-        if _status(container) not in ("running", "removed"):
+        if _reaped(container):
+            removed.append(container.id)
+        elif _status(container) not in ("running", "removed"):
             container.remove()
             removed.append(container.id)
     net.tidy(store.path)

@@ -547,7 +547,9 @@ class Store:
 
         Newest first, as ``docker ps`` lists them. Without root, the
         user-owned network namespace of the store's networks is stopped
-        here if no container uses it any more (its last one crashed).
+        here if no container uses it any more (its last one crashed). An
+        ``auto_remove`` container whose starter was killed is removed here,
+        as it would have been at its exit.
         """
         from layercake._container_listing import list_containers
         from layercake._container_network import tidy
