@@ -331,3 +331,37 @@ def test_run_container_network_refuses_conflicting_options(
     )
     assert cli("ps", "-a", "-q") == 0
     assert capfd.readouterr().out == ""
+
+
+def test_a_network_without_outbound_access_is_a_warning(cli, busybox, capfd):
+    """Rootless without slirp4netns, run on bridge and on a user network says
+    on stderr why the container has no outbound access and what it has
+    instead; as root, or where slirp4netns runs, nothing is said."""
+    import os
+
+    from layercake import _slirp
+
+    reason = _slirp.cause() if os.geteuid() != 0 else ""
+    listing = ("sh", "-c", "ip -4 -o addr | awk '{print $2}'")
+    assert cli("run", "--rm", "busybox", *listing) == 0
+    out, err = capfd.readouterr()
+    if reason:
+        assert (out, err) == (
+            "lo\n",
+            f"WARNING: no network for the container ({reason}): it has loopback "
+            "only, without outbound access, as with --network none\n",
+        )
+    else:
+        assert (out, err) == ("lo\neth0\n" if os.geteuid() == 0 else "lo\ntap0\n", "")
+
+    assert cli("network", "create", "--subnet", "10.216.9.0/24", "outless") == 0
+    capfd.readouterr()
+    assert cli("run", "--rm", "--network", "outless", "busybox", *listing) == 0
+    out, err = capfd.readouterr()
+    assert out == "lo\neth0\n"
+    assert err == (
+        f"WARNING: network outless has no outbound access ({reason}): the "
+        "container reaches only its network's members and its published ports\n"
+        if reason
+        else ""
+    )

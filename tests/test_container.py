@@ -236,17 +236,27 @@ def test_default_network_is_the_bridge_or_loopback_where_rootless_cannot(
     with Container(busybox, ["ls", "/sys/class/net"]) as container:
         result = container.run()
         mode = container.inspect()["HostConfig"]["NetworkMode"]
+        recorded = container.inspect()["Warnings"]
     warnings = [r.getMessage() for r in caplog.records]
     reason = _slirp.unusable()
     if os.geteuid() == 0:
-        assert (result.stdout, warnings) == (b"eth0\nlo\n", [])
+        assert (result.stdout, warnings, result.warnings) == (b"eth0\nlo\n", [], ())
     elif reason:
+        assert _slirp.cause() in (
+            "slirp4netns is not installed",
+            "/dev/net/tun: permission denied",
+        )
         assert (result.stdout, warnings) == (
             b"lo\n",
             [f"container {container.short_id} has loopback only: {reason}"],
         )
+        assert result.warnings == (
+            f"no network for the container ({_slirp.cause()}): it has loopback "
+            "only, without outbound access, as with --network none",
+        )
     else:
-        assert (result.stdout, warnings) == (b"lo\ntap0\n", [])
+        assert (result.stdout, warnings, result.warnings) == (b"lo\ntap0\n", [], ())
+    assert recorded == list(result.warnings)
     assert mode == "bridge"
 
 

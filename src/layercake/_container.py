@@ -550,6 +550,11 @@ class Container:
             )
 
     def _cgroup(self, detach: bool) -> tuple[Cgroup | None, tuple[str, ...]]:
+        """The run's cgroup, and the warnings of its start (limits, network)."""
+        cgroup, warnings = self._limits_cgroup(detach)
+        return cgroup, warnings + net.start_warnings(self.image.store.path, self.record)
+
+    def _limits_cgroup(self, detach: bool) -> tuple[Cgroup | None, tuple[str, ...]]:
         record = self.record
         resources = Resources(
             memory=record.memory,
@@ -915,7 +920,8 @@ class Container:
             return
         forwarder.close()
         if cgroup is None:
-            cgroup, more = self._cgroup(detach=True)
+            # Its network warnings are among the first run's already.
+            cgroup, more = self._limits_cgroup(detach=True)
             warnings += more
         self._sandbox = None
         self._exit_code = None

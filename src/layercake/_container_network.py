@@ -162,6 +162,37 @@ def _endpoint(store_path: Path, record: ContainerRecord) -> networks.Endpoint:
     )
 
 
+def start_warnings(store_path: Path, record: ContainerRecord) -> tuple[str, ...]:
+    """What a rootless container's network lacks at this start, as warnings.
+
+    Without slirp4netns, the rootless ``bridge`` has loopback only and a
+    user-defined network no outbound access; the text says why and what
+    the container gets instead.
+    """
+    if os.geteuid() == 0 or not on_bridge(record.network):
+        return ()
+    from layercake import _slirp, _user_netns
+
+    if not _leased(record.network):
+        reason = _slirp.cause()
+        if not reason:
+            return ()
+        return (
+            f"no network for the container ({reason}): it has loopback only, "
+            "without outbound access, as with --network none",
+        )
+    netns = _user_netns.find(store_path)
+    if netns is not None and not netns.outbound:
+        return ()
+    reason = _slirp.cause() or (netns.outbound if netns is not None else "")
+    if not reason:
+        return ()
+    return (
+        f"network {record.network} has no outbound access ({reason}): the "
+        "container reaches only its network's members and its published ports",
+    )
+
+
 @attrs.frozen
 class StartNetwork:
     """What the runtime needs to start a container on its network: the hosts

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from layercake.errors import ContainerConfigError, ContainerError
 
-__all__ = ["ADDRESS", "DNS", "GATEWAY", "hook", "unusable"]
+__all__ = ["ADDRESS", "DNS", "GATEWAY", "cause", "hook", "unusable"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +51,19 @@ def unusable() -> str:
             f"{_TUN} for slirp4netns (Debian makes it mode 0666); use "
             "network='none' with published ports"
         )
+    return ""
+
+
+def cause() -> str:
+    """Why slirp4netns cannot run for this user, in a few words (``/dev/net/tun:
+    permission denied``); empty if it can."""
+    if shutil.which("slirp4netns") is None:
+        return "slirp4netns is not installed"
+    try:
+        # Opening it is what slirp4netns does first; no device is made yet.
+        os.close(os.open(_TUN, os.O_RDWR | os.O_CLOEXEC))
+    except OSError as error:
+        return f"{_TUN}: {(error.strerror or str(error)).lower()}"
     return ""
 
 
