@@ -283,8 +283,10 @@ def test_cli_prints_the_limits_warning_on_stderr(unprivileged: Unprivileged) -> 
         """
         from layercake.cli import main
         at = ["--store", str(store.path)]
-        print(main([*at, "run", "--rm", "-m", "32m", "owned:1", "true"]))
-        main([*at, "create", "--name", "cake", "-m", "32m", "owned:1", "true"])
+        # --network none: without slirp4netns the default network warns too.
+        limited = ["-m", "32m", "--network", "none", "owned:1", "true"]
+        print(main([*at, "run", "--rm", *limited]))
+        main([*at, "create", "--name", "cake", *limited])
         sys.stderr.write("started:\\n")
         main([*at, "start", "cake"])
         """
