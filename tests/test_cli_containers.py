@@ -651,13 +651,21 @@ def test_start_ai_passes_stdin_on(store, busybox):
         subprocess.run([*layercake, "rm", "-f", "reader"], capture_output=True)
 
 
-@pytest.mark.parametrize("verb", [("ps", "-a", "-q"), ("ps", "-q"), ("prune",)])
+@pytest.mark.parametrize(
+    "verb",
+    [
+        ("ps", "-a", "-q"),
+        ("ps", "-q"),
+        ("prune",),
+        ("create", "--name", "orphan", "--network", "none", "busybox"),
+    ],
+)
 def test_a_run_rm_whose_cli_was_killed_goes_at_the_next_ps_or_prune(
     cli, busybox, store, capfd, verb
 ):
-    """run --rm attached, its CLI killed with SIGKILL: the next ps, ps -a or
-    prune removes the container with its mounts, cgroup and network lease,
-    as docker's daemon removes it."""
+    """run --rm attached, its CLI killed with SIGKILL: the next ps, ps -a,
+    prune, or create of its name removes the container with its mounts,
+    cgroup and network lease, as docker's daemon removes it."""
     import signal
     import subprocess
     import sys
@@ -688,6 +696,8 @@ def test_a_run_rm_whose_cli_was_killed_goes_at_the_next_ps_or_prune(
         listed = capfd.readouterr().out.splitlines()
         if verb == ("prune",):
             assert listed[0] == f"Deleted Container: {container.id}"
+        elif verb[0] == "create":
+            assert [c.id for c in store.containers(all=True)] == listed
         else:
             assert listed == []
         assert not container.path.exists()

@@ -354,6 +354,11 @@ class Container:
         network = self.config.network
         workdir = self.config.workdir
         user = self.config.user
+        if name is not None:
+            # Imported here: the listing module imports this one.
+            from layercake._container_listing import free_name
+
+            free_name(image.store, name)
         with names_locked(containers):
             self.name = claim_name(containers, name, self.id)
             self.path.mkdir()

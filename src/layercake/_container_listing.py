@@ -23,7 +23,7 @@ from layercake.errors import ContainerError
 if TYPE_CHECKING:
     from layercake._store import Store
 
-__all__ = ["all_containers", "list_containers", "prune_containers"]
+__all__ = ["all_containers", "free_name", "list_containers", "prune_containers"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,16 @@ def list_containers(store: Store, *, all: bool = False) -> list[Container]:
         if not _reaped(c) and (all or _status(c) == "running")
     ]
     return sorted(containers, key=lambda c: c.record.created, reverse=True)
+
+
+def free_name(store: Store, name: str) -> None:
+    """Remove the auto-remove container holding ``name`` if its starter died,
+    so that a new container can take the name, as after docker's daemon
+    removed it."""
+    name = name.removeprefix("/")
+    for container in all_containers(store):
+        if container.name == name:
+            _reaped(container)
 
 
 def _reaped(container: Container) -> bool:
