@@ -27,6 +27,7 @@ from layercake.errors import InvalidRegistryResponse, RegistryError
 
 from .._progress import TransferProgress
 from ._auth import Credentials, TokenCache, load_credentials, parse_challenge
+from ._bulk_transport import BulkTransport
 from ._errors import error_from_response, public_url
 
 __all__ = [
@@ -164,16 +165,28 @@ class RegistryClient:
         self._tokens = TokenCache()
         self._basic = False
         self._auth_lock = threading.Lock()
+        context = tls_context(ca_file)
+        limits = httpx.Timeout(timeout, connect=min(timeout, 30.0))
         self._http = httpx.Client(
-            verify=tls_context(ca_file),
-            timeout=httpx.Timeout(timeout, connect=min(timeout, 30.0)),
+            verify=context,
+            timeout=limits,
             follow_redirects=False,
             headers={"User-Agent": "layercake"},
+        )
+        # Blob bodies: the same requests, on a transport that reads them in
+        # large pieces (URLs under a proxy still go through httpx's own).
+        self._bulk = httpx.Client(
+            verify=context,
+            timeout=limits,
+            follow_redirects=False,
+            headers={"User-Agent": "layercake"},
+            transport=BulkTransport(context),
         )
 
     def close(self) -> None:
         """Close the connections."""
         self._http.close()
+        self._bulk.close()
 
     def __enter__(self) -> Self:
         return self
@@ -196,12 +209,16 @@ class RegistryClient:
         headers: Mapping[str, str] | None = None,
         content: Content = None,
         follow_redirects: bool = False,
+        bulk: bool = False,
     ) -> httpx.Response:
         """Send a request and return the streaming response, whatever status.
 
         The caller reads or closes the response. 401 answers are met once
         with credentials or a token; 429, 5xx and connection failures are
-        retried; redirects are followed when ``follow_redirects``.
+        retried; redirects are followed when ``follow_redirects``. With
+        ``bulk``, the request goes through :class:`BulkTransport`, and
+        :meth:`BulkBody.of` gives its body to read with ``readinto``
+        (unless a proxy serves the URL).
 
         Raises:
             RegistryError: the registry could not be reached after retries.
@@ -214,7 +231,15 @@ class RegistryClient:
         authenticated = False
         while True:
             response = self._send(
-                method, target, scopes, headers, content, action, reference, attempt
+                method,
+                target,
+                scopes,
+                headers,
+                content,
+                action,
+                reference,
+                attempt,
+                self._bulk if bulk else self._http,
             )
             if response is None:
                 attempt += 1
@@ -271,6 +296,7 @@ class RegistryClient:
         action: str,
         reference: str | None,
         attempt: int,
+        client: httpx.Client,
     ) -> httpx.Response | None:
         all_headers = dict(headers or {})
         if self._is_registry(target):
@@ -278,11 +304,11 @@ class RegistryClient:
             if authorization is not None:
                 all_headers["Authorization"] = authorization
         body: Any = content() if callable(content) else content
-        request = self._http.build_request(
+        request = client.build_request(
             method, target, headers=all_headers, content=body
         )
         try:
-            return self._http.send(request, stream=True)
+            return client.send(request, stream=True)
         except httpx.TransportError as exc:
             if attempt >= self._retries or _is_tls_failure(exc):
                 raise RegistryError(

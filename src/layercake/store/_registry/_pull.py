@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TypeVar
@@ -42,6 +42,7 @@ from .._models import (
 )
 from .._reference import Reference
 from ._auth import Credentials
+from ._bulk_transport import BulkBody
 from ._client import RegistryClient, TransferProgress
 from ._errors import public_url
 from ._sources import BlobSources
@@ -378,13 +379,14 @@ class _Puller:
             # The digest is of the bytes as stored: no transfer compression.
             headers={"Accept-Encoding": "identity"},
             follow_redirects=True,
+            bulk=True,
         )
         self._client.check(response, reference=self._name, action="blob pull")
         source = response.url
         total = descriptor.size
         try:
             with self._directory.blob_writer(expected=descriptor.digest) as writer:
-                for chunk in response.iter_raw():
+                for chunk in _pieces(response):
                     if writer.size + len(chunk) > total:
                         raise self._invalid(
                             f"blob {descriptor.digest} is longer than the {total} "
@@ -420,6 +422,18 @@ class _Puller:
     def _progress(self, digest: Digest, total: int, done: int) -> None:
         if self._on_progress is not None:
             self._on_progress(TransferProgress(digest, total, done, self._name))
+
+
+def _pieces(response: httpx.Response) -> Iterator[bytes | memoryview]:
+    # A bulk body is read into one reused buffer: each piece is only valid
+    # until the next is asked for, which the writer allows (it copies).
+    stream = BulkBody.of(response)
+    if stream is None:
+        yield from response.iter_raw()
+        return
+    buffer = memoryview(bytearray(_CHUNK))
+    while count := stream.readinto(buffer):
+        yield buffer[:count]
 
 
 class _BodyBroken(Exception):
