@@ -161,3 +161,37 @@ def test_chunked_layer_of_many_pieces_is_pulled_whole(tmp_path: Path, serve) -> 
     pull(store, f"{host}/big/img:1")
 
     assert store.read_blob(layer_digest) == BODY
+
+
+def test_layer_download_goes_through_the_configured_proxy(
+    tmp_path: Path, serve, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With HTTP_PROXY set, the layer is fetched through the proxy as well."""
+    layer_digest = Digest.of_bytes(BODY)
+    routes = image_routes(BODY)
+    routes[f"/v2/big/img/blobs/{layer_digest}"] = (200, BODY, {})
+    through_proxy: list[str] = []
+
+    class Registry(QuietHandler):
+        def do_GET(self) -> None:
+            status, body, headers = routes.get(self.path, (404, b"", {}))
+            self.reply(status, body, headers)
+
+    class Proxy(QuietHandler):
+        def do_GET(self) -> None:
+            url = httpx.URL(self.path)
+            through_proxy.append(url.path)
+            # Not through the proxy variables this test sets: to the registry.
+            answer = httpx.get(url, trust_env=False)
+            self.reply(answer.status_code, answer.content)
+
+    host = serve(Registry)
+    proxy = serve(Proxy)
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy", "http_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://{proxy}")
+    store = StoreDirectory(tmp_path / "s")
+    pull(store, f"{host}/big/img:1")
+
+    assert store.read_blob(layer_digest) == BODY
+    assert f"/v2/big/img/blobs/{layer_digest}" in through_proxy

@@ -17,6 +17,7 @@ import os
 import ssl
 import threading
 import time
+import urllib.request
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, Self
@@ -42,6 +43,8 @@ logger = logging.getLogger(__name__)
 _RETRY_STATUS = frozenset({429, 500, 502, 503, 504})
 _MAX_REDIRECTS = 5
 _MAX_RETRY_AFTER = 60.0
+# The proxy variables httpx reads (as urllib's getproxies names them).
+_PROXY_KEYS = ("http", "https", "all")
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "[::1]", "::1"})
 
 Content = bytes | Callable[[], Iterable[bytes]] | None
@@ -174,19 +177,23 @@ class RegistryClient:
             headers={"User-Agent": "layercake"},
         )
         # Blob bodies: the same requests, on a transport that reads them in
-        # large pieces (URLs under a proxy still go through httpx's own).
-        self._bulk = httpx.Client(
-            verify=context,
-            timeout=limits,
-            follow_redirects=False,
-            headers={"User-Agent": "layercake"},
-            transport=BulkTransport(context),
-        )
+        # large pieces. httpx ignores proxy variables for a client given a
+        # transport, so with a proxy set blobs stay on httpx's own.
+        self._bulk = self._http
+        if not any(key in urllib.request.getproxies() for key in _PROXY_KEYS):
+            self._bulk = httpx.Client(
+                verify=context,
+                timeout=limits,
+                follow_redirects=False,
+                headers={"User-Agent": "layercake"},
+                transport=BulkTransport(context),
+            )
 
     def close(self) -> None:
         """Close the connections."""
         self._http.close()
-        self._bulk.close()
+        if self._bulk is not self._http:
+            self._bulk.close()
 
     def __enter__(self) -> Self:
         return self
@@ -218,7 +225,8 @@ class RegistryClient:
         retried; redirects are followed when ``follow_redirects``. With
         ``bulk``, the request goes through :class:`BulkTransport`, and
         :meth:`BulkBody.of` gives its body to read with ``readinto``
-        (unless a proxy serves the URL).
+        (unless a proxy is configured: then httpx's transport, which reads
+        in 64 KiB pieces and gives no ``BulkBody``).
 
         Raises:
             RegistryError: the registry could not be reached after retries.
