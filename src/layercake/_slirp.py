@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from layercake.errors import ContainerConfigError, ContainerError
 
-__all__ = ["ADDRESS", "DNS", "GATEWAY", "cause", "hook", "unusable"]
+__all__ = ["ADDRESS", "DNS", "GATEWAY", "cause", "hook", "launch", "unusable"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,49 +84,73 @@ def hook() -> Callable[[int], None]:
     binary = _binary()
 
     def start(pid: int) -> None:
-        ready_r, ready_w = os.pipe()
         exit_r, exit_w = os.pipe()
         try:
-            process = subprocess.Popen(
-                [
-                    binary,
-                    "--configure",
-                    "--mtu=65520",
-                    "--disable-host-loopback",
-                    f"--ready-fd={ready_w}",
-                    f"--exit-fd={exit_r}",
-                    str(pid),
-                    "tap0",
-                ],
-                pass_fds=(ready_w, exit_r),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.PIPE,
-            )
-        except OSError as error:
+            process = launch(binary, pid, "tap0", exit_r)
+        except BaseException:
             os.close(exit_w)
-            raise ContainerError(f"cannot start slirp4netns: {error}") from None
+            raise
         finally:
-            os.close(ready_w)
             os.close(exit_r)
-        try:
-            ready = select.select([ready_r], [], [], _READY_TIMEOUT)[0]
-            answer = os.read(ready_r, 1) if ready else b""
-        finally:
-            os.close(ready_r)
-        if answer != b"1":
-            os.close(exit_w)
-            process.kill()
-            _, stderr = process.communicate()
-            reason = stderr.decode(errors="replace").strip().splitlines()
-            raise ContainerError(
-                "slirp4netns did not start: " + (reason[-1] if reason else "no answer")
-            )
         threading.Thread(
             target=_stop_with, args=(pid, exit_w, process), daemon=True
         ).start()
 
     return start
+
+
+def launch(
+    binary: str, pid: int, device: str, exit_fd: int, *, detached: bool = False
+) -> subprocess.Popen[bytes]:
+    """Start slirp4netns on the network namespace of process ``pid`` and
+    return once its ``device`` is up; it ends when ``exit_fd``'s pipe closes.
+
+    ``detached``: it outlives the starting process (a session of its own, and
+    nothing of the starter's to write to), as the user-owned namespace's does.
+
+    Raises:
+        ContainerError: it could not be started or never became ready (with
+            the last line it wrote, where it is not detached).
+    """
+    ready_r, ready_w = os.pipe()
+    try:
+        process = subprocess.Popen(
+            [
+                binary,
+                "--configure",
+                "--mtu=65520",
+                "--disable-host-loopback",
+                f"--ready-fd={ready_w}",
+                f"--exit-fd={exit_fd}",
+                str(pid),
+                device,
+            ],
+            pass_fds=(ready_w, exit_fd),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL if detached else subprocess.PIPE,
+            start_new_session=detached,
+        )
+    except OSError as error:
+        os.close(ready_r)
+        raise ContainerError(
+            f"cannot start slirp4netns: {error.strerror or error}"
+        ) from None
+    finally:
+        os.close(ready_w)
+    try:
+        ready = select.select([ready_r], [], [], _READY_TIMEOUT)[0]
+        answer = os.read(ready_r, 1) if ready else b""
+    finally:
+        os.close(ready_r)
+    if answer != b"1":
+        process.kill()
+        _, stderr = process.communicate()
+        said = (stderr or b"").decode(errors="replace").strip().splitlines()
+        raise ContainerError(
+            "slirp4netns did not start: " + (said[-1] if said else "no answer")
+        )
+    return process
 
 
 def _stop_with(pid: int, exit_w: int, process: subprocess.Popen[bytes]) -> None:

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import attrs
 
-from layercake import runtime
+from layercake import _slirp, runtime
 from layercake._container_state import is_alive, process_start_time
 from layercake.errors import ContainerError
 
@@ -207,39 +207,11 @@ def _start_slirp(pid: int, exit_fd: int) -> tuple[int, str]:
         return 0, "slirp4netns is not installed (Debian: apt-get install slirp4netns)"
     if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
         return 0, "slirp4netns needs read and write access to /dev/net/tun"
-    ready_r, ready_w = os.pipe()
     try:
-        process = subprocess.Popen(
-            [
-                binary,
-                "--configure",
-                "--mtu=65520",
-                "--disable-host-loopback",
-                f"--ready-fd={ready_w}",
-                f"--exit-fd={exit_fd}",
-                str(pid),
-                OUTBOUND_DEVICE,
-            ],
-            pass_fds=(ready_w, exit_fd),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-    except OSError as error:
-        os.close(ready_r)
-        return 0, f"cannot start slirp4netns: {error.strerror or error}"
-    finally:
-        os.close(ready_w)
-    try:
-        ready = select.select([ready_r], [], [], _READY_TIMEOUT)[0]
-        answer = os.read(ready_r, 1) if ready else b""
-    finally:
-        os.close(ready_r)
+        process = _slirp.launch(binary, pid, OUTBOUND_DEVICE, exit_fd, detached=True)
+    except ContainerError as error:
+        return 0, str(error)
     threading.Thread(target=process.wait, daemon=True).start()
-    if answer != b"1":
-        process.kill()
-        return 0, "slirp4netns did not start"
     return process.pid, ""
 
 
