@@ -267,23 +267,42 @@ def _plumbing(
                 subnet.prefixlen,
                 str(store_path / "networks" / network.name),
             )
-    networks.write_hosts(
-        store_path,
-        network.name,
-        lambda cid: containers / cid / HOSTS_FILE,
-        _running(containers),
-        starting=record.id,
-    )
-    hook = functools.partial(
-        bridge.attach,
+    _rewrite_hosts(store_path, containers, network.name, starting=record.id)
+    hook = _plug(bridge.attach, network, record.id, endpoint)
+    return StartNetwork(hosts_file=str(containers / record.id / HOSTS_FILE), hook=hook)
+
+
+def _plug(
+    attach: Callable[..., None],
+    network: networks.Network,
+    container_id: str,
+    endpoint: networks.Endpoint,
+) -> Callable[[int], None]:
+    """The hook that gives PID 1's namespace its ``eth0`` on ``network``."""
+    from layercake import _bridge as bridge
+
+    return functools.partial(
+        attach,
         bridge=network.device,
-        veth=bridge.veth_name(record.id),
+        veth=bridge.veth_name(container_id),
         address=endpoint.address,
-        prefixlen=subnet.prefixlen,
+        prefixlen=ipaddress.IPv4Network(network.subnet).prefixlen,
         gateway=network.gateway,
         mac=endpoint.mac,
     )
-    return StartNetwork(hosts_file=str(containers / record.id / HOSTS_FILE), hook=hook)
+
+
+def _rewrite_hosts(
+    store_path: Path, containers: Path, name: str, *, starting: str | None = None
+) -> None:
+    """Write the /etc/hosts of every member of network ``name`` again."""
+    networks.write_hosts(
+        store_path,
+        name,
+        lambda cid: containers / cid / HOSTS_FILE,
+        _running(containers),
+        starting=starting,
+    )
 
 
 def _default_start(
@@ -303,16 +322,9 @@ def _default_start(
         view, endpoint = networks.relocate(store_path, endpoint, owner)
     hosts = owner / HOSTS_FILE
     networks.write_own_hosts(hosts, endpoint.address, record.hostname, extra)
-    hook = functools.partial(
-        bridge.attach,
-        bridge=view.device,
-        veth=bridge.veth_name(record.id),
-        address=endpoint.address,
-        prefixlen=ipaddress.IPv4Network(view.subnet).prefixlen,
-        gateway=view.gateway,
-        mac=endpoint.mac,
+    return StartNetwork(
+        hosts_file=str(hosts), hook=_plug(bridge.attach, view, record.id, endpoint)
     )
-    return StartNetwork(hosts_file=str(hosts), hook=hook)
 
 
 def _prepare_rootless(
@@ -323,7 +335,6 @@ def _prepare_rootless(
     network: networks.Network,
 ) -> StartNetwork:
     """Start the user-owned namespace if needed, with the network's bridge."""
-    from layercake import _bridge as bridge
     from layercake import _slirp, _user_netns
 
     subnet = ipaddress.IPv4Network(network.subnet)
@@ -335,22 +346,9 @@ def _prepare_rootless(
     except BaseException:
         _user_netns.finish_start(store_path, record.id)
         raise
-    networks.write_hosts(
-        store_path,
-        network.name,
-        lambda cid: containers / cid / HOSTS_FILE,
-        _running(containers),
-        starting=record.id,
-    )
-    attach = functools.partial(
-        _user_netns.attach,
-        netns,
-        bridge=network.device,
-        veth=bridge.veth_name(record.id),
-        address=endpoint.address,
-        prefixlen=subnet.prefixlen,
-        gateway=network.gateway,
-        mac=endpoint.mac,
+    _rewrite_hosts(store_path, containers, network.name, starting=record.id)
+    attach = _plug(
+        functools.partial(_user_netns.attach, netns), network, record.id, endpoint
     )
 
     def hook(pid: int) -> None:
@@ -441,12 +439,7 @@ def forget(store_path: Path, containers: Path, record: ContainerRecord) -> None:
     networks.release(store_path, record.network, record.id, containers / record.id)
     if record.network == networks.DEFAULT_NETWORK:
         return
-    networks.write_hosts(
-        store_path,
-        record.network,
-        lambda cid: containers / cid / HOSTS_FILE,
-        _running(containers),
-    )
+    _rewrite_hosts(store_path, containers, record.network)
 
 
 def rename(
@@ -458,12 +451,7 @@ def rename(
     networks.rename(store_path, record.network, record.id, new_name)
     if record.network == networks.DEFAULT_NETWORK:
         return
-    networks.write_hosts(
-        store_path,
-        record.network,
-        lambda cid: containers / cid / HOSTS_FILE,
-        _running(containers),
-    )
+    _rewrite_hosts(store_path, containers, record.network)
 
 
 def settings(
