@@ -10,7 +10,6 @@ another process can find it with
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import re
@@ -1247,8 +1246,9 @@ class Container:
 
         ``since`` (Unix seconds, or a string in any form ``docker logs
         --since`` takes: ``10m``, ``1h30m``, ``1733341000``, an RFC 3339
-        time) keeps lines written at or after it; ``tail`` keeps the last lines; ``timestamps`` prefixes
-        each line with its time, as ``docker logs -t``. With ``follow`` an
+        time) keeps lines written at or after it; ``tail`` keeps the last
+        lines; ``timestamps`` prefixes each line with its time, as ``docker
+        logs -t``. With ``follow`` an
         iterator yields each line as it is written until the container ends.
 
         Raises:
@@ -1543,7 +1543,9 @@ class Container:
         if old.status == "exited" and self.path.is_dir():
             # As docker: the container stays exited with its last run's
             # state, and the state says why it did not start.
-            kept = attrs.evolve(old, cgroup_version=0, cgroup_paths=(), error=str(error))
+            kept = attrs.evolve(
+                old, cgroup_version=0, cgroup_paths=(), error=str(error)
+            )
             write_state(self.path, kept)
             self._state = None
 

@@ -86,11 +86,11 @@ def enter(
 
     ``pid`` is the host pid of the container's PID 1. The file descriptors
     and a terminal work as in :func:`layercake.runtime.start` (the
-    process's terminal is the next free one of the container's devpts). The process gets the
-    container's capability bounding set, its root and its hostname; it ends
-    when the caller dies, like a started container. It joins the cgroups
-    whose ``cgroup.procs`` files ``cgroup_procs`` names, so the container's
-    limits hold for it too.
+    process's terminal is the next free one of the container's devpts). The
+    process gets the container's capability bounding set, its root and its
+    hostname; it ends when the caller dies, like a started container. It
+    joins the cgroups whose ``cgroup.procs`` files ``cgroup_procs`` names,
+    so the container's limits hold for it too.
 
     Raises:
         ContainerConfigError: the process spec cannot work.

@@ -44,7 +44,8 @@ class Tags:
         try:
             return from_json(Index, self._path.read_bytes())
         except StoreCorrupted as error:
-            raise StoreCorrupted(f"{self._path}: {error}", path=str(self._path)) from None
+            path = str(self._path)
+            raise StoreCorrupted(f"{path}: {error}", path=path) from None
 
     def set(self, name: str, manifest: Descriptor) -> None:
         """Point ``name`` at ``manifest``, replacing any entry of that name."""
