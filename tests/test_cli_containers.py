@@ -651,6 +651,57 @@ def test_start_ai_passes_stdin_on(store, busybox):
         subprocess.run([*layercake, "rm", "-f", "reader"], capture_output=True)
 
 
+def test_start_ai_of_a_container_created_without_i_gives_it_no_input(store, busybox):
+    """As docker: -i of start passes stdin only to a container made with -i."""
+    import subprocess
+    import sys
+
+    layercake = [sys.executable, "-m", "layercake.cli", "--store", str(store.path)]
+    subprocess.run(
+        [*layercake, "create", "--name", "deaf", "busybox", "sh", "-c", "cat; echo e"],
+        stdout=subprocess.DEVNULL,
+        check=True,
+    )
+    try:
+        done = subprocess.run(
+            [*layercake, "start", "-a", "-i", "deaf"],
+            input=b"hello\n",
+            capture_output=True,
+            check=False,
+        )
+        assert (done.returncode, done.stdout, done.stderr) == (0, b"e\n", b"")
+    finally:
+        subprocess.run([*layercake, "rm", "-f", "deaf"], capture_output=True)
+
+
+def test_create_rm_is_removed_when_it_exits(cli, busybox, store, capfd):
+    """create --rm, as docker's: start -a runs it and it is gone afterwards;
+    started detached, its monitor removes it."""
+    assert cli("create", "--rm", "--name", "once", "busybox", "sh", "-c", "exit 4") == 0
+    capfd.readouterr()
+    assert cli("start", "-a", "once") == 4
+    assert cli("ps", "-a", "-q") == 0
+    assert capfd.readouterr().out == ""
+
+    assert cli("create", "--rm", "--name", "bg", "busybox", "true") == 0
+    container = store.container("bg")
+    assert cli("start", "bg") == 0
+    deadline = time.monotonic() + 20
+    while container.path.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not container.path.exists()
+
+
+def test_create_rm_with_a_restart_policy_is_refused(cli, busybox, capfd):
+    """--rm and --restart always conflict for create as for run."""
+    args = ("create", "--rm", "--restart", "always", "busybox", "true")
+    assert cli(*args) == 125
+    assert capfd.readouterr().err == (
+        "layercake: error: conflicting options: "
+        "cannot specify both --restart and --rm\n"
+    )
+
+
 @pytest.mark.parametrize(
     "verb",
     [

@@ -127,7 +127,7 @@ def _create(args: argparse.Namespace) -> Container:
         tty=args.tty,
         stdin_open=args.interactive,
         tty_size=window_size() if args.tty else None,
-        auto_remove=getattr(args, "rm", False),
+        auto_remove=args.rm,
         extra_hosts=args.add_host,
         dns=args.dns,
         dns_search=args.dns_search,
@@ -141,13 +141,9 @@ def run(args: argparse.Namespace) -> int:
     Attached with a restart policy, the first run's exit code is returned
     and the container goes on restarting in the background, as with docker.
     """
-    from layercake._restart_policy import RestartPolicy, conflicts_with_rm
     from layercake.cli._terminal import check_input, raw_terminal
 
-    conflict = conflicts_with_rm(RestartPolicy.parse(args.restart))
-    if args.rm and conflict is not None:
-        raise conflict
-
+    _check_rm(args)
     if not args.detach:
         check_input(args.interactive, args.tty)
     container = _create(args)
@@ -169,6 +165,15 @@ def run(args: argparse.Namespace) -> int:
             _print_warnings(container)
         if args.rm:
             container.remove(force=True)
+
+
+def _check_rm(args: argparse.Namespace) -> None:
+    """Refuse ``--rm`` with a restart policy, as docker does."""
+    from layercake._restart_policy import RestartPolicy, conflicts_with_rm
+
+    conflict = conflicts_with_rm(RestartPolicy.parse(args.restart))
+    if args.rm and conflict is not None:
+        raise conflict
 
 
 def _print_warnings(container: Container) -> None:
@@ -220,6 +225,7 @@ def kill_if_running(container: Container) -> None:
 
 def create(args: argparse.Namespace) -> int:
     """Create a container without starting it; print its id and any warnings."""
+    _check_rm(args)
     container = _create(args)
     _print_warnings(container)
     sys.stdout.write(container.id + "\n")
@@ -286,7 +292,9 @@ def _start_attached(args: argparse.Namespace) -> int:
     from layercake.cli._terminal import check_input, raw_terminal
 
     container = _load(layercake.Store(args.store), args.containers[0])
-    stdin = sys.stdin.fileno() if args.interactive else None
+    # As docker: input reaches only a container created with -i.
+    wanted = args.interactive and container.record.stdin_open
+    stdin = sys.stdin.fileno() if wanted else None
     terminal = container.record.process.terminal
     check_input(args.interactive, terminal)
     with container._lifecycle():
@@ -659,6 +667,9 @@ def _container_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("image")
     parser.add_argument("command", nargs=argparse.REMAINDER)
     parser.add_argument("--name", help="a name to find the container by")
+    parser.add_argument(
+        "--rm", action="store_true", help="remove the container on exit"
+    )
     parser.add_argument("-e", "--env", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--env-file", action="append", default=[], metavar="FILE")
     parser.add_argument("-w", "--workdir")
@@ -755,9 +766,6 @@ def register(
     if only in (None, "run"):
         parser = verbs.add_parser("run", help="run a command in a new container")
         _container_options(parser)
-        parser.add_argument(
-            "--rm", action="store_true", help="remove the container on exit"
-        )
         parser.add_argument(
             "-d",
             "--detach",
