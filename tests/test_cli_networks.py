@@ -277,9 +277,9 @@ def test_info_names_the_network_modes_of_this_user(cli, capfd):
         modes = (
             "bridge (default, on the host's layercake0), user-defined bridge networks"
         )
-    elif _slirp.unusable():
+    elif _slirp.cause():
         modes = (
-            "bridge (default, loopback only here: no slirp4netns), "
+            f"bridge (default, loopback only here: {_slirp.cause()}), "
             "user-defined networks in a namespace the user owns"
         )
     else:

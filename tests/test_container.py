@@ -1030,12 +1030,22 @@ def test_network_container_mode_joins_another_containers_namespace(busybox):
 
 
 def test_network_container_mode_needs_a_running_container(busybox):
-    """Joining a container that does not run is a clear error."""
+    """Joining a container that is missing, or does not run, is a clear error."""
     with Container(busybox, ["true"], network="container:ghost") as container:
         with pytest.raises(ContainerError) as caught:
             container.run()
+        containers = busybox.store.path / "containers"
         assert str(caught.value) == (
-            "cannot join the network of container ghost: it is not running"
+            "cannot join the network of container ghost: "
+            f"no such container: ghost in {containers}"
+        )
+    with Container(busybox, ["true"], name="idle"), Container(
+        busybox, ["true"], network="container:idle"
+    ) as container:
+        with pytest.raises(ContainerError) as caught:
+            container.run()
+        assert str(caught.value) == (
+            "cannot join the network of container idle: it is not running"
         )
 
 

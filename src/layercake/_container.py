@@ -594,8 +594,12 @@ class Container:
             key = network.removeprefix("container:")
             try:
                 pid = Container.load(self.image.store, key).pid
-            except ContainerError:
-                pid = None
+            except ContainerError as error:
+                # docker says "No such container" too, not "not running".
+                raise ContainerError(
+                    f"cannot join the network of container {key}: {error}",
+                    container_id=self.id,
+                ) from None
             if pid is None:
                 raise ContainerError(
                     f"cannot join the network of container {key}: it is not running",

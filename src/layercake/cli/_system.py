@@ -86,10 +86,10 @@ def _networking(root: bool) -> str:
     else:
         from layercake import _slirp
 
-        reason = _slirp.unusable()
+        cause = _slirp.cause()
         default = (
-            "bridge (default, loopback only here: no slirp4netns)"
-            if reason
+            f"bridge (default, loopback only here: {cause})"
+            if cause
             else "bridge (default, through slirp4netns)"
         )
         networks = "user-defined networks in a namespace the user owns"
