@@ -353,13 +353,15 @@ class Container:
         network = self.config.network
         workdir = self.config.workdir
         user = self.config.user
-        if name is not None:
-            # Imported here: the listing module imports this one.
+        def gives_up(holder: str) -> bool:
+            # Imported here: the listing module imports this one, and only a
+            # taken name needs it.
             from layercake._container_listing import free_name
 
-            free_name(image.store, name)
+            return free_name(image.store, holder)
+
         with names_locked(containers):
-            self.name = claim_name(containers, name, self.id)
+            self.name = claim_name(containers, name, self.id, gives_up)
             self.path.mkdir()
             # Which image the container uses, so the store refuses to remove it.
             (self.path / "image").write_text(str(image.digest))

@@ -64,14 +64,15 @@ def list_containers(store: Store, *, all: bool = False) -> list[Container]:
     return sorted(containers, key=lambda c: c.record.created, reverse=True)
 
 
-def free_name(store: Store, name: str) -> None:
-    """Remove the auto-remove container holding ``name`` if its starter died,
-    so that a new container can take the name, as after docker's daemon
-    removed it."""
-    name = name.removeprefix("/")
-    for container in all_containers(store):
-        if container.name == name:
-            _reaped(container)
+def free_name(store: Store, holder: str) -> bool:
+    """Remove ``holder``, the container holding a name, if it is an
+    auto-remove container whose starter died, as docker's daemon would have;
+    whether it went (so a new container can take the name)."""
+    try:
+        container = Container.load(store, holder)
+    except ContainerError:
+        return False  # the name stays taken unless the holder surely went
+    return _reaped(container)
 
 
 def _reaped(container: Container) -> bool:

@@ -19,7 +19,7 @@ import fcntl
 import os
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -110,9 +110,16 @@ class names_locked:
         os.close(self._fd)
 
 
-def claim_name(containers: Path, name: str | None, container_id: str) -> str:
+def claim_name(
+    containers: Path,
+    name: str | None,
+    container_id: str,
+    gives_up: Callable[[str], bool] = lambda holder: False,
+) -> str:
     """The name a container gets: ``name`` without its leading ``/``, or the
     short id when ``name`` is ``None``. Call it under :class:`names_locked`.
+    A container holding the name keeps it unless ``gives_up(its_id)`` says
+    it went (a killed ``--rm`` container, removed then).
 
     Raises:
         ContainerConfigError: the name is invalid or another container of
@@ -131,7 +138,7 @@ def claim_name(containers: Path, name: str | None, container_id: str) -> str:
             taken = read_record(path).name
         except (OSError, ValueError):
             continue
-        if taken == name:
+        if taken == name and not gives_up(path.name):
             raise ContainerConfigError(
                 f'the container name "/{name}" is already in use by container '
                 f"{path.name}"
