@@ -115,7 +115,12 @@ def spawn(
         elif plan.id_map is not None and plan.join_user is not None:
             # A shared user namespace: the network namespace made below is
             # then owned by it, so its owner can plug it into its bridges.
-            _do("join user namespace", _join_user, plan.join_user)
+            _do(
+                "join user namespace",
+                _join_namespace,
+                plan.join_user,
+                libc.CLONE_NEWUSER,
+            )
             _do("unshare pid namespace", libc.unshare, libc.CLONE_NEWPID)
         elif plan.id_map is not None:
             _do(
@@ -172,18 +177,10 @@ def _relay_exit(pid: int, lifeline: int) -> NoReturn:
     os._exit(os.WEXITSTATUS(status))
 
 
-def _join_namespace(path: bytes) -> None:
+def _join_namespace(path: bytes, kind: int) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        libc.setns(fd, libc.CLONE_NEWNET)
-    finally:
-        os.close(fd)
-
-
-def _join_user(path: bytes) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        libc.setns(fd, libc.CLONE_NEWUSER)
+        libc.setns(fd, kind)
     finally:
         os.close(fd)
 
@@ -239,7 +236,12 @@ def _become_container(
             _do(f"join cgroup {os.fsdecode(procs)}", _write_file, procs, b"0")
         os.umask(0o022)
         if plan.join_net is not None:
-            _do("join network namespace", _join_namespace, plan.join_net)
+            _do(
+                "join network namespace",
+                _join_namespace,
+                plan.join_net,
+                libc.CLONE_NEWNET,
+            )
         flags = libc.CLONE_NEWNS | libc.CLONE_NEWUTS | libc.CLONE_NEWIPC
         if plan.new_net:
             flags |= libc.CLONE_NEWNET
