@@ -17,15 +17,15 @@ from layercake.errors import ContainerError
 
 from . import _child
 from . import _libc as libc
-from ._console import console_pair, take_master
+from ._console import console_pair
 from ._plan import ProcessPlan, prepare_process
 from ._sandbox import (
     _CAP_LAST,
     Sandbox,
     _parse,
     _pipe_above_stdio,
-    exec_failure,
     lifeline,
+    settle,
 )
 from ._spec import ProcessSpec
 
@@ -156,18 +156,7 @@ def enter(
         raise
     process_pid, _, failure, _ = _parse(records)
     sandbox = Sandbox(process_pid, child, "", [], frozenset())
-    not_started = exec_failure(records, process.args[0])
-    if not_started is not None:
-        if console is not None:
-            console.close()
-        sandbox.wait()
-        raise not_started
-    sandbox.terminal, failure = take_master(console, process_pid != 0, failure)
-    if failure is not None or process_pid == 0:
-        if process_pid > 0:
-            sandbox.kill()
-        sandbox.wait()
-        raise ContainerError(f"exec set-up failed: {failure or 'no pid reported'}")
+    settle(sandbox, console, records, process.args[0], failure, "exec")
     return sandbox
 
 

@@ -6,6 +6,7 @@ import fcntl
 import os
 import select
 import signal
+import socket
 from collections.abc import Callable
 from types import TracebackType
 from typing import Self
@@ -222,7 +223,6 @@ def start(
             console.close()
             os.close(console_w)
         raise
-    stdio = (stdin, stdout, stderr)
     if child == 0:
         if direct:
             _child.become_pid1(plan, stdio, status_w, _CAP_LAST, net_sync, console_w)
@@ -255,19 +255,40 @@ def start(
     if direct:
         pid = child
     sandbox = Sandbox(pid, child, spec.rootfs.upper_dir, created, present)
-    not_started = exec_failure(records, spec.process.args[0])
+    settle(sandbox, console, records, spec.process.args[0], failure, "container")
+    return sandbox
+
+
+def settle(
+    sandbox: Sandbox,
+    console: socket.socket | None,
+    records: bytes,
+    command: str,
+    failure: str | None,
+    what: str,
+) -> None:
+    """Take the terminal of a started ``sandbox``, or end it and raise.
+
+    ``records`` is what its child reported, ``failure`` the set-up failure
+    found in them (or by the caller), ``what`` names the start in the error.
+
+    Raises:
+        CommandNotStarted: the command could not be executed.
+        ContainerError: the set-up failed, or no process was started.
+    """
+    not_started = exec_failure(records, command)
     if not_started is not None:
         if console is not None:
             console.close()
         sandbox.wait()
         raise not_started
-    sandbox.terminal, failure = take_master(console, pid != 0, failure)
-    if failure is not None or pid == 0:
-        if pid > 0:
+    started = sandbox.pid != 0
+    sandbox.terminal, failure = take_master(console, started, failure)
+    if failure is not None or not started:
+        if sandbox.pid > 0:
             sandbox.kill()
         sandbox.wait()
-        raise ContainerError(f"container set-up failed: {failure or 'no pid reported'}")
-    return sandbox
+        raise ContainerError(f"{what} set-up failed: {failure or 'no pid reported'}")
 
 
 # Per process: a fork (the monitor) closes the descriptors it inherited.
