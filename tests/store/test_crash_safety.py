@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -155,23 +156,9 @@ def test_killed_while_unpacking_leaves_no_layer(tmp_path: Path) -> None:
 
 
 @pytest.fixture
-def tiny_tmpfs(tmp_path: Path):
+def tiny_tmpfs(mount_tmpfs: Callable[[str], Path]) -> Path:
     """A 4 MiB tmpfs mounted under tmp_path, unmounted afterwards."""
-    if os.geteuid() != 0:
-        # As tests/conftest.py's missing(): skip, or fail where CI requires it.
-        if os.environ.get("LAYERCAKE_REQUIRE_RUNTIME") == "1":
-            pytest.fail("required but missing: mounting a tmpfs needs root")
-        pytest.skip("mounting a tmpfs needs root")
-    mountpoint = tmp_path / "tiny"
-    mountpoint.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mountpoint)],
-        check=True,
-    )
-    try:
-        yield mountpoint
-    finally:
-        subprocess.run(["umount", str(mountpoint)], check=True)
+    return mount_tmpfs("4m")
 
 
 def test_full_disk_while_writing_a_blob_is_a_clear_store_error(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
-import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -54,22 +54,9 @@ def test_writes_and_filled_buffers_land_in_order_before_and_after_the_thread(
 
 
 @pytest.fixture
-def small_tmpfs(tmp_path: Path):
+def small_tmpfs(mount_tmpfs: Callable[[str], Path]) -> Path:
     """A 24 MiB tmpfs under tmp_path, unmounted afterwards."""
-    if os.geteuid() != 0:
-        if os.environ.get("LAYERCAKE_REQUIRE_RUNTIME") == "1":
-            pytest.fail("required but missing: mounting a tmpfs needs root")
-        pytest.skip("mounting a tmpfs needs root")
-    mountpoint = tmp_path / "small"
-    mountpoint.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(mountpoint)],
-        check=True,
-    )
-    try:
-        yield mountpoint
-    finally:
-        subprocess.run(["umount", str(mountpoint)], check=True)
+    return mount_tmpfs("24m")
 
 
 def test_a_full_disk_met_by_the_writer_thread_is_raised_to_the_caller(
