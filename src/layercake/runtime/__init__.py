@@ -128,10 +128,10 @@ def __dir__() -> list[str]:
 __all__ = [
     "DEFAULT_PATH",
     "EXECUTORS",
-    "Holder",
     "BindMount",
     "Capabilities",
     "Cgroup",
+    "Holder",
     "IdMap",
     "OciProcess",
     "OutputCallback",
