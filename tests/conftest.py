@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -76,6 +76,23 @@ def busybox_rootfs(tmp_path_factory) -> Path:
 def store(tmp_path: Path) -> layercake.Store:
     """An empty store in a temporary directory."""
     return layercake.Store(tmp_path / "store")
+
+
+@pytest.fixture
+def cli(store: layercake.Store) -> Iterator[Callable[..., int]]:
+    """Run the CLI on the test's store in this process; return its exit code.
+
+    Every container is removed at the end, so a test that fails half-way
+    leaves no detached container running. A module may define its own.
+    """
+    from layercake.cli import main
+
+    def run(*args: str) -> int:
+        return main(["--store", str(store.path), *args])
+
+    yield run
+    for container in store.containers(all=True):
+        container.remove(force=True)
 
 
 def busybox_context(directory: Path, rootfs: Path) -> Path:

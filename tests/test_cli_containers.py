@@ -13,22 +13,7 @@ from pathlib import Path
 import pytest
 from tests.conftest import missing
 
-from layercake.cli import main
-
 pytestmark = pytest.mark.usefixtures("container_runtime")
-
-
-@pytest.fixture
-def cli(store):
-    """Run the CLI on the test's store; remove every container at the end,
-    so a test that fails half-way leaves no detached container running."""
-
-    def run(*args: str) -> int:
-        return main(["--store", str(store.path), *args])
-
-    yield run
-    for container in store.containers(all=True):
-        container.remove(force=True)
 
 
 def wait_for_output(cli, capfd, name: str, text: str) -> None:

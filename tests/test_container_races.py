@@ -16,18 +16,6 @@ from layercake.cli import main
 pytestmark = pytest.mark.usefixtures("container_runtime")
 
 
-@pytest.fixture
-def cli(store):
-    """Run the CLI on the test's store in this process; remove what is left."""
-
-    def run(*args: str) -> int:
-        return main(["--store", str(store.path), *args])
-
-    yield run
-    for container in store.containers(all=True):
-        container.remove(force=True)
-
-
 def _at_once(store, *commands: tuple[str, ...]) -> list[tuple[int, str]]:
     """Run each CLI command in its own process, all at once; codes and stdout."""
     base = [sys.executable, "-m", "layercake.cli", "--store", str(store.path)]

@@ -16,7 +16,6 @@ from tests.conftest import missing
 
 from layercake import Container
 from layercake._restart_policy import Backoff
-from layercake.cli import main
 from layercake.errors import ContainerConfigError, ContainerError
 
 pytestmark = pytest.mark.usefixtures("container_runtime")
@@ -40,18 +39,6 @@ def cli_in_subprocess(store, *args: str) -> subprocess.CompletedProcess[str]:
         check=False,
         env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
     )
-
-
-@pytest.fixture
-def cli(store):
-    """Run the CLI on the test's store; remove every container at the end."""
-
-    def run(*args: str) -> int:
-        return main(["--store", str(store.path), *args])
-
-    yield run
-    for container in store.containers(all=True):
-        container.remove(force=True)
 
 
 def test_on_failure_2_ends_after_exactly_two_restarts(busybox):
