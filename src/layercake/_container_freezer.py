@@ -67,8 +67,8 @@ def _freezer(container: Container) -> tuple[ContainerState, Cgroup]:
             f"container {container.short_id} is not running",
             container_id=container.id,
         )
-    cgroup = open_cgroup(state.cgroup_version, state.cgroup_paths)
-    if not state.cgroup_paths or not cgroup.can_freeze():
+    cgroup = _freezable_cgroup(state)
+    if cgroup is None:
         raise ContainerError(
             f"container {container.short_id} cannot be paused: it has no cgroup "
             "with a freezer (start it detached or give it a limit, on a "
@@ -76,6 +76,12 @@ def _freezer(container: Container) -> tuple[ContainerState, Cgroup]:
             container_id=container.id,
         )
     return state, cgroup
+
+
+def _freezable_cgroup(state: ContainerState) -> Cgroup | None:
+    """The cgroup recorded in ``state``; ``None`` if it has no freezer."""
+    cgroup = open_cgroup(state.cgroup_version, state.cgroup_paths)
+    return cgroup if state.cgroup_paths and cgroup.can_freeze() else None
 
 
 def set_paused(container: Container, cgroup: Cgroup, paused: bool) -> None:
@@ -114,8 +120,8 @@ def pause_for_commit(container: Container, pause: bool) -> Cgroup | None:
         or not is_alive(state.pid, state.pid_start)
     ):
         return None
-    cgroup = open_cgroup(state.cgroup_version, state.cgroup_paths)
-    if not state.cgroup_paths or not cgroup.can_freeze():
+    cgroup = _freezable_cgroup(state)
+    if cgroup is None:
         raise ContainerError(
             f"cannot commit running container {container.short_id}: it cannot "
             "be paused (it has no cgroup with a freezer); stop it first, or "
