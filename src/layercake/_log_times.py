@@ -17,16 +17,6 @@ from layercake.errors import ContainerConfigError
 
 __all__ = ["parse_log_time"]
 
-_UNIT_NS = {
-    "ns": 1,
-    "us": 1_000,
-    "µs": 1_000,
-    "ms": 1_000_000,
-    "s": 1_000_000_000,
-    "m": 60_000_000_000,
-    "h": 3_600_000_000_000,
-}
-_DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)(ns|us|µs|ms|s|m|h)")
 _UNIX = re.compile(r"(\d+)(?:\.(\d{1,9}))?")
 _FRACTION = re.compile(r"(T\d\d:\d\d:\d\d)\.(\d+)")
 
@@ -59,20 +49,15 @@ def parse_log_time(text: str, now_ns: int | None = None) -> int:
 
 
 def _duration_ns(value: str) -> int | None:
+    # Loaded here: only a --since value needs the Dockerfile package.
+    from layercake.dockerfile import parse_duration
+
     sign = -1 if value.startswith("-") else 1
-    body = value.lstrip("+-")
-    if body == "0":
-        return 0
-    total = 0.0
-    position = 0
-    for part in _DURATION_PART.finditer(body):
-        if part.start() != position:
-            return None
-        total += float(part.group(1)) * _UNIT_NS[part.group(2)]
-        position = part.end()
-    if position == 0 or position != len(body):
+    try:
+        seconds = parse_duration(value.lstrip("+-"))
+    except ValueError:
         return None
-    return sign * int(total)
+    return sign * round(seconds * 1_000_000_000)
 
 
 def _rfc3339_ns(value: str) -> int | None:
