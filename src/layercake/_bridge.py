@@ -29,7 +29,7 @@ import logging
 import os
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 
 from layercake._netlink import Netlink, in_namespace
@@ -248,6 +248,20 @@ def _our_bridges() -> list[tuple[str, str]]:
     return bridges
 
 
+def isolation_rules(devices: Iterable[str]) -> list[str]:
+    """nft forward-chain rules dropping traffic between the bridges ``devices``.
+
+    Networks are isolated from each other, as Docker's are.
+    """
+    names = sorted(devices)
+    rules = []
+    for name in names:
+        others = ", ".join(f'"{o}"' for o in names if o != name)
+        if others:
+            rules.append(f'    iifname "{name}" oifname {{ {others} }} drop')
+    return rules
+
+
 def _sync_table() -> None:
     bridges = _our_bridges()
     script = [f"table inet {TABLE} {{}}", f"delete table inet {TABLE}"]
@@ -261,11 +275,7 @@ def _sync_table() -> None:
             script.append(f'    ip saddr {subnet} oifname != "{name}" masquerade')
         script.append("  }")
         script.append("  chain forward { type filter hook forward priority filter;")
-        for name in sorted(names):
-            others = ", ".join(f'"{o}"' for o in sorted(names - {name}))
-            if others:
-                # Networks are isolated from each other, as Docker's are.
-                script.append(f'    iifname "{name}" oifname {{ {others} }} drop')
+        script += isolation_rules(names)
         script.append("  }")
         script.append("}")
     result = subprocess.run(

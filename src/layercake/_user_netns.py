@@ -38,7 +38,7 @@ from pathlib import Path
 
 import attrs
 
-from layercake import _slirp, runtime
+from layercake import _bridge, _slirp, runtime
 from layercake._container_state import is_alive, process_start_time
 from layercake.errors import ContainerError
 
@@ -313,11 +313,7 @@ def _write_table(netns: UserNetns, devices: Sequence[str]) -> None:
         "  }",
         "  chain forward { type filter hook forward priority filter;",
     ]
-    for device in bridges:
-        others = ", ".join(f'"{o}"' for o in bridges if o != device)
-        if others:
-            # Networks are isolated from each other, as Docker's are.
-            script.append(f'    iifname "{device}" oifname {{ {others} }} drop')
+    script += _bridge.isolation_rules(bridges)
     script += ["  }", "}"]
     _inside(netns, _command(["nft", "-f", "-"], "\n".join(script) + "\n"))
 
@@ -353,8 +349,6 @@ def attach(
         ContainerError: the container is not in the holder's user namespace
             (it ended meanwhile), or the kernel refused a step.
     """
-    from layercake import _bridge
-
     try:
         inside = os.stat(f"/proc/{pid}/ns/user").st_ino
         holder = os.stat(netns.user_namespace).st_ino
