@@ -95,6 +95,23 @@ def cli(store: layercake.Store) -> Iterator[Callable[..., int]]:
         container.remove(force=True)
 
 
+def remove_containers_and_networks(store: layercake.Store) -> None:
+    """Remove every container and network of ``store``, unreadable ones too."""
+    for container in store.containers(all=True):
+        container.remove(force=True)
+    for network in store.networks():
+        store.remove_network(network.name)
+    for name in store.unreadable_networks():
+        store.remove_network(name)
+
+
+@pytest.fixture
+def networks(store: layercake.Store) -> Iterator[layercake.Store]:
+    """The store; its containers and networks are removed after the test."""
+    yield store
+    remove_containers_and_networks(store)
+
+
 def busybox_context(directory: Path, rootfs: Path) -> Path:
     """Lay out examples/busybox with the tarball in ``directory``."""
     shutil.copytree(EXAMPLES / "busybox", directory, dirs_exist_ok=True)

@@ -12,6 +12,7 @@ import os
 import socket
 
 import pytest
+from tests.conftest import remove_containers_and_networks
 
 from layercake.cli import main
 
@@ -26,12 +27,7 @@ def cli(store):
         return main(["--store", str(store.path), *args])
 
     yield run
-    for container in store.containers(all=True):
-        container.remove(force=True)
-    for network in store.networks():
-        store.remove_network(network.name)
-    for name in store.unreadable_networks():
-        store.remove_network(name)
+    remove_containers_and_networks(store)
 
 
 def test_network_create_ls_inspect_rm(cli, store, busybox, capfd):

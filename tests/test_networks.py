@@ -35,18 +35,6 @@ def as_root() -> None:
         missing("bridge networks need root")
 
 
-@pytest.fixture
-def networks(store: layercake.Store) -> Iterator[layercake.Store]:
-    """The store; its containers and networks are removed after the test."""
-    yield store
-    for container in store.containers(all=True):
-        container.remove(force=True)
-    for network in store.networks():
-        store.remove_network(network.name)
-    for name in store.unreadable_networks():
-        store.remove_network(name)
-
-
 def links() -> str:
     """The host's network device names, one a line."""
     return subprocess.run(

@@ -16,7 +16,6 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -28,16 +27,6 @@ from layercake._container_state import process_start_time
 from layercake.errors import ContainerConfigError
 
 pytestmark = pytest.mark.usefixtures("container_runtime")
-
-
-@pytest.fixture
-def networks(store: layercake.Store) -> Iterator[layercake.Store]:
-    """The store; its containers and networks are removed after the test."""
-    yield store
-    for container in store.containers(all=True):
-        container.remove(force=True)
-    for network in store.networks():
-        store.remove_network(network.name)
 
 
 def holder_record(store: layercake.Store) -> Path:
