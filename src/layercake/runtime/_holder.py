@@ -19,7 +19,7 @@ from typing import NoReturn
 from layercake.errors import ContainerError
 
 from . import _libc as libc
-from ._idmap import id_map
+from ._idmap import IdMap, id_map
 from ._userns import unshare_mapped
 
 __all__ = ["Holder", "hold_namespaces"]
@@ -82,14 +82,14 @@ def hold_namespaces() -> Holder:
     return Holder(pid, exit_r)
 
 
-def _hold(idmap: object, sleep: str, ready_w: int, exit_w: int) -> NoReturn:
+def _hold(idmap: IdMap | None, sleep: str, ready_w: int, exit_w: int) -> NoReturn:
     # The forked child: it must never return into the caller's code.
     step = "start a session"
     try:
         os.setsid()
         step = "unshare user and network namespaces"
         if idmap is not None:
-            unshare_mapped(libc.CLONE_NEWNET, idmap)  # type: ignore[arg-type]
+            unshare_mapped(libc.CLONE_NEWNET, idmap)
         else:
             libc.unshare(libc.CLONE_NEWNET)
         step = "bring loopback up"
