@@ -15,6 +15,7 @@ through ctypes, loaded only when a file first grows past one range.
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Callable
 
@@ -27,30 +28,19 @@ logger = logging.getLogger(__name__)
 RANGE = 8 << 20
 _WRITE = 2  # SYNC_FILE_RANGE_WRITE
 
-_looked_up = False
-_function: Callable[[int, int, int, int], int] | None = None
 
-
+@functools.cache
 def _sync_file_range() -> Callable[[int, int, int, int], int] | None:
-    global _looked_up, _function
-    if not _looked_up:
-        _looked_up = True
-        try:
-            import ctypes
+    try:
+        import ctypes
 
-            function = ctypes.CDLL(None, use_errno=True).sync_file_range
-        except (OSError, AttributeError):
-            logger.debug("sync_file_range is unavailable; blobs flush at fsync")
-        else:
-            function.argtypes = [
-                ctypes.c_int,
-                ctypes.c_int64,
-                ctypes.c_int64,
-                ctypes.c_uint,
-            ]
-            function.restype = ctypes.c_int
-            _function = function
-    return _function
+        function = ctypes.CDLL(None, use_errno=True).sync_file_range
+    except (OSError, AttributeError):
+        logger.debug("sync_file_range is unavailable; blobs flush at fsync")
+        return None
+    function.argtypes = [ctypes.c_int, ctypes.c_int64, ctypes.c_int64, ctypes.c_uint]
+    function.restype = ctypes.c_int
+    return function
 
 
 class Writeback:
